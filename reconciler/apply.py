@@ -1,0 +1,232 @@
+"""Executing a plan: lock, record intent, write in batches, record the result and history.
+
+The order matters for crash safety. Intent (target version, plan id, how many records) is saved
+before the first write; progress is saved as batches complete; the result replaces the intent
+only after every write succeeded. An apply cut off anywhere leaves a state the next plan reports
+as interrupted, and writes are idempotent upserts and deletes by id, so the next apply finishes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reconciler.errors import BlockedError, PlanFileError, VectorOpsError
+from reconciler.manifest import LoadedManifest
+from reconciler.plan import EnvironmentPlan, Plan
+from reconciler.providers import open_destination
+from reconciler.providers.base import Destination
+from reconciler.records import RecordBatch
+from reconciler.state import Deployed, EnvState, HistoryEntry, Intent, StateStore, VersionRef, actor, iso, now
+
+WRITE_BATCH = 5_000
+#: a plan whose upserts fit in this many vector bytes is applied as one atomic commit where possible
+ATOMIC_LIMIT_BYTES = 512 * 1024 * 1024
+PROGRESS_SAVE_EVERY = 10  # batches between progress records in the state
+
+
+@dataclass
+class ApplyHooks:
+    """How the engine reports progress without printing (the CLI renders these)."""
+
+    on_start: Callable[[str, int], None] = lambda env, total: None
+    on_progress: Callable[[str, int], None] = lambda env, n: None
+    on_done: Callable[[str, EnvironmentResult], None] = lambda env, result: None
+    on_message: Callable[[str, str], None] = lambda env, text: None
+
+
+@dataclass
+class EnvironmentResult:
+    name: str
+    status: str  # applied | unchanged | failed | blocked | validation_failed
+    counts: dict[str, int] = field(default_factory=dict)
+    duration_s: float = 0.0
+    version: str | None = None
+    message: str | None = None
+    validation: dict[str, Any] | None = None
+
+
+def records_for(manifest: LoadedManifest, env_plan: EnvironmentPlan, ids: pa.Array, batch_size: int = WRITE_BATCH) -> Iterator[RecordBatch]:
+    """The desired version's records with these ids, streamed from the dataset in write-sized batches."""
+    from reconciler import dataset as ds
+
+    if len(ids) == 0:
+        return
+    src = manifest.dataset_source(env_plan.dataset)
+    version = ds.resolve_version(src, env_plan.desired["commit"])
+    if version.digest != env_plan.desired["digest"]:
+        raise PlanFileError(
+            f"environment '{env_plan.name}': the dataset at {env_plan.desired['commit'][:7]} no longer has the digest the plan was made with",
+            hint="Make a new plan.",
+        )
+    wanted = ids.cast(pa.string())
+    pending: list[RecordBatch] = []
+    pending_n = 0
+    for batch in ds.read_batches(src, version):
+        mask = pc.is_in(batch.ids, value_set=wanted)
+        if not pc.any(mask).as_py():
+            continue
+        picked = batch.take(np.flatnonzero(mask.to_numpy(zero_copy_only=False)))
+        pending.append(picked)
+        pending_n += len(picked)
+        while pending_n >= batch_size:
+            merged = _concat(pending)
+            yield merged.take(np.arange(batch_size))
+            rest = merged.take(np.arange(batch_size, len(merged)))
+            pending, pending_n = ([rest], len(rest)) if len(rest) else ([], 0)
+    if pending_n:
+        yield _concat(pending)
+
+
+def _concat(batches: list[RecordBatch]) -> RecordBatch:
+    if len(batches) == 1:
+        return batches[0]
+    meta = pa.concat_tables([b.metadata for b in batches], promote_options="permissive")
+    return RecordBatch(
+        ids=pa.concat_arrays([b.ids.cast(pa.string()) for b in batches]),
+        vectors=np.concatenate([b.vectors for b in batches]),
+        metadata=meta,
+    )
+
+
+def _check_fresh(env_plan: EnvironmentPlan, state: EnvState, saved: bool) -> None:
+    """Refuse a plan made against a state that has moved since (Terraform's stale plan)."""
+    if state.serial != env_plan.serial or (env_plan.lineage and state.lineage != env_plan.lineage):
+        what = "saved plan" if saved else "plan"
+        raise PlanFileError(
+            f"environment '{env_plan.name}': the {what} is stale: it was made at state serial {env_plan.serial}, "
+            f"the destination is now at serial {state.serial} (someone applied since)",
+            hint="Run `vectorops plan` again and review the new plan.",
+        )
+
+
+def apply_environment(
+    manifest: LoadedManifest,
+    env_plan: EnvironmentPlan,
+    *,
+    plan_id: str,
+    hooks: ApplyHooks,
+    saved: bool,
+    operation: str = "apply",
+    destination: Destination | None = None,
+) -> EnvironmentResult:
+    if env_plan.blocked:
+        raise BlockedError(f"environment '{env_plan.name}' is blocked: {env_plan.blocked}")
+    started = time.monotonic()
+    dest = destination or open_destination(manifest, env_plan.name)
+    store = StateStore(dest)
+    with store.locked(operation) as _lock:
+        state = store.load()
+        _check_fresh(env_plan, state, saved)
+        if not env_plan.has_changes:
+            return EnvironmentResult(env_plan.name, "unchanged", dict(env_plan.changes), version=env_plan.desired["version"])
+        started_at = iso(now())
+        upsert_ids = env_plan.ids.upsert
+        delete_ids = env_plan.ids.delete
+        total = len(upsert_ids) + len(delete_ids)
+        emb = env_plan.embedding
+        dest.ensure(emb["dimension"], emb["metric"])
+
+        state.intent = Intent(
+            version=env_plan.desired["version"],
+            commit=env_plan.desired["commit"],
+            digest=env_plan.desired["digest"],
+            plan_id=plan_id,
+            started_at=started_at,
+            actor=actor(),
+            total=total,
+            allow_deletes=env_plan.allow_deletes,
+            replace=env_plan.replace,
+        )
+        state.serial += 1
+        store.save(state)
+        hooks.on_start(env_plan.name, total)
+
+        done = 0
+        vector_bytes = len(upsert_ids) * emb["dimension"] * 4
+        if dest.atomic and vector_bytes <= ATOMIC_LIMIT_BYTES:
+            batches = list(records_for(manifest, env_plan, upsert_ids, batch_size=max(1, len(upsert_ids))))
+            upserts = _concat(batches) if batches else RecordBatch.from_rows([], np.zeros((0, emb["dimension"]), np.float32), [], emb["dimension"])
+            dest.apply_changes(upserts, delete_ids.to_pylist())
+            done = total
+            hooks.on_progress(env_plan.name, total)
+        else:
+            for i, batch in enumerate(records_for(manifest, env_plan, upsert_ids)):
+                dest.upsert(batch)
+                done += len(batch)
+                hooks.on_progress(env_plan.name, len(batch))
+                if (i + 1) % PROGRESS_SAVE_EVERY == 0:
+                    state.intent.done = done
+                    store.save(state)
+            deletes = delete_ids.to_pylist()
+            for i in range(0, len(deletes), WRITE_BATCH):
+                chunk = deletes[i : i + WRITE_BATCH]
+                dest.delete(chunk)
+                done += len(chunk)
+                hooks.on_progress(env_plan.name, len(chunk))
+        dest.after_apply()
+        records = dest.describe().count
+
+        previous = state.deployed
+        deployed = Deployed(
+            version=env_plan.desired["version"],
+            commit=env_plan.desired["commit"],
+            digest=env_plan.desired["digest"],
+            model=emb["model"],
+            dimension=emb["dimension"],
+            metric=emb["metric"],
+            records=records,
+            applied_at=iso(now()),
+            validated=None,
+        )
+        tag = getattr(dest, "tag_version", None)
+        if tag is not None:
+            tag(f"vectorops-{deployed.commit[:12]}")
+        if previous is None or previous.commit != deployed.commit or previous.digest != deployed.digest:
+            state.previous = previous
+        state.deployed = deployed
+        state.intent = None
+        state.serial += 1
+        store.save(state)
+        duration = time.monotonic() - started
+        store.append_history(
+            HistoryEntry(
+                serial=state.serial,
+                started_at=started_at,
+                finished_at=iso(now()),
+                duration_s=round(duration, 3),
+                actor=actor(),
+                operation=operation,
+                from_=VersionRef(**{k: previous.model_dump()[k] for k in ("version", "commit", "digest")}) if previous else None,
+                to=VersionRef(version=deployed.version, commit=deployed.commit, digest=deployed.digest),
+                counts=dict(env_plan.changes),
+                result="success",
+                plan_id=plan_id,
+            )
+        )
+    return EnvironmentResult(env_plan.name, "applied", dict(env_plan.changes), duration, version=deployed.version)
+
+
+def apply_plan(
+    manifest: LoadedManifest, plan: Plan, *, hooks: ApplyHooks | None = None, saved: bool = False, operation: str = "apply"
+) -> list[EnvironmentResult]:
+    """Apply environments in order; stop at the first failure (later ones may require it)."""
+    hooks = hooks or ApplyHooks()
+    results: list[EnvironmentResult] = []
+    for env_plan in plan.environments:
+        try:
+            result = apply_environment(manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation)
+        except VectorOpsError as exc:
+            result = EnvironmentResult(env_plan.name, "blocked" if isinstance(exc, BlockedError) else "failed", message=str(exc))
+            results.append(result)
+            hooks.on_done(env_plan.name, result)
+            break
+        results.append(result)
+        hooks.on_done(env_plan.name, result)
+    return results

@@ -1,0 +1,545 @@
+"""The `vectorops` command: a thin click layer over the engine.
+
+Parse flags, call the engine, render its data, turn the outcome into an exit code (Terraform's:
+0 ok, 1 error, 2 changes with --detailed-exitcode). Heavy modules are imported inside commands so
+`vectorops --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler import __version__
+from reconciler.errors import UsageError, VectorOpsError
+
+REFRESH = click.Choice(["none", "stats", "ids", "full"])
+
+
+class Settings:
+    def __init__(self) -> None:
+        self.manifest = "vectorops.yaml"
+        self.color = True
+        self.verbose = False
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    s: Settings = click.get_current_context().find_object(Settings) or Settings()
+    no_color = not s.color or bool(os.environ.get("NO_COLOR"))
+    return Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=True, emoji=False)
+
+
+def out(text: str, *, stderr: bool = False) -> None:
+    _console(stderr).print(text)
+
+
+def _set_manifest(ctx: click.Context, _p: click.Parameter, value: Any) -> Any:
+    if value is not None:
+        ctx.ensure_object(Settings).manifest = value
+    return value
+
+
+def _set_no_color(ctx: click.Context, _p: click.Parameter, value: Any) -> Any:
+    if value:
+        ctx.ensure_object(Settings).color = False
+    return value
+
+
+def _set_verbose(ctx: click.Context, _p: click.Parameter, value: Any) -> Any:
+    if value:
+        ctx.ensure_object(Settings).verbose = True
+    return value
+
+
+def global_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """-m/--no-color/-v are accepted before or after the command name (SPEC §3)."""
+    f = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbose, help="More detail on errors.")(f)
+    f = click.option("--no-color", is_flag=True, expose_value=False, callback=_set_no_color, help="Plain output.")(f)
+    f = click.option(
+        "-m", "--manifest", default=None, expose_value=False, callback=_set_manifest, metavar="PATH", help="Manifest (default ./vectorops.yaml)."
+    )(f)
+    return f
+
+
+def _manifest():
+    from reconciler.manifest import load_manifest
+
+    s = click.get_current_context().find_object(Settings) or Settings()
+    return load_manifest(s.manifest)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="vectorops")
+@global_options
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Reconcile vector indexes to DVC-pinned embedding datasets, Terraform-style.
+
+    \b
+    validate → plan → apply, with state, locks and history kept in the destination itself.
+    """
+    ctx.ensure_object(Settings)
+
+
+# -- progress ------------------------------------------------------------------------------------
+
+
+class _ProgressReporter:
+    """A rich progress bar on a terminal; plain lines (every ~10%) otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self._bar: Any = None
+        self._task: Any = None
+        self._last_pct: dict[str, int] = {}
+
+    def _ensure_bar(self) -> None:
+        if self._bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+            class RateColumn(TransferSpeedColumn):
+                def render(self, task: Any) -> Any:
+                    from rich.text import Text
+
+                    return Text(f"{task.speed or 0:,.0f} rec/s")
+
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), RateColumn(), TimeRemainingColumn(),
+                console=_console(stderr=True), transient=True,
+            )
+            self._bar.start()
+
+    def hashing(self, what: str, done: int, total: int | None) -> None:
+        if self.tty:
+            self._ensure_bar()
+            if self._task is None or self._bar.tasks[self._task].description != what:
+                self._task = self._bar.add_task(what, total=total)
+            self._bar.update(self._task, completed=done)
+
+    def start(self, env: str, total: int) -> None:
+        if self.tty:
+            self._ensure_bar()
+            self._task = self._bar.add_task(f"applying {env}", total=total or 1)
+        else:
+            click.echo(f"{env}: writing {total} changes", err=True)
+        self._last_pct[env] = 0
+        self._done = 0
+        self._total = total
+
+    def advance(self, env: str, n: int) -> None:
+        self._done += n
+        if self.tty and self._bar is not None:
+            self._bar.update(self._task, advance=n)
+        elif self._total:
+            pct = int(100 * self._done / self._total)
+            if pct >= self._last_pct.get(env, 0) + 10 or self._done == self._total:
+                self._last_pct[env] = pct
+                click.echo(f"{env}: {self._done}/{self._total} ({pct}%)", err=True)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+            self._task = None
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@global_options
+def validate() -> None:
+    """Check the manifest (schema and meaning) without touching any destination."""
+    from reconciler import dataset as ds
+
+    m = _manifest()
+    lines = []
+    for name, env in m.model.environments.items():
+        src = m.dataset_source(env.dataset)
+        version = ds.resolve_version(src, env.version)
+        ds.read_schema(src, version)
+        lines.append(f"  {name}: {env.dataset} @ {env.version} ({version.commit[:7]}, digest {version.digest[:12]})")
+    out(f"[green]✓[/] {m.path.name} is valid: {len(m.model.datasets)} dataset(s), {len(m.model.environments)} environment(s)")
+    out("\n".join(lines))
+
+
+def _plan_common(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--refresh", type=REFRESH, default="ids", show_default=True, help="How closely to read the destination.")(f)
+    f = click.option("--allow-deletes", is_flag=True, help="Approve deletes over policy.max_delete_fraction.")(f)
+    return f
+
+
+@cli.command()
+@global_options
+@click.argument("environments", nargs=-1)
+@_plan_common
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (SPEC §4).")
+@click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), help="Save the plan for `apply PLANFILE`.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+def plan(environments: tuple[str, ...], refresh: str, allow_deletes: bool, as_json: bool, out_file: str | None, detailed_exitcode: bool) -> None:
+    """Show what apply would change, and any drift."""
+    from reconciler.plan import build_plan
+    from reconciler.render.human import render_plan
+
+    m = _manifest()
+    names = m.environment_names(environments)
+    reporter = _ProgressReporter()
+    try:
+        p = build_plan(m, names, refresh=refresh, allow_deletes=allow_deletes, progress=reporter.hashing)
+    finally:
+        reporter.stop()
+    if out_file:
+        p.save(out_file)
+    data = p.to_json()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        out(render_plan(data))
+        if out_file:
+            out(f"\nSaved the plan to {out_file}. Apply exactly this plan with: vectorops apply {out_file}")
+    if detailed_exitcode and p.has_changes:
+        sys.exit(2)
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"{question.rstrip('? [y/N]')} needs confirmation, but there is no terminal to ask on",
+            hint="Re-run with --auto-approve (in CI), or apply a saved plan: vectorops plan -o PLAN && vectorops apply PLAN.",
+        )
+    return click.confirm(question.replace(" [y/N]", ""), default=False)
+
+
+def _run_apply(m: Any, p: Any, *, saved: bool, operation: str = "apply") -> None:
+    from reconciler.apply import ApplyHooks, apply_plan
+
+    reporter = _ProgressReporter()
+    results = []
+
+    def done(env: str, result: Any) -> None:
+        reporter.stop()
+        results.append(result)
+
+    hooks = ApplyHooks(on_start=reporter.start, on_progress=reporter.advance, on_done=done)
+    try:
+        apply_plan(m, p, hooks=hooks, saved=saved, operation=operation)
+    finally:
+        reporter.stop()
+    failed = False
+    for r in results:
+        if r.status == "applied":
+            c = r.counts
+            out(f"[green]✓[/] {r.name}: applied {r.version}: +{c['add']} ~{c['update']} -{c['delete']} in {r.duration_s:.1f}s")
+        elif r.status == "unchanged":
+            out(f"[green]✓[/] {r.name}: already at {r.version}; nothing to do")
+        else:
+            failed = True
+            out(f"[red]✗[/] {r.name}: {r.status}: {r.message}", stderr=True)
+    skipped = [e.name for e in p.environments][len(results):]
+    if skipped:
+        out(f"Not attempted after the failure: {', '.join(skipped)}", stderr=True)
+    if failed:
+        sys.exit(1)
+
+
+@cli.command()
+@global_options
+@click.argument("targets", nargs=-1)
+@_plan_common
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+def apply(targets: tuple[str, ...], refresh: str, allow_deletes: bool, auto_approve: bool) -> None:
+    """Apply the plan (asks first), or exactly a saved PLANFILE."""
+    from reconciler.plan import Plan, build_plan
+    from reconciler.render.human import render_plan
+
+    if len(targets) == 1 and Path(targets[0]).is_file():
+        m = _manifest()
+        p = Plan.load(targets[0])
+        _check_plan_manifest(m, p, targets[0])
+        out(render_plan(p.to_json()))
+        _run_apply(m, p, saved=True)
+        return
+    m = _manifest()
+    names = m.environment_names(targets)
+    reporter = _ProgressReporter()
+    try:
+        p = build_plan(m, names, refresh=refresh, allow_deletes=allow_deletes, progress=reporter.hashing)
+    finally:
+        reporter.stop()
+    out(render_plan(p.to_json()))
+    if not p.has_changes:
+        return
+    if not auto_approve and not _confirm("Apply? [y/N]"):
+        out("Apply cancelled; nothing was written.")
+        sys.exit(1)
+    _run_apply(m, p, saved=False)
+
+
+def _check_plan_manifest(m: Any, p: Any, path: str) -> None:
+    from reconciler.errors import PlanFileError
+    from reconciler.providers import destination_address
+
+    for e in p.environments:
+        if e.name not in m.model.environments:
+            raise PlanFileError(
+                f"{path}: the plan is for environment '{e.name}', which {m.path.name} does not define",
+                hint="Apply the plan with the manifest it was made from, or make a new plan.",
+            )
+        if destination_address(m, e.name) != e.destination:
+            raise PlanFileError(
+                f"{path}: the plan for '{e.name}' targets {e.destination}, but the manifest now points it at {destination_address(m, e.name)}",
+                hint="Make a new plan with `vectorops plan -o PLANFILE`.",
+            )
+
+
+@cli.command()
+@global_options
+@click.argument("planfile", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def show(planfile: str, as_json: bool) -> None:
+    """Print a saved plan as `plan` printed it."""
+    from reconciler.plan import Plan
+    from reconciler.render.human import render_plan
+
+    data = Plan.load(planfile).to_json()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        out(render_plan(data))
+
+
+@cli.command()
+@global_options
+@click.argument("environments", nargs=-1)
+@click.option("--json", "as_json", is_flag=True)
+def status(environments: tuple[str, ...], as_json: bool) -> None:
+    """Deployed vs desired version per environment: Synced / OutOfSync / Drifted."""
+    from reconciler import dataset as ds
+    from reconciler.providers import destination_address, open_destination
+    from reconciler.render.human import render_status
+    from reconciler.state import StateStore
+
+    m = _manifest()
+    rows = []
+    for name in m.environment_names(environments):
+        env = m.model.environments[name]
+        desired = ds.resolve_version(m.dataset_source(env.dataset), env.version)
+        dest = open_destination(m, name)
+        store = StateStore(dest)
+        st = store.load()
+        info = dest.describe()
+        dep = st.deployed
+        history = store.history(limit=1)
+        lock = store.current_lock()
+        if dep is None or dep.commit != desired.commit or dep.digest != desired.digest or dep.version != env.version:
+            state_name = "OutOfSync"
+        elif st.intent is not None or info.count != dep.records:
+            state_name = "Drifted"
+        else:
+            state_name = "Synced"
+        rows.append(
+            {
+                "name": name,
+                "status": state_name,
+                "destination": destination_address(m, name),
+                "deployed": {"version": dep.version, "commit": dep.commit, "digest": dep.digest} if dep else None,
+                "desired": {"version": env.version, "commit": desired.commit, "digest": desired.digest},
+                "validated": dep.validated if dep else None,
+                "records": info.count,
+                "serial": st.serial,
+                "last_apply": history[0].to_doc() if history else None,
+                "lock": lock.describe() if lock and not lock.expired() else None,
+                "interrupted": st.intent.model_dump(mode="json") if st.intent else None,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps({"environments": rows}, indent=2))
+    else:
+        out(render_status(rows))
+
+
+@cli.command()
+@global_options
+@click.argument("environment")
+@click.option("--limit", type=click.IntRange(min=1), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def history(environment: str, limit: int | None, as_json: bool) -> None:
+    """Every apply on ENVIRONMENT, newest first."""
+    from reconciler.providers import open_destination
+    from reconciler.render.human import render_history
+    from reconciler.state import StateStore
+
+    m = _manifest()
+    (name,) = m.environment_names([environment])
+    entries = [e.to_doc() for e in StateStore(open_destination(m, name)).history(limit)]
+    if as_json:
+        click.echo(json.dumps({"environment": name, "history": entries}, indent=2))
+    else:
+        out(render_history(name, entries))
+
+
+@cli.command()
+@global_options
+@click.argument("dataset")
+@click.option("--limit", type=click.IntRange(min=1), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def versions(dataset: str, limit: int | None, as_json: bool) -> None:
+    """The dataset's versions, newest first."""
+    from reconciler import dataset as ds
+    from reconciler.errors import ManifestError
+
+    m = _manifest()
+    if dataset not in m.model.datasets:
+        raise ManifestError(f"unknown dataset '{dataset}' in {m.path.name}", hint=f"Datasets defined: {', '.join(m.model.datasets)}.")
+    infos = ds.list_versions(m.dataset_source(dataset), limit)
+    rows = [
+        {"commit": v.commit, "date": v.committed_at, "tags": list(v.tags), "digest": v.digest, "records": v.records} for v in infos
+    ]
+    if as_json:
+        click.echo(json.dumps({"dataset": dataset, "versions": rows}, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("commit", "date", "tags", "digest", "records", box=None, pad_edge=False)
+    for r in rows:
+        table.add_row(r["commit"][:7], r["date"], ", ".join(r["tags"]), r["digest"][:12], "" if r["records"] is None else f"{r['records']:,}")
+    _console().print(table)
+
+
+@cli.command("force-unlock")
+@global_options
+@click.argument("environment")
+@click.argument("lock_id")
+def force_unlock(environment: str, lock_id: str) -> None:
+    """Release a stuck lock (use the id the lock error printed)."""
+    from reconciler.providers import open_destination
+    from reconciler.state import StateStore
+
+    m = _manifest()
+    (name,) = m.environment_names([environment])
+    held = StateStore(open_destination(m, name)).force_unlock(lock_id)
+    out(f"Released the lock on {name} ({held.describe()}).")
+
+
+@cli.command()
+@global_options
+@click.argument("environments", nargs=-1)
+@click.option("--refresh", type=REFRESH, default="ids", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def drift(environments: tuple[str, ...], refresh: str, as_json: bool) -> None:
+    """Drift check only: exit 2 where the destination differs from what vectorops recorded."""
+    from reconciler.errors import StateError
+    from reconciler.plan import has_drift, plan_environment
+    from reconciler.render.human import drift_line
+
+    if refresh == "none":
+        raise UsageError("drift needs a refresh level that reads the destination", hint="Use --refresh stats, ids or full.")
+    m = _manifest()
+    rows = []
+    for name in m.environment_names(environments):
+        from reconciler.providers import open_destination
+        from reconciler.state import StateStore
+
+        dest = open_destination(m, name)
+        st = StateStore(dest).load()
+        if st.deployed is None:
+            raise StateError(
+                f"environment '{name}' has no deployed version recorded, so there is nothing to compare against",
+                hint=f"Apply it first, or adopt an existing index with `vectorops import {name} --version REV`.",
+            )
+        p = plan_environment(m, name, refresh=refresh, version_override=st.deployed.commit, destination=dest)
+        samples = {k: p.samples.get(k, []) for k in ("missing", "unexpected", "modified")}
+        rows.append({"name": name, "destination": p.destination, "deployed": p.current, "drift": p.drift, "samples": samples})
+    found = any(has_drift(r["drift"]) for r in rows)
+    if as_json:
+        click.echo(json.dumps({"has_drift": found, "environments": rows}, indent=2))
+    else:
+        for r in rows:
+            out(f"[bold]{r['name']}[/]  {r['destination']}  deployed {r['deployed']['version']} ({r['deployed']['commit'][:7]})")
+            out(f"  drift  {drift_line(r['drift'])}")
+            for k, ids in r["samples"].items():
+                if ids and r["drift"].get(k):
+                    out(f"         {k}: {', '.join(ids)}")
+    if found:
+        sys.exit(2)
+
+
+@cli.command()
+@global_options
+@click.argument("environment")
+@click.option("--to", "to_rev", default=None, help="Rev to roll back to (default: the previously deployed version).")
+@click.option("--auto-approve", is_flag=True)
+def rollback(environment: str, to_rev: str | None, auto_approve: bool) -> None:
+    """Apply the previously deployed version (or --to REV), as a diff."""
+    from reconciler.errors import StateError
+    from reconciler.plan import Plan, plan_environment
+    from reconciler.providers import open_destination
+    from reconciler.render.human import render_plan
+    from reconciler.state import StateStore
+
+    m = _manifest()
+    (name,) = m.environment_names([environment])
+    dest = open_destination(m, name)
+    st = StateStore(dest).load()
+    target = to_rev
+    if target is None:
+        if st.previous is None:
+            raise StateError(f"environment '{name}' has no previous version to roll back to", hint="Name one with --to REV.")
+        target = st.previous.commit
+    # naming the target approves its deletes (SPEC §3)
+    env_plan = plan_environment(m, name, version_override=target, allow_deletes=True, destination=dest)
+    if to_rev is None and st.previous is not None:
+        env_plan.desired["version"] = st.previous.version
+    p = Plan(environments=[env_plan], manifest_path=str(m.path))
+    out(render_plan(p.to_json()))
+    if not p.has_changes:
+        return
+    if not auto_approve and not _confirm("Roll back? [y/N]"):
+        out("Rollback cancelled; nothing was written.")
+        sys.exit(1)
+    _run_apply(m, p, saved=False, operation="rollback")
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every failure becomes one message and exit 1 (2 stays 'changes present')."""
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    try:
+        cli.main(args=argv, prog_name="vectorops", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        hint = f"\nRun '{exc.ctx.command_path} --help' for usage." if exc.ctx else ""
+        click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+        sys.exit(1)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        sys.exit(1)
+    except VectorOpsError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted. The next plan reports any apply that was cut off, and the next apply finishes it.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so plainly, show the traceback only with -v
+        from reconciler.redact import redact
+
+        if "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv):
+            import traceback
+
+            click.echo(redact(traceback.format_exc()), err=True)
+        click.echo(f"Error: unexpected {exc.__class__.__name__}: {redact(str(exc))}\n  This is a vectorops bug; re-run with -v for details and report it.", err=True)
+        sys.exit(1)

@@ -1,0 +1,210 @@
+"""Arrow columns -> RecordBatch, with every check on bad input done vectorised, per batch.
+
+Vectors may be stored three ways (FixedSizeList, list of floats, fixed_size_binary of float32);
+each becomes one float32 (n, d) matrix without Python loops, and fixed_size_binary without even a
+copy. Every error names the dataset, the version, the file and the offending ids or rows, because
+the person reading it has to find them in a file of millions of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reconciler.errors import DatasetError
+from reconciler.records import RecordBatch
+
+SHOWN = 10  # how many ids or rows a message lists
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which columns to read and what they must hold."""
+
+    where: str  # "dataset 'docs' (vectorops.yaml:5:5) at v2 (abc123def456), file data/docs.parquet"
+    id_field: str
+    vector_field: str
+    metadata: tuple[str, ...]
+    dimension: int
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.id_field, self.vector_field, *self.metadata]
+
+
+def layout_for(
+    where: str, id_field: str, vector_field: str, metadata_fields: Sequence[str] | None, dimension: int, available: Sequence[str]
+) -> Layout:
+    """Check the declared columns exist; ``metadata_fields=None`` means every other column."""
+    wanted = [id_field, vector_field, *(metadata_fields or [])]
+    missing = [c for c in wanted if c not in available]
+    if missing:
+        raise DatasetError(
+            f"{where}: missing column(s) {_names(missing)}; the file has: {_names(available)}",
+            hint="Set id_field, vector_field and metadata_fields in the manifest to columns the file has.",
+        )
+    if metadata_fields is None:
+        metadata = tuple(c for c in available if c not in (id_field, vector_field))
+    else:
+        metadata = tuple(metadata_fields)
+    return Layout(where, id_field, vector_field, metadata, dimension)
+
+
+def to_records(
+    data: pa.RecordBatch | pa.Table, layout: Layout, rows: Callable[[np.ndarray], str], ids_only: bool = False
+) -> RecordBatch:
+    """Decode and check one batch. ``rows`` turns batch positions into "rows 3, 9" for messages."""
+    n = data.num_rows
+    ids = check_ids(_column(data, layout.id_field), layout, rows)
+    check_unique(ids, layout)
+    if ids_only:
+        return RecordBatch(ids=ids, vectors=np.empty((n, 0), np.float32), metadata=_no_columns(n))
+    vectors = decode_vectors(_column(data, layout.vector_field), layout, ids)
+    check_finite(vectors, ids, layout)
+    metadata = pa.table({name: _column(data, name) for name in layout.metadata}) if layout.metadata else _no_columns(n)
+    check_metadata_finite(metadata, ids, layout)
+    return RecordBatch(ids=ids, vectors=vectors, metadata=metadata)
+
+
+def check_ids(column: pa.Array, layout: Layout, rows: Callable[[np.ndarray], str]) -> pa.Array:
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_large_string(column.type) or _is(column.type, "is_string_view"):
+        column = column.cast(pa.string())
+    if not pa.types.is_string(column.type):
+        valid = column.drop_null()
+        example = f" (first value: {valid[0].as_py()!r})" if len(valid) else ""
+        raise DatasetError(
+            f"{layout.where}: id column '{layout.id_field}' holds {column.type} values{example}; ids must be strings",
+            hint="Write the ids as strings (e.g. df['id'] = df['id'].astype(str)), then `dvc add` and commit again.",
+        )
+    bad = pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_length(column), 0))
+    bad = pc.fill_null(bad, True)
+    if pc.any(bad).as_py():
+        positions = np.flatnonzero(bad.to_numpy(zero_copy_only=False))
+        raise DatasetError(
+            f"{layout.where}: empty or missing ids at {rows(positions)}",
+            hint="Every record needs a non-empty string id; fix those rows, then `dvc add` and commit again.",
+        )
+    return column
+
+
+def check_unique(ids: pa.Array, layout: Layout) -> None:
+    """Duplicates within the batch; the engine's id table catches those across batches."""
+    if len(ids) < 2:
+        return
+    counts = pc.value_counts(ids)
+    dup = counts.filter(pc.greater(counts.field("counts"), 1))
+    if len(dup):
+        names = dup.field("values").to_pylist()
+        raise DatasetError(
+            f"{layout.where}: duplicate ids: {_names(sorted(names))}",
+            hint="Ids must be unique within a dataset version; deduplicate the file, then `dvc add` and commit again.",
+        )
+
+
+def decode_vectors(column: pa.Array, layout: Layout, ids: pa.Array) -> np.ndarray:
+    """The vector column as a float32 (n, dimension) matrix (a view where the layout allows)."""
+    dim, n, t = layout.dimension, len(column), column.type
+    if pa.types.is_dictionary(t):
+        column, t = column.dictionary_decode(), t.value_type
+    if column.null_count:
+        _fail_rows(layout, ids, pc.is_null(column), "have no vector (null)")
+    if pa.types.is_fixed_size_binary(t):
+        if t.byte_width != 4 * dim:
+            found = f"{t.byte_width // 4}" if t.byte_width % 4 == 0 else f"{t.byte_width} bytes"
+            _dimension_error(layout, found)
+        if n == 0:
+            return np.empty((0, dim), np.float32)
+        flat = np.frombuffer(column.buffers()[1], dtype=np.float32)
+        return flat[column.offset * dim : (column.offset + n) * dim].reshape(n, dim)
+    if pa.types.is_fixed_size_list(t):
+        if t.list_size != dim:
+            _dimension_error(layout, str(t.list_size))
+        values = column.flatten()
+    elif pa.types.is_list(t) or pa.types.is_large_list(t) or _is(t, "is_list_view") or _is(t, "is_large_list_view"):
+        lengths = pc.list_value_length(column)
+        wrong = pc.not_equal(lengths, dim)
+        if pc.any(wrong).as_py():
+            found = sorted(set(lengths.filter(wrong).to_pylist()))
+            _fail_rows(layout, ids, wrong, f"have {_names(found, quote=False)} values per vector; the manifest declares dimension {dim}",
+                       hint="Set embedding.dimension in the manifest to the model's dimension, or re-embed the data.")
+        values = column.flatten()
+    else:
+        raise DatasetError(
+            f"{layout.where}: vector column '{layout.vector_field}' has type {t}; expected a list of floats, "
+            f"fixed_size_list<float32>[{dim}] or fixed_size_binary({4 * dim}) of float32",
+            hint="Write the vectors as float32 lists (or set vector_field to the column that holds them).",
+        )
+    if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
+        raise DatasetError(
+            f"{layout.where}: vector column '{layout.vector_field}' holds {values.type} values; vectors must be numbers",
+            hint="Write the vectors as lists of float32.",
+        )
+    if values.type != pa.float32():
+        values = values.cast(pa.float32(), safe=False)
+    # nulls inside a vector become NaN here and are reported by check_finite
+    flat = values.to_numpy(zero_copy_only=False)
+    return flat.reshape(n, dim) if n else np.empty((0, dim), np.float32)
+
+
+def check_finite(vectors: np.ndarray, ids: pa.Array, layout: Layout) -> None:
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        _fail_rows(layout, ids, pa.array(~finite), "have NaN, infinite or missing values in their vectors",
+                   hint="Fix or drop those records (NaN usually means the embedding job failed), then `dvc add` again.")
+
+
+def check_metadata_finite(metadata: pa.Table, ids: pa.Array, layout: Layout) -> None:
+    """Canonical JSON has no NaN or infinity, so such metadata cannot be hashed or stored."""
+    for name in metadata.column_names:
+        col = metadata.column(name)
+        if not pa.types.is_floating(col.type):
+            continue
+        bad = pc.fill_null(pc.invert(pc.is_finite(col)), False)
+        if pc.any(bad).as_py():
+            _fail_rows(layout, ids, bad.combine_chunks() if isinstance(bad, pa.ChunkedArray) else bad,
+                       f"have NaN or infinite values in metadata field '{name}'",
+                       hint="JSON has no NaN or infinity: use null (field absent) instead, then `dvc add` again.")
+
+
+def _fail_rows(layout: Layout, ids: pa.Array, mask: pa.Array, what: str, hint: str | None = None) -> None:
+    positions = np.flatnonzero(pc.fill_null(mask, False).to_numpy(zero_copy_only=False))
+    shown = ids.take(pa.array(positions[:SHOWN])).to_pylist()
+    more = f" and {len(positions) - SHOWN} more" if len(positions) > SHOWN else ""
+    raise DatasetError(f"{layout.where}: records {_names(shown)}{more} {what}", hint=hint)
+
+
+def _dimension_error(layout: Layout, found: str) -> None:
+    raise DatasetError(
+        f"{layout.where}: vector column '{layout.vector_field}' has dimension {found}; "
+        f"the manifest declares {layout.dimension}",
+        hint="Set embedding.dimension to the dimension the model produces, or pin a version embedded with that model.",
+    )
+
+
+def _is(t: pa.DataType, predicate: str) -> bool:
+    """Type predicates newer pyarrow versions add (view types); False where they do not exist."""
+    check = getattr(pa.types, predicate, None)
+    return bool(check and check(t))
+
+
+def _column(data: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
+    col = data.column(name)
+    if isinstance(col, pa.ChunkedArray):
+        return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    return col
+
+
+def _no_columns(n: int) -> pa.Table:
+    return pa.table({"_": pa.nulls(n)}).drop(["_"])
+
+
+def _names(values: Sequence[object], quote: bool = True) -> str:
+    items = [f"'{v}'" if quote else str(v) for v in list(values)[:SHOWN]]
+    more = f" and {len(values) - SHOWN} more" if len(values) > SHOWN else ""
+    return ", ".join(items) + more

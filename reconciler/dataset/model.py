@@ -1,0 +1,50 @@
+"""The values the dataset reader takes and returns (plain, frozen, cheap to pass around)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """Everything needed to read one dataset; built by the manifest loader."""
+
+    name: str
+    repo: str  # absolute path of a local git repo, or a git URL
+    path: str  # posix path of the DVC-tracked file, relative to the repo root
+    format: str  # "parquet" | "jsonl"
+    id_field: str
+    vector_field: str
+    metadata_fields: tuple[str, ...] | None  # None = every other column
+    dimension: int
+    origin: str  # where it was declared, for messages, e.g. "vectorops.yaml:5:5"
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One pinned version: the rev as written, the commit it names and DVC's content digest there."""
+
+    rev: str  # as pinned (tag, branch, commit)
+    commit: str  # full sha
+    digest: str  # DVC md5 of the file (or "<md5>.dir") at that commit
+    size: int | None
+    committed_at: str  # ISO 8601
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One entry of `vectorops versions`: a commit that changed the dataset's content."""
+
+    commit: str
+    committed_at: str
+    tags: tuple[str, ...]
+    digest: str
+    records: int | None
+
+
+def where(src: DatasetSource, version: DatasetVersion | None = None, file: str | None = None) -> str:
+    """The prefix of every message: which dataset, declared where, at which version, which file."""
+    text = f"dataset '{src.name}' ({src.origin})"
+    if version is not None:
+        text += f" at {version.rev}" if version.rev.startswith(version.commit[:7]) else f" at {version.rev} ({version.commit[:12]})"
+    return f"{text}, file {file or src.path}"

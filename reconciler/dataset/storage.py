@@ -1,0 +1,163 @@
+"""Open a dataset's bytes as DVC stores them at a commit: local cache first, else the remote.
+
+This is the only module that imports DVC, and only inside functions, so `vectorops --help` stays
+fast. DVC is always given a full commit sha (never None, which would mean "the working tree"), so
+uncommitted edits can never leak into a plan.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import posixpath
+import re
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from reconciler.dataset import git
+from reconciler.errors import DatasetError
+
+_KEEP = 8  # open DVC views kept for reuse (a plan reads two versions, `versions` a few more)
+_open: OrderedDict[tuple[str, str], Any] = OrderedDict()
+
+
+def filesystem(repo: str, local: Path, commit: str) -> Any:
+    """A DVCFileSystem over ``local`` at ``commit``; opening one costs ~50 ms, so a few are kept."""
+    key = (str(local), commit)
+    if key in _open:
+        _open.move_to_end(key)
+        return _open[key]
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    from dvc.api import DVCFileSystem
+
+    fs = DVCFileSystem(str(local), rev=commit, remote_config=_relative_remote_fix(repo, local))
+    _open[key] = fs
+    while len(_open) > _KEEP:
+        _close(_open.popitem(last=False)[1])
+    return fs
+
+
+@atexit.register
+def close_all() -> None:
+    while _open:
+        _close(_open.popitem()[1])
+
+
+def _close(fs: Any) -> None:
+    with contextlib.suppress(Exception):
+        fs.repo.close()
+
+
+def _relative_remote_fix(repo: str, local: Path) -> dict[str, str] | None:
+    """In a clone, a relative remote url must still point where the original repo meant (DVC #2756)."""
+    if not git.is_url(repo):
+        return None
+    origin = git.origin_path(repo)
+    name, url = _default_remote(local)
+    if origin is None or not url or _is_absolute(url):
+        return None
+    return {"url": os.path.normpath(os.path.join(origin, ".dvc", url))}
+
+
+def _default_remote(local: Path) -> tuple[str | None, str | None]:
+    from configobj import ConfigObj
+
+    name: str | None = None
+    url: str | None = None
+    for file in (local / ".dvc" / "config", local / ".dvc" / "config.local"):
+        if not file.is_file():
+            continue
+        cfg = ConfigObj(str(file))
+        name = cfg.get("core", {}).get("remote", name)
+        if name and f'remote "{name}"' in cfg:
+            url = cfg[f'remote "{name}"'].get("url", url)
+    return name, url
+
+
+def _is_absolute(url: str) -> bool:
+    return os.path.isabs(url) or bool(re.match(r"^[a-z][a-z0-9+.-]*://", url, re.IGNORECASE))
+
+
+def describe_remote(fs: Any) -> str:
+    """'remote "name" (url)' for messages; the url without credentials."""
+    try:
+        config = fs.repo.config
+        name = config["core"].get("remote")
+        if not name:
+            return "no DVC remote (none is configured as default)"
+        url = str(config["remote"].get(name, {}).get("url", "?"))
+    except Exception:  # noqa: BLE001 - a message helper must not mask the real error
+        return "the default DVC remote"
+    return f"DVC remote '{name}' ({redact(url)})"
+
+
+def redact(text: str) -> str:
+    """Drop user:password@ from any URL in ``text``: credentials never reach a message."""
+    return re.sub(r"(://)[^/@\s]+@", r"\1", text)
+
+
+def describe_cache(fs: Any) -> str:
+    try:
+        return f"the local DVC cache ({fs.repo.cache.local.path})"
+    except Exception:  # noqa: BLE001
+        return "the local DVC cache"
+
+
+def info(fs: Any, path: str) -> dict[str, Any] | None:
+    """DVC's view of ``path`` at the commit (digest from git; no data read)."""
+    try:
+        return fs.info(path)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - e.g. a malformed .dvc file at that commit
+        raise DatasetError(
+            f"DVC cannot read {path} at commit {getattr(fs, 'rev', '?')}: {type(exc).__name__}: {redact(str(exc))}",
+            hint="Check the .dvc / dvc.yaml files at that commit (`dvc status` there shows what is wrong).",
+        ) from exc
+
+
+def data_files(fs: Any, path: str, suffixes: tuple[str, ...], missing: str) -> list[str]:
+    """The file itself, or for a tracked directory its data files in a stable (sorted) order."""
+    entry = info(fs, path)
+    if entry is None or entry.get("type") != "directory":
+        return [path]
+    try:  # listing needs the directory's .dir object from the cache or the remote
+        found = fs.find(path)
+    except Exception as exc:  # noqa: BLE001 - DVC raises several types for a missing .dir object
+        raise DatasetError(
+            f"{missing}: the directory listing is in neither {describe_cache(fs)} nor {describe_remote(fs)}",
+            hint="Run `dvc push` where this version was `dvc add`-ed, or make the remote that holds it the default.",
+        ) from exc
+    files = sorted(p.lstrip("/") for p in found)
+    return [p for p in files if p.endswith(suffixes) and not posixpath.basename(p).startswith(".")]
+
+
+@contextlib.contextmanager
+def open_binary(fs: Any, path: str, missing: str) -> Iterator[IO[bytes]]:
+    """A seekable binary file; ``missing`` is the message prefix when neither cache nor remote has it."""
+    try:
+        handle = fs.open(path, "rb")
+    except FileNotFoundError as exc:
+        raise DatasetError(
+            f"{missing}: the data is in neither {describe_cache(fs)} nor {describe_remote(fs)}",
+            hint="Run `dvc push` where this version was `dvc add`-ed (check out that commit first), "
+            "or make the remote that holds it the default.",
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - DVC raises many types for unreachable storage
+        raise DatasetError(
+            f"{missing}: DVC could not read the data from {describe_remote(fs)}: {type(exc).__name__}: {redact(str(exc))}",
+            hint="Check that the DVC remote is reachable and its credentials are set (e.g. in .dvc/config.local).",
+        ) from exc
+    with handle:
+        yield handle
+
+
+def local_path(handle: IO[bytes]) -> str | None:
+    """The real file behind a DVC handle (cache or local remote), so pyarrow can read it natively."""
+    name = getattr(handle, "name", None)
+    if isinstance(name, str) and os.path.isfile(name):
+        return name
+    return None

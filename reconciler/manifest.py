@@ -1,0 +1,412 @@
+"""The manifest (`vectorops.yaml`): models, loading with positions, and meaning checks.
+
+Every error names ``file:line:column`` because a manifest is edited by hand in a PR, and "field
+required" without a place costs a reviewer minutes. YAML is composed to nodes first so each value
+keeps its mark; pydantic then validates, and its error locations are mapped back to those marks.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from reconciler.errors import ManifestError
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
+Metric = Literal["cosine", "dotproduct", "euclidean"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Embedding(_Model):
+    """What produced the vectors; recorded in state so another model is never mixed in."""
+
+    model: str = Field(min_length=1, description="Name of the embedding model, e.g. sentence-transformers/all-MiniLM-L6-v2")
+    dimension: int = Field(gt=0, le=65536, description="Vector length")
+    metric: Metric = Field("cosine", description="Similarity metric of the index")
+
+
+class Dataset(_Model):
+    path: str = Field(min_length=1, description="DVC-tracked file (a .dvc file or a dvc.yaml output), relative to the repo root")
+    repo: str | None = Field(None, description="Local path (relative to the manifest) or git URL; default: the git repo holding the manifest")
+    format: Literal["parquet", "jsonl"] = "parquet"
+    id_field: str = Field("id", min_length=1)
+    vector_field: str = Field("vector", min_length=1)
+    metadata_fields: list[str] | None = Field(None, description="Metadata columns; default: every other column")
+    embedding: Embedding
+
+
+class LanceDBDestination(_Model):
+    type: Literal["lancedb"]
+    uri: str = Field(".vectorops/lancedb", min_length=1, description="Database folder; relative to the manifest's folder")
+    table: Name
+
+
+class PineconeDestination(_Model):
+    type: Literal["pinecone"]
+    index: str = Field(min_length=1, max_length=45, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    host: str | None = Field(None, description="Data-plane host; skips the control-plane look-up. May be http://... for local servers")
+    namespace: str = Field("", description='Namespace; "" and "__default__" are the default namespace')
+    api_key_env: str = Field("PINECONE_API_KEY", pattern=ENV_VAR_PATTERN, description="NAME of the environment variable holding the API key (never the key)")
+    max_in_flight: int = Field(4, ge=1, le=64, description="Concurrent write requests")
+
+
+Destination = Annotated[Union[LanceDBDestination, PineconeDestination], Field(discriminator="type")]
+
+
+class Validation(_Model):
+    canaries: str = Field(min_length=1, description="Canary query file, relative to the manifest's folder")
+    min_pass_rate: float = Field(1.0, ge=0.0, le=1.0)
+
+
+class Policy(_Model):
+    prune: bool = Field(True, description="Delete records that are not in the dataset")
+    max_delete_fraction: float = Field(0.10, ge=0.0, le=1.0, description="Refuse plans deleting more than this share unless --allow-deletes")
+
+
+class Environment(_Model):
+    dataset: Name
+    version: str = Field(min_length=1, description="The pin: a git rev (tag, branch or commit) of the dataset's repo")
+    destination: Destination
+    validation: Validation | None = None
+    requires: list[Name] = Field(default_factory=list, description="Environments that must have this version applied and validated first")
+    policy: Policy = Field(default_factory=Policy)
+    rollback_on_failure: bool = Field(False, description="Roll back automatically when validation fails")
+
+
+class Manifest(_Model):
+    version: Literal[1] = Field(description="Manifest format version")
+    datasets: dict[Name, Dataset] = Field(min_length=1)
+    environments: dict[Name, Environment] = Field(min_length=1)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema editors use for completion; committed as schemas/vectorops.schema.json."""
+    schema = Manifest.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://github.com/vectorops/vectorops/schemas/vectorops.schema.json",
+        "title": "vectorops manifest (vectorops.yaml)",
+        **schema,
+    }
+
+
+# -- loading with positions -------------------------------------------------------------------
+
+Path_ = tuple[Any, ...]
+
+
+@dataclass
+class Positions:
+    """Maps a value's path in the document to its (line, column), both 1-based."""
+
+    file: str
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def at(self, path: Path_, *, key: bool = False) -> str:
+        table = self.keys if key else self.values
+        p = tuple(path)
+        while p:
+            if p in table:
+                line, col = table[p]
+                return f"{self.file}:{line}:{col}"
+            if p in self.values:
+                line, col = self.values[p]
+                return f"{self.file}:{line}:{col}"
+            p = p[:-1]
+        line, col = self.values.get((), (1, 1))
+        return f"{self.file}:{line}:{col}"
+
+
+def _construct(node: yaml.Node, path: Path_, pos: Positions) -> Any:
+    pos.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _construct(key_node, path + ("<key>",), pos)
+            if isinstance(key, (dict, list)):
+                raise ManifestError(f"{pos.at(path + ('<key>',))}: a mapping key must be a plain name")
+            if key in out:
+                where = f"{pos.file}:{key_node.start_mark.line + 1}:{key_node.start_mark.column + 1}"
+                raise ManifestError(f"{where}: duplicate key '{key}'", hint="Each key may appear once; remove or merge the repeated one.")
+            pos.keys[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = _construct(value_node, path + (key,), pos)
+        pos.values.pop(path + ("<key>",), None)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, path + (i,), pos) for i, item in enumerate(node.value)]
+    return yaml.SafeLoader.construct_object(_SCALAR_LOADER, node, deep=True)
+
+
+class _ScalarLoader(yaml.SafeLoader):
+    def __init__(self) -> None:  # only its scalar constructors are used
+        super().__init__("")
+
+
+_SCALAR_LOADER = _ScalarLoader()
+
+
+def parse_yaml_with_positions(text: str, file: str) -> tuple[Any, Positions]:
+    pos = Positions(file=file)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
+        raise ManifestError(f"{where}: invalid YAML: {exc.problem or exc}", hint="Fix the YAML syntax at that position.") from None
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"{file}: invalid YAML: {exc}") from None
+    if node is None:
+        raise ManifestError(f"{file}:1:1: the manifest is empty", hint="Start from the example in the README (version: 1, datasets:, environments:).")
+    return _construct(node, (), pos), pos
+
+
+_HINTS = {
+    "extra_forbidden": "Remove it or check its spelling; the manifest reference lists every key.",
+    "missing": "Add it.",
+    "string_pattern_mismatch": "Names use lowercase letters, digits, '-' and '_', starting with a letter or digit.",
+    "union_tag_invalid": "Use type: lancedb or type: pinecone.",
+    "literal_error": "Use one of the values listed.",
+}
+
+
+def _format_validation_error(exc: ValidationError, pos: Positions) -> ManifestError:
+    lines = []
+    for err in exc.errors():
+        loc = err["loc"]
+        # pydantic inserts the union tag ("lancedb") into locations of tagged unions; drop it
+        clean: list[Any] = []
+        for i, part in enumerate(loc):
+            if part in ("lancedb", "pinecone") and i > 0 and loc[i - 1] == "destination":
+                continue
+            clean.append(part)
+        path = tuple(clean)
+        kind = err["type"]
+        dotted = ".".join(str(p) for p in path) or "(top level)"
+        if kind == "extra_forbidden":
+            where = pos.at(path, key=True)
+            msg = f"unknown key '{path[-1]}' in {'.'.join(str(p) for p in path[:-1]) or 'the top level'}"
+        elif kind == "missing":
+            where = pos.at(path[:-1])
+            msg = f"missing required key '{path[-1]}' in {'.'.join(str(p) for p in path[:-1]) or 'the top level'}"
+        elif kind == "string_pattern_mismatch" and path and path[-1] == "[key]":
+            where = pos.at(path[:-1], key=True)
+            msg = f"invalid name '{err.get('input')}' in {'.'.join(str(p) for p in path[:-2])}"
+        else:
+            where = pos.at(path)
+            msg = f"{dotted}: {err['msg']}"
+            if "input" in err and not isinstance(err["input"], (dict, list)):
+                msg += f" (got {err['input']!r})"
+        hint = _HINTS.get(kind, "")
+        lines.append(f"{where}: {msg}" + (f". {hint}" if hint else ""))
+    return ManifestError("invalid manifest:\n" + "\n".join(f"  {line}" for line in lines))
+
+
+# -- the loaded manifest ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedManifest:
+    """A validated manifest plus what is needed to act on it (paths resolved, positions kept)."""
+
+    model: Manifest
+    path: Path
+    positions: Positions
+    repo_root: Path | None  # the git repo holding the manifest, if any
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def where(self, *path: Any) -> str:
+        return self.positions.at(path)
+
+    def resolve_local(self, value: str) -> Path:
+        """A path from the manifest, relative to the manifest's folder."""
+        p = Path(os.path.expanduser(value))
+        return p if p.is_absolute() else (self.folder / p).resolve()
+
+    def environment_names(self, selected: tuple[str, ...] | list[str] = ()) -> list[str]:
+        names = list(self.model.environments)
+        unknown = [s for s in selected if s not in self.model.environments]
+        if unknown:
+            raise ManifestError(
+                f"unknown environment(s) {', '.join(repr(u) for u in unknown)} in {self.path.name}",
+                hint=f"Environments defined: {', '.join(names)}.",
+            )
+        return [n for n in names if n in selected] if selected else names
+
+    def dataset_source(self, name: str):  # -> reconciler.dataset.DatasetSource
+        from reconciler.dataset import DatasetSource
+
+        ds = self.model.datasets[name]
+        return DatasetSource(
+            name=name,
+            repo=self.dataset_repo(name),
+            path=posixpath.normpath(ds.path),
+            format=ds.format,
+            id_field=ds.id_field,
+            vector_field=ds.vector_field,
+            metadata_fields=tuple(ds.metadata_fields) if ds.metadata_fields is not None else None,
+            dimension=ds.embedding.dimension,
+            origin=self.where("datasets", name),
+        )
+
+    def dataset_repo(self, name: str) -> str:
+        ds = self.model.datasets[name]
+        if ds.repo is None:
+            if self.repo_root is None:
+                raise ManifestError(
+                    f"{self.where('datasets', name)}: dataset '{name}' has no 'repo' and {self.path} is not inside a git repository",
+                    hint="Commit the manifest to the git repo that tracks the data with DVC, or set 'repo:' to that repo's path or URL.",
+                )
+            return str(self.repo_root)
+        if _looks_like_url(ds.repo):
+            return ds.repo
+        return str(self.resolve_local(ds.repo))
+
+
+def _looks_like_url(value: str) -> bool:
+    return bool(re.match(r"^[a-z][a-z0-9+.-]*://", value)) or bool(re.match(r"^[\w.-]+@[\w.-]+:", value))
+
+
+def _git_toplevel(folder: Path) -> Path | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        return None
+    return Path(out.stdout.strip()).resolve() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def load_manifest(path: str | os.PathLike[str]) -> LoadedManifest:
+    """Read, validate and check the meaning of a manifest; raise one ManifestError listing every problem."""
+    p = Path(path)
+    shown = str(path)
+    if not p.exists():
+        raise ManifestError(
+            f"{shown}: no such manifest",
+            hint="Run from the folder holding vectorops.yaml or pass -m/--manifest PATH.",
+        )
+    if p.is_dir():
+        raise ManifestError(f"{shown}: is a folder, not a manifest file", hint="Pass the YAML file itself with -m.")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{shown}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    data, pos = parse_yaml_with_positions(text, shown)
+    if not isinstance(data, dict):
+        raise ManifestError(f"{pos.at(())}: the manifest must be a mapping with keys version, datasets, environments")
+    try:
+        model = Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise _format_validation_error(exc, pos) from None
+    loaded = LoadedManifest(model=model, path=p.resolve(), positions=pos, repo_root=_git_toplevel(p.resolve().parent))
+    problems = check_meaning(loaded)
+    if problems:
+        raise ManifestError("invalid manifest:\n" + "\n".join(f"  {x}" for x in problems))
+    return loaded
+
+
+def check_meaning(m: LoadedManifest) -> list[str]:
+    """Cross-references the schema cannot express, each with its position and a fix."""
+    problems: list[str] = []
+    model = m.model
+    for name, ds in model.datasets.items():
+        norm = posixpath.normpath(ds.path)
+        if ds.path.startswith("/") or norm == ".." or norm.startswith("../"):
+            problems.append(
+                f"{m.where('datasets', name, 'path')}: datasets.{name}.path '{ds.path}' leaves the dataset's repo. "
+                "Give the path of the DVC-tracked file relative to the repo root."
+            )
+        if ds.metadata_fields and (ds.id_field in ds.metadata_fields or ds.vector_field in ds.metadata_fields):
+            problems.append(
+                f"{m.where('datasets', name, 'metadata_fields')}: metadata_fields must not include the id or vector field."
+            )
+        if ds.repo is not None and not _looks_like_url(ds.repo):
+            repo_path = m.resolve_local(ds.repo)
+            if not repo_path.is_dir():
+                problems.append(f"{m.where('datasets', name, 'repo')}: datasets.{name}.repo: no such folder {repo_path}.")
+    for name, env in model.environments.items():
+        if env.dataset not in model.datasets:
+            problems.append(
+                f"{m.where('environments', name, 'dataset')}: environment '{name}' uses unknown dataset '{env.dataset}'. "
+                f"Datasets defined: {', '.join(model.datasets)}."
+            )
+        for i, req in enumerate(env.requires):
+            if req == name:
+                problems.append(f"{m.where('environments', name, 'requires', i)}: environment '{name}' cannot require itself.")
+            elif req not in model.environments:
+                problems.append(
+                    f"{m.where('environments', name, 'requires', i)}: environment '{name}' requires unknown environment '{req}'. "
+                    f"Environments defined: {', '.join(model.environments)}."
+                )
+            elif model.environments[req].dataset != env.dataset:
+                problems.append(
+                    f"{m.where('environments', name, 'requires', i)}: environment '{name}' requires '{req}', which deploys another dataset "
+                    f"('{model.environments[req].dataset}'); requires only makes sense between environments of one dataset."
+                )
+        if env.validation is not None:
+            canary = m.resolve_local(env.validation.canaries)
+            if not canary.is_file():
+                problems.append(
+                    f"{m.where('environments', name, 'validation', 'canaries')}: canary file {env.validation.canaries} not found "
+                    f"(looked for {canary})."
+                )
+    problems.extend(_requires_cycles(m))
+    seen: dict[str, str] = {}
+    for name, env in model.environments.items():
+        addr = destination_key(m, env)
+        if addr in seen:
+            problems.append(
+                f"{m.where('environments', name, 'destination')}: environments '{seen[addr]}' and '{name}' point at the same destination; "
+                "give each environment its own table/index/namespace."
+            )
+        seen[addr] = name
+    return problems
+
+
+def _requires_cycles(m: LoadedManifest) -> list[str]:
+    envs = m.model.environments
+    state: dict[str, int] = {}
+    out: list[str] = []
+
+    def visit(n: str, stack: list[str]) -> None:
+        state[n] = 1
+        for r in envs[n].requires:
+            if r not in envs:
+                continue
+            if state.get(r) == 1:
+                cycle = stack[stack.index(r):] + [r] if r in stack else [n, r]
+                out.append(f"{m.where('environments', n, 'requires')}: requires forms a cycle: {' -> '.join(cycle)}.")
+            elif r not in state:
+                visit(r, stack + [r])
+        state[n] = 2
+
+    for n in envs:
+        if n not in state:
+            visit(n, [n])
+    return out
+
+
+def destination_key(m: LoadedManifest, env: Environment) -> str:
+    """Identity of a destination, for detecting two environments writing one index."""
+    d = env.destination
+    if isinstance(d, LanceDBDestination):
+        return f"lancedb:{m.resolve_local(d.uri)}#{d.table}"
+    ns = "" if d.namespace in ("", "__default__") else d.namespace
+    return f"pinecone:{d.host or d.index}/{ns}"

@@ -1,0 +1,467 @@
+"""The plan as data: building it (desired vs actual), and saving/loading plan files.
+
+A plan is what apply will do, computed once and shown before anything is written. Its public part
+is SPEC §4's JSON, from which both the human and the Markdown renderings are made, so they can
+never disagree. A saved plan also carries the exact ids to write and delete, so `apply PLANFILE`
+does exactly what was reviewed (ids only: no vector or metadata values, no secrets).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reconciler import diff as d
+from reconciler.errors import DatasetError, PlanFileError, VectorOpsError
+from reconciler.manifest import LoadedManifest
+from reconciler.providers import destination_address, open_destination
+from reconciler.providers.base import Destination
+from reconciler.state import EnvState, StateStore, iso, now
+
+FORMAT_VERSION = "1"
+REFRESH_LEVELS = ("none", "stats", "ids", "full")
+
+Progress = Callable[[str, int, int | None], None]  # (what, done, total)
+
+
+@dataclass
+class ChangeIds:
+    """The ids apply acts on. Kept out of the public JSON (samples only) but saved in plan files."""
+
+    add: pa.Array
+    update: pa.Array
+    delete: pa.Array
+
+    @staticmethod
+    def empty() -> ChangeIds:
+        e = pa.array([], pa.string())
+        return ChangeIds(e, e, e)
+
+    @property
+    def upsert(self) -> pa.Array:
+        return pa.concat_arrays([self.add.cast(pa.string()), self.update.cast(pa.string())])
+
+
+@dataclass
+class EnvironmentPlan:
+    name: str
+    dataset: str
+    destination: str
+    current: dict[str, Any] | None
+    desired: dict[str, Any]
+    changes: dict[str, int]
+    drift: dict[str, Any]
+    blocked: str | None
+    samples: dict[str, list[str]]
+    # beyond SPEC §4, still public
+    update_detail: dict[str, int] = field(default_factory=lambda: {"vector": 0, "metadata": 0})
+    interrupted: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    # private: what apply needs
+    serial: int = 0
+    lineage: str | None = None
+    embedding: dict[str, Any] = field(default_factory=dict)
+    allow_deletes: bool = False
+    replace: bool = False
+    destination_count: int = 0
+    ids: ChangeIds = field(default_factory=ChangeIds.empty)
+
+    @property
+    def moves_version(self) -> bool:
+        cur = self.current
+        return cur is None or any(cur.get(k) != self.desired.get(k) for k in ("version", "commit", "digest"))
+
+    @property
+    def has_changes(self) -> bool:
+        return any(self.changes.values()) or self.moves_version
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dataset": self.dataset,
+            "destination": self.destination,
+            "current": self.current,
+            "desired": self.desired,
+            "changes": dict(self.changes),
+            "drift": dict(self.drift),
+            "blocked": self.blocked,
+            "samples": {k: list(v) for k, v in self.samples.items()},
+            "update_detail": dict(self.update_detail),
+            "interrupted": self.interrupted,
+            "warnings": list(self.warnings),
+        }
+
+    def private(self) -> dict[str, Any]:
+        return {
+            "serial": self.serial,
+            "lineage": self.lineage,
+            "embedding": self.embedding,
+            "allow_deletes": self.allow_deletes,
+            "replace": self.replace,
+            "destination_count": self.destination_count,
+        }
+
+
+@dataclass
+class Plan:
+    environments: list[EnvironmentPlan]
+    plan_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    created_at: str = field(default_factory=lambda: iso(now()))
+    manifest_path: str = ""
+    refresh: str = "ids"
+
+    @property
+    def has_changes(self) -> bool:
+        return any(e.has_changes for e in self.environments)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "has_changes": self.has_changes,
+            "plan_id": self.plan_id,
+            "created_at": self.created_at,
+            "refresh": self.refresh,
+            "environments": [e.public() for e in self.environments],
+        }
+
+    # -- plan files ------------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        body = self.to_json()
+        body["manifest_path"] = self.manifest_path
+        body["private"] = {e.name: e.private() for e in self.environments}
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("plan.json", json.dumps(body, indent=2, sort_keys=True))
+            for e in self.environments:
+                table = pa.table(
+                    {
+                        "op": pa.array(["add"] * len(e.ids.add) + ["update"] * len(e.ids.update) + ["delete"] * len(e.ids.delete)),
+                        "id": pa.concat_arrays([e.ids.add.cast(pa.string()), e.ids.update.cast(pa.string()), e.ids.delete.cast(pa.string())]),
+                    }
+                )
+                out = io.BytesIO()
+                pq.write_table(table, out)
+                zf.writestr(f"ids/{e.name}.parquet", out.getvalue())
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(buf.getvalue())
+        tmp.replace(target)
+
+    @staticmethod
+    def load(path: str | Path) -> Plan:
+        p = Path(path)
+        try:
+            with zipfile.ZipFile(p) as zf:
+                body = json.loads(zf.read("plan.json"))
+                if body.get("format_version") != FORMAT_VERSION:
+                    raise PlanFileError(
+                        f"{p}: plan file format {body.get('format_version')!r} is not supported by this vectorops (expects {FORMAT_VERSION})",
+                        hint="Make the plan again with this version of vectorops.",
+                    )
+                envs = []
+                for pub in body["environments"]:
+                    priv = body["private"][pub["name"]]
+                    ids_table = pq.read_table(io.BytesIO(zf.read(f"ids/{pub['name']}.parquet")))
+                    envs.append(_env_from_saved(pub, priv, ids_table))
+        except PlanFileError:
+            raise
+        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, pa.ArrowInvalid, OSError, TypeError, ValueError) as exc:
+            raise PlanFileError(
+                f"{p}: not a readable vectorops plan file ({exc.__class__.__name__})",
+                hint="Pass a file written by `vectorops plan -o PLANFILE`, or make a new plan.",
+            ) from None
+        return Plan(
+            environments=envs,
+            plan_id=body["plan_id"],
+            created_at=body["created_at"],
+            manifest_path=body.get("manifest_path", ""),
+            refresh=body.get("refresh", "ids"),
+        )
+
+
+def _env_from_saved(pub: dict[str, Any], priv: dict[str, Any], ids_table: pa.Table) -> EnvironmentPlan:
+    ops = ids_table.column("op").combine_chunks() if ids_table.num_rows else pa.array([], pa.string())
+    ids = ids_table.column("id").combine_chunks() if ids_table.num_rows else pa.array([], pa.string())
+
+    def pick(op: str) -> pa.Array:
+        return ids.filter(pa.compute.equal(ops, op)) if len(ids) else pa.array([], pa.string())
+
+    return EnvironmentPlan(
+        name=pub["name"],
+        dataset=pub["dataset"],
+        destination=pub["destination"],
+        current=pub["current"],
+        desired=pub["desired"],
+        changes=pub["changes"],
+        drift=pub["drift"],
+        blocked=pub["blocked"],
+        samples=pub["samples"],
+        update_detail=pub.get("update_detail", {}),
+        interrupted=pub.get("interrupted"),
+        warnings=pub.get("warnings", []),
+        serial=priv["serial"],
+        lineage=priv["lineage"],
+        embedding=priv["embedding"],
+        allow_deletes=priv["allow_deletes"],
+        replace=priv.get("replace", False),
+        destination_count=priv.get("destination_count", 0),
+        ids=ChangeIds(pick("add"), pick("update"), pick("delete")),
+    )
+
+
+# -- building a plan -----------------------------------------------------------------------------
+
+
+def version_index(manifest: LoadedManifest, dataset: str, version: Any, progress: Progress | None = None) -> d.VersionIndex:
+    """The id→hash table of a dataset version: from the local cache, else hashed once and cached."""
+    from reconciler import dataset as ds
+
+    src = manifest.dataset_source(dataset)
+    signature = json.dumps(
+        [src.format, src.id_field, src.vector_field, list(src.metadata_fields or []), src.metadata_fields is None, src.dimension]
+    )
+    key = d.index_cache_key(version.digest, signature)
+    cached = d.load_cached_index(key)
+    if cached is not None:
+        return cached
+    total = ds.count_records(src, version)
+    done = 0
+
+    def batches():
+        nonlocal done
+        for batch in ds.read_batches(src, version):
+            done += len(batch)
+            if progress:
+                progress(f"hashing {dataset}@{version.rev}", done, total)
+            yield batch
+
+    index = d.VersionIndex.build(batches(), what=f"dataset '{dataset}' at {version.rev} ({src.path})")
+    d.store_cached_index(key, index)
+    return index
+
+
+def _ref(version: Any) -> dict[str, Any]:
+    return {"version": version.rev, "commit": version.commit, "digest": version.digest}
+
+
+def refresh_actual(dest: Destination, level: str, progress: Progress | None = None) -> tuple[pa.Array | None, d.VersionIndex | None]:
+    """What the destination holds, read at the requested level."""
+    if level in ("none", "stats"):
+        return None, None
+    if level == "ids":
+        return dest.all_ids(), None
+    parts = []
+    done = 0
+    for batch in dest.iter_records():
+        vh, mh = d.hash_batch(batch)
+        parts.append(pa.table({"id": batch.ids, "vh": vh, "mh": mh}, schema=d.INDEX_SCHEMA))
+        done += len(batch)
+        if progress:
+            progress(f"reading {dest.address}", done, None)
+    table = pa.concat_tables(parts) if parts else d.INDEX_SCHEMA.empty_table()
+    return None, d.VersionIndex.from_table(table, what=dest.address)
+
+
+def drift_summary(level: str, expected: int, actual: int | None, diff: d.Diff) -> dict[str, Any]:
+    if level == "none":
+        return {"level": "none", "expected_count": expected, "actual_count": None, "missing": None, "unexpected": None, "modified": None}
+    if level == "stats" or diff.drift_missing is None:
+        actual_n = actual or 0
+        return {
+            "level": level,
+            "expected_count": expected,
+            "actual_count": actual_n,
+            "missing": max(0, expected - actual_n),
+            "unexpected": max(0, actual_n - expected),
+            "modified": None,
+        }
+    return {
+        "level": level,
+        "expected_count": expected,
+        "actual_count": actual,
+        "missing": len(diff.drift_missing),
+        "unexpected": len(diff.drift_unexpected or []),
+        "modified": len(diff.drift_modified) if diff.drift_modified is not None else None,
+    }
+
+
+def has_drift(drift: dict[str, Any]) -> bool:
+    return any((drift.get(k) or 0) > 0 for k in ("missing", "unexpected", "modified"))
+
+
+def plan_environment(
+    manifest: LoadedManifest,
+    name: str,
+    *,
+    refresh: str = "ids",
+    allow_deletes: bool = False,
+    version_override: str | None = None,
+    replace: bool = False,
+    progress: Progress | None = None,
+    destination: Destination | None = None,
+) -> EnvironmentPlan:
+    from reconciler import dataset as ds
+
+    env = manifest.model.environments[name]
+    emb = manifest.model.datasets[env.dataset].embedding
+    src = manifest.dataset_source(env.dataset)
+    desired = ds.resolve_version(src, version_override or env.version)
+    desired_index = version_index(manifest, env.dataset, desired, progress)
+
+    dest = destination or open_destination(manifest, name)
+    store = StateStore(dest)
+    state = store.load()
+    info = dest.describe()
+
+    deployed_index: d.VersionIndex | None = None
+    current = None
+    if state.deployed is not None:
+        current = {"version": state.deployed.version, "commit": state.deployed.commit, "digest": state.deployed.digest}
+        try:
+            deployed_version = ds.resolve_version(src, state.deployed.commit)
+            deployed_index = version_index(manifest, env.dataset, deployed_version, progress)
+        except DatasetError as exc:
+            raise DatasetError(
+                f"environment '{name}': the deployed version {state.deployed.version} ({state.deployed.commit[:7]}) "
+                f"cannot be read from the dataset repo: {exc.message}",
+                hint="Fetch the full git history (fetch-depth: 0) and make sure its data is in the DVC remote.",
+            ) from None
+
+    level = refresh
+    actual_ids, actual_hashes = refresh_actual(dest, level, progress) if info.exists else (None, None)
+    if info.exists and level in ("ids", "full") and actual_ids is None and actual_hashes is None:
+        actual_ids = pa.array([], pa.string())
+    if not info.exists and level in ("ids", "full"):
+        actual_ids = pa.array([], pa.string())
+
+    if replace:
+        # rebuild: every desired record is written, every other record deleted
+        all_actual = actual_hashes.ids.combine_chunks() if actual_hashes is not None else (actual_ids if actual_ids is not None else dest.all_ids())
+        diff = d.compute_diff(desired_index, None, pa.array([], pa.string()), None, prune=True)
+        present = pa.compute.is_in(desired_index.ids, value_set=all_actual)
+        desired_ids = desired_index.ids.combine_chunks()
+        diff.add = desired_ids.filter(pa.compute.invert(present))
+        diff.update_vector = desired_ids.filter(present)
+        diff.update_metadata = pa.array([], pa.string())
+        diff.delete = all_actual.filter(pa.compute.invert(pa.compute.is_in(all_actual, value_set=desired_ids)))
+        drift_diff = d.compute_diff(desired_index, deployed_index, actual_ids, actual_hashes, prune=env.policy.prune)
+    else:
+        diff = d.compute_diff(desired_index, deployed_index, actual_ids, actual_hashes, prune=env.policy.prune)
+        drift_diff = diff
+
+    expected = len(deployed_index) if deployed_index is not None else 0
+    drift = drift_summary(level, expected, info.count if info.exists else 0, drift_diff)
+    counts = diff.counts()
+    plan = EnvironmentPlan(
+        name=name,
+        dataset=env.dataset,
+        destination=destination_address(manifest, name),
+        current=current,
+        desired=_ref(desired),
+        changes=counts,
+        drift=drift,
+        blocked=None,
+        samples={"add": d.sample(diff.add), "update": d.sample(diff.update), "delete": d.sample(diff.delete)},
+        update_detail={"vector": len(diff.update_vector), "metadata": len(diff.update_metadata)},
+        serial=state.serial,
+        lineage=state.lineage if state.deployed is not None or state.serial else None,
+        embedding={"model": emb.model, "dimension": emb.dimension, "metric": emb.metric},
+        allow_deletes=allow_deletes,
+        replace=replace,
+        destination_count=info.count if info.exists else 0,
+        ids=ChangeIds(diff.add, diff.update, diff.delete),
+    )
+    if drift_diff.drift_missing is not None:
+        plan.samples["missing"] = d.sample(drift_diff.drift_missing)
+        plan.samples["unexpected"] = d.sample(drift_diff.drift_unexpected)
+    if drift_diff.drift_modified is not None:
+        plan.samples["modified"] = d.sample(drift_diff.drift_modified)
+    if diff.kept_unexpected:
+        plan.warnings.append(f"{diff.kept_unexpected} record(s) not in the dataset are kept because policy.prune is false")
+    if state.intent is not None:
+        plan.interrupted = {
+            "plan_id": state.intent.plan_id,
+            "version": state.intent.version,
+            "commit": state.intent.commit,
+            "started_at": state.intent.started_at,
+            "actor": state.intent.actor,
+            "done": state.intent.done,
+            "total": state.intent.total,
+        }
+    plan.blocked = blocked_reason(manifest, name, plan, state, info, store)
+    return plan
+
+
+def blocked_reason(manifest: LoadedManifest, name: str, plan: EnvironmentPlan, state: EnvState, info: Any, store: StateStore) -> str | None:
+    """Why apply would refuse this environment, as one sentence that says how to proceed."""
+    env = manifest.model.environments[name]
+    emb = plan.embedding
+    if info.exists and info.dimension is not None and info.dimension != emb["dimension"]:
+        return (
+            f"the destination's dimension is {info.dimension} but the manifest declares {emb['dimension']}; "
+            "point the environment at a new table/index for the new dimension"
+        )
+    if info.exists and info.metric is not None and info.metric != emb["metric"]:
+        return (
+            f"the destination's metric is {info.metric} but the manifest declares {emb['metric']}; "
+            "point the environment at a new table/index for the new metric"
+        )
+    dep = state.deployed
+    if dep is not None and not plan.replace:
+        for key, label in (("model", "embedding model"), ("dimension", "dimension"), ("metric", "metric")):
+            if getattr(dep, key) != emb[key]:
+                return (
+                    f"the deployed vectors come from {label} {getattr(dep, key)!r} but the desired version declares {emb[key]!r}; "
+                    "mixing them in one index ruins retrieval — use a new table/index, or `vectorops apply --replace` to rebuild it"
+                )
+    deletes = plan.changes["delete"]
+    limit = env.policy.max_delete_fraction
+    if deletes and not plan.allow_deletes and plan.destination_count and deletes > limit * plan.destination_count:
+        return (
+            f"the plan deletes {deletes} of {plan.destination_count} records ({deletes / plan.destination_count:.0%}), "
+            f"over policy.max_delete_fraction {limit:.0%}; re-run with --allow-deletes to approve"
+        )
+    for req in env.requires:
+        reason = _requires_unmet(manifest, req, plan.desired)
+        if reason:
+            return reason
+    lock = store.current_lock()
+    if lock is not None and not lock.expired():
+        return f"the environment is locked: {lock.describe()}"
+    return None
+
+
+def _requires_unmet(manifest: LoadedManifest, req: str, desired: dict[str, Any]) -> str | None:
+    try:
+        other = StateStore(open_destination(manifest, req)).load()
+    except VectorOpsError as exc:
+        return f"requires '{req}', whose state cannot be read ({exc.message})"
+    dep = other.deployed
+    if dep is None or dep.commit != desired["commit"] or dep.digest != desired["digest"]:
+        have = f"{dep.version} ({dep.commit[:7]})" if dep else "nothing deployed"
+        return f"requires '{req}' to have {desired['version']} ({desired['commit'][:7]}) applied and validated first; it has {have}"
+    if dep.validated is False:
+        return f"requires '{req}' to pass validation at {desired['version']}, but its canaries failed there"
+    return None
+
+
+def build_plan(
+    manifest: LoadedManifest,
+    names: list[str],
+    *,
+    refresh: str = "ids",
+    allow_deletes: bool = False,
+    progress: Progress | None = None,
+) -> Plan:
+    envs = [plan_environment(manifest, n, refresh=refresh, allow_deletes=allow_deletes, progress=progress) for n in names]
+    return Plan(environments=envs, manifest_path=str(manifest.path), refresh=refresh)

@@ -1,0 +1,105 @@
+"""The one interface every destination implements.
+
+Providers know nothing of plans, manifests or datasets: they move records and small JSON
+documents (vectorops' own state) in and out of one index/table. Everything else lives in the
+engine, so a new destination is a single module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from reconciler.records import RecordBatch
+
+
+@dataclass(frozen=True)
+class DestinationInfo:
+    exists: bool
+    dimension: int | None = None
+    metric: str | None = None  # cosine | dotproduct | euclidean
+    count: int = 0  # user records only: never counts vectorops' own state
+
+
+class Destination(ABC):
+    """One index (or table, or namespace) that holds one environment's records."""
+
+    #: a stable, secret-free address shown in plans, e.g. ``lancedb:.vectorops/lancedb#docs``
+    address: str
+    #: True when ``apply_changes`` commits upserts and deletes as one atomic step
+    atomic: bool = False
+
+    @abstractmethod
+    def describe(self) -> DestinationInfo: ...
+
+    @abstractmethod
+    def ensure(self, dimension: int, metric: str) -> None:
+        """Create the index/table when it does not exist yet."""
+
+    @abstractmethod
+    def iter_ids(self, batch_size: int = 10_000) -> Iterator[list[str]]:
+        """Every user record id, in batches."""
+
+    def all_ids(self) -> pa.Array:
+        """Every user record id as one Arrow string array (ids are small; vectors never are)."""
+        chunks = [pa.array(batch, pa.string()) for batch in self.iter_ids()]
+        return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+
+    @abstractmethod
+    def fetch(self, ids: Sequence[str]) -> RecordBatch:
+        """The records with these ids that exist (missing ids are simply absent)."""
+
+    @abstractmethod
+    def iter_records(self, batch_size: int = 5_000) -> Iterator[RecordBatch]:
+        """Every user record with vector and metadata, in batches (full refresh, export)."""
+
+    @abstractmethod
+    def upsert(self, batch: RecordBatch) -> None:
+        """Write records, replacing any with the same id. Idempotent."""
+
+    @abstractmethod
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete by id; ids that do not exist are ignored. Idempotent."""
+
+    def apply_changes(self, upserts: RecordBatch, deletes: Sequence[str]) -> None:
+        """Upsert and delete together; atomic destinations override this with one commit."""
+        if len(upserts):
+            self.upsert(upserts)
+        if deletes:
+            self.delete(deletes)
+
+    @abstractmethod
+    def query(self, vector: np.ndarray, top_k: int) -> list[str]:
+        """Ids of the ``top_k`` nearest records under the index's metric."""
+
+    # -- vectorops' own documents (state, lock, history), kept beside the records -----------
+
+    @abstractmethod
+    def read_doc(self, key: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def write_doc(self, key: str, doc: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def delete_doc(self, key: str) -> None: ...
+
+    @abstractmethod
+    def list_docs(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        """All documents whose key starts with ``prefix``, sorted by key."""
+
+    @contextlib.contextmanager
+    def critical_section(self) -> Iterator[None]:
+        """Mutual exclusion around a state read-modify-write, where the destination can give one."""
+        yield
+
+    def after_apply(self) -> None:
+        """Housekeeping after a successful apply (compaction, waiting for consistency)."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,282 @@
+"""LanceDB: the embedded default destination. One table per environment, state in a side table.
+
+LanceDB commits are versions of the table, so a whole plan (upserts and deletes) can land as one
+``merge_insert`` commit: a crash leaves the previous version intact, never half a plan. Metadata is
+stored as canonical JSON in one column so any dataset's fields round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from reconciler.diff import canonical_json
+from reconciler.errors import DestinationError
+from reconciler.providers.base import Destination, DestinationInfo
+from reconciler.records import RecordBatch
+
+DOCS_TABLE = "_vectorops"
+DOCS_SCHEMA = pa.schema([("key", pa.string()), ("doc", pa.string())])
+_LANCE_METRIC = {"cosine": "cosine", "euclidean": "l2", "dotproduct": "dot"}
+KEEP_VERSIONS_FOR = timedelta(days=7)  # old table versions kept for fast rollback
+
+
+def _quote(ids: Sequence[str]) -> str:
+    return ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
+
+
+class LanceDBDestination(Destination):
+    atomic = True
+
+    def __init__(self, *, uri: str, table: str, shown_uri: str | None = None) -> None:
+        os.environ.setdefault("LANCE_LOG", "error")
+        import lancedb  # lazy: ~1 s of imports
+
+        self.uri = uri
+        self.table_name = table
+        self.address = f"lancedb:{shown_uri or uri}#{table}"
+        self._db = lancedb.connect(uri)
+        self._table: Any = None
+        self._docs: Any = None
+        self._metric = "cosine"
+
+    # -- tables --------------------------------------------------------------------------------
+
+    def _tables(self) -> list[str]:
+        result = self._db.list_tables()
+        names = getattr(result, "tables", result)
+        return list(names)
+
+    def _open(self) -> Any | None:
+        if self._table is None and self.table_name in self._tables():
+            self._table = self._db.open_table(self.table_name)
+        return self._table
+
+    def _require(self) -> Any:
+        table = self._open()
+        if table is None:
+            raise DestinationError(f"{self.address}: table does not exist")
+        return table
+
+    def describe(self) -> DestinationInfo:
+        table = self._open()
+        if table is None:
+            return DestinationInfo(exists=False)
+        field = table.schema.field("vector")
+        dim = field.type.list_size if pa.types.is_fixed_size_list(field.type) else None
+        meta = (table.schema.metadata or {}).get(b"vectorops.metric")
+        return DestinationInfo(exists=True, dimension=dim, metric=meta.decode() if meta else None, count=table.count_rows())
+
+    def ensure(self, dimension: int, metric: str) -> None:
+        if self._open() is not None:
+            return
+        schema = pa.schema(
+            [("id", pa.string()), ("vector", pa.list_(pa.float32(), dimension)), ("metadata", pa.string())],
+            metadata={"vectorops.metric": metric},
+        )
+        self._table = self._db.create_table(self.table_name, schema=schema)
+        from lancedb.index import BTree
+
+        with contextlib.suppress(Exception):  # an index on an empty table is optional; retried after apply
+            self._table.create_index("id", config=BTree())  # type: ignore[call-arg]
+
+    def table_version(self) -> int | None:
+        table = self._open()
+        return None if table is None else int(table.version)
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _to_arrow(self, batch: RecordBatch) -> pa.Table:
+        dim = batch.vectors.shape[1]
+        flat = pa.array(np.ascontiguousarray(batch.vectors, dtype=np.float32).reshape(-1), pa.float32())
+        meta = [canonical_json(row).decode("utf-8") for row in batch.metadata_rows()]
+        return pa.table(
+            {
+                "id": batch.ids.cast(pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
+                "metadata": pa.array(meta, pa.string()),
+            }
+        )
+
+    def _from_arrow(self, table: pa.Table) -> RecordBatch:
+        ids = table.column("id").combine_chunks()
+        vec_col = table.column("vector").combine_chunks()
+        dim = vec_col.type.list_size
+        vectors = vec_col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
+        rows = [json.loads(m) if m else {} for m in table.column("metadata").to_pylist()]
+        return RecordBatch.from_rows(ids.to_pylist(), vectors, rows, dim)
+
+    def _scan(self, columns: list[str], where: str | None = None) -> pa.Table:
+        table = self._require()
+        query = table.search().select(columns)
+        if where:
+            query = query.where(where)
+        return query.limit(None).to_arrow()
+
+    def iter_ids(self, batch_size: int = 100_000) -> Iterator[list[str]]:
+        if self._open() is None:
+            return
+        ids = self._scan(["id"]).column("id")
+        for i in range(0, len(ids), batch_size):
+            yield ids.slice(i, batch_size).to_pylist()
+
+    def all_ids(self) -> pa.Array:
+        """Every id as one Arrow array: LanceDB lists a million ids in well under a second."""
+        if self._open() is None:
+            return pa.array([], pa.string())
+        return self._scan(["id"]).column("id").combine_chunks()
+
+    def fetch(self, ids: Sequence[str]) -> RecordBatch:
+        parts = []
+        for i in range(0, len(ids), 1000):
+            chunk = list(ids[i : i + 1000])
+            parts.append(self._scan(["id", "vector", "metadata"], f"id IN ({_quote(chunk)})"))
+        if not parts:
+            return self._empty_batch()
+        return self._from_arrow(pa.concat_tables(parts))
+
+    def _empty_batch(self) -> RecordBatch:
+        info = self.describe()
+        return RecordBatch.from_rows([], np.zeros((0, info.dimension or 0), np.float32), [], info.dimension or 0)
+
+    def iter_records(self, batch_size: int = 20_000) -> Iterator[RecordBatch]:
+        table = self._open()
+        if table is None:
+            return
+        reader = table.search().select(["id", "vector", "metadata"]).limit(None).to_batches(batch_size)
+        for rb in reader:
+            if rb.num_rows:
+                yield self._from_arrow(pa.Table.from_batches([rb]))
+
+    def upsert(self, batch: RecordBatch) -> None:
+        self.apply_changes(batch, [])
+
+    def delete(self, ids: Sequence[str]) -> None:
+        table = self._require()
+        for i in range(0, len(ids), 5000):
+            table.delete(f"id IN ({_quote(list(ids[i : i + 5000]))})")
+
+    def apply_changes(self, upserts: RecordBatch, deletes: Sequence[str]) -> None:
+        """Upserts and deletes in ONE commit, so a crash leaves the old version or the new one."""
+        table = self._require()
+        if not len(upserts) and not deletes:
+            return
+        if not len(upserts):
+            self.delete(deletes)
+            return
+        builder = table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
+        if deletes:
+            builder = builder.when_not_matched_by_source_delete(f"id IN ({_quote(list(deletes))})")
+        builder.execute(self._to_arrow(upserts))
+
+    def query(self, vector: np.ndarray, top_k: int) -> list[str]:
+        table = self._require()
+        metric = self.describe().metric or "cosine"
+        result = (
+            table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
+            .distance_type(_LANCE_METRIC[metric])
+            .limit(top_k)
+            .select(["id"])
+            .to_arrow()
+        )
+        return result.column("id").to_pylist()
+
+    def after_apply(self) -> None:
+        table = self._open()
+        if table is None:
+            return
+        from lancedb.index import BTree
+
+        with contextlib.suppress(Exception):
+            table.create_index("id", config=BTree(), replace=True)  # type: ignore[call-arg]
+        with contextlib.suppress(Exception):
+            table.optimize(cleanup_older_than=KEEP_VERSIONS_FOR)
+
+    # -- table versions (fast rollback) ----------------------------------------------------------
+
+    def tag_version(self, tag: str) -> None:
+        table = self._require()
+        with contextlib.suppress(Exception):
+            table.tags.delete(tag)
+        table.tags.create(tag, table.version)
+
+    # -- vectorops documents ---------------------------------------------------------------------
+
+    def _docs_table(self) -> Any:
+        if self._docs is None:
+            if DOCS_TABLE in self._tables():
+                self._docs = self._db.open_table(DOCS_TABLE)
+            else:
+                try:
+                    self._docs = self._db.create_table(DOCS_TABLE, schema=DOCS_SCHEMA)
+                except Exception:  # created by a concurrent process a moment ago
+                    self._docs = self._db.open_table(DOCS_TABLE)
+        return self._docs
+
+    def _key(self, key: str) -> str:
+        return f"{self.table_name}/{key}"
+
+    def read_doc(self, key: str) -> dict[str, Any] | None:
+        docs = self._docs_table()
+        docs.checkout_latest()
+        rows = docs.search().where(f"key = {_quote([self._key(key)])}").select(["doc"]).limit(None).to_arrow()
+        if rows.num_rows == 0:
+            return None
+        return _parse_doc(rows.column("doc")[0].as_py(), self._key(key))
+
+    def write_doc(self, key: str, doc: dict[str, Any]) -> None:
+        docs = self._docs_table()
+        row = pa.table({"key": [self._key(key)], "doc": [json.dumps(doc, sort_keys=True)]}, schema=DOCS_SCHEMA)
+        docs.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row)
+
+    def delete_doc(self, key: str) -> None:
+        self._docs_table().delete(f"key = {_quote([self._key(key)])}")
+
+    def list_docs(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        docs = self._docs_table()
+        docs.checkout_latest()
+        like = self._key(prefix).replace("'", "''").replace("%", "\\%").replace("_", "\\_")
+        rows = docs.search().where(f"key LIKE '{like}%'").select(["key", "doc"]).limit(None).to_arrow()
+        strip = len(self._key(""))
+        out = [(k[strip:], _parse_doc(d, k)) for k, d in zip(rows.column("key").to_pylist(), rows.column("doc").to_pylist())]
+        return sorted(out, key=lambda kv: kv[0])
+
+    @contextlib.contextmanager
+    def critical_section(self) -> Iterator[None]:
+        """A file lock around state read-modify-write, so two local processes never both win a lock."""
+        if "://" in self.uri:
+            yield
+            return
+        Path(self.uri).mkdir(parents=True, exist_ok=True)
+        with open(Path(self.uri) / f".{self.table_name}.vectorops.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _parse_doc(text: str, key: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        from reconciler.errors import StateError
+
+        raise StateError(
+            f"vectorops state record '{key}' is not valid JSON ({exc.msg})",
+            hint="Run `vectorops import ENV --version REV` to re-adopt the index and rewrite its state.",
+        ) from None
+    if not isinstance(doc, dict):
+        from reconciler.errors import StateError
+
+        raise StateError(f"vectorops state record '{key}' is malformed", hint="Run `vectorops import ENV --version REV` to rewrite it.")
+    return doc

@@ -1,0 +1,736 @@
+"""Pinecone serverless through the official ``pinecone`` SDK (10.x, older 7.x-9.x best effort).
+
+Three things make Pinecone different from an embedded table, and shape this module:
+
+* Requests fail transiently (429 with ``Retry-After``, 5xx, dropped connections), and a write can
+  land even when its response is lost. Every call therefore goes through one retry loop with
+  decorrelated jitter, honouring ``Retry-After`` and bounded in total time; writes are
+  idempotent (upsert by id, delete by id) so retrying them is safe. The SDK's own retry layer
+  is switched off for data-plane calls so attempts are not multiplied and the bound holds.
+* Requests have hard limits (1000 vectors and 2 MB per upsert, 1000 ids per fetch/delete), so
+  writes are cut to fit and sent several at a time; every request's outcome is checked (the
+  SDK's batched upsert reports failures instead of raising, a known cause of lost records).
+* Reads are eventually consistent, so ``after_apply`` waits (bounded) until reads reflect the
+  writes: by the LSN headers when the service sends them, and by fetching a sample.
+
+vectorops' own documents (state, lock, history) live in the reserved namespace
+``__vectorops__``, scoped by the user namespace, as vectors whose metadata carries JSON chunks.
+The API key is read from the named environment variable and redacted from every message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
+
+import numpy as np
+import pyarrow as pa
+
+from reconciler.errors import DestinationError
+from reconciler.providers.base import Destination, DestinationInfo
+from reconciler.records import RecordBatch
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DOCS_NAMESPACE = "__vectorops__"
+MAX_VECTORS_PER_UPSERT = 1000
+MAX_UPSERT_BYTES = 2_000_000  # the service's cap is 2 MiB; leave room for the envelope
+MAX_IDS_PER_REQUEST = 1000
+MAX_ID_BYTES_PER_FETCH = 32_000  # ids travel in the URL of a fetch; keep it well under 64 KB
+MAX_METADATA_BYTES = 40960
+MAX_ID_LENGTH = 512
+DOC_CHUNK_CHARS = 16_000  # escaped JSON at most doubles: 32 KB stays under the 40 KB metadata cap
+_SAMPLE = 64
+
+
+def _default_namespace(namespace: str | None) -> str:
+    """Absent, "" and "__default__" are one namespace; the SDK spells it ""."""
+    return "" if namespace in (None, "", "__default__") else namespace
+
+
+class PineconeDestination(Destination):
+    """One namespace of one Pinecone index."""
+
+    atomic = False
+
+    def __init__(
+        self,
+        *,
+        index: str,
+        host: str | None,
+        namespace: str = "",
+        api_key_env: str = "PINECONE_API_KEY",
+        max_in_flight: int = 4,
+        retry_timeout: float = 60.0,
+        consistency_timeout: float = 60.0,
+        cloud: str = "aws",
+        region: str = "us-east-1",
+    ) -> None:
+        import os
+
+        self.index_name = index
+        self.host = host
+        self.namespace = _default_namespace(namespace)
+        if self.namespace == DOCS_NAMESPACE:
+            raise DestinationError(
+                f"pinecone:{index}: namespace '{DOCS_NAMESPACE}' is reserved for vectorops' own state",
+                hint="Choose another namespace for the records.",
+            )
+        self.address = f"pinecone:{index}" + (f"/{self.namespace}" if self.namespace else "")
+        self.max_in_flight = max(1, int(max_in_flight))
+        self.retry_timeout = retry_timeout
+        self.consistency_timeout = consistency_timeout
+        self.cloud, self.region = cloud, region
+        key = os.environ.get(api_key_env, "")
+        if not key.strip():
+            raise DestinationError(
+                f"{self.address}: the environment variable {api_key_env} is not set",
+                hint=f"Export {api_key_env} with your Pinecone API key (the manifest's api_key_env names it).",
+            )
+        self._api_key = key
+        self._doc_scope = (self.namespace or "__default__") + "/"
+        try:
+            from pinecone import Pinecone
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise DestinationError(
+                "the Pinecone SDK is not installed", hint="pip install 'vectorops[pinecone]'"
+            ) from exc
+        self._pc = self._guard("connecting", lambda: Pinecone(api_key=key))
+        self._idx: Any = None
+        self._info: DestinationInfo | None = None
+        self._lock = threading.Lock()
+        self._reset_tracking()
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _index(self, required: bool = True) -> Any:
+        """The data-plane handle, resolved by name through the control plane unless ``host`` is set."""
+        if self._idx is not None:
+            return self._idx
+        host = self.host
+        if not host:
+            model = self._describe_model()
+            if model is None:
+                if required:
+                    raise DestinationError(
+                        f"{self.address}: the Pinecone index '{self.index_name}' does not exist",
+                        hint="Run `vectorops apply` to create it, or fix `index` in the manifest.",
+                    )
+                return None
+            host = model.host
+        idx = self._guard("opening the index", lambda: self._pc.Index(host=host))
+        _disable_sdk_retries(idx)
+        self._idx = idx
+        return idx
+
+    def _describe_model(self) -> Any:
+        """The control plane's description of the index, or None when it does not exist."""
+        try:
+            return self._reads("describing the index", lambda: self._pc.describe_index(self.index_name))
+        except _Missing:
+            return None
+
+    # -- errors and retries -------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+    def _guard(self, what: str, fn: Callable[[], T]) -> T:
+        """Run an SDK call that is not retried (client construction), translating its errors."""
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a user-facing error
+            raise DestinationError(f"{self.address}: {what} failed: {self._redact(_describe(exc))}") from None
+
+    def _call(self, what: str, fn: Callable[[], T], *, deadline: float | None = None) -> T:
+        """Call ``fn`` until it succeeds, retrying transient failures with jittered backoff.
+
+        Raises ``_Missing`` on 404 (the caller decides what absence means), ``_Transient`` when
+        retries outlast the time bound, ``DestinationError`` for anything permanent.
+        """
+        deadline = deadline if deadline is not None else time.monotonic() + self.retry_timeout
+        delay = 0.05
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - classified below
+                status = getattr(exc, "status_code", None)
+                if status == 404:
+                    raise _Missing(self._redact(_describe(exc))) from None
+                if not _retryable(exc):
+                    raise DestinationError(
+                        f"{self.address}: {what} failed: {self._redact(_describe(exc))}",
+                        hint=_hint_for(status),
+                    ) from None
+                retry_after = getattr(exc, "retry_after", None)
+                delay = min(10.0, random.uniform(0.05, delay * 3))
+                wait_s = float(retry_after) + random.uniform(0, 0.1) if retry_after is not None else delay
+                if time.monotonic() + wait_s > deadline:
+                    raise _Transient(f"{what}: {self._redact(_describe(exc))} (after {attempt} attempts)") from None
+                log.debug("%s: transient failure (%s), retrying in %.2fs", what, self._redact(_describe(exc)), wait_s)
+                time.sleep(wait_s)
+
+    # -- Destination --------------------------------------------------------------------------
+
+    def describe(self) -> DestinationInfo:
+        if self.host:
+            idx = self._index()
+            stats = self._call("reading index stats", lambda: idx.describe_index_stats())
+            return DestinationInfo(True, stats.dimension, stats.metric or None, self._count(stats))
+        model = self._describe_model()
+        if model is None:
+            self._idx = None
+            return DestinationInfo(exists=False)
+        idx = self._index()
+        stats = self._call("reading index stats", lambda: idx.describe_index_stats())
+        return DestinationInfo(True, model.dimension, model.metric, self._count(stats))
+
+    def _count(self, stats: Any) -> int:
+        names = ("", "__default__") if not self.namespace else (self.namespace,)
+        namespaces = stats.namespaces or {}
+        return sum(int(getattr(namespaces[n], "vector_count", 0) or 0) for n in names if n in namespaces)
+
+    def ensure(self, dimension: int, metric: str) -> None:
+        info = self.describe()
+        if info.exists:
+            problems = []
+            if info.dimension is not None and info.dimension != dimension:
+                problems.append(f"dimension {info.dimension} (the dataset's embedding has {dimension})")
+            if info.metric and info.metric != metric:
+                problems.append(f"metric {info.metric} (the manifest says {metric})")
+            if problems:
+                raise DestinationError(
+                    f"{self.address}: the index has " + " and ".join(problems),
+                    hint="Point the environment at an index created for this embedding, or change the manifest.",
+                )
+            return
+        if self.host:
+            raise DestinationError(f"{self.address}: no index answers at the configured host")
+        from pinecone import ServerlessSpec
+
+        spec = ServerlessSpec(cloud=self.cloud, region=self.region)
+        try:
+            self._call(
+                "creating the index",
+                lambda: self._pc.create_index(name=self.index_name, dimension=dimension, metric=metric, spec=spec),
+            )
+        except _Transient as exc:
+            raise DestinationError(f"{self.address}: creating the index failed: {exc}") from None
+        self._idx = None
+
+    def iter_ids(self, batch_size: int = 10_000) -> Iterator[list[str]]:
+        buffer: list[str] = []
+        for page in self._list_pages(self.namespace, prefix=None):
+            buffer.extend(page)
+            while len(buffer) >= batch_size:
+                yield buffer[:batch_size]
+                buffer = buffer[batch_size:]
+        if buffer:
+            yield buffer
+
+    def _list_pages(self, namespace: str, prefix: str | None) -> Iterator[list[str]]:
+        idx = self._index(required=False)
+        if idx is None:
+            return
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"namespace": namespace, "limit": 100}
+            if prefix:
+                kwargs["prefix"] = prefix
+            if token:
+                kwargs["pagination_token"] = token
+            try:
+                page = self._reads("listing ids", lambda kw=kwargs: idx.list_paginated(**kw))
+            except _Missing:
+                return
+            ids = [v if isinstance(v, str) else v.id for v in (page.vectors or [])]
+            if ids:
+                yield ids
+            token = page.pagination.next if page.pagination is not None else None
+            if not token:
+                return
+
+    def fetch(self, ids: Sequence[str]) -> RecordBatch:
+        ids = list(ids)
+        found = self._fetch_raw(self.namespace, ids)
+        present = [i for i in ids if i in found]
+        return self._to_batch(present, found)
+
+    def _fetch_raw(self, namespace: str, ids: list[str]) -> dict[str, Any]:
+        idx = self._index(required=False)
+        if idx is None or not ids:
+            return {}
+        chunks = list(_id_chunks(ids))
+
+        def one(chunk: list[str]) -> dict[str, Any]:
+            try:
+                resp = self._reads("fetching records", lambda: idx.fetch(ids=chunk, namespace=namespace))
+            except _Missing:
+                return {}
+            return dict(resp.vectors or {})
+
+        out: dict[str, Any] = {}
+        for part in self._parallel(one, chunks):
+            out.update(part)
+        return out
+
+    def _to_batch(self, ids: list[str], found: dict[str, Any]) -> RecordBatch:
+        dimension = self._dimension(found[ids[0]] if ids else None)
+        vectors = np.asarray([found[i].values for i in ids], dtype=np.float32).reshape(len(ids), dimension)
+        metadata = [dict(found[i].metadata or {}) for i in ids]
+        return RecordBatch.from_rows(ids, vectors, metadata, dimension)
+
+    def _dimension(self, sample: Any) -> int:
+        if sample is not None:
+            return len(sample.values)
+        if self._info is None:
+            self._info = self.describe()
+        return int(self._info.dimension or 0)
+
+    def iter_records(self, batch_size: int = 5_000) -> Iterator[RecordBatch]:
+        for ids in self.iter_ids(batch_size):
+            batch = self.fetch(ids)
+            if len(batch):
+                yield batch
+
+    def upsert(self, batch: RecordBatch) -> None:
+        if not len(batch):
+            return
+        items = _vector_dicts(batch)
+        if self._deleted_sample:  # the freshness sample must describe the final state
+            written = set(batch.id_list)
+            self._deleted_sample = [v for v in self._deleted_sample if v not in written]
+        self._upsert_items(self.namespace, items, track=True)
+
+    def _upsert_items(self, namespace: str, items: list[dict[str, Any]], *, track: bool) -> None:
+        idx = self._index()
+        chunks = list(_upsert_chunks(items))
+        written = [0]
+
+        def one(chunk: list[dict[str, Any]]) -> None:
+            resp = self._call("upserting records", lambda: idx.upsert(vectors=chunk, namespace=namespace))
+            if int(resp.upserted_count) != len(chunk):
+                raise DestinationError(
+                    f"{self.address}: Pinecone accepted {resp.upserted_count} of {len(chunk)} records in one request",
+                    hint="Run apply again; it writes what is missing.",
+                )
+            lsn = _lsn(resp)
+            with self._lock:
+                written[0] += len(chunk)
+                if track:
+                    if lsn is not None:
+                        self._target_lsn = max(self._target_lsn or 0, lsn)
+                    if len(self._written_sample) < _SAMPLE:
+                        self._written_sample.extend(
+                            (c["id"], c["values"]) for c in chunk[: _SAMPLE - len(self._written_sample)]
+                        )
+
+        try:
+            self._parallel(one, chunks)
+        except _Transient as exc:
+            raise DestinationError(
+                f"{self.address}: Pinecone kept failing while writing records: {exc}. "
+                f"{written[0]} of {len(items)} records were written in this step.",
+                hint="Nothing is lost: the next `vectorops apply` finishes the interrupted apply.",
+            ) from None
+        except _Missing as exc:
+            raise DestinationError(f"{self.address}: the index disappeared while writing: {exc}") from None
+
+    def delete(self, ids: Sequence[str]) -> None:
+        ids = list(ids)
+        if self._written_sample:  # the freshness sample must describe the final state
+            gone = set(ids)
+            self._written_sample = [(v, vals) for v, vals in self._written_sample if v not in gone]
+        self._delete_ids(self.namespace, ids, track=True)
+
+    def _delete_ids(self, namespace: str, ids: list[str], *, track: bool) -> None:
+        idx = self._index(required=False)
+        if idx is None or not ids:
+            return
+        deleted = [0]
+
+        def one(chunk: list[str]) -> None:
+            try:
+                self._call("deleting records", lambda: idx.delete(ids=chunk, namespace=namespace))
+            except _Missing:
+                pass  # "Namespace not found": nothing there to delete
+            with self._lock:
+                deleted[0] += len(chunk)
+                if track and len(self._deleted_sample) < _SAMPLE:
+                    self._deleted_sample.extend(chunk[: _SAMPLE - len(self._deleted_sample)])
+
+        try:
+            self._parallel(one, [ids[i : i + MAX_IDS_PER_REQUEST] for i in range(0, len(ids), MAX_IDS_PER_REQUEST)])
+        except _Transient as exc:
+            raise DestinationError(
+                f"{self.address}: Pinecone kept failing while deleting records: {exc}. "
+                f"{deleted[0]} of {len(ids)} deletions were done in this step.",
+                hint="Nothing is lost: the next `vectorops apply` finishes the interrupted apply.",
+            ) from None
+
+    def query(self, vector: np.ndarray, top_k: int) -> list[str]:
+        idx = self._index()
+        values = [float(x) for x in np.asarray(vector, dtype=np.float32)]
+        resp = self._reads("querying", lambda: idx.query(top_k=top_k, vector=values, namespace=self.namespace))
+        return [m.id for m in resp.matches]
+
+    # -- consistency --------------------------------------------------------------------------
+
+    def _reset_tracking(self) -> None:
+        self._target_lsn: int | None = None
+        self._written_sample: list[tuple[str, list[float]]] = []
+        self._deleted_sample: list[str] = []
+
+    def after_apply(self) -> None:
+        """Wait until reads reflect this process's writes, so validation and refresh see them."""
+        idx = self._index(required=False)
+        if idx is None:
+            return
+        deadline = time.monotonic() + self.consistency_timeout
+        delay = 0.05
+        while not self._caught_up(idx):
+            if time.monotonic() > deadline:
+                raise DestinationError(
+                    f"{self.address}: Pinecone accepted the writes but reads had not caught up after "
+                    f"{self.consistency_timeout:g} s",
+                    hint="Run `vectorops plan` again in a minute; the writes will show once indexed.",
+                )
+            time.sleep(delay)
+            delay = min(1.0, delay * 2)
+        self._reset_tracking()
+
+    def _caught_up(self, idx: Any) -> bool:
+        if self._target_lsn is not None:
+            probe = [1.0] * self._dimension(None)
+            resp = self._reads("checking freshness", lambda: idx.query(top_k=1, vector=probe, namespace=self.namespace))
+            reached = _lsn(resp, reconciled=True)
+            if reached is not None and reached < self._target_lsn:
+                return False
+        wanted = [i for i, _ in self._written_sample] + self._deleted_sample
+        found = self._fetch_raw(self.namespace, wanted)
+        for vid, values in self._written_sample:
+            got = found.get(vid)
+            if got is None or not np.array_equal(np.float32(got.values), np.float32(values)):
+                return False
+        return not any(vid in found for vid in self._deleted_sample)
+
+    # -- vectorops documents ------------------------------------------------------------------
+
+    def _doc_id(self, key: str, chunk: int) -> str:
+        return f"{self._doc_scope}{key}#{chunk:04d}"
+
+    def read_doc(self, key: str) -> dict[str, Any] | None:
+        for _ in range(5):
+            head = self._fetch_raw(DOCS_NAMESPACE, [self._doc_id(key, 0)]).get(self._doc_id(key, 0))
+            if head is None:
+                return None
+            doc = self._assemble(key, head)
+            if doc is not None:
+                return doc
+            time.sleep(0.1)  # a concurrent writer's chunks are still landing
+        raise DestinationError(f"{self.address}: vectorops document '{key}' is incomplete in '{DOCS_NAMESPACE}'")
+
+    def _assemble(self, key: str, head: Any) -> dict[str, Any] | None:
+        md = dict(head.metadata or {})
+        total, gen = int(md.get("n", 1)), md.get("g")
+        parts = [str(md.get("d", ""))]
+        if total > 1:
+            ids = [self._doc_id(key, i) for i in range(1, total)]
+            rest = self._fetch_raw(DOCS_NAMESPACE, ids)
+            for vid in ids:
+                part = rest.get(vid)
+                if part is None or (part.metadata or {}).get("g") != gen:
+                    return None
+                parts.append(str(part.metadata.get("d", "")))
+        try:
+            doc = json.loads("".join(parts))
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def write_doc(self, key: str, doc: dict[str, Any]) -> None:
+        text = json.dumps(doc, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+        pieces = [text[i : i + DOC_CHUNK_CHARS] for i in range(0, len(text), DOC_CHUNK_CHARS)] or [""]
+        gen = uuid.uuid4().hex
+        unit = self._unit_vector()
+        items = [
+            {"id": self._doc_id(key, i), "values": unit,
+             "metadata": {"k": key, "i": i, "n": len(pieces), "g": gen, "d": piece}}
+            for i, piece in enumerate(pieces)
+        ]
+        if len(items) > 1:  # the head (chunk 0) goes last: it is the commit point
+            self._upsert_items(DOCS_NAMESPACE, items[1:], track=False)
+        self._upsert_items(DOCS_NAMESPACE, items[:1], track=False)
+        stale = [v for page in self._list_pages(DOCS_NAMESPACE, f"{self._doc_scope}{key}#") for v in page]
+        stale = [v for v in stale if v[-4:].isdigit() and int(v[-4:]) >= len(pieces)]
+        self._delete_ids(DOCS_NAMESPACE, stale, track=False)
+        self._wait_doc(key, lambda head: head is not None and (head.metadata or {}).get("g") == gen)
+
+    def delete_doc(self, key: str) -> None:
+        ids = [v for page in self._list_pages(DOCS_NAMESPACE, f"{self._doc_scope}{key}#") for v in page]
+        ids = [v for v in ids if v[len(self._doc_scope) : -5] == key] or [self._doc_id(key, 0)]
+        head_first = sorted(ids)  # removing the head first makes the document vanish at once
+        self._delete_ids(DOCS_NAMESPACE, head_first[:1], track=False)
+        self._delete_ids(DOCS_NAMESPACE, head_first[1:], track=False)
+        self._wait_doc(key, lambda head: head is None)
+
+    def list_docs(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        for page in self._list_pages(DOCS_NAMESPACE, f"{self._doc_scope}{prefix}"):
+            for vid in page:
+                if vid.endswith("#0000"):
+                    key = vid[len(self._doc_scope) : -5]
+                    doc = self.read_doc(key)
+                    if doc is not None:
+                        out.append((key, doc))
+        return sorted(out, key=lambda kv: kv[0])
+
+    def _unit_vector(self) -> list[float]:
+        dimension = self._dimension(None)
+        if not dimension:
+            raise DestinationError(
+                f"{self.address}: cannot store vectorops state before the index exists",
+                hint="The index is created by the first apply (ensure) before any state is written.",
+            )
+        return [1.0] + [0.0] * (dimension - 1)
+
+    def _wait_doc(self, key: str, done: Callable[[Any], bool]) -> None:
+        """Read-your-writes for state: poll the head chunk until it shows the write (bounded)."""
+        deadline = time.monotonic() + self.consistency_timeout
+        delay = 0.02
+        while True:
+            head = self._fetch_raw(DOCS_NAMESPACE, [self._doc_id(key, 0)]).get(self._doc_id(key, 0))
+            if done(head):
+                return
+            if time.monotonic() > deadline:
+                raise DestinationError(
+                    f"{self.address}: vectorops document '{key}' was written but is not readable after "
+                    f"{self.consistency_timeout:g} s"
+                )
+            time.sleep(delay)
+            delay = min(0.5, delay * 2)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _reads(self, what: str, fn: Callable[[], T]) -> T:
+        """A read with retries; when retries run out it is a plain error (nothing was written)."""
+        try:
+            return self._call(what, fn)
+        except _Transient as exc:
+            raise DestinationError(
+                f"{self.address}: {exc}", hint="Pinecone is throttling or unavailable; try again shortly."
+            ) from None
+
+    def _parallel(self, fn: Callable[[Any], T], chunks: list[Any]) -> list[T]:
+        """Run ``fn`` over chunks with ``max_in_flight`` in flight; the first failure stops the rest."""
+        if len(chunks) <= 1 or self.max_in_flight == 1:
+            return [fn(c) for c in chunks]
+        with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="pinecone") as pool:
+            futures: list[Future[T]] = [pool.submit(fn, c) for c in chunks]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for f in pending:
+                f.cancel()
+            wait(futures)
+            for f in futures:
+                if not f.cancelled() and f.exception() is not None:
+                    raise f.exception()  # type: ignore[misc]
+            return [f.result() for f in futures]
+
+    def close(self) -> None:
+        if self._idx is not None and hasattr(self._idx, "close"):
+            try:
+                self._idx.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        self._idx = None
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+class _Transient(Exception):
+    """Retries ran out on a throttled or unavailable service."""
+
+
+class _Missing(Exception):
+    """The service answered 404 (index or namespace not found)."""
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:500]
+
+
+def _retryable(exc: BaseException) -> bool:
+    try:
+        from pinecone.errors import PineconeConnectionError, PineconeTimeoutError, RateLimitError, ServiceError
+    except ImportError:  # pragma: no cover
+        return False
+    if isinstance(exc, (RateLimitError, ServiceError, PineconeConnectionError, PineconeTimeoutError)):
+        return True
+    return getattr(exc, "status_code", None) in (408, 425, 429, 500, 502, 503, 504)
+
+
+def _hint_for(status: int | None) -> str | None:
+    if status == 401:
+        return "Check that the API key in the configured environment variable is valid for this project."
+    if status == 403:
+        return "The key lacks permission, or a project quota is reached."
+    if status in (400, 413):
+        return "`vectorops plan` checks records against Pinecone's limits; run it to see which ids are refused."
+    return None
+
+
+def _lsn(resp: Any, *, reconciled: bool = False) -> int | None:
+    info = getattr(resp, "response_info", None)
+    if info is None:
+        return None
+    try:
+        return info.lsn_reconciled if reconciled else info.lsn_committed
+    except AttributeError:
+        return None
+
+
+def _disable_sdk_retries(idx: Any) -> None:
+    """Turn off the SDK's own data-plane retries; ``PineconeDestination._call`` retries instead.
+
+    Two stacked retry layers multiply attempts (4 SDK attempts per ours) and break the total time
+    bound, and the SDK's process-global retry budget would make behaviour depend on unrelated
+    earlier calls. This reaches into SDK internals (10.x), so it is guarded: on other versions the
+    SDK keeps retrying underneath, which is slower but still correct.
+    """
+    try:
+        from pinecone._internal.config import RetryConfig
+
+        transport = idx._http._client._transport
+        if hasattr(transport, "_config"):
+            transport._config = RetryConfig(max_retries=0)
+    except (ImportError, AttributeError):
+        pass
+
+
+def _vector_dicts(batch: RecordBatch) -> list[dict[str, Any]]:
+    ids = batch.id_list
+    values = batch.vectors.astype(np.float32, copy=False).tolist()  # exact float32 values as floats
+    rows = batch.metadata_rows()
+    out = []
+    for vid, vals, md in zip(ids, values, rows):
+        item: dict[str, Any] = {"id": vid, "values": vals}
+        if md:
+            item["metadata"] = md
+        out.append(item)
+    return out
+
+
+def _item_size(item: dict[str, Any]) -> int:
+    # a close upper estimate of the SDK's compact JSON: floats print in at most ~24 characters
+    md = json.dumps(item.get("metadata") or {}, separators=(",", ":"), ensure_ascii=False).encode()
+    return len(item["id"]) + 24 * len(item["values"]) + len(md) + 64
+
+
+def _upsert_chunks(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Cut items into requests of at most 1000 vectors and about 2 MB."""
+    chunk: list[dict[str, Any]] = []
+    size = 64
+    for item in items:
+        s = _item_size(item)
+        if chunk and (len(chunk) >= MAX_VECTORS_PER_UPSERT or size + s > MAX_UPSERT_BYTES):
+            yield chunk
+            chunk, size = [], 64
+        chunk.append(item)
+        size += s
+    if chunk:
+        yield chunk
+
+
+def _id_chunks(ids: list[str]) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    size = 0
+    for vid in ids:
+        s = len(vid) * 3 + 5  # worst-case URL encoding plus "&ids="
+        if chunk and (len(chunk) >= MAX_IDS_PER_REQUEST or size + s > MAX_ID_BYTES_PER_FETCH):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(vid)
+        size += s
+    if chunk:
+        yield chunk
+
+
+# -- plan-time checks -------------------------------------------------------------------------
+
+
+def check_records(batch: RecordBatch, dimension: int) -> list[str]:
+    """What Pinecone would refuse in this batch, one sentence per problem, naming the ids.
+
+    Called at plan time so a bad record stops the plan before anything is written, instead of
+    failing a request halfway through an apply.
+    """
+    problems: dict[str, list[str]] = {}
+
+    def flag(kind: str, vid: str) -> None:
+        problems.setdefault(kind, []).append(vid)
+
+    ids = batch.id_list
+    if batch.vectors.ndim == 2 and batch.vectors.shape[1] != dimension and len(batch):
+        flag(f"vectors have dimension {batch.vectors.shape[1]}, the index has {dimension}", ids[0])
+    for vid in ids:
+        if vid is None or vid == "":
+            flag("empty id", repr(vid))
+        elif len(vid) > MAX_ID_LENGTH:
+            flag(f"id longer than {MAX_ID_LENGTH} characters", vid[:40] + "...")
+        elif not vid.isascii() or "\x00" in vid:
+            flag("id with non-ASCII or NUL characters", vid)
+    if len(batch):
+        vectors = batch.vectors
+        zero = ~np.any(np.abs(vectors) >= 1e-8, axis=1) if vectors.size else np.ones(len(batch), bool)
+        for i in np.flatnonzero(zero):
+            flag("all-zero vector (Pinecone requires a non-zero value)", ids[i])
+        for i in np.flatnonzero(~np.all(np.isfinite(vectors), axis=1)):
+            flag("vector with NaN or infinite values", ids[i])
+    for vid, md in zip(ids, batch.metadata_rows()):
+        for key, value in md.items():
+            reason = _bad_metadata(key, value)
+            if reason:
+                flag(reason, vid)
+        size = len(json.dumps(md, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+        if size > MAX_METADATA_BYTES:
+            flag(f"metadata over {MAX_METADATA_BYTES} bytes (40 KB) per record", vid)
+    out = []
+    for kind, bad in problems.items():
+        shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        out.append(f"{kind}: {len(bad)} record(s): {shown}")
+    return out
+
+
+def _bad_metadata(key: str, value: Any) -> str | None:
+    if key.startswith("$"):
+        return f"metadata key '{key}' starts with '$' (reserved for filter operators)"
+    if isinstance(value, (bool, str)):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return None if math.isfinite(float(value)) else f"metadata field '{key}' is NaN or infinite"
+    if isinstance(value, (list, tuple, np.ndarray, pa.Array)):
+        items = list(value)
+        if all(isinstance(x, str) for x in items):
+            return None
+        return f"metadata field '{key}' is a list with non-string items (Pinecone allows lists of strings only)"
+    if value is None:
+        return f"metadata field '{key}' is null"
+    if isinstance(value, dict):
+        return f"metadata field '{key}' is a nested object (Pinecone allows strings, numbers, booleans, lists of strings)"
+    return f"metadata field '{key}' has type {type(value).__name__}, which Pinecone does not accept"
+
+
+__all__ = ["DOCS_NAMESPACE", "PineconeDestination", "check_records"]

@@ -1,0 +1,292 @@
+"""vectorops state kept in the destination itself: deployed version, serial, intent, lock, history.
+
+Keeping state beside the records means every machine that can reach the index (a laptop, a CI
+runner) agrees on what is deployed with nothing else to configure. The serial advances whenever an
+apply records its intent and again when it records its result, so a saved plan can tell that the
+world moved since it was made (Terraform's stale-plan check).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from reconciler.errors import LockError, StateError
+from reconciler.providers.base import Destination
+
+STATE_KEY = "state"
+LOCK_KEY = "lock"
+HISTORY_PREFIX = "history/"
+LEASE_SECONDS = 60
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def actor() -> str:
+    """Who is applying: VECTOROPS_ACTOR, else the CI actor, else user@host."""
+    if os.environ.get("VECTOROPS_ACTOR"):
+        return os.environ["VECTOROPS_ACTOR"]
+    if os.environ.get("GITHUB_ACTOR"):
+        run = os.environ.get("GITHUB_RUN_ID")
+        return f"{os.environ['GITHUB_ACTOR']} (GitHub Actions run {run})" if run else os.environ["GITHUB_ACTOR"]
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class VersionRef(_Doc):
+    version: str
+    commit: str
+    digest: str
+
+
+class Deployed(VersionRef):
+    model: str
+    dimension: int
+    metric: str
+    records: int
+    applied_at: str
+    validated: bool | None = None  # None: the environment has no validation configured
+    validation: dict[str, Any] | None = None
+
+
+class Intent(VersionRef):
+    plan_id: str
+    started_at: str
+    actor: str
+    total: int
+    done: int = 0
+    allow_deletes: bool = False
+    replace: bool = False
+
+
+class EnvState(_Doc):
+    lineage: str
+    serial: int = 0
+    deployed: Deployed | None = None
+    previous: Deployed | None = None
+    intent: Intent | None = None
+
+    @staticmethod
+    def new() -> EnvState:
+        return EnvState(lineage=str(uuid.uuid4()))
+
+
+class Lock(_Doc):
+    id: str
+    owner: str
+    operation: str
+    acquired_at: str
+    expires_at: str
+
+    def expired(self, at: datetime | None = None) -> bool:
+        return parse_iso(self.expires_at) <= (at or now())
+
+    def describe(self) -> str:
+        return f"held by {self.owner} (lock id {self.id}, {self.operation} since {self.acquired_at}, lease expires {self.expires_at})"
+
+
+class HistoryEntry(_Doc):
+    serial: int
+    started_at: str
+    finished_at: str
+    duration_s: float
+    actor: str
+    operation: str  # apply | rollback | import | replace
+    from_: VersionRef | None = None
+    to: VersionRef
+    counts: dict[str, int]
+    result: str  # success | failed | validation_failed
+    plan_id: str
+    message: str | None = None
+    validation: dict[str, Any] | None = None
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = self.model_dump(mode="json", exclude={"from_"})
+        doc["from"] = self.from_.model_dump(mode="json") if self.from_ else None
+        return doc
+
+    @staticmethod
+    def from_doc(doc: dict[str, Any]) -> HistoryEntry:
+        data = dict(doc)
+        data["from_"] = data.pop("from", None)
+        return HistoryEntry.model_validate(data)
+
+
+def _malformed(what: str, exc: Exception, where: str) -> StateError:
+    return StateError(
+        f"{where}: vectorops {what} record is malformed ({exc.__class__.__name__}: {str(exc).splitlines()[0]})",
+        hint="Re-adopt the index with `vectorops import ENV --version REV`, which rewrites the state from what the index holds.",
+    )
+
+
+class StateStore:
+    """State, lock and history of one environment, stored through its destination's documents."""
+
+    def __init__(self, destination: Destination) -> None:
+        self.destination = destination
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def load(self) -> EnvState:
+        doc = self.destination.read_doc(STATE_KEY)
+        if doc is None:
+            return EnvState.new()
+        try:
+            return EnvState.model_validate(doc)
+        except ValidationError as exc:
+            raise _malformed("state", exc, self.destination.address) from None
+
+    def save(self, state: EnvState) -> None:
+        self.destination.write_doc(STATE_KEY, state.model_dump(mode="json"))
+
+    def exists(self) -> bool:
+        return self.destination.read_doc(STATE_KEY) is not None
+
+    # -- history -------------------------------------------------------------------------------
+
+    def append_history(self, entry: HistoryEntry) -> None:
+        key = f"{HISTORY_PREFIX}{entry.serial:010d}"
+        self.destination.write_doc(key, entry.to_doc())
+
+    def history(self, limit: int | None = None) -> list[HistoryEntry]:
+        entries = []
+        for _, doc in reversed(self.destination.list_docs(HISTORY_PREFIX)):
+            try:
+                entries.append(HistoryEntry.from_doc(doc))
+            except ValidationError as exc:
+                raise _malformed("history", exc, self.destination.address) from None
+            if limit is not None and len(entries) >= limit:
+                break
+        return entries
+
+    # -- lock ----------------------------------------------------------------------------------
+
+    def current_lock(self) -> Lock | None:
+        doc = self.destination.read_doc(LOCK_KEY)
+        if doc is None:
+            return None
+        try:
+            return Lock.model_validate(doc)
+        except ValidationError:
+            return None  # an unreadable lock cannot be honoured; the next acquire replaces it
+
+    def acquire(self, operation: str, lease_seconds: int = LEASE_SECONDS) -> Lock:
+        with self.destination.critical_section():
+            held = self.current_lock()
+            if held is not None and not held.expired():
+                raise LockError(
+                    f"{self.destination.address} is locked: {held.describe()}",
+                    hint="Wait for that apply to finish; a holder that died loses the lock when its lease lapses "
+                    f"(at most {LEASE_SECONDS} s), or run `vectorops force-unlock ENV {held.id}`.",
+                )
+            t = now()
+            lock = Lock(
+                id=str(uuid.uuid4()),
+                owner=actor(),
+                operation=operation,
+                acquired_at=iso(t),
+                expires_at=iso(t + timedelta(seconds=lease_seconds)),
+            )
+            self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json"))
+        confirmed = self.current_lock()
+        if confirmed is None or confirmed.id != lock.id:
+            raise LockError(
+                f"{self.destination.address}: another apply took the lock at the same moment"
+                + (f" ({confirmed.describe()})" if confirmed else ""),
+                hint="Run the apply again once the other one has finished.",
+            )
+        return lock
+
+    def renew(self, lock: Lock, lease_seconds: int = LEASE_SECONDS) -> None:
+        with self.destination.critical_section():
+            held = self.current_lock()
+            if held is None or held.id != lock.id:
+                return  # taken over or force-unlocked: never steal it back
+            lock.expires_at = iso(now() + timedelta(seconds=lease_seconds))
+            self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json"))
+
+    def release(self, lock: Lock) -> None:
+        with self.destination.critical_section():
+            held = self.current_lock()
+            if held is not None and held.id == lock.id:
+                self.destination.delete_doc(LOCK_KEY)
+
+    def force_unlock(self, lock_id: str) -> Lock:
+        with self.destination.critical_section():
+            held = self.current_lock()
+            if held is None:
+                raise LockError(f"{self.destination.address} is not locked; nothing to unlock")
+            if held.id != lock_id:
+                raise LockError(
+                    f"{self.destination.address}: lock id {lock_id!r} does not match the lock {held.describe()}",
+                    hint="Pass the lock id exactly as shown, so you never release someone else's newer lock.",
+                )
+            self.destination.delete_doc(LOCK_KEY)
+            return held
+
+    @contextmanager
+    def locked(self, operation: str, lease_seconds: int = LEASE_SECONDS) -> Iterator[Lock]:
+        """Hold the lock for the duration, renewing the lease from a heartbeat thread."""
+        lock = self.acquire(operation, lease_seconds)
+        heartbeat = _Heartbeat(self, lock, lease_seconds)
+        heartbeat.start()
+        try:
+            yield lock
+        finally:
+            heartbeat.stop()
+            self.release(lock)
+
+
+@dataclass
+class _Heartbeat:
+    store: StateStore
+    lock: Lock
+    lease_seconds: int
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vectorops-lease", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        interval = max(1.0, self.lease_seconds / 3)
+        while not self._stop.wait(interval):
+            try:
+                self.store.renew(self.lock, self.lease_seconds)
+            except Exception:  # a missed renewal is retried; the lease outlives two misses
+                continue

@@ -1,0 +1,23 @@
+"""Shared fixtures: real git + DVC dataset repos, a local Pinecone server, an isolated cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.pytest_fixtures import (  # noqa: F401
+    dataset_clone,
+    dataset_repo,
+    dataset_repo_copy,
+    known_versions,
+    make_dataset_repo,
+)
+from tests.pinecone_server.fixtures import pinecone_server  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own hash cache and no analytics; the machine's config never leaks in."""
+    monkeypatch.setenv("VECTOROPS_CACHE_DIR", str(tmp_path_factory.mktemp("vectorops-cache")))
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    monkeypatch.setenv("VECTOROPS_ACTOR", "tester@ci")
+    monkeypatch.delenv("GITHUB_ACTOR", raising=False)

@@ -1,0 +1,526 @@
+"""The GitHub Action's logic against a local fake of the GitHub REST API (tests/github_fake.py).
+
+Most tests feed a plan dict straight into `publish` (the seam after the CLI has run), so they
+exercise the real HTTP client, pagination, size limits, summary and outputs without depending on
+the CLI. One end-to-end test runs `python -m reconciler.github` for real on a git + DVC repo.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from github_fake import BODY_LIMIT, FakeGitHub  # noqa: E402
+
+from reconciler import github as action  # noqa: E402
+
+PR = 42
+API_KEY = "pcsk_SECRETkey_9f8e7d6c5b4a"
+MARKER = "<!-- vectorops:plan manifest=vectorops.yaml -->"
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def env_plan(name: str, add: int = 3, update: int = 1, delete: int = 0, *, id_len: int = 8, samples: int = 3,
+             current: bool = True, blocked: str | None = None) -> dict[str, Any]:
+    ids = lambda op: [f"{op}-{i}-".ljust(id_len, "x") for i in range(samples)]  # noqa: E731
+    return {
+        "name": name,
+        "dataset": "docs",
+        "destination": f"lancedb:.vectorops/lancedb#docs_{name}",
+        "current": {"version": "docs-v1", "commit": "1" * 40, "digest": "d1"} if current else None,
+        "desired": {"version": "docs-v2", "commit": "2" * 40, "digest": "d2"},
+        "changes": {"add": add, "update": update, "delete": delete},
+        "drift": {"level": "ids", "expected_count": 100, "actual_count": 100, "missing": 0, "unexpected": 0,
+                  "modified": None},
+        "blocked": blocked,
+        "samples": {"add": ids("a"), "update": ids("u"), "delete": ids("d") if delete else []},
+    }
+
+
+def plan_of(*envs: dict[str, Any]) -> dict[str, Any]:
+    return {"format_version": "1", "has_changes": any(sum(e["changes"].values()) for e in envs),
+            "environments": list(envs)}
+
+
+@pytest.fixture
+def gh() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        yield fake
+
+
+def action_env(tmp_path: Path, gh: FakeGitHub, **over: str) -> dict[str, str]:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"number": PR, "pull_request": {"number": PR}}))
+    (tmp_path / "temp").mkdir(exist_ok=True)
+    env = {
+        "VECTOROPS_COMMAND": "plan",
+        "VECTOROPS_MANIFEST": "vectorops.yaml",
+        "VECTOROPS_ENVIRONMENTS": "",
+        "VECTOROPS_ARGS": "",
+        "VECTOROPS_COMMENT": "true",
+        "GITHUB_TOKEN": gh.token,
+        "GITHUB_API_URL": gh.url,
+        "GITHUB_REPOSITORY": gh.repository,
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "GITHUB_OUTPUT": str(tmp_path / "output.txt"),
+        "RUNNER_TEMP": str(tmp_path / "temp"),
+        "PINECONE_API_KEY": API_KEY,
+    }
+    env.update(over)
+    return env
+
+
+def publish(env: dict[str, str], plan: dict[str, Any] | None, exitcode: int, **kw: Any) -> tuple[int, str]:
+    """What `main` does after the CLI ran: mask secrets, then publish. Returns (rc, log text)."""
+    cfg = action.Config.from_env(env)
+    out = io.StringIO()
+    action.mask_secrets(cfg, out)
+    rc = action.publish(plan, exitcode, cfg, out=out, **kw)
+    return rc, out.getvalue()
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """Parse $GITHUB_OUTPUT the way the runner does (name<<DELIM ... DELIM); last write wins."""
+    values: dict[str, str] = {}
+    lines = path.read_text().split("\n")
+    i = 0
+    while i < len(lines):
+        m = re.fullmatch(r"([\w-]+)<<(\S+)", lines[i])
+        if m:
+            end = lines.index(m.group(2), i + 1)
+            values[m.group(1)] = "\n".join(lines[i + 1 : end])
+            i = end
+        i += 1
+    return values
+
+
+def without_masks(log: str) -> str:
+    return "\n".join(line for line in log.splitlines() if not line.startswith("::add-mask::"))
+
+
+# -- the sticky comment --------------------------------------------------------------------------
+
+
+def test_first_run_creates_one_sticky_comment(tmp_path: Path, gh: FakeGitHub) -> None:
+    rc, log = publish(action_env(tmp_path, gh), plan_of(env_plan("staging")), 2)
+
+    assert rc == 0  # 2 = "changes present" is success for plan
+    [body] = gh.bodies(PR)
+    assert body.startswith(MARKER + "\n")
+    assert "**Plan:** 3 to add, 1 to update, 0 to delete across 1 environment." in body
+    assert [r.method for r in gh.writes()] == ["POST"]
+    assert "pull/42#issuecomment-" in log
+
+
+def test_second_run_updates_the_comment_instead_of_adding_one(tmp_path: Path, gh: FakeGitHub) -> None:
+    env = action_env(tmp_path, gh)
+    publish(env, plan_of(env_plan("staging", add=3)), 2)
+    first_id = gh.comments[PR][0]["id"]
+
+    rc, _ = publish(env, plan_of(env_plan("staging", add=17)), 2)
+
+    assert rc == 0
+    assert len(gh.comments[PR]) == 1
+    assert gh.comments[PR][0]["id"] == first_id
+    assert "17 to add" in gh.bodies(PR)[0] and "3 to add" not in gh.bodies(PR)[0]
+    assert [r.method for r in gh.writes()] == ["POST", "PATCH"]
+    assert gh.writes()[-1].path.endswith(f"/issues/comments/{first_id}")
+
+
+def test_comment_is_found_beyond_the_first_page_of_other_comments(tmp_path: Path, gh: FakeGitHub) -> None:
+    for i in range(130):
+        gh.add_comment(PR, f"review comment {i}")
+    # someone quoting our marker mid-text must not have their comment taken over
+    gh.add_comment(PR, f"as the bot said: {MARKER} ...")
+    env = action_env(tmp_path, gh)
+    publish(env, plan_of(env_plan("staging")), 2)
+    ours = gh.comments[PR][-1]
+    assert ours["body"].startswith(MARKER) and ours["user"]["login"] == "github-actions[bot]"
+    for i in range(120):
+        gh.add_comment(PR, f"later comment {i}")  # ours is now on page 2 of 3
+    gh.requests.clear()
+
+    publish(env, plan_of(env_plan("staging", add=9)), 2)
+
+    assert len(gh.comments[PR]) == 130 + 1 + 1 + 120
+    assert [r.method for r in gh.writes()] == ["PATCH"]
+    assert "9 to add" in ours["body"]
+    pages = [r.query.get("page", "1") for r in gh.requests if r.method == "GET"]
+    assert pages == ["1", "2"]  # followed Link rel="next", stopped once found
+    assert all(r.query.get("per_page") == "100" for r in gh.requests if r.method == "GET")
+
+
+def test_one_comment_per_manifest(tmp_path: Path, gh: FakeGitHub) -> None:
+    publish(action_env(tmp_path, gh), plan_of(env_plan("staging")), 2)
+    publish(action_env(tmp_path, gh, VECTOROPS_MANIFEST="other/vectorops.yaml"), plan_of(env_plan("prod")), 2)
+    publish(action_env(tmp_path, gh), plan_of(env_plan("staging", add=5)), 2)
+
+    bodies = gh.bodies(PR)
+    assert len(bodies) == 2
+    assert bodies[0].startswith(MARKER) and "5 to add" in bodies[0]
+    assert bodies[1].startswith("<!-- vectorops:plan manifest=other/vectorops.yaml -->")
+
+
+def test_a_very_long_plan_is_cut_within_the_comment_limit(tmp_path: Path, gh: FakeGitHub) -> None:
+    envs = [env_plan(f"env{i:02d}", add=1000 + i, id_len=300, samples=10) for i in range(20)]
+    plan = plan_of(*envs)
+    env = action_env(tmp_path, gh)
+
+    rc, _ = publish(env, plan, 2)
+
+    assert rc == 0  # the fake answers 422 to anything over 65,536 characters
+    [body] = gh.bodies(PR)
+    assert len(body) <= BODY_LIMIT
+    assert "**Plan:**" in body
+    for e in envs:  # the table keeps every environment
+        assert f"| `{e['name']}` |" in body
+    assert body.rstrip().endswith("_Details cut to fit the size limit: the full plan, with every sample id, is in this run's job summary._")
+    assert 0 < body.count("<details>") == body.count("</details>") < len(envs)
+    summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert len(summary) > BODY_LIMIT  # the summary holds what the comment had to drop
+    assert summary.count("<details>") == len(envs)
+
+
+def test_the_summary_is_capped_at_one_mebibyte(tmp_path: Path, gh: FakeGitHub) -> None:
+    envs = [env_plan(f"env{i:03d}", id_len=3000, samples=10) for i in range(60)]
+    for e in envs:  # multi-byte ids: the cap is in bytes, not characters
+        e["samples"] = {k: [s.replace("x", "é") for s in v] for k, v in e["samples"].items()}
+    env = action_env(tmp_path, gh, VECTOROPS_COMMENT="false")
+
+    rc, _ = publish(env, plan_of(*envs), 2)
+
+    assert rc == 0
+    data = Path(env["GITHUB_STEP_SUMMARY"]).read_bytes()
+    assert len(data) <= 1024 * 1024
+    text = data.decode("utf-8")  # not cut inside a character
+    assert "**Plan:**" in text and text.count("| `env") == 60  # summary and table kept
+    assert 0 < text.count("<details>") == text.count("</details>") < 60  # whole details dropped
+    assert "cut to fit the size limit: the full plan is in the file named by the `plan-json` output" in text
+
+
+# -- summary and outputs -------------------------------------------------------------------------
+
+
+def test_summary_and_outputs_are_written(tmp_path: Path, gh: FakeGitHub) -> None:
+    env = action_env(tmp_path, gh)
+    plan = plan_of(env_plan("staging"), env_plan("prod", add=0, update=0, current=True))
+
+    publish(env, plan, 2)
+
+    summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert summary.startswith("### vectorops plan — vectorops.yaml")
+    assert "| `staging` |" in summary and "| `prod` |" in summary
+    out = read_outputs(Path(env["GITHUB_OUTPUT"]))
+    assert out["has-changes"] == "true"
+    assert out["exitcode"] == "2"
+    assert json.loads(Path(out["plan-json"]).read_text()) == plan
+    assert Path(out["plan-json"]).parent == Path(env["RUNNER_TEMP"])
+
+
+def test_no_changes_reports_false_and_exit_zero(tmp_path: Path, gh: FakeGitHub) -> None:
+    env = action_env(tmp_path, gh)
+    same = env_plan("staging", add=0, update=0)
+    same["desired"] = same["current"]
+
+    rc, _ = publish(env, plan_of(same), 0)
+
+    assert rc == 0
+    out = read_outputs(Path(env["GITHUB_OUTPUT"]))
+    assert (out["has-changes"], out["exitcode"]) == ("false", "0")
+    assert "**No changes.**" in gh.bodies(PR)[0]
+
+
+def test_drift_found_is_success_with_has_changes(tmp_path: Path, gh: FakeGitHub) -> None:
+    env = action_env(tmp_path, gh, VECTOROPS_COMMAND="drift", GITHUB_EVENT_NAME="schedule")
+    drifted = env_plan("prod", add=0, update=0)
+    drifted["desired"] = drifted["current"]
+    drifted["drift"].update(missing=4)
+    plan = plan_of(drifted)
+    plan["has_changes"] = False
+
+    rc, _ = publish(env, plan, 2)
+
+    assert rc == 0
+    out = read_outputs(Path(env["GITHUB_OUTPUT"]))
+    assert (out["has-changes"], out["exitcode"]) == ("true", "2")
+    assert out["plan-json"].endswith("vectorops-drift.json")
+    assert "Drift found in `prod`" in Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert gh.requests == []  # not a pull request: no comment
+
+
+def test_failed_apply_fails_the_step_and_says_so(tmp_path: Path, gh: FakeGitHub) -> None:
+    env = action_env(tmp_path, gh, VECTOROPS_COMMAND="apply", GITHUB_EVENT_NAME="push")
+    rc, log = publish(env, plan_of(env_plan("staging")), 1, applied=False, error="canaries: 2 of 10 passed")
+    assert rc == 1
+    assert "::error title=vectorops apply failed::" in log
+    assert ":x: **Apply failed**" in Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert read_outputs(Path(env["GITHUB_OUTPUT"]))["exitcode"] == "1"
+
+
+def test_a_failed_plan_replaces_the_stale_comment(tmp_path: Path, gh: FakeGitHub) -> None:
+    env = action_env(tmp_path, gh)
+    publish(env, plan_of(env_plan("staging")), 2)
+
+    rc, _ = publish(env, None, 1, error="vectorops.yaml:4:3: unknown key 'pathh'\n  did you mean 'path'?")
+
+    assert rc == 1
+    [body] = gh.bodies(PR)
+    assert "failed" in body and "unknown key 'pathh'" in body and "**Plan:**" not in body
+    out = read_outputs(Path(env["GITHUB_OUTPUT"]))
+    assert (out["has-changes"], out["exitcode"], out["plan-json"]) == ("false", "1", "")
+
+
+def test_outside_pull_requests_or_with_comment_off_no_api_call(tmp_path: Path, gh: FakeGitHub) -> None:
+    publish(action_env(tmp_path, gh, GITHUB_EVENT_NAME="push"), plan_of(env_plan("staging")), 2)
+    publish(action_env(tmp_path, gh, VECTOROPS_COMMENT="false"), plan_of(env_plan("staging")), 2)
+    assert gh.requests == []
+    assert Path(tmp_path / "summary.md").read_text().count("### vectorops plan") == 2
+
+
+def test_pull_request_target_comments_too(tmp_path: Path, gh: FakeGitHub) -> None:
+    publish(action_env(tmp_path, gh, GITHUB_EVENT_NAME="pull_request_target"), plan_of(env_plan("staging")), 2)
+    assert len(gh.bodies(PR)) == 1
+
+
+# -- permissions and secrets ---------------------------------------------------------------------
+
+
+def test_read_only_token_fails_with_the_permission_to_add(tmp_path: Path, gh: FakeGitHub) -> None:
+    gh.read_only = True
+    env = action_env(tmp_path, gh)
+
+    rc, log = publish(env, plan_of(env_plan("staging")), 2)
+
+    assert rc == 1
+    assert "permissions: pull-requests: write" in log and "fork" in log
+    assert "Resource not accessible by integration" in log
+    assert gh.token not in without_masks(log)
+    assert Path(env["GITHUB_STEP_SUMMARY"]).read_text()  # the summary is still there to read
+
+
+def test_bad_token_says_so_without_printing_it(tmp_path: Path, gh: FakeGitHub) -> None:
+    env = action_env(tmp_path, gh, GITHUB_TOKEN="ghs_wrongTOKENwrongTOKEN123")
+    rc, log = publish(env, plan_of(env_plan("staging")), 2)
+    assert rc == 1
+    assert "rejected the token (401" in log
+    assert "ghs_wrongTOKENwrongTOKEN123" not in without_masks(log)
+
+
+def test_secrets_are_masked_first_and_never_appear_anywhere(tmp_path: Path, gh: FakeGitHub) -> None:
+    env = action_env(tmp_path, gh)
+    # a secret that leaked into plan text (here a blocked sentence) is scrubbed before publishing
+    leaky = env_plan("prod", blocked=f"destination refused key {API_KEY}")
+
+    rc, log = publish(env, plan_of(env_plan("staging"), leaky), 2)
+
+    assert rc == 0
+    assert set(log.splitlines()[:2]) == {f"::add-mask::{API_KEY}", f"::add-mask::{gh.token}"}  # first
+    assert gh.token not in without_masks(log) and API_KEY not in without_masks(log)
+    written = [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()]
+    written += gh.bodies(PR)
+    assert written and not any(gh.token in w or API_KEY in w for w in written)
+    assert "destination refused key \\*\\*\\*" in gh.bodies(PR)[0]
+    # the token went only where it belongs: the Authorization header
+    assert all(r.authorization == f"Bearer {gh.token}" for r in gh.requests)
+
+
+def test_bad_inputs_fail_with_the_input_named(tmp_path: Path, gh: FakeGitHub) -> None:
+    out = io.StringIO()
+    rc = action.main(action_env(tmp_path, gh, VECTOROPS_COMMAND="destroy"), out)
+    assert rc == 1
+    assert "::error title=vectorops::input `command` is 'destroy'" in out.getvalue()
+    with pytest.raises(action.ActionError, match="input `args`"):
+        action.Config.from_env(action_env(tmp_path, gh, VECTOROPS_ARGS="--refresh 'full"))
+
+
+def test_config_splits_environments_and_args(tmp_path: Path, gh: FakeGitHub) -> None:
+    cfg = action.Config.from_env(action_env(
+        tmp_path, gh, VECTOROPS_ENVIRONMENTS=" staging  prod ", VECTOROPS_ARGS="--refresh full --allow-deletes"))
+    assert cfg.environments == ["staging", "prod"]
+    assert action.cli_argv(cfg, ["plan", *cfg.environments, *cfg.args])[1:] == [
+        "-m", "reconciler", "-m", "vectorops.yaml", "plan", "staging", "prod", "--refresh", "full", "--allow-deletes"]
+
+
+# -- end to end: the real CLI on a real git + DVC repo -------------------------------------------
+
+GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+          "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+
+
+def _sh(cwd: Path, *argv: str) -> None:
+    subprocess.run(argv, cwd=cwd, check=True, capture_output=True, env={**os.environ, **GIT_ID, "DVC_NO_ANALYTICS": "1"})
+
+
+def _dataset_repo(root: Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    repo = root / "repo"
+    (repo / "data").mkdir(parents=True)
+    _sh(repo, "git", "init", "-q", "-b", "main")
+    _sh(repo, sys.executable, "-m", "dvc", "init", "-q")
+    ids = [f"doc-{i}" for i in range(5)]
+    vectors = [[float(i), 1.0, 0.0, 0.5] for i in range(5)]
+    table = pa.table({"id": ids, "vector": pa.array(vectors, pa.list_(pa.float32())), "title": [f"t{i}" for i in range(5)]})
+    pq.write_table(table, repo / "data" / "docs.parquet")
+    _sh(repo, sys.executable, "-m", "dvc", "add", "-q", "data/docs.parquet")
+    (repo / "vectorops.yaml").write_text(
+        "version: 1\n"
+        "datasets:\n"
+        "  docs:\n"
+        "    path: data/docs.parquet\n"
+        "    embedding: {model: test/model, dimension: 4}\n"
+        "environments:\n"
+        "  staging:\n"
+        "    dataset: docs\n"
+        "    version: docs-v1\n"
+        "    destination: {type: lancedb, uri: .vectorops/lancedb, table: docs_staging}\n"
+    )
+    (repo / ".gitignore").write_text(".vectorops/\n")
+    _sh(repo, "git", "add", "-A")
+    _sh(repo, "git", "commit", "-q", "-m", "docs v1")
+    _sh(repo, "git", "tag", "docs-v1")
+    return repo
+
+
+@pytest.mark.skipif(importlib.util.find_spec("reconciler.cli") is None, reason="the CLI (reconciler.cli) is not there yet")
+def test_end_to_end_plan_comment_then_apply(tmp_path: Path, gh: FakeGitHub) -> None:
+    repo = _dataset_repo(tmp_path)
+
+    def run(**over: str) -> subprocess.CompletedProcess[str]:
+        root = str(Path(action.__file__).resolve().parents[1])  # works installed or from a checkout
+        pythonpath = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, **GIT_ID, **action_env(tmp_path, gh, **over), "PYTHONPATH": pythonpath}
+        return subprocess.run([sys.executable, "-m", "reconciler.github"], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    planned = run()
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    out = read_outputs(tmp_path / "output.txt")
+    assert (out["has-changes"], out["exitcode"]) == ("true", "2")
+    assert json.loads(Path(out["plan-json"]).read_text())["environments"][0]["changes"]["add"] == 5
+    [body] = gh.bodies(PR)
+    assert body.startswith(MARKER) and "5 to add" in body
+    assert (tmp_path / "temp" / "vectorops.plan").is_file()
+
+    applied = run(VECTOROPS_COMMAND="apply", GITHUB_EVENT_NAME="push")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "**Applied**" in (tmp_path / "summary.md").read_text()
+
+    again = run()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert read_outputs(tmp_path / "output.txt")["has-changes"] == "false"
+    [body] = gh.bodies(PR)
+    assert "**No changes.**" in body
+    for p in (planned, applied, again):
+        assert gh.token not in without_masks(p.stdout) and gh.token not in p.stderr
+
+
+# -- the subprocess flow, against a stand-in that follows the CLI's contract ---------------------
+# Until the CLI lands this checks our side of the contract (argv, files, exit codes, log wrapping);
+# the end-to-end test above checks it against the real CLI.
+
+STAND_IN = r'''
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["STAND_IN_LOG"], "a") as f:
+    f.write(json.dumps({"argv": args, "token_seen": "GITHUB_TOKEN" in os.environ}) + "\n")
+cmd = args[2]
+if cmd in ("plan", "drift"):
+    if "-o" in args:
+        open(args[args.index("-o") + 1], "w").write("saved plan")
+    print("reading destination", file=sys.stderr)
+    print(json.dumps(json.loads(os.environ["STAND_IN_PLAN"])))
+    sys.exit(int(os.environ.get("STAND_IN_RC", "2")))
+if cmd == "show":
+    print("Plan: 3 to add")
+if cmd == "apply":
+    print("::set-output name=has-changes::pwned")
+    sys.exit(int(os.environ.get("STAND_IN_APPLY_RC", "0")))
+'''
+
+
+@pytest.fixture
+def stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    script = tmp_path / "stand_in_cli.py"
+    script.write_text(STAND_IN)
+    monkeypatch.setattr(action, "cli_argv", lambda cfg, args: [sys.executable, str(script), "-m", cfg.manifest, *args])
+    return tmp_path / "calls.jsonl"
+
+
+def run_main(tmp_path: Path, gh: FakeGitHub, log: Path, **over: str) -> tuple[int, str, list[dict[str, Any]]]:
+    env = {**action_env(tmp_path, gh, **over), "STAND_IN_LOG": str(log),
+           "STAND_IN_PLAN": json.dumps(plan_of(env_plan("staging")))}
+    env.update(over)
+    out = io.StringIO()
+    rc = action.main(env, out)
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return rc, out.getvalue(), calls
+
+
+def test_plan_runs_the_cli_with_the_contracted_arguments(tmp_path: Path, gh: FakeGitHub, stand_in: Path) -> None:
+    rc, log, calls = run_main(tmp_path, gh, stand_in, VECTOROPS_ENVIRONMENTS="staging",
+                              VECTOROPS_ARGS="--refresh full")
+    plan_file = str(tmp_path / "temp" / "vectorops.plan")
+    assert rc == 0, log
+    assert [c["argv"] for c in calls] == [
+        ["-m", "vectorops.yaml", "plan", "staging", "--json", "-o", plan_file, "--detailed-exitcode", "--refresh", "full"],
+        ["-m", "vectorops.yaml", "show", plan_file],
+    ]
+    assert not any(c["token_seen"] for c in calls)  # the CLI never gets the GitHub token
+    assert "reading destination" in log and "Plan: 3 to add" in log
+    assert json.loads((tmp_path / "temp" / "vectorops-plan.json").read_text()) == plan_of(env_plan("staging"))
+    assert len(gh.bodies(PR)) == 1
+
+
+def test_apply_applies_the_saved_plan_with_cli_output_fenced(tmp_path: Path, gh: FakeGitHub, stand_in: Path) -> None:
+    rc, log, calls = run_main(tmp_path, gh, stand_in, VECTOROPS_COMMAND="apply", GITHUB_EVENT_NAME="push",
+                              VECTOROPS_ARGS="--allow-deletes")
+    plan_file = str(tmp_path / "temp" / "vectorops.plan")
+    assert rc == 0, log
+    assert [c["argv"][2:] for c in calls] == [
+        ["plan", "--json", "-o", plan_file, "--detailed-exitcode", "--allow-deletes"],
+        ["apply", plan_file],  # exactly the saved plan; the approval is recorded in it
+    ]
+    # the CLI's output cannot issue workflow commands: it is inside ::stop-commands::
+    fence = r"::stop-commands::(\w+)\n(.*?)::\1::"
+    assert any("::set-output name=has-changes::pwned" in body for _, body in re.findall(fence, log, re.S))
+    assert "pwned" not in re.sub(fence, "", log, flags=re.S)
+    assert "**Applied**" in Path(tmp_path / "summary.md").read_text()
+
+
+def test_apply_failure_is_the_step_failure(tmp_path: Path, gh: FakeGitHub, stand_in: Path) -> None:
+    rc, _, calls = run_main(tmp_path, gh, stand_in, VECTOROPS_COMMAND="apply", GITHUB_EVENT_NAME="push",
+                            STAND_IN_APPLY_RC="1")
+    assert rc == 1 and len(calls) == 2
+    assert read_outputs(tmp_path / "output.txt")["exitcode"] == "1"
+
+
+def test_a_plan_error_stops_before_apply(tmp_path: Path, gh: FakeGitHub, stand_in: Path) -> None:
+    rc, _, calls = run_main(tmp_path, gh, stand_in, VECTOROPS_COMMAND="apply", STAND_IN_RC="1")
+    assert rc == 1
+    assert [c["argv"][2] for c in calls] == ["plan"]
+    assert "failed" in gh.bodies(PR)[0]
+
+
+def test_drift_runs_drift_json(tmp_path: Path, gh: FakeGitHub, stand_in: Path) -> None:
+    rc, _, calls = run_main(tmp_path, gh, stand_in, VECTOROPS_COMMAND="drift", VECTOROPS_ENVIRONMENTS="prod",
+                            GITHUB_EVENT_NAME="schedule")
+    assert rc == 0
+    assert [c["argv"][2:] for c in calls] == [["drift", "prod", "--json"]]
+    assert read_outputs(tmp_path / "output.txt")["exitcode"] == "2"

@@ -1,0 +1,237 @@
+"""In-memory index state for the local Pinecone server: records, namespaces, limits, filters.
+
+Kept apart from the HTTP layer so the rules Pinecone enforces (limits, value types, namespace
+aliasing, byte-wise list order, eventual visibility) read as plain Python. Every rule here is
+taken from the reference (``pinecone-api.md`` §2-§3, §8) and raises ``ApiFailure`` with the
+status and body the real service sends.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MAX_VECTORS_PER_UPSERT = 1000
+MAX_IDS_PER_REQUEST = 1000
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+MAX_METADATA_BYTES = 40960
+MAX_ID_LENGTH = 512
+MAX_DIMENSION = 20000
+METRICS = ("cosine", "dotproduct", "euclidean")
+DEFAULT_NAMESPACE = "__default__"
+
+
+class ApiFailure(Exception):
+    """A request the server refuses: HTTP status plus the exact body to send."""
+
+    def __init__(self, status: int, body: dict[str, Any] | str) -> None:
+        super().__init__(f"{status}: {body}")
+        self.status = status
+        self.body = body
+
+
+def rpc_error(status: int, code: int, message: str) -> ApiFailure:
+    """Data-plane error in the rpcStatus shape: ``{"code", "message", "details"}``."""
+    return ApiFailure(status, {"code": code, "message": message, "details": []})
+
+
+def invalid(message: str) -> ApiFailure:
+    return rpc_error(400, 3, message)
+
+
+def canonical_namespace(ns: Any) -> str:
+    """Absent, ``""`` and ``"__default__"`` are one namespace (API 2025-04 and later)."""
+    if ns is None or ns == "" or ns == DEFAULT_NAMESPACE:
+        return DEFAULT_NAMESPACE
+    if not isinstance(ns, str):
+        raise invalid("namespace must be a string")
+    if len(ns) > MAX_ID_LENGTH or not ns.isascii() or "\x00" in ns:
+        raise invalid(f"Namespace name must be 1-{MAX_ID_LENGTH} ASCII characters without NUL")
+    return ns
+
+
+def shown_namespace(ns: str) -> str:
+    """The namespace as responses echo it: the default one as ``""``."""
+    return "" if ns == DEFAULT_NAMESPACE else ns
+
+
+def check_id(vid: Any) -> str:
+    if not isinstance(vid, str) or not vid:
+        raise invalid("Vector ID must be a non-empty string")
+    if len(vid) > MAX_ID_LENGTH:
+        raise invalid(f"Vector ID must be {MAX_ID_LENGTH} characters or less, got {len(vid)}: '{vid[:40]}...'")
+    if not vid.isascii() or "\x00" in vid:
+        raise invalid(f"Vector ID must be ASCII without NUL characters: '{vid}'")
+    return vid
+
+
+def clean_metadata(vid: str, metadata: Any) -> dict[str, Any]:
+    """Validate metadata as Pinecone does; null values are stripped on write."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise invalid(f"Metadata for vector '{vid}' must be an object")
+    size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise invalid(
+            f"Metadata size is {size} bytes, which exceeds the limit of {MAX_METADATA_BYTES} bytes per vector"
+        )
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if key.startswith("$"):
+            raise invalid(f"Metadata key '{key}' of vector '{vid}' must not start with '$'")
+        if value is None:
+            continue
+        if isinstance(value, (bool, str)) or (isinstance(value, (int, float)) and math.isfinite(value)):
+            out[key] = value
+        elif isinstance(value, list) and all(isinstance(x, str) for x in value):
+            out[key] = list(value)
+        else:
+            raise invalid(
+                f"Metadata value for field '{key}' of vector '{vid}' must be a string, number, boolean "
+                f"or list of strings, got {type(value).__name__}"
+            )
+    return out
+
+
+def parse_values(vid: str, values: Any, dimension: int) -> np.ndarray:
+    if not isinstance(values, list) or not all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in values
+    ):
+        raise invalid(f"Values of vector '{vid}' must be a list of numbers")
+    if len(values) != dimension:
+        raise invalid(f"Vector dimension {len(values)} does not match the dimension of the index {dimension}")
+    arr = np.asarray(values, dtype=np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise invalid(f"Values of vector '{vid}' must be finite")
+    if not np.any(np.abs(arr) >= 1e-8):
+        raise invalid(f"Dense vectors must contain at least one non-zero value (vector '{vid}')")
+    return arr
+
+
+# -- metadata filters ------------------------------------------------------------------------
+
+
+def matches(metadata: dict[str, Any], flt: dict[str, Any]) -> bool:
+    """Pinecone's filter language, the common subset: $eq $ne $gt $gte $lt $lte $in $nin $exists $and $or."""
+    for key, cond in flt.items():
+        if key == "$and":
+            if not all(matches(metadata, sub) for sub in cond):
+                return False
+        elif key == "$or":
+            if not any(matches(metadata, sub) for sub in cond):
+                return False
+        elif key.startswith("$"):
+            raise invalid(f"Unsupported top-level filter operator: {key}")
+        elif isinstance(cond, dict):
+            if not all(_field_op(metadata, key, op, arg) for op, arg in cond.items()):
+                return False
+        elif not _field_op(metadata, key, "$eq", cond):
+            return False
+    return True
+
+
+def _field_op(metadata: dict[str, Any], key: str, op: str, arg: Any) -> bool:
+    present = key in metadata
+    value = metadata.get(key)
+    values = value if isinstance(value, list) else [value]
+    if op == "$exists":
+        return present == bool(arg)
+    if op == "$eq":
+        return present and arg in values
+    if op == "$ne":
+        return not present or arg not in values
+    if op == "$in":
+        return present and any(v in arg for v in values)
+    if op == "$nin":
+        return not present or not any(v in arg for v in values)
+    if op in ("$gt", "$gte", "$lt", "$lte"):
+        if not present or isinstance(value, (bool, list, str)) or not isinstance(arg, (int, float)):
+            return False
+        return {"$gt": value > arg, "$gte": value >= arg, "$lt": value < arg, "$lte": value <= arg}[op]
+    raise invalid(f"Unsupported filter operator: {op}")
+
+
+# -- state -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Namespace:
+    """One namespace: what reads see, plus writes committed but not yet visible."""
+
+    records: dict[str, tuple[np.ndarray, dict[str, Any]]] = field(default_factory=dict)
+    committed_lsn: int = 0
+    indexed_lsn: int = 0
+    pending: deque[tuple[float, int, Callable[[], None]]] = field(default_factory=deque)
+
+    def catch_up(self, now: float) -> None:
+        while self.pending and self.pending[0][0] <= now:
+            _, lsn, op = self.pending.popleft()
+            op()
+            self.indexed_lsn = lsn
+
+
+@dataclass
+class IndexState:
+    """One serverless index: its settings and namespaces, guarded by one lock."""
+
+    name: str
+    dimension: int
+    metric: str
+    cloud: str = "aws"
+    region: str = "us-east-1"
+    deletion_protection: str = "disabled"
+    tags: dict[str, str] | None = None
+    host: str = ""
+    namespaces: dict[str, Namespace] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    visibility_delay: Callable[[], float] = lambda: 0.0
+
+    def ns(self, name: str) -> Namespace:
+        """Get or create a namespace (namespaces are created implicitly on write)."""
+        space = self.namespaces.get(name)
+        if space is None:
+            space = self.namespaces[name] = Namespace()
+        space.catch_up(time.monotonic())
+        return space
+
+    def existing(self, name: str) -> Namespace | None:
+        space = self.namespaces.get(name)
+        if space is not None:
+            space.catch_up(time.monotonic())
+        return space
+
+    def commit(self, name: str, op: Callable[[dict[str, tuple[np.ndarray, dict[str, Any]]]], None]) -> int:
+        """Record a write; it becomes visible now or after the configured delay. Returns its LSN."""
+        space = self.ns(name)
+        space.committed_lsn += 1
+        lsn = space.committed_lsn
+        delay = self.visibility_delay()
+        if delay <= 0 and not space.pending:
+            op(space.records)
+            space.indexed_lsn = lsn
+        else:
+            space.pending.append((time.monotonic() + max(delay, 0.0), lsn, lambda: op(space.records)))
+        return lsn
+
+    def visible_records(self, name: str) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
+        space = self.existing(name)
+        return space.records if space is not None else {}
+
+    def score(self, query: np.ndarray, stored: np.ndarray) -> float:
+        q = query.astype(np.float64)
+        s = stored.astype(np.float64)
+        if self.metric == "dotproduct":
+            return float(q @ s)
+        if self.metric == "euclidean":
+            return float(np.sum((q - s) ** 2))
+        denom = float(np.linalg.norm(q) * np.linalg.norm(s)) or 1.0
+        return float(q @ s) / denom
