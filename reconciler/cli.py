@@ -508,6 +508,66 @@ def rollback(environment: str, to_rev: str | None, auto_approve: bool) -> None:
     _run_apply(m, p, saved=False, operation="rollback")
 
 
+@cli.command("import")
+@global_options
+@click.argument("environment")
+@click.option("--version", "rev", required=True, help="The dataset rev the index holds (tag, branch or commit).")
+@click.option("--refresh", type=click.Choice(["stats", "ids", "full"]), default="ids", show_default=True)
+@click.option("--auto-approve", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON (implies no prompt unless --auto-approve).")
+def import_(environment: str, rev: str, refresh: str, auto_approve: bool, as_json: bool) -> None:
+    """Adopt an existing index as deployed at REV, reporting how far it differs."""
+    from reconciler.adopt import compare_for_import, record_import
+    from reconciler.render.human import drift_line
+
+    m = _manifest()
+    (name,) = m.environment_names([environment])
+    reporter = _ProgressReporter()
+    try:
+        report, dest, _version = compare_for_import(m, name, rev, refresh=refresh, progress=reporter.hashing)
+    finally:
+        reporter.stop()
+    if as_json:
+        click.echo(json.dumps({"environment": name, "destination": report.destination, "version": report.version,
+                               "drift": report.drift, "samples": report.samples, "previous": report.previous}, indent=2))
+    else:
+        out(f"[bold]{name}[/]  {report.destination}")
+        out(f"  adopt as  {report.version['version']} ({report.version['commit'][:7]})")
+        if report.previous:
+            out(f"  [yellow]replaces the recorded deployment {report.previous['version']} ({report.previous['commit'][:7]})[/]")
+        out(f"  differs   {drift_line(report.drift)}")
+        for key, ids in report.samples.items():
+            if ids and report.drift.get(key):
+                out(f"            {key}: {', '.join(ids)}")
+    if not auto_approve:
+        if as_json:
+            return
+        if not _confirm("Record this index as deployed at that version? [y/N]"):
+            out("Import cancelled; nothing was written.")
+            sys.exit(1)
+    record_import(m, report, dest)
+    out(f"[green]✓[/] {name}: recorded as deployed at {report.version['version']}. `vectorops plan {name}` now shows the remaining drift.")
+
+
+@cli.command()
+@global_options
+@click.argument("environment")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="Parquet file to write.")
+def export(environment: str, out_file: str) -> None:
+    """Write the live index (ids, vectors, metadata) to a Parquet dataset file for `dvc add`."""
+    from reconciler.adopt import export_environment
+    from reconciler.providers import open_destination
+
+    m = _manifest()
+    (name,) = m.environment_names([environment])
+    reporter = _ProgressReporter()
+    try:
+        n = export_environment(open_destination(m, name), Path(out_file), progress=reporter.hashing)
+    finally:
+        reporter.stop()
+    out(f"[green]✓[/] wrote {n} records from {name} to {out_file}. Track it with: dvc add {out_file} && git commit")
+
+
 # -- entry point ---------------------------------------------------------------------------------
 
 
