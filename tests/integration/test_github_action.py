@@ -7,7 +7,6 @@ the CLI. One end-to-end test runs `python -m reconciler.github` for real on a gi
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -398,7 +397,6 @@ def _dataset_repo(root: Path) -> Path:
     return repo
 
 
-@pytest.mark.skipif(importlib.util.find_spec("reconciler.cli") is None, reason="the CLI (reconciler.cli) is not there yet")
 def test_end_to_end_plan_comment_then_apply(tmp_path: Path, gh: FakeGitHub) -> None:
     repo = _dataset_repo(tmp_path)
 
