@@ -27,7 +27,8 @@ Metric = Literal["cosine", "dotproduct", "euclidean"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML already gives typed values, so `dimension: true` or `dimension: "16"` is a mistake
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Embedding(_Model):
@@ -94,13 +95,40 @@ class Manifest(_Model):
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema editors use for completion; committed as schemas/vectorops.schema.json."""
-    schema = Manifest.model_json_schema()
+    schema = _names_as_property_names(Manifest.model_json_schema())
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://github.com/vectorops/vectorops/schemas/vectorops.schema.json",
         "title": "vectorops manifest (vectorops.yaml)",
         **schema,
     }
+
+
+def schema_text() -> str:
+    """``json_schema()`` exactly as committed: sorted keys, 2-space indent, trailing newline.
+
+    One function so the generator and the in-sync test cannot disagree about formatting.
+    """
+    import json
+
+    return json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _names_as_property_names(node: Any) -> Any:
+    """pydantic renders ``dict[Name, X]`` as ``patternProperties``, which lets a badly named key
+    through unchecked; ``propertyNames`` + ``additionalProperties`` rejects it, as the loader does."""
+    if isinstance(node, list):
+        return [_names_as_property_names(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _names_as_property_names(v) for k, v in node.items()}
+    patterns = out.get("patternProperties")
+    if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in out:
+        ((pattern, value),) = patterns.items()
+        del out["patternProperties"]
+        out["propertyNames"] = {**out.get("propertyNames", {}), "pattern": pattern}
+        out["additionalProperties"] = value
+    return out
 
 
 # -- loading with positions -------------------------------------------------------------------
@@ -137,8 +165,11 @@ def _construct(node: yaml.Node, path: Path_, pos: Positions) -> Any:
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _construct(key_node, path + ("<key>",), pos)
-            if isinstance(key, (dict, list)):
-                raise ManifestError(f"{pos.at(path + ('<key>',))}: a mapping key must be a plain name")
+            if key is None or isinstance(key, (dict, list)):
+                raise ManifestError(
+                    f"{pos.at(path + ('<key>',))}: a mapping key must be a plain name",
+                    hint="Write 'name: value'; a key cannot be empty, null, a list or a mapping.",
+                )
             if key in out:
                 where = f"{pos.file}:{key_node.start_mark.line + 1}:{key_node.start_mark.column + 1}"
                 raise ManifestError(f"{where}: duplicate key '{key}'", hint="Each key may appear once; remove or merge the repeated one.")
@@ -177,10 +208,36 @@ def parse_yaml_with_positions(text: str, file: str) -> tuple[Any, Positions]:
 _HINTS = {
     "extra_forbidden": "Remove it or check its spelling; the manifest reference lists every key.",
     "missing": "Add it.",
-    "string_pattern_mismatch": "Names use lowercase letters, digits, '-' and '_', starting with a letter or digit.",
     "union_tag_invalid": "Use type: lancedb or type: pinecone.",
+    "union_tag_not_found": "Add type: lancedb or type: pinecone.",
     "literal_error": "Use one of the values listed.",
+    "string_type": 'Write it as text; quote values YAML reads as numbers or booleans (e.g. "2024", "1.0", "yes").',
+    "string_too_short": "It must not be empty.",
+    "string_too_long": "Shorten it.",
+    "int_type": "Give a whole number.",
+    "int_parsing": "Give a whole number.",
+    "int_from_float": "Give a whole number.",
+    "float_type": "Give a number.",
+    "float_parsing": "Give a number.",
+    "bool_type": "Use true or false.",
+    "bool_parsing": "Use true or false.",
+    "dict_type": "Write it as a mapping: indented 'key: value' lines.",
+    "model_type": "Write it as a mapping: indented 'key: value' lines.",
+    "list_type": "Write it as a list, e.g. [a, b].",
+    "too_short": "Give at least one entry.",
+    "greater_than": "Give a value in the allowed range.",
+    "greater_than_equal": "Give a value in the allowed range.",
+    "less_than": "Give a value in the allowed range.",
+    "less_than_equal": "Give a value in the allowed range.",
 }
+_NAME_HINT = "Names use lowercase letters, digits, '-' and '_', starting with a letter or digit."
+_PATTERN_HINTS = {
+    "api_key_env": "Give the NAME of the environment variable that holds the key (letters, digits and '_', "
+    "e.g. PINECONE_API_KEY), never the key itself.",
+    "index": "Pinecone index names use lowercase letters, digits and '-', starting with a letter or digit.",
+}
+_SECRET_FIELDS = frozenset({"api_key_env"})  # a pasted key must never be echoed back
+_FALLBACK_HINT = "See schemas/vectorops.schema.json for what is allowed here."
 
 
 def _format_validation_error(exc: ValidationError, pos: Positions) -> ManifestError:
@@ -195,23 +252,33 @@ def _format_validation_error(exc: ValidationError, pos: Positions) -> ManifestEr
             clean.append(part)
         path = tuple(clean)
         kind = err["type"]
-        dotted = ".".join(str(p) for p in path) or "(top level)"
-        if kind == "extra_forbidden":
+        hint = _HINTS.get(kind, _FALLBACK_HINT)
+        if path and path[-1] == "[key]":  # a mapping key itself is wrong (a bad name, a number, null)
+            owner = path[:-1]
+            where = pos.at(owner, key=True)
+            parent = ".".join(str(p) for p in owner[:-1]) or "the top level"
+            msg = f"invalid name {err.get('input')!r} in {parent}"
+            hint = _NAME_HINT if parent in ("datasets", "environments") else hint
+        elif kind == "extra_forbidden":
             where = pos.at(path, key=True)
             msg = f"unknown key '{path[-1]}' in {'.'.join(str(p) for p in path[:-1]) or 'the top level'}"
-        elif kind == "missing":
-            where = pos.at(path[:-1])
-            msg = f"missing required key '{path[-1]}' in {'.'.join(str(p) for p in path[:-1]) or 'the top level'}"
-        elif kind == "string_pattern_mismatch" and path and path[-1] == "[key]":
-            where = pos.at(path[:-1], key=True)
-            msg = f"invalid name '{err.get('input')}' in {'.'.join(str(p) for p in path[:-2])}"
+        elif kind in ("missing", "union_tag_not_found"):
+            owner = path[:-1] if kind == "missing" else path
+            key = path[-1] if kind == "missing" else "type"
+            where = pos.at(owner)
+            msg = f"missing required key '{key}' in {'.'.join(str(p) for p in owner) or 'the top level'}"
         else:
             where = pos.at(path)
+            dotted = ".".join(str(p) for p in path) or "(top level)"
             msg = f"{dotted}: {err['msg']}"
-            if "input" in err and not isinstance(err["input"], (dict, list)):
+            secret = bool(path) and path[-1] in _SECRET_FIELDS
+            if "input" in err and not isinstance(err["input"], (dict, list)) and not secret:
                 msg += f" (got {err['input']!r})"
-        hint = _HINTS.get(kind, "")
-        lines.append(f"{where}: {msg}" + (f". {hint}" if hint else ""))
+            if secret and kind == "string_pattern_mismatch":
+                msg = f"{dotted}: is not an environment variable name"
+            if kind == "string_pattern_mismatch":
+                hint = _PATTERN_HINTS.get(str(path[-1]) if path else "", _NAME_HINT)
+        lines.append(f"{where}: {msg}. {hint}")
     return ManifestError("invalid manifest:\n" + "\n".join(f"  {line}" for line in lines))
 
 
@@ -335,12 +402,16 @@ def check_meaning(m: LoadedManifest) -> list[str]:
             )
         if ds.metadata_fields and (ds.id_field in ds.metadata_fields or ds.vector_field in ds.metadata_fields):
             problems.append(
-                f"{m.where('datasets', name, 'metadata_fields')}: metadata_fields must not include the id or vector field."
+                f"{m.where('datasets', name, 'metadata_fields')}: metadata_fields must not include the id or vector field. Remove "
+                f"'{ds.id_field if ds.id_field in ds.metadata_fields else ds.vector_field}' from the list."
             )
         if ds.repo is not None and not _looks_like_url(ds.repo):
             repo_path = m.resolve_local(ds.repo)
             if not repo_path.is_dir():
-                problems.append(f"{m.where('datasets', name, 'repo')}: datasets.{name}.repo: no such folder {repo_path}.")
+                problems.append(
+                    f"{m.where('datasets', name, 'repo')}: datasets.{name}.repo: no such folder {repo_path}. "
+                    "Give a git URL or a path relative to the manifest's folder, or drop 'repo' to use the manifest's own repo."
+                )
     for name, env in model.environments.items():
         if env.dataset not in model.datasets:
             problems.append(
@@ -349,7 +420,7 @@ def check_meaning(m: LoadedManifest) -> list[str]:
             )
         for i, req in enumerate(env.requires):
             if req == name:
-                problems.append(f"{m.where('environments', name, 'requires', i)}: environment '{name}' cannot require itself.")
+                problems.append(f"{m.where('environments', name, 'requires', i)}: environment '{name}' cannot require itself. Remove '{req}' from its requires.")
             elif req not in model.environments:
                 problems.append(
                     f"{m.where('environments', name, 'requires', i)}: environment '{name}' requires unknown environment '{req}'. "
@@ -365,7 +436,7 @@ def check_meaning(m: LoadedManifest) -> list[str]:
             if not canary.is_file():
                 problems.append(
                     f"{m.where('environments', name, 'validation', 'canaries')}: canary file {env.validation.canaries} not found "
-                    f"(looked for {canary})."
+                    f"(looked for {canary}). Create it, or fix the path: it is relative to the manifest's folder."
                 )
     problems.extend(_requires_cycles(m))
     seen: dict[str, str] = {}
@@ -387,12 +458,15 @@ def _requires_cycles(m: LoadedManifest) -> list[str]:
 
     def visit(n: str, stack: list[str]) -> None:
         state[n] = 1
-        for r in envs[n].requires:
-            if r not in envs:
+        for i, r in enumerate(envs[n].requires):
+            if r not in envs or r == n:  # both reported by check_meaning already
                 continue
             if state.get(r) == 1:
                 cycle = stack[stack.index(r):] + [r] if r in stack else [n, r]
-                out.append(f"{m.where('environments', n, 'requires')}: requires forms a cycle: {' -> '.join(cycle)}.")
+                out.append(
+                    f"{m.where('environments', n, 'requires', i)}: requires forms a cycle: {' -> '.join(cycle)}. "
+                    "Remove one of these requirements so promotion runs in one direction."
+                )
             elif r not in state:
                 visit(r, stack + [r])
         state[n] = 2
@@ -410,3 +484,11 @@ def destination_key(m: LoadedManifest, env: Environment) -> str:
         return f"lancedb:{m.resolve_local(d.uri)}#{d.table}"
     ns = "" if d.namespace in ("", "__default__") else d.namespace
     return f"pinecone:{d.host or d.index}/{ns}"
+
+
+if __name__ == "__main__":  # python -m reconciler.manifest --schema > schemas/vectorops.schema.json
+    import sys
+
+    if sys.argv[1:] != ["--schema"]:
+        sys.exit("usage: python -m reconciler.manifest --schema > schemas/vectorops.schema.json")
+    sys.stdout.write(schema_text())
