@@ -1,0 +1,321 @@
+"""Canary validation (SPEC §5): load a canary file, check it against a dataset version, run it.
+
+A canary file lists queries whose answers must contain known ids; after an apply they prove the
+index actually retrieves what the dataset says it should. The file is checked before anything is
+written (unknown ids, wrong dimensions, NaN), because a typo in a canary must not turn into a
+"failed" apply that was in fact fine. Every message names ``file:line:column`` and the fix.
+
+Flow: ``load_canaries`` → ``check_canaries`` (against the version's ids) → ``resolve_query_vectors``
+(reads only the vectors it needs, streaming) → ``run_canaries`` → ``render_validation``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from reconciler.errors import CanaryError, ManifestError
+from reconciler.manifest import Positions, parse_yaml_with_positions
+
+if TYPE_CHECKING:
+    from reconciler.dataset import DatasetVersion
+    from reconciler.manifest import LoadedManifest
+    from reconciler.providers.base import Destination
+
+__all__ = [
+    "CanaryFile",
+    "CanaryQuery",
+    "check_canaries",
+    "load_canaries",
+    "render_validation",
+    "resolve_query_vectors",
+    "run_canaries",
+]
+
+_SHOWN_IDS = 10  # ids listed in one message; the rest are counted
+
+
+class _Model(BaseModel):
+    # strict like the manifest: `expect: [17]` is an int, and ids are strings, so it must be quoted
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class CanaryQuery(_Model):
+    """One query: a vector (given, or taken from an id of the dataset) and the ids it must return."""
+
+    name: str = Field(min_length=1, description="Shown in results and failures")
+    vector_of: str | None = Field(None, min_length=1, description="Query with the vector this id has in the dataset version")
+    vector: list[float] | None = Field(None, min_length=1, description="An explicit query vector")
+    expect: list[str] = Field(min_length=1, description="Ids that must all be in the top_k results")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CanaryQuery:
+        if (self.vector_of is None) == (self.vector is None):
+            raise PydanticCustomError("vector_source", "give exactly one of 'vector_of' or 'vector'")
+        return self
+
+
+class CanaryFile(_Model):
+    """A whole canary file; positions are kept so later checks can point at the offending line."""
+
+    top_k: int = Field(10, ge=1, le=10_000, description="Results fetched per query")
+    queries: list[CanaryQuery] = Field(min_length=1)
+    _positions: Positions | None = PrivateAttr(None)
+
+    def where(self, *path: Any) -> str:
+        """``file:line:column`` of a value, e.g. ``where("queries", 2, "expect", 0)``."""
+        return self._positions.at(path) if self._positions is not None else "(canaries)"
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+_HINTS = {
+    "extra_forbidden": "Remove it or check its spelling; allowed keys: top_k, queries, and per query name, vector_of, vector, expect.",
+    "missing": "Add it.",
+    "vector_source": "Use 'vector_of: <id>' to query with a dataset record's vector, or 'vector: [...]' for an explicit one, not both.",
+    "string_type": 'Write it as text; quote ids YAML reads as numbers or booleans (e.g. "17", "yes").',
+    "string_too_short": "It must not be empty.",
+    "int_type": "Give a whole number.",
+    "float_type": "Give a number.",
+    "list_type": "Write it as a list, e.g. [doc-1, doc-2].",
+    "model_type": "Write it as a mapping: indented 'key: value' lines.",
+    "too_short": "Give at least one entry.",
+    "greater_than_equal": "Give a value in the allowed range.",
+    "less_than_equal": "Give a value in the allowed range.",
+}
+_FALLBACK_HINT = "See SPEC §5 (canary queries) for the format."
+
+
+def load_canaries(path: Path, shown: str) -> CanaryFile:
+    """Read and validate a canary file; ``shown`` is how the path appears in messages."""
+    p = Path(path)
+    if not p.is_file():
+        raise CanaryError(
+            f"{shown}: no such canary file",
+            hint="Create it (see SPEC §5) or fix validation.canaries in the manifest; it is relative to the manifest's folder.",
+        )
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CanaryError(f"{shown}: not UTF-8 text ({exc.reason} at byte {exc.start})", hint="Save the file as UTF-8.") from None
+    try:
+        data, pos = parse_yaml_with_positions(text, shown)
+    except ManifestError as exc:  # the shared YAML reader speaks of manifests; these are canaries
+        if exc.message.endswith("the manifest is empty"):
+            raise CanaryError(f"{shown}:1:1: the canary file is empty", hint="Add 'queries:' with at least one query (SPEC §5).") from None
+        raise CanaryError(exc.message, hint=exc.hint) from None
+    if not isinstance(data, dict):
+        raise CanaryError(f"{pos.at(())}: a canary file must be a mapping with keys top_k and queries", hint="See SPEC §5.")
+    try:
+        canaries = CanaryFile.model_validate(data)
+    except ValidationError as exc:
+        raise _format_error(exc, pos, shown) from None
+    canaries._positions = pos
+    return canaries
+
+
+def _format_error(exc: ValidationError, pos: Positions, shown: str) -> CanaryError:
+    lines = []
+    for err in exc.errors():
+        path = tuple(err["loc"])
+        kind = err["type"]
+        hint = _HINTS.get(kind, _FALLBACK_HINT)
+        dotted = ".".join(str(p) for p in path) or "the top level"
+        if kind == "extra_forbidden":
+            where, msg = pos.at(path, key=True), f"unknown key '{path[-1]}' in {'.'.join(str(p) for p in path[:-1]) or 'the top level'}"
+        elif kind == "missing":
+            owner = path[:-1]
+            where, msg = pos.at(owner), f"missing required key '{path[-1]}' in {'.'.join(str(p) for p in owner) or 'the top level'}"
+        else:
+            where, msg = pos.at(path), f"{dotted}: {err['msg']}"
+            if "input" in err and not isinstance(err["input"], (dict, list)):
+                msg += f" (got {err['input']!r})"
+        lines.append(f"{where}: {msg}. {hint}")
+    return CanaryError(f"invalid canary file {shown}:\n" + "\n".join(f"  {line}" for line in lines))
+
+
+# -- checking against a dataset version ----------------------------------------------------------
+
+
+def check_canaries(
+    canaries: CanaryFile,
+    *,
+    dimension: int,
+    version_ids: pa.Array | pa.ChunkedArray,
+    version_label: str = "the dataset version",
+) -> None:
+    """Refuse a canary file that cannot be meaningful for this version, listing every problem.
+
+    Checked: duplicate query names, explicit vectors of the wrong length or with NaN/infinity,
+    ``vector_of`` and ``expect`` ids absent from ``version_ids``, and ``expect`` lists longer than
+    ``top_k`` (such a query can never pass).
+    """
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, q in enumerate(canaries.queries):
+        if q.name in seen:
+            problems.append(
+                f"{canaries.where('queries', i, 'name')}: duplicate query name '{q.name}' (also at "
+                f"{canaries.where('queries', seen[q.name], 'name')}). Give each query its own name."
+            )
+        else:
+            seen[q.name] = i
+        if q.vector is not None:
+            if len(q.vector) != dimension:
+                problems.append(
+                    f"{canaries.where('queries', i, 'vector')}: query '{q.name}': vector has {len(q.vector)} values, "
+                    f"the dataset's dimension is {dimension}. Give {dimension} values, or use vector_of: <id>."
+                )
+            bad = [j for j, x in enumerate(q.vector) if not math.isfinite(x)]
+            if bad:
+                problems.append(
+                    f"{canaries.where('queries', i, 'vector', bad[0])}: query '{q.name}': vector holds NaN or infinity "
+                    f"at position(s) {', '.join(str(j) for j in bad[:_SHOWN_IDS])}. Use finite numbers."
+                )
+        if len(q.expect) > canaries.top_k:
+            problems.append(
+                f"{canaries.where('queries', i, 'expect')}: query '{q.name}' expects {len(q.expect)} ids but only "
+                f"top_k={canaries.top_k} are returned, so it can never pass. Raise top_k or expect fewer ids."
+            )
+    problems.extend(_unknown_id_problems(canaries, version_ids, version_label))
+    if problems:
+        raise CanaryError("invalid canary file:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _unknown_id_problems(canaries: CanaryFile, version_ids: pa.Array | pa.ChunkedArray, label: str) -> list[str]:
+    referenced = sorted({q.vector_of for q in canaries.queries if q.vector_of is not None} | {e for q in canaries.queries for e in q.expect})
+    if not referenced:
+        return []
+    candidates = pa.array(referenced, pa.string())
+    ids = version_ids.combine_chunks() if isinstance(version_ids, pa.ChunkedArray) else version_ids
+    # one vectorised membership test over the (possibly millions of) version ids
+    present = pc.is_in(candidates, value_set=ids.cast(pa.string())).to_pylist()
+    unknown = {ref for ref, ok in zip(referenced, present) if not ok}
+    problems = []
+    for i, q in enumerate(canaries.queries):
+        if q.vector_of is not None and q.vector_of in unknown:
+            problems.append(
+                f"{canaries.where('queries', i, 'vector_of')}: query '{q.name}': vector_of id '{q.vector_of}' is not in "
+                f"{label}. Use an id that exists there, or an explicit vector."
+            )
+        missing = [e for e in q.expect if e in unknown]
+        if missing:
+            first = q.expect.index(missing[0])
+            problems.append(
+                f"{canaries.where('queries', i, 'expect', first)}: query '{q.name}': expected id(s) not in {label}: "
+                f"{_list(missing)}. Remove them or pin a version that has them."
+            )
+    return problems
+
+
+# -- query vectors -------------------------------------------------------------------------------
+
+
+def resolve_query_vectors(
+    canaries: CanaryFile, manifest: LoadedManifest, dataset_name: str, version: DatasetVersion | str
+) -> list[np.ndarray]:
+    """One float32 vector per query, in file order; ``vector_of`` ids are read from the version.
+
+    The version is streamed batch by batch and only the wanted rows are kept, stopping as soon as
+    every id is found, so memory stays bounded whatever the dataset's size.
+    """
+    from reconciler.dataset import read_batches, resolve_version
+
+    src = manifest.dataset_source(dataset_name)
+    ver = resolve_version(src, version) if isinstance(version, str) else version
+    wanted = sorted({q.vector_of for q in canaries.queries if q.vector_of is not None})
+    found: dict[str, np.ndarray] = {}
+    if wanted:
+        value_set = pa.array(wanted, pa.string())
+        batches = read_batches(src, ver)
+        try:
+            for batch in batches:
+                rows = pc.indices_nonzero(pc.is_in(batch.ids, value_set=value_set)).to_numpy()
+                for row in rows:
+                    found[batch.ids[int(row)].as_py()] = np.array(batch.vectors[int(row)], dtype=np.float32)
+                if len(found) == len(wanted):
+                    break
+        finally:
+            batches.close()  # releases the open file when we stop early
+    lost = [w for w in wanted if w not in found]
+    if lost:
+        raise CanaryError(
+            f"canary vector_of id(s) not in dataset '{dataset_name}' at {ver.rev}: {_list(lost)}",
+            hint="Check the canary file against this version (`vectorops validate --canaries`), or use explicit vectors.",
+        )
+    out = []
+    for q in canaries.queries:
+        vec = found[q.vector_of] if q.vector_of is not None else np.asarray(q.vector, dtype=np.float32)
+        out.append(vec)
+    return out
+
+
+# -- running -------------------------------------------------------------------------------------
+
+
+def run_canaries(
+    canaries: CanaryFile, vectors: list[np.ndarray], destination: Destination, min_pass_rate: float
+) -> dict[str, Any]:
+    """Run every query against the destination; the JSON-able result is what history records.
+
+    A query passes when all its ``expect`` ids are among the ``top_k`` ids returned.
+    """
+    if len(vectors) != len(canaries.queries):
+        raise ValueError(f"{len(vectors)} vectors for {len(canaries.queries)} canary queries")
+    failures: list[dict[str, Any]] = []
+    for q, vec in zip(canaries.queries, vectors):
+        returned = [str(x) for x in destination.query(np.asarray(vec, dtype=np.float32), canaries.top_k)]
+        got = set(returned)
+        missing = [e for e in q.expect if e not in got]
+        if missing:
+            failures.append({"name": q.name, "expected": list(q.expect), "returned": returned, "missing": missing})
+    total = len(canaries.queries)
+    passed = total - len(failures)
+    rate = passed / total
+    return {
+        "passed": passed,
+        "total": total,
+        "pass_rate": rate,
+        "min_pass_rate": float(min_pass_rate),
+        "top_k": canaries.top_k,
+        # tolerance: 19/20 must meet 0.95 however the division rounds
+        "ok": rate >= float(min_pass_rate) - 1e-9,
+        "failures": failures,
+    }
+
+
+def render_validation(result: dict[str, Any]) -> str:
+    """Human summary (rich markup): pass rate against the minimum, then each failed query."""
+    from rich.markup import escape
+
+    ok = bool(result["ok"])
+    mark = "[green]✓[/]" if ok else "[red]✗[/]"
+    verdict = "passed" if ok else "[red]FAILED[/]"
+    lines = [
+        f"{mark} validation {verdict}: {result['passed']}/{result['total']} canary queries passed "
+        f"({_pct(result['pass_rate'])}, minimum {_pct(result['min_pass_rate'])})"
+    ]
+    for f in result.get("failures", []):
+        lines.append(f"  [red]✗[/] {escape(str(f['name']))}")
+        lines.append(f"      expected: {escape(', '.join(f['expected']))}")
+        lines.append(f"      missing:  {escape(', '.join(f['missing']))}")
+        lines.append(f"      returned: {escape(', '.join(f['returned'])) or '(nothing)'}")
+    return "\n".join(lines)
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f}%".replace(".0%", "%")
+
+
+def _list(ids: Iterable[str]) -> str:
+    items = list(ids)
+    shown = ", ".join(f"'{i}'" for i in items[:_SHOWN_IDS])
+    return shown + (f" and {len(items) - _SHOWN_IDS} more" if len(items) > _SHOWN_IDS else "")
