@@ -121,6 +121,11 @@ def apply_environment(
     started = time.monotonic()
     dest = destination or open_destination(manifest, env_plan.name)
     store = StateStore(dest)
+    emb = env_plan.embedding
+    if env_plan.has_changes:
+        # before the lock: a destination that keeps its lock inside the index (Pinecone) needs the
+        # index to exist first. Creating an empty index is idempotent and writes no records.
+        dest.ensure(emb["dimension"], emb["metric"])
     with store.locked(operation) as _lock:
         state = store.load()
         _check_fresh(env_plan, state, saved)
@@ -130,8 +135,6 @@ def apply_environment(
         upsert_ids = env_plan.ids.upsert
         delete_ids = env_plan.ids.delete
         total = len(upsert_ids) + len(delete_ids)
-        emb = env_plan.embedding
-        dest.ensure(emb["dimension"], emb["metric"])
 
         state.intent = Intent(
             version=env_plan.desired["version"],

@@ -156,7 +156,8 @@ class _ProgressReporter:
 
 @cli.command()
 @global_options
-def validate() -> None:
+@click.option("--canaries", is_flag=True, help="Also check canary files against the pinned versions (ids exist, dimensions agree).")
+def validate(canaries: bool) -> None:
     """Check the manifest (schema and meaning) without touching any destination."""
     from reconciler import dataset as ds
 
@@ -167,6 +168,11 @@ def validate() -> None:
         version = ds.resolve_version(src, env.version)
         ds.read_schema(src, version)
         lines.append(f"  {name}: {env.dataset} @ {env.version} ({version.commit[:7]}, digest {version.digest[:12]})")
+        if canaries and env.validation is not None:
+            from reconciler.validation import check_canary_file
+
+            n = check_canary_file(m, name, version)
+            lines.append(f"    canaries: {env.validation.canaries}: {n} queries OK")
     out(f"[green]✓[/] {m.path.name} is valid: {len(m.model.datasets)} dataset(s), {len(m.model.environments)} environment(s)")
     out("\n".join(lines))
 
@@ -506,6 +512,35 @@ def rollback(environment: str, to_rev: str | None, auto_approve: bool) -> None:
         out("Rollback cancelled; nothing was written.")
         sys.exit(1)
     _run_apply(m, p, saved=False, operation="rollback")
+
+
+@cli.command()
+@global_options
+@click.argument("src")
+@click.argument("dst")
+def promote(src: str, dst: str) -> None:
+    """Pin DST to the version SRC has deployed and validated (rewrites the manifest, keeping comments)."""
+    from reconciler.errors import StateError
+    from reconciler.promote import promote as rewrite
+    from reconciler.providers import open_destination
+    from reconciler.state import StateStore
+
+    m = _manifest()
+    m.environment_names([src, dst])
+    dep = StateStore(open_destination(m, src)).load().deployed
+    if dep is None:
+        raise StateError(f"'{src}' has nothing deployed, so there is no version to promote", hint=f"Apply {src} first.")
+    if m.model.environments[src].validation is not None and dep.validated is not True:
+        raise StateError(
+            f"'{src}' runs {dep.version} ({dep.commit[:7]}) but it has not passed validation there",
+            hint=f"Fix the data or the canaries and apply {src} again; promote only moves validated versions.",
+        )
+    diff = rewrite(m.path, src, dst, dep.version)
+    if not diff:
+        out(f"{dst} already pins {dep.version}; nothing to change.")
+        return
+    click.echo(diff, nl=False)
+    out(f"\nPinned {dst} to {dep.version}. Review and commit: git commit -am 'promote {dep.version} to {dst}'")
 
 
 @cli.command("import")

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
 from reconciler import diff as d
@@ -398,8 +400,34 @@ def plan_environment(
             "done": state.intent.done,
             "total": state.intent.total,
         }
+    if getattr(dest, "check_records", None) is not None and len(plan.ids.upsert):
+        _check_writable(manifest, plan, dest, desired)
     plan.blocked = blocked_reason(manifest, name, plan, state, info, store)
     return plan
+
+
+def _check_writable(manifest: LoadedManifest, plan: EnvironmentPlan, dest: Destination, desired: Any) -> None:
+    """Refuse, before anything is written, records the destination would reject (ids, metadata types).
+
+    Only the records apply would write are checked; a destination opts in with ``check_records``.
+    """
+    from reconciler import dataset as ds
+
+    wanted = plan.ids.upsert
+    problems: list[str] = []
+    for batch in ds.read_batches(manifest.dataset_source(plan.dataset), desired):
+        mask = pa.compute.is_in(batch.ids, value_set=wanted)
+        if not pa.compute.any(mask).as_py():
+            continue
+        picked = batch.take(np.flatnonzero(mask.to_numpy(zero_copy_only=False)))
+        problems.extend(dest.check_records(picked, plan.embedding["dimension"]))  # type: ignore[attr-defined]
+    if problems:
+        shown = "\n".join(f"  - {p}" for p in problems[:20])
+        raise DatasetError(
+            f"environment '{plan.name}': dataset '{plan.dataset}' at {desired.rev} has records that "
+            f"{plan.destination} would refuse; nothing was written:\n{shown}",
+            hint="Fix those records in the dataset (or leave them out), `dvc add` and commit a new version, and pin it.",
+        )
 
 
 def blocked_reason(manifest: LoadedManifest, name: str, plan: EnvironmentPlan, state: EnvState, info: Any, store: StateStore) -> str | None:

@@ -319,3 +319,50 @@ def _list(ids: Iterable[str]) -> str:
     items = list(ids)
     shown = ", ".join(f"'{i}'" for i in items[:_SHOWN_IDS])
     return shown + (f" and {len(items) - _SHOWN_IDS} more" if len(items) > _SHOWN_IDS else "")
+
+
+# -- the manifest's view: one environment's canaries --------------------------------------------
+
+
+def canaries_of(manifest: LoadedManifest, env_name: str) -> tuple[CanaryFile, float] | None:
+    """The environment's parsed canary file and min pass rate, or None without `validation`."""
+    env = manifest.model.environments[env_name]
+    if env.validation is None:
+        return None
+    path = manifest.resolve_local(env.validation.canaries)
+    return load_canaries(path, env.validation.canaries), env.validation.min_pass_rate
+
+
+def check_canary_file(
+    manifest: LoadedManifest, env_name: str, version: DatasetVersion, version_ids: pa.Array | pa.ChunkedArray | None = None
+) -> int:
+    """Check an environment's canary file against a dataset version; returns the number of queries."""
+    from reconciler import dataset as ds
+
+    found = canaries_of(manifest, env_name)
+    if found is None:
+        return 0
+    canaries, _ = found
+    env = manifest.model.environments[env_name]
+    if version_ids is None:
+        src = manifest.dataset_source(env.dataset)
+        parts = [b.ids for b in ds.read_batches(src, version, ids_only=True)]
+        version_ids = pa.concat_arrays([p.cast(pa.string()) for p in parts]) if parts else pa.array([], pa.string())
+    check_canaries(
+        canaries,
+        dimension=manifest.model.datasets[env.dataset].embedding.dimension,
+        version_ids=version_ids,
+        version_label=f"{env.dataset} at {version.rev}",
+    )
+    return len(canaries.queries)
+
+
+def validate_deployment(manifest: LoadedManifest, env_name: str, version: DatasetVersion, destination: Destination) -> dict[str, Any] | None:
+    """Run the environment's canaries against what was just deployed; None without `validation`."""
+    found = canaries_of(manifest, env_name)
+    if found is None:
+        return None
+    canaries, min_pass_rate = found
+    env = manifest.model.environments[env_name]
+    vectors = resolve_query_vectors(canaries, manifest, env.dataset, version)
+    return run_canaries(canaries, vectors, destination, min_pass_rate)

@@ -228,6 +228,7 @@ class PineconeDestination(Destination):
         except _Transient as exc:
             raise DestinationError(f"{self.address}: creating the index failed: {exc}") from None
         self._idx = None
+        self._info = None  # described before the index existed: forget it
 
     def iter_ids(self, batch_size: int = 10_000) -> Iterator[list[str]]:
         buffer: list[str] = []
@@ -294,7 +295,7 @@ class PineconeDestination(Destination):
     def _dimension(self, sample: Any) -> int:
         if sample is not None:
             return len(sample.values)
-        if self._info is None:
+        if self._info is None or not self._info.exists:
             self._info = self.describe()
         return int(self._info.dimension or 0)
 
@@ -384,6 +385,10 @@ class PineconeDestination(Destination):
         values = [float(x) for x in np.asarray(vector, dtype=np.float32)]
         resp = self._reads("querying", lambda: idx.query(top_k=top_k, vector=values, namespace=self.namespace))
         return [m.id for m in resp.matches]
+
+    def check_records(self, batch: RecordBatch, dimension: int) -> list[str]:
+        """What this index would refuse in ``batch`` (see the module's ``check_records``); plan calls it."""
+        return check_records(batch, dimension)
 
     # -- consistency --------------------------------------------------------------------------
 
