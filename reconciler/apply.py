@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from reconciler.errors import BlockedError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
-from reconciler.plan import EnvironmentPlan, Plan
+from reconciler.plan import EnvironmentPlan, Plan, plan_environment
 from reconciler.providers import open_destination
 from reconciler.providers.base import Destination
 from reconciler.records import RecordBatch
@@ -50,6 +50,11 @@ class EnvironmentResult:
     version: str | None = None
     message: str | None = None
     validation: dict[str, Any] | None = None
+
+
+def version_tag(commit: str) -> str:
+    """The destination snapshot name of a deployed dataset commit (LanceDB table tags)."""
+    return f"vectorops-{commit[:12]}"
 
 
 def records_for(manifest: LoadedManifest, env_plan: EnvironmentPlan, ids: pa.Array, batch_size: int = WRITE_BATCH) -> Iterator[RecordBatch]:
@@ -153,7 +158,11 @@ def apply_environment(
 
         done = 0
         vector_bytes = len(upsert_ids) * emb["dimension"] * 4
-        if dest.atomic and vector_bytes <= ATOMIC_LIMIT_BYTES:
+        restore = getattr(dest, "restore_tag", None)
+        if operation == "rollback" and restore is not None and restore(version_tag(env_plan.desired["commit"])):
+            done = total  # near-instant: the destination went back to its own snapshot of that version
+            hooks.on_progress(env_plan.name, total)
+        elif dest.atomic and vector_bytes <= ATOMIC_LIMIT_BYTES:
             batches = list(records_for(manifest, env_plan, upsert_ids, batch_size=max(1, len(upsert_ids))))
             upserts = _concat(batches) if batches else RecordBatch.from_rows([], np.zeros((0, emb["dimension"]), np.float32), [], emb["dimension"])
             dest.apply_changes(upserts, delete_ids.to_pylist())
@@ -190,7 +199,7 @@ def apply_environment(
         )
         tag = getattr(dest, "tag_version", None)
         if tag is not None:
-            tag(f"vectorops-{deployed.commit[:12]}")
+            tag(version_tag(deployed.commit))
         if previous is None or previous.commit != deployed.commit or previous.digest != deployed.digest:
             state.previous = previous
         state.deployed = deployed
@@ -225,11 +234,70 @@ def apply_plan(
     for env_plan in plan.environments:
         try:
             result = apply_environment(manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation)
+            if result.status in ("applied", "unchanged"):
+                result = validate_after_apply(manifest, env_plan, result, hooks)
         except VectorOpsError as exc:
             result = EnvironmentResult(env_plan.name, "blocked" if isinstance(exc, BlockedError) else "failed", message=str(exc))
-            results.append(result)
-            hooks.on_done(env_plan.name, result)
-            break
         results.append(result)
         hooks.on_done(env_plan.name, result)
+        if result.status not in ("applied", "unchanged"):
+            break
     return results
+
+
+def validate_after_apply(
+    manifest: LoadedManifest, env_plan: EnvironmentPlan, result: EnvironmentResult, hooks: ApplyHooks
+) -> EnvironmentResult:
+    """Run the environment's canaries against what is now deployed and record the verdict.
+
+    A failed verdict marks the version unvalidated (so environments that require this one refuse
+    it) and, with ``rollback_on_failure``, rolls the environment back to the previous version.
+    """
+    from reconciler import dataset as ds
+    from reconciler.validation import validate_deployment
+
+    env = manifest.model.environments[env_plan.name]
+    if env.validation is None:
+        return result
+    dest = open_destination(manifest, env_plan.name)
+    store = StateStore(dest)
+    state = store.load()
+    dep = state.deployed
+    if dep is None or dep.commit != env_plan.desired["commit"]:
+        return result
+    if result.status == "unchanged" and dep.validated is not None:
+        result.validation = dep.validation
+        return result  # already judged at this version; re-run by applying again after a change
+    version = ds.resolve_version(manifest.dataset_source(env_plan.dataset), dep.commit)
+    verdict = validate_deployment(manifest, env_plan.name, version, dest)
+    assert verdict is not None
+    with store.locked("validate"):
+        state = store.load()
+        if state.deployed is not None and state.deployed.commit == dep.commit:
+            state.deployed.validated = bool(verdict["ok"])
+            state.deployed.validation = verdict
+            store.save(state)
+            last = store.history(limit=1)
+            if last and last[0].to.commit == dep.commit:
+                entry = last[0]
+                entry.validation = {k: verdict[k] for k in ("passed", "total", "pass_rate", "min_pass_rate", "ok")}
+                entry.result = "success" if verdict["ok"] else "validation_failed"
+                store.append_history(entry)
+    result.validation = verdict
+    if verdict["ok"]:
+        return result
+    result.status = "validation_failed"
+    result.message = (
+        f"canaries passed {verdict['passed']}/{verdict['total']} ({verdict['pass_rate']:.0%}), below min_pass_rate "
+        f"{verdict['min_pass_rate']:.0%}; {env_plan.name} is marked unvalidated at {dep.version}"
+    )
+    if env.rollback_on_failure and state.previous is not None:
+        target = state.previous
+        hooks.on_message(env_plan.name, f"rolling back to {target.version} ({target.commit[:7]}) because validation failed")
+        back = plan_environment(manifest, env_plan.name, version_override=target.commit, allow_deletes=True, destination=dest)
+        back.desired["version"] = target.version
+        apply_environment(manifest, back, plan_id=f"rollback-{env_plan.name}", hooks=hooks, saved=False, operation="rollback", destination=dest)
+        result.message += f"; rolled back automatically to {target.version} ({target.commit[:7]})"
+    elif env.rollback_on_failure:
+        result.message += "; nothing to roll back to (no previous version)"
+    return result

@@ -178,6 +178,9 @@ def validate(canaries: bool) -> None:
 
 
 def _plan_common(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--replace", is_flag=True, help="Rebuild the destination from the dataset: every record rewritten, others deleted (e.g. a new embedding model)."
+    )(f)
     f = click.option("--refresh", type=REFRESH, default="ids", show_default=True, help="How closely to read the destination.")(f)
     f = click.option("--allow-deletes", is_flag=True, help="Approve deletes over policy.max_delete_fraction.")(f)
     return f
@@ -190,7 +193,9 @@ def _plan_common(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (SPEC §4).")
 @click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), help="Save the plan for `apply PLANFILE`.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
-def plan(environments: tuple[str, ...], refresh: str, allow_deletes: bool, as_json: bool, out_file: str | None, detailed_exitcode: bool) -> None:
+def plan(
+    environments: tuple[str, ...], refresh: str, replace: bool, allow_deletes: bool, as_json: bool, out_file: str | None, detailed_exitcode: bool
+) -> None:
     """Show what apply would change, and any drift."""
     from reconciler.plan import build_plan
     from reconciler.render.human import render_plan
@@ -199,7 +204,7 @@ def plan(environments: tuple[str, ...], refresh: str, allow_deletes: bool, as_js
     names = m.environment_names(environments)
     reporter = _ProgressReporter()
     try:
-        p = build_plan(m, names, refresh=refresh, allow_deletes=allow_deletes, progress=reporter.hashing)
+        p = build_plan(m, names, refresh=refresh, allow_deletes=allow_deletes, replace=replace, progress=reporter.hashing)
     finally:
         reporter.stop()
     if out_file:
@@ -234,13 +239,22 @@ def _run_apply(m: Any, p: Any, *, saved: bool, operation: str = "apply") -> None
         reporter.stop()
         results.append(result)
 
-    hooks = ApplyHooks(on_start=reporter.start, on_progress=reporter.advance, on_done=done)
+    def message(env: str, text: str) -> None:
+        reporter.stop()
+        out(f"{env}: {text}", stderr=True)
+
+    hooks = ApplyHooks(on_start=reporter.start, on_progress=reporter.advance, on_done=done, on_message=message)
     try:
         apply_plan(m, p, hooks=hooks, saved=saved, operation=operation)
     finally:
         reporter.stop()
     failed = False
     for r in results:
+        if r.validation is not None:
+            from reconciler.validation import render_validation
+
+            out(f"{r.name}: canaries")
+            out(render_validation(r.validation))
         if r.status == "applied":
             c = r.counts
             out(f"[green]✓[/] {r.name}: applied {r.version}: +{c['add']} ~{c['update']} -{c['delete']} in {r.duration_s:.1f}s")
@@ -261,7 +275,7 @@ def _run_apply(m: Any, p: Any, *, saved: bool, operation: str = "apply") -> None
 @click.argument("targets", nargs=-1)
 @_plan_common
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
-def apply(targets: tuple[str, ...], refresh: str, allow_deletes: bool, auto_approve: bool) -> None:
+def apply(targets: tuple[str, ...], refresh: str, replace: bool, allow_deletes: bool, auto_approve: bool) -> None:
     """Apply the plan (asks first), or exactly a saved PLANFILE."""
     from reconciler.plan import Plan, build_plan
     from reconciler.render.human import render_plan
@@ -277,7 +291,7 @@ def apply(targets: tuple[str, ...], refresh: str, allow_deletes: bool, auto_appr
     names = m.environment_names(targets)
     reporter = _ProgressReporter()
     try:
-        p = build_plan(m, names, refresh=refresh, allow_deletes=allow_deletes, progress=reporter.hashing)
+        p = build_plan(m, names, refresh=refresh, allow_deletes=allow_deletes, replace=replace, progress=reporter.hashing)
     finally:
         reporter.stop()
     out(render_plan(p.to_json()))

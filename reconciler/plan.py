@@ -388,6 +388,10 @@ def plan_environment(
         plan.samples["unexpected"] = d.sample(drift_diff.drift_unexpected)
     if drift_diff.drift_modified is not None:
         plan.samples["modified"] = d.sample(drift_diff.drift_modified)
+    if replace:
+        plan.warnings.append(
+            f"--replace: the destination is rebuilt from the dataset; all {len(desired_index)} records are rewritten"
+        )
     if diff.kept_unexpected:
         plan.warnings.append(f"{diff.kept_unexpected} record(s) not in the dataset are kept because policy.prune is false")
     if state.intent is not None:
@@ -400,6 +404,10 @@ def plan_environment(
             "done": state.intent.done,
             "total": state.intent.total,
         }
+    if env.validation is not None:  # a bad canary file is refused before anything is written
+        from reconciler.validation import check_canary_file
+
+        check_canary_file(manifest, name, desired, desired_index.ids)
     if getattr(dest, "check_records", None) is not None and len(plan.ids.upsert):
         _check_writable(manifest, plan, dest, desired)
     plan.blocked = blocked_reason(manifest, name, plan, state, info, store)
@@ -480,6 +488,8 @@ def _requires_unmet(manifest: LoadedManifest, req: str, desired: dict[str, Any])
         return f"requires '{req}' to have {desired['version']} ({desired['commit'][:7]}) applied and validated first; it has {have}"
     if dep.validated is False:
         return f"requires '{req}' to pass validation at {desired['version']}, but its canaries failed there"
+    if dep.validated is None and manifest.model.environments[req].validation is not None:
+        return f"requires '{req}' to pass validation at {desired['version']}, and it has not been validated there yet (apply {req} again)"
     return None
 
 
@@ -489,7 +499,10 @@ def build_plan(
     *,
     refresh: str = "ids",
     allow_deletes: bool = False,
+    replace: bool = False,
     progress: Progress | None = None,
 ) -> Plan:
-    envs = [plan_environment(manifest, n, refresh=refresh, allow_deletes=allow_deletes, progress=progress) for n in names]
+    envs = [
+        plan_environment(manifest, n, refresh=refresh, allow_deletes=allow_deletes, replace=replace, progress=progress) for n in names
+    ]
     return Plan(environments=envs, manifest_path=str(manifest.path), refresh=refresh)

@@ -185,7 +185,7 @@ class LanceDBDestination(Destination):
             table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
             .distance_type(_LANCE_METRIC[metric])
             .limit(top_k)
-            .select(["id"])
+            .select(["id", "_distance"])
             .to_arrow()
         )
         return result.column("id").to_pylist()
@@ -202,6 +202,24 @@ class LanceDBDestination(Destination):
             table.optimize(cleanup_older_than=KEEP_VERSIONS_FOR)
 
     # -- table versions (fast rollback) ----------------------------------------------------------
+
+    def restore_tag(self, tag: str) -> bool:
+        """Make the table's content that of a tagged version again, as one new commit.
+
+        Rollback to a version vectorops deployed recently is then a metadata operation, not a
+        re-upload: the tag was taken right after that version's apply succeeded.
+        """
+        table = self._open()
+        if table is None:
+            return False
+        tags = table.tags.list()
+        if tag not in tags:
+            return False
+        try:
+            table.restore(int(tags[tag]["version"]))
+        except Exception:  # cleaned up or otherwise unavailable: fall back to a diff apply
+            return False
+        return True
 
     def tag_version(self, tag: str) -> None:
         table = self._require()
