@@ -8,6 +8,7 @@ as interrupted, and writes are idempotent upserts and deletes by id, so the next
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from reconciler import failpoints
 from reconciler.errors import BlockedError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
 from reconciler.plan import EnvironmentPlan, Plan, plan_environment
@@ -25,9 +27,9 @@ from reconciler.providers.base import Destination
 from reconciler.records import RecordBatch
 from reconciler.state import Deployed, EnvState, HistoryEntry, Intent, StateStore, VersionRef, actor, iso, now
 
-WRITE_BATCH = 5_000
+WRITE_BATCH = int(os.environ.get("VECTOROPS_WRITE_BATCH", "5000"))
 #: a plan whose upserts fit in this many vector bytes is applied as one atomic commit where possible
-ATOMIC_LIMIT_BYTES = 512 * 1024 * 1024
+ATOMIC_LIMIT_BYTES = int(os.environ.get("VECTOROPS_ATOMIC_LIMIT_BYTES", str(512 * 1024 * 1024)))
 PROGRESS_SAVE_EVERY = 10  # batches between progress records in the state
 
 
@@ -137,10 +139,7 @@ def apply_environment(
         if not env_plan.has_changes:
             return EnvironmentResult(env_plan.name, "unchanged", dict(env_plan.changes), version=env_plan.desired["version"])
         started_at = iso(now())
-        upsert_ids = env_plan.ids.upsert
-        delete_ids = env_plan.ids.delete
-        total = len(upsert_ids) + len(delete_ids)
-
+        total = len(env_plan.ids.upsert) + len(env_plan.ids.delete)
         state.intent = Intent(
             version=env_plan.desired["version"],
             commit=env_plan.desired["commit"],
@@ -154,36 +153,16 @@ def apply_environment(
         )
         state.serial += 1
         store.save(state)
+        failpoints.hit("after-intent")
         hooks.on_start(env_plan.name, total)
 
-        done = 0
-        vector_bytes = len(upsert_ids) * emb["dimension"] * 4
-        restore = getattr(dest, "restore_tag", None)
-        if operation == "rollback" and restore is not None and restore(version_tag(env_plan.desired["commit"])):
-            done = total  # near-instant: the destination went back to its own snapshot of that version
-            hooks.on_progress(env_plan.name, total)
-        elif dest.atomic and vector_bytes <= ATOMIC_LIMIT_BYTES:
-            batches = list(records_for(manifest, env_plan, upsert_ids, batch_size=max(1, len(upsert_ids))))
-            upserts = _concat(batches) if batches else RecordBatch.from_rows([], np.zeros((0, emb["dimension"]), np.float32), [], emb["dimension"])
-            dest.apply_changes(upserts, delete_ids.to_pylist())
-            done = total
-            hooks.on_progress(env_plan.name, total)
-        else:
-            for i, batch in enumerate(records_for(manifest, env_plan, upsert_ids)):
-                dest.upsert(batch)
-                done += len(batch)
-                hooks.on_progress(env_plan.name, len(batch))
-                if (i + 1) % PROGRESS_SAVE_EVERY == 0:
-                    state.intent.done = done
-                    store.save(state)
-            deletes = delete_ids.to_pylist()
-            for i in range(0, len(deletes), WRITE_BATCH):
-                chunk = deletes[i : i + WRITE_BATCH]
-                dest.delete(chunk)
-                done += len(chunk)
-                hooks.on_progress(env_plan.name, len(chunk))
-        dest.after_apply()
+        try:
+            _write(manifest, env_plan, dest, store, state, hooks, operation)
+        except BaseException:
+            _record_progress(store, state)
+            raise
         records = dest.describe().count
+        failpoints.hit("before-result")
 
         previous = state.deployed
         deployed = Deployed(
@@ -223,6 +202,61 @@ def apply_environment(
             )
         )
     return EnvironmentResult(env_plan.name, "applied", dict(env_plan.changes), duration, version=deployed.version)
+
+
+def _write(
+    manifest: LoadedManifest, env_plan: EnvironmentPlan, dest: Destination, store: StateStore, state: EnvState, hooks: ApplyHooks, operation: str
+) -> int:
+    """Do the plan's writes; returns how many changes were written. Progress lands in the intent."""
+    emb = env_plan.embedding
+    upsert_ids = env_plan.ids.upsert
+    delete_ids = env_plan.ids.delete
+    total = len(upsert_ids) + len(delete_ids)
+    done = 0
+    vector_bytes = len(upsert_ids) * emb["dimension"] * 4
+    restore = getattr(dest, "restore_tag", None)
+    if operation == "rollback" and restore is not None and restore(version_tag(env_plan.desired["commit"])):
+        done = total  # near-instant: the destination went back to its own snapshot of that version
+        hooks.on_progress(env_plan.name, total)
+    elif dest.atomic and vector_bytes <= ATOMIC_LIMIT_BYTES:
+        batches = list(records_for(manifest, env_plan, upsert_ids, batch_size=max(1, len(upsert_ids))))
+        upserts = _concat(batches) if batches else RecordBatch.from_rows([], np.zeros((0, emb["dimension"]), np.float32), [], emb["dimension"])
+        dest.apply_changes(upserts, delete_ids.to_pylist())
+        done = total
+        hooks.on_progress(env_plan.name, total)
+    else:
+        for i, batch in enumerate(records_for(manifest, env_plan, upsert_ids)):
+            dest.upsert(batch)
+            done += len(batch)
+            _progress(state, done)
+            hooks.on_progress(env_plan.name, len(batch))
+            if (i + 1) % PROGRESS_SAVE_EVERY == 0:
+                store.save(state)
+            failpoints.hit("mid-write")
+        deletes = delete_ids.to_pylist()
+        for i in range(0, len(deletes), WRITE_BATCH):
+            chunk = deletes[i : i + WRITE_BATCH]
+            dest.delete(chunk)
+            done += len(chunk)
+            _progress(state, done)
+            hooks.on_progress(env_plan.name, len(chunk))
+    dest.after_apply()
+    return done
+
+
+def _progress(state: EnvState, done: int) -> None:
+    if state.intent is not None:
+        state.intent.done = done
+
+
+def _record_progress(store: StateStore, state: EnvState) -> None:
+    """After a failed write, leave the intent saying how far it got; the next apply finishes it."""
+    if state.intent is None:
+        return
+    try:
+        store.save(state)
+    except Exception:  # the destination is failing; the intent saved before the writes still stands
+        pass
 
 
 def apply_plan(

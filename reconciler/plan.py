@@ -339,7 +339,9 @@ def plan_environment(
                 hint="Fetch the full git history (fetch-depth: 0) and make sure its data is in the DVC remote.",
             ) from None
 
-    level = refresh
+    # an interrupted apply left records half-way between two versions: read them all at full so the
+    # plan finishes exactly what is missing, whatever level was asked
+    level = "full" if state.intent is not None and refresh != "full" and info.exists else refresh
     actual_ids, actual_hashes = refresh_actual(dest, level, progress) if info.exists else (None, None)
     if info.exists and level in ("ids", "full") and actual_ids is None and actual_hashes is None:
         actual_ids = pa.array([], pa.string())
@@ -360,6 +362,9 @@ def plan_environment(
     else:
         diff = d.compute_diff(desired_index, deployed_index, actual_ids, actual_hashes, prune=env.policy.prune)
         drift_diff = diff
+    if state.intent is not None and actual_hashes is not None:
+        target = ds.resolve_version(src, state.intent.commit)
+        _explain_in_flight(drift_diff, deployed_index, version_index(manifest, env.dataset, target, progress), actual_hashes)
 
     expected = len(deployed_index) if deployed_index is not None else 0
     drift = drift_summary(level, expected, info.count if info.exists else 0, drift_diff)
@@ -404,6 +409,10 @@ def plan_environment(
             "done": state.intent.done,
             "total": state.intent.total,
         }
+        if level != refresh:
+            plan.warnings.append(f"an apply was interrupted, so the destination was read at full (not {refresh}) to finish it exactly")
+        if state.intent.allow_deletes and state.intent.commit == desired.commit:
+            plan.allow_deletes = True  # finishing an interrupted apply keeps the approval it started with
     if env.validation is not None:  # a bad canary file is refused before anything is written
         from reconciler.validation import check_canary_file
 
@@ -436,6 +445,33 @@ def _check_writable(manifest: LoadedManifest, plan: EnvironmentPlan, dest: Desti
             f"{plan.destination} would refuse; nothing was written:\n{shown}",
             hint="Fix those records in the dataset (or leave them out), `dvc add` and commit a new version, and pin it.",
         )
+
+
+def _explain_in_flight(diff: d.Diff, before: d.VersionIndex | None, target: d.VersionIndex, actual: d.VersionIndex) -> None:
+    """Drift after an interrupted apply: only what neither the old nor the target version explains.
+
+    A record the cut-off apply already wrote (or deleted) is in flight, not drift: it matches the
+    target version (or is absent because the target drops it).
+    """
+    import pyarrow.compute as pc
+
+    old = (before or d.VersionIndex.empty()).table
+    new = target.table
+    a = actual.table
+    joined = a.join(old, keys="id", join_type="left outer", right_suffix="_c").join(
+        new, keys="id", join_type="left outer", right_suffix="_t"
+    )
+    in_c = pc.is_valid(joined.column("vh_c"))
+    in_t = pc.is_valid(joined.column("vh_t"))
+    same_c = pc.and_(in_c, pc.and_(pc.equal(joined.column("vh"), joined.column("vh_c")), pc.equal(joined.column("mh"), joined.column("mh_c"))))
+    same_t = pc.and_(in_t, pc.and_(pc.equal(joined.column("vh"), joined.column("vh_t")), pc.equal(joined.column("mh"), joined.column("mh_t"))))
+    ids = joined.column("id")
+    diff.drift_unexpected = ids.filter(pc.invert(pc.or_(in_c, in_t))).combine_chunks()
+    explained = pc.or_(pc.fill_null(same_c, False), pc.fill_null(same_t, False))
+    diff.drift_modified = ids.filter(pc.and_(pc.or_(in_c, in_t), pc.invert(explained))).combine_chunks()
+    both = old.join(new, keys="id", join_type="inner", right_suffix="_t").column("id")
+    both = both.combine_chunks() if isinstance(both, pa.ChunkedArray) else both
+    diff.drift_missing = both.filter(pc.invert(pc.is_in(both, value_set=a.column("id")))).cast(pa.string())
 
 
 def blocked_reason(manifest: LoadedManifest, name: str, plan: EnvironmentPlan, state: EnvState, info: Any, store: StateStore) -> str | None:
@@ -472,8 +508,11 @@ def blocked_reason(manifest: LoadedManifest, name: str, plan: EnvironmentPlan, s
         if reason:
             return reason
     lock = store.current_lock()
-    if lock is not None and not lock.expired():
-        return f"the environment is locked: {lock.describe()}"
+    if lock is not None and not lock.expired() and not lock.holder_is_dead():
+        return (
+            f"the environment is locked: {lock.describe()}; wait for that apply to finish (a dead holder's lease lapses "
+            f"within a minute) or run `vectorops force-unlock {name} {lock.id}`"
+        )
     return None
 
 

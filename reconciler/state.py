@@ -27,7 +27,7 @@ from reconciler.providers.base import Destination
 STATE_KEY = "state"
 LOCK_KEY = "lock"
 HISTORY_PREFIX = "history/"
-LEASE_SECONDS = 60
+LEASE_SECONDS = int(os.environ.get("VECTOROPS_LOCK_LEASE_SECONDS", "60"))
 
 
 def now() -> datetime:
@@ -104,9 +104,23 @@ class Lock(_Doc):
     operation: str
     acquired_at: str
     expires_at: str
+    host: str | None = None
+    pid: int | None = None
 
     def expired(self, at: datetime | None = None) -> bool:
         return parse_iso(self.expires_at) <= (at or now())
+
+    def holder_is_dead(self) -> bool:
+        """True when the holder ran on this machine and its process is gone (no need to wait for the lease)."""
+        if self.host != socket.gethostname() or not self.pid or self.pid == os.getpid():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
     def describe(self) -> str:
         return f"held by {self.owner} (lock id {self.id}, {self.operation} since {self.acquired_at}, lease expires {self.expires_at})"
@@ -202,7 +216,7 @@ class StateStore:
     def acquire(self, operation: str, lease_seconds: int = LEASE_SECONDS) -> Lock:
         with self.destination.critical_section():
             held = self.current_lock()
-            if held is not None and not held.expired():
+            if held is not None and not held.expired() and not held.holder_is_dead():
                 raise LockError(
                     f"{self.destination.address} is locked: {held.describe()}",
                     hint="Wait for that apply to finish; a holder that died loses the lock when its lease lapses "
@@ -215,6 +229,8 @@ class StateStore:
                 operation=operation,
                 acquired_at=iso(t),
                 expires_at=iso(t + timedelta(seconds=lease_seconds)),
+                host=socket.gethostname(),
+                pid=os.getpid(),
             )
             self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json"))
         confirmed = self.current_lock()
