@@ -257,7 +257,8 @@ def _run_apply(m: Any, p: Any, *, saved: bool, operation: str = "apply") -> None
             out(render_validation(r.validation))
         if r.status == "applied":
             c = r.counts
-            out(f"[green]✓[/] {r.name}: applied {r.version}: +{c['add']} ~{c['update']} -{c['delete']} in {r.duration_s:.1f}s")
+            verb = "rolled back to" if operation == "rollback" else "applied"
+            out(f"[green]✓[/] {r.name}: {verb} {r.version}: +{c['add']} ~{c['update']} -{c['delete']} in {r.duration_s:.1f}s")
         elif r.status == "unchanged":
             out(f"[green]✓[/] {r.name}: already at {r.version}; nothing to do")
         else:
