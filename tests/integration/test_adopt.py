@@ -121,3 +121,59 @@ def test_export_then_dvc_add_then_import_reports_zero_drift(dataset_repo_copy, k
     result = run(repo, "import", "staging", "--version", "exported", "--refresh", "full", "--json")
     drift = json.loads(result.output)["drift"]
     assert (drift["missing"], drift["unexpected"], drift["modified"]) == (0, 0, 0)
+
+
+# -- the same on Pinecone (real SDK, local server) ----------------------------------------------
+
+PINECONE_MANIFEST = """version: 1
+datasets:
+  docs:
+    path: data/docs.parquet
+    embedding: {model: test-model, dimension: 16, metric: cosine}
+environments:
+  staging:
+    dataset: docs
+    version: v1
+    destination: {type: pinecone, index: adopt-test}
+"""
+
+
+def fill_pinecone_by_hand(records: list[dict]):
+    from reconciler.providers.pinecone import PineconeDestination
+
+    dest = PineconeDestination(index="adopt-test", host=None)
+    dest.ensure(16, "cosine")
+    dest.upsert(batch_of(records))
+    dest.after_apply()
+    return dest
+
+
+def test_pinecone_import_then_plan_shows_remaining_drift(dataset_repo_copy, known_versions, pinecone_server) -> None:
+    repo = dataset_repo_copy
+    repo.write_manifest(PINECONE_MANIFEST)
+    v1 = known_versions.v1
+    fill_pinecone_by_hand(v1[3:] + [{**v1[0], "id": "foreign-1"}])
+
+    report = json.loads(run(repo, "import", "staging", "--version", "v1", "--refresh", "ids", "--json").output)
+    assert (report["drift"]["missing"], report["drift"]["unexpected"]) == (3, 1)
+    assert report["samples"]["unexpected"] == ["foreign-1"]
+    assert run(repo, "import", "staging", "--version", "v1", "--auto-approve").exit_code == 0
+    plan = json.loads(run(repo, "plan", "--json").output)["environments"][0]
+    assert plan["changes"] == {"add": 3, "update": 0, "delete": 1}
+    assert run(repo, "drift").exit_code == 2
+    assert run(repo, "apply", "--auto-approve").exit_code == 0
+    assert run(repo, "drift", "--refresh", "full").exit_code == 0
+
+
+def test_pinecone_export_dvc_add_import_round_trip(dataset_repo_copy, known_versions, pinecone_server, tmp_path) -> None:
+    repo = dataset_repo_copy
+    repo.write_manifest(PINECONE_MANIFEST)
+    fill_pinecone_by_hand(known_versions.v2)
+    out = tmp_path / "export.parquet"
+    result = run(repo, "export", "staging", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(out).num_rows == len(known_versions.v2)  # vectorops' own state is not exported
+    shutil.copy(out, repo.file)
+    repo._track("exported", "first version from export", True, None)
+    drift = json.loads(run(repo, "import", "staging", "--version", "exported", "--refresh", "full", "--json").output)["drift"]
+    assert (drift["missing"], drift["unexpected"], drift["modified"]) == (0, 0, 0)
