@@ -225,8 +225,10 @@ def _write(
         done = total
         hooks.on_progress(env_plan.name, total)
     else:
+        insert = getattr(dest, "insert", None)
+        write = insert if insert is not None and dest.describe().count == 0 else dest.upsert  # empty: nothing to merge with
         for i, batch in enumerate(records_for(manifest, env_plan, upsert_ids)):
-            dest.upsert(batch)
+            write(batch)
             done += len(batch)
             _progress(state, done)
             hooks.on_progress(env_plan.name, len(batch))
@@ -280,7 +282,7 @@ def apply_plan(
 
 
 def validate_after_apply(
-    manifest: LoadedManifest, env_plan: EnvironmentPlan, result: EnvironmentResult, hooks: ApplyHooks
+    manifest: LoadedManifest, env_plan: EnvironmentPlan, result: EnvironmentResult, hooks: ApplyHooks, *, may_roll_back: bool = True
 ) -> EnvironmentResult:
     """Run the environment's canaries against what is now deployed and record the verdict.
 
@@ -299,9 +301,9 @@ def validate_after_apply(
     dep = state.deployed
     if dep is None or dep.commit != env_plan.desired["commit"]:
         return result
-    if result.status == "unchanged" and dep.validated is not None:
+    if result.status == "unchanged" and dep.validated is True:
         result.validation = dep.validation
-        return result  # already judged at this version; re-run by applying again after a change
+        return result  # passed at this version already; a failed or missing verdict is judged again
     version = ds.resolve_version(manifest.dataset_source(env_plan.dataset), dep.commit)
     verdict = validate_deployment(manifest, env_plan.name, version, dest)
     assert verdict is not None
@@ -325,13 +327,18 @@ def validate_after_apply(
         f"canaries passed {verdict['passed']}/{verdict['total']} ({verdict['pass_rate']:.0%}), below min_pass_rate "
         f"{verdict['min_pass_rate']:.0%}; {env_plan.name} is marked unvalidated at {dep.version}"
     )
-    if env.rollback_on_failure and state.previous is not None:
+    if may_roll_back and env.rollback_on_failure and state.previous is not None:
         target = state.previous
         hooks.on_message(env_plan.name, f"rolling back to {target.version} ({target.commit[:7]}) because validation failed")
         back = plan_environment(manifest, env_plan.name, version_override=target.commit, allow_deletes=True, destination=dest)
         back.desired["version"] = target.version
-        apply_environment(manifest, back, plan_id=f"rollback-{env_plan.name}", hooks=hooks, saved=False, operation="rollback", destination=dest)
+        rolled = apply_environment(
+            manifest, back, plan_id=f"rollback-{env_plan.name}", hooks=hooks, saved=False, operation="rollback", destination=dest
+        )
+        rolled = validate_after_apply(manifest, back, rolled, hooks, may_roll_back=False)  # judge what is live now
         result.message += f"; rolled back automatically to {target.version} ({target.commit[:7]})"
+        if rolled.validation is not None and not rolled.validation.get("ok"):
+            result.message += ", which fails its canaries too"
     elif env.rollback_on_failure:
         result.message += "; nothing to roll back to (no previous version)"
     return result

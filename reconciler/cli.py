@@ -296,7 +296,7 @@ def apply(targets: tuple[str, ...], refresh: str, replace: bool, allow_deletes: 
     finally:
         reporter.stop()
     out(render_plan(p.to_json()))
-    if not p.has_changes:
+    if not p.has_changes and not any(e.blocked for e in p.environments):
         return
     if not auto_approve and not _confirm("Apply? [y/N]"):
         out("Apply cancelled; nothing was written.")
@@ -521,7 +521,7 @@ def rollback(environment: str, to_rev: str | None, auto_approve: bool) -> None:
         env_plan.desired["version"] = st.previous.version
     p = Plan(environments=[env_plan], manifest_path=str(m.path))
     out(render_plan(p.to_json()))
-    if not p.has_changes:
+    if not p.has_changes and not env_plan.blocked:
         return
     if not auto_approve and not _confirm("Roll back? [y/N]"):
         out("Rollback cancelled; nothing was written.")

@@ -52,7 +52,7 @@ def _canonical_value(value: Any) -> Any:
     return value
 
 
-def canonical_json(metadata: dict[str, Any]) -> bytes:
+def canonical_json(metadata: Any) -> bytes:
     """Keys sorted, no whitespace, UTF-8, shortest round-trip floats, NaN/inf rejected."""
     return json.dumps(
         _canonical_value(metadata), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -65,18 +65,76 @@ _EMPTY_META_HASH = xxhash.xxh3_64_intdigest(b"{}")
 def hash_batch(batch: RecordBatch) -> tuple[np.ndarray, np.ndarray]:
     """(vector hashes, metadata hashes) as uint64 arrays, one entry per record."""
     n = len(batch)
-    vectors = np.ascontiguousarray(batch.vectors, dtype=np.float32) + np.float32(0.0)  # -0.0 → +0.0
+    vectors = np.ascontiguousarray(batch.vectors, dtype=np.float32)
     vh = np.fromiter(map(xxhash.xxh3_64_intdigest, vectors), dtype=np.uint64, count=n)
+    for row in _rows_with_negative_zero(vectors):  # -0.0 hashes as +0.0; rare, so fixed up after
+        vh[row] = xxhash.xxh3_64_intdigest(np.where(vectors[row] == 0, np.float32(0), vectors[row]).tobytes())
     if batch.metadata.num_columns == 0:
         return vh, np.full(n, _EMPTY_META_HASH, dtype=np.uint64)
-    ids = batch.id_list
-    out = np.empty(n, dtype=np.uint64)
-    for i, row in enumerate(batch.metadata_rows()):
+    docs = canonical_metadata(batch)
+    digest = xxhash.xxh3_64_intdigest
+    return vh, np.fromiter((digest(doc.encode("utf-8")) for doc in docs), dtype=np.uint64, count=n)
+
+
+def _rows_with_negative_zero(vectors: np.ndarray, chunk: int = 2048) -> list[int]:
+    """Rows holding a -0.0, found in cache-sized chunks without copying the batch."""
+    bits = vectors.view(np.uint32)
+    rows: list[int] = []
+    for start in range(0, len(bits), chunk):
+        hit = (bits[start : start + chunk] == 0x80000000).any(axis=1)
+        if hit.any():
+            rows.extend((np.flatnonzero(hit) + start).tolist())
+    return rows
+
+
+def canonical_metadata(batch: RecordBatch) -> list[str]:
+    """Each record's metadata as canonical JSON text, built column by column.
+
+    Equal to ``canonical_json(row)`` for every row (a test holds the two together), but a column's
+    values are encoded in one pass, several times faster than a dict per record on hot paths.
+    Null cells mean "field absent", as in ``RecordBatch.metadata_rows``.
+    """
+    table = batch.metadata
+    names = sorted(table.column_names)
+    columns = [_fragments(name, table.column(name), batch) for name in names]
+    if not columns:
+        return ["{}"] * len(batch)
+    return ["{" + ",".join([f for f in row if f is not None]) + "}" for row in zip(*columns)]
+
+
+def _fragments(name: str, column: pa.ChunkedArray, batch: RecordBatch) -> list[str | None]:
+    prefix = json.dumps(name, ensure_ascii=False) + ":"
+    kind = column.type
+    values = column.to_pylist()
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        dumps = json.dumps
+        return [None if v is None else prefix + dumps(v, ensure_ascii=False) for v in values]
+    if pa.types.is_integer(kind):
+        return [None if v is None else prefix + str(v) for v in values]
+    if pa.types.is_boolean(kind):
+        return [None if v is None else prefix + ("true" if v else "false") for v in values]
+    if pa.types.is_floating(kind):
+        bad = pc.invert(pc.is_finite(column))
+        if pc.any(pc.fill_null(bad, False)).as_py():
+            first = pc.index(pc.fill_null(bad, False), True).as_py()
+            raise DatasetError(f"record '{batch.ids[first].as_py()}': metadata field '{name}' is NaN or infinite")
+        return [None if v is None else prefix + _number(v) for v in values]
+    out: list[str | None] = []
+    for i, v in enumerate(values):
+        if v is None:
+            out.append(None)
+            continue
         try:
-            out[i] = xxhash.xxh3_64_intdigest(canonical_json(row))
+            out.append(prefix + canonical_json(v).decode("utf-8"))
         except (ValueError, TypeError) as exc:
-            raise DatasetError(f"record '{ids[i]}': metadata cannot be hashed as JSON ({exc})") from None
-    return vh, out
+            raise DatasetError(f"record '{batch.ids[i].as_py()}': metadata field '{name}' cannot be hashed as JSON ({exc})") from None
+    return out
+
+
+def _number(value: float) -> str:
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)
 
 
 # -- a version's id→hash table -----------------------------------------------------------------

@@ -352,8 +352,8 @@ def plan_environment(
         # rebuild: every desired record is written, every other record deleted
         all_actual = actual_hashes.ids.combine_chunks() if actual_hashes is not None else (actual_ids if actual_ids is not None else dest.all_ids())
         diff = d.compute_diff(desired_index, None, pa.array([], pa.string()), None, prune=True)
-        present = pa.compute.is_in(desired_index.ids, value_set=all_actual)
         desired_ids = desired_index.ids.combine_chunks()
+        present = pa.compute.is_in(desired_ids, value_set=all_actual)
         diff.add = desired_ids.filter(pa.compute.invert(present))
         diff.update_vector = desired_ids.filter(present)
         diff.update_metadata = pa.array([], pa.string())

@@ -157,6 +157,10 @@ class LanceDBDestination(Destination):
             if rb.num_rows:
                 yield self._from_arrow(pa.Table.from_batches([rb]))
 
+    def insert(self, batch: RecordBatch) -> None:
+        """Append records known to be absent (an empty table): a plain add, far cheaper than a merge."""
+        self._require().add(self._to_arrow(batch))
+
     def upsert(self, batch: RecordBatch) -> None:
         self.apply_changes(batch, [])
 

@@ -101,3 +101,24 @@ def test_index_cache_round_trip(tmp_path, monkeypatch) -> None:
     again = d.load_cached_index(key)
     assert again is not None and again.table.equals(idx.table)
     assert again.ids.to_pylist() == ["a", "b"]
+
+
+def test_column_wise_canonical_metadata_equals_canonical_json_per_row() -> None:
+    meta = pa.table(
+        {
+            "title": ['a "quoted" é\n\x01 title', None, "plain"],
+            "chunk": pa.array([1, 2, None], pa.int64()),
+            "score": [0.1, 3.0, -0.0],
+            "flag": [True, None, False],
+            "tags": [["x", "y"], [], None],
+            "nested": [{"k": 1.5}, None, {"k": 2.0}],
+        }
+    )
+    b = RecordBatch(ids=pa.array(["a", "b", "c"]), vectors=np.zeros((3, 2), np.float32), metadata=meta)
+    assert d.canonical_metadata(b) == [d.canonical_json(row).decode() for row in b.metadata_rows()]
+
+
+def test_nan_metadata_names_the_record() -> None:
+    b = RecordBatch(ids=pa.array(["a", "b"]), vectors=np.zeros((2, 2), np.float32), metadata=pa.table({"s": [1.0, float("nan")]}))
+    with pytest.raises(DatasetError, match="record 'b'.*'s'"):
+        d.hash_batch(b)

@@ -1,0 +1,630 @@
+"""Issue 9 benchmark: vectorops plan/apply/rollback at scale, side by side with the I/O floor.
+
+Everything runs against real parts: a git + DVC repository (local-folder remote) holding two
+versions of a Parquet dataset 1% apart (1% added, 1% updated, 1% deleted), real LanceDB, and the
+real Pinecone SDK against the local Pinecone server from ``tests/pinecone_server``. Every
+vectorops phase runs the CLI in a subprocess, so interpreter start and imports count as users
+feel them; the child's peak RSS is read from ``os.wait4``. Plans are also timed in-process (a
+child that imports first, then times ``build_plan``) to separate start-up from work.
+
+    python bench/run.py --records 1000000 --dim 768 [--workdir DIR] [--keep]
+
+See bench/README.md for what each figure means. Nothing here asserts timings: it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the dataset-repo helpers and the local Pinecone server live in tests/
+    sys.path.insert(0, str(ROOT))
+
+SOURCES = ("wiki", "docs", "tickets", "forum", "blog")
+LANGS = ("en", "de", "fr", "es")
+ENV = "staging"
+TABLE = "docs"
+PC_ENV = "prod"
+PC_INDEX = "bench-prod"
+PC_KEY_ENV = "VECTOROPS_BENCH_PINECONE_KEY"
+PC_KEY = "pc-bench-local-key"
+PINECONE_MAX_REQUEST = 2 * 1024 * 1024
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Change:
+    """Which rows of v1 change in v2 (indices into v1), and how many rows v2 appends."""
+
+    n: int
+    deleted: np.ndarray
+    updated: np.ndarray
+    added: int
+
+    @staticmethod
+    def one_percent(n: int, seed: int = 7) -> Change:
+        k = max(1, n // 100)
+        picks = np.random.default_rng(seed).permutation(n)
+        return Change(n, np.sort(picks[:k]), np.sort(picks[k : 2 * k]), k)
+
+
+def _group(start: int, stop: int, dim: int, seed: int, title_suffix: np.ndarray | None = None) -> dict[str, Any]:
+    """Rows ``start..stop`` of the base data: same arguments, same rows (vectors seeded per group)."""
+    k = np.arange(start, stop)
+    rng = np.random.default_rng([seed, start])
+    vectors = rng.standard_normal((stop - start, dim), dtype=np.float32)
+    titles = np.char.add("Document ", k.astype(str)).astype(object)
+    if title_suffix is not None:
+        titles[title_suffix] = titles[title_suffix] + " (revised)"
+    return {
+        "id": np.char.add("doc-", np.char.zfill(k.astype(str), 9)).astype(object),
+        "vectors": vectors,
+        "title": titles,
+        "source": np.asarray(SOURCES, dtype=object)[k % len(SOURCES)],
+        "chunk": (k % 13).astype(np.int64),
+        "lang": np.asarray(LANGS, dtype=object)[k % len(LANGS)],
+    }
+
+
+def _table(cols: dict[str, Any], vector_type: str) -> pa.Table:
+    vectors = np.ascontiguousarray(cols["vectors"], dtype=np.float32)
+    n, dim = vectors.shape
+    if vector_type == "binary":
+        vec: pa.Array = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * dim), n, [None, pa.py_buffer(vectors)])
+    else:
+        vec = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dim)
+    return pa.table(
+        {
+            "id": pa.array(cols["id"], pa.string()),
+            "vector": vec,
+            "title": pa.array(cols["title"], pa.string()),
+            "source": pa.array(cols["source"], pa.string()),
+            "chunk": pa.array(cols["chunk"], pa.int64()),
+            "lang": pa.array(cols["lang"], pa.string()),
+        }
+    )
+
+
+def version_groups(change: Change, dim: int, version: int, row_group: int, seed: int = 1) -> Iterator[dict[str, Any]]:
+    """The row groups of v1 (``version=1``) or v2, generated one at a time (bounded memory)."""
+    for start in range(0, change.n, row_group):
+        stop = min(change.n, start + row_group)
+        if version == 1:
+            yield _group(start, stop, dim, seed)
+            continue
+        upd = change.updated[(change.updated >= start) & (change.updated < stop)] - start
+        meta_too = upd[::2]  # half the updated rows also change metadata; all change their vector
+        cols = _group(start, stop, dim, seed, title_suffix=meta_too)
+        if len(upd):
+            cols["vectors"][upd] = np.random.default_rng([seed + 1, start]).standard_normal((len(upd), dim), dtype=np.float32)
+        gone = change.deleted[(change.deleted >= start) & (change.deleted < stop)] - start
+        if len(gone):
+            keep = np.ones(stop - start, bool)
+            keep[gone] = False
+            cols = {k: v[keep] for k, v in cols.items()}
+        yield cols
+    if version == 2:
+        for start in range(change.n, change.n + change.added, row_group):
+            yield _group(start, min(change.n + change.added, start + row_group), dim, seed + 2)
+
+
+def write_version(path: Path, groups: Iterator[dict[str, Any]], vector_type: str, row_group: int, compression: str) -> int:
+    """Stream row groups into one Parquet file; returns the record count."""
+    if path.exists():
+        path.unlink()  # with DVC's hardlink cache the old file IS the cached object: never write through it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    for cols in groups:
+        table = _table(cols, vector_type)
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema, compression=None if compression == "none" else compression)
+        writer.write_table(table, row_group_size=row_group)
+        rows += table.num_rows
+    assert writer is not None
+    writer.close()
+    return rows
+
+
+@dataclass
+class BenchRepo:
+    root: Path
+    digests: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def file(self) -> Path:
+        return self.root / "data" / "docs.parquet"
+
+    def cached(self, tag: str) -> Path:
+        """The DVC cache object of a version: the very file the engine reads."""
+        d = self.digests[tag]
+        return self.root / ".dvc" / "cache" / "files" / "md5" / d[:2] / d[2:]
+
+
+def build_repo(root: Path, n: int, dim: int, args: argparse.Namespace) -> BenchRepo:
+    """git init + dvc init, then v1 and v2 each written, `dvc add`-ed, pushed, committed and tagged."""
+    from tests.fixtures.repo import BASE_EPOCH, DatasetRepo, _dvc, run_git
+
+    repo = DatasetRepo.create(root)
+    with _dvc(repo.root) as dvc, dvc.config.edit() as cfg:
+        cfg["cache"]["type"] = "hardlink"  # one copy of each version on disk, not two
+    run_git(repo.root, "commit", "-q", "-am", "dvc: hardlink cache", when=BASE_EPOCH + 60)
+    out = BenchRepo(repo.root)
+    change = Change.one_percent(n)
+    for version in (1, 2):
+        tag = f"v{version}"
+        out.rows[tag] = write_version(out.file, version_groups(change, dim, version, args.row_group), args.vector_type, args.row_group, args.compression)
+        with _dvc(repo.root) as dvc:
+            dvc.add(str(out.file))
+            if not args.no_push:
+                dvc.push()
+        run_git(repo.root, "add", "-A")
+        run_git(repo.root, "commit", "-q", "-m", f"dataset {tag}", when=BASE_EPOCH + 3600 * version)
+        run_git(repo.root, "tag", tag)
+        out.digests[tag] = repo.digest_in_dvc_file("HEAD")
+    return out
+
+
+# -- running things ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    seconds: float
+    max_rss_mb: float
+    stdout: str
+
+
+# A small launcher runs each measured command: a child forked from this (large) process would
+# report this process's memory as its own peak RSS, a child of the launcher reports only its own.
+LAUNCHER = r"""
+import json, os, subprocess, sys, time
+t0 = time.perf_counter()
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+seconds = time.perf_counter() - t0
+with open(sys.argv[1], "w") as f:
+    json.dump({"seconds": seconds, "max_rss_kb": usage.ru_maxrss, "code": os.waitstatus_to_exitcode(status)}, f)
+"""
+
+
+def run_measured(cmd: list[str], env: dict[str, str], cwd: Path, ok_codes: tuple[int, ...] = (0,)) -> Run:
+    """Wall time and the command's own peak RSS (``os.wait4`` in the launcher: that child only)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = Path(tmp) / "stats.json"
+        with open(Path(tmp) / "out", "wb") as out, open(Path(tmp) / "err", "wb") as err:
+            subprocess.run([sys.executable, "-c", LAUNCHER, str(stats), *cmd], env=env, cwd=cwd, stdout=out, stderr=err,
+                           stdin=subprocess.DEVNULL, check=False)
+        stdout = (Path(tmp) / "out").read_text(errors="replace")
+        stderr = (Path(tmp) / "err").read_text(errors="replace")
+        measured = json.loads(stats.read_text()) if stats.exists() else {"code": -1}
+    if measured["code"] not in ok_codes:
+        raise SystemExit(f"bench: `{' '.join(cmd)}` exited {measured['code']}\n{stdout[-4000:]}\n{stderr[-4000:]}")
+    return Run(measured["seconds"], measured["max_rss_kb"] / 1024, stdout)
+
+
+def vectorops_cmd() -> list[str]:
+    exe = Path(sys.executable).parent / "vectorops"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "reconciler"]
+
+
+def base_env(cache: Path) -> dict[str, str]:
+    env = dict(os.environ, VECTOROPS_CACHE_DIR=str(cache), DVC_NO_ANALYTICS="1", VECTOROPS_ACTOR="bench")
+    env.pop("PINECONE_API_KEY", None)
+    return env
+
+
+def write_manifest(path: Path, repo: Path, dim: int, version: str, destination: str) -> None:
+    path.write_text(
+        f"""version: 1
+datasets:
+  docs:
+    path: data/docs.parquet
+    repo: {repo}
+    embedding:
+      model: bench-model
+      dimension: {dim}
+      metric: cosine
+environments:
+  {destination}
+"""
+    )
+
+
+def lancedb_env(uri: Path, version: str) -> str:
+    return f"""{ENV}:
+    dataset: docs
+    version: {version}
+    destination:
+      type: lancedb
+      uri: {uri}
+      table: {TABLE}"""
+
+
+def pinecone_env(version: str) -> str:
+    return f"""{PC_ENV}:
+    dataset: docs
+    version: {version}
+    destination:
+      type: pinecone
+      index: {PC_INDEX}
+      api_key_env: {PC_KEY_ENV}"""
+
+
+class Workspace:
+    """One manifest + its LanceDB folder; ``vo`` runs the CLI against it in a subprocess."""
+
+    def __init__(self, folder: Path, repo: BenchRepo, dim: int) -> None:
+        self.folder, self.repo, self.dim = folder, repo, dim
+        folder.mkdir(parents=True, exist_ok=True)
+        self.manifest = folder / "vectorops.yaml"
+        self.db = folder / "lancedb"
+
+    def pin(self, version: str) -> None:
+        write_manifest(self.manifest, self.repo.root, self.dim, version, lancedb_env(self.db, version))
+
+    def vo(self, cache: Path, *args: str, env_extra: dict[str, str] | None = None) -> Run:
+        env = base_env(cache)
+        env.update(env_extra or {})
+        return run_measured([*vectorops_cmd(), "-m", str(self.manifest), "--no-color", *args], env, self.folder)
+
+    def inner_plan(self, cache: Path) -> dict[str, float]:
+        """Same plan, timed inside a child after its imports: the engine's own time."""
+        run = run_measured([sys.executable, __file__, "--inner-plan", str(self.manifest), ENV], base_env(cache), self.folder)
+        return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def inner_plan(manifest: str, env_name: str) -> None:
+    t0 = time.perf_counter()
+    from reconciler.manifest import load_manifest
+    from reconciler.plan import build_plan
+
+    t1 = time.perf_counter()
+    m = load_manifest(manifest)
+    plan = build_plan(m, [env_name])
+    t2 = time.perf_counter()
+    print(json.dumps({"import_s": t1 - t0, "plan_s": t2 - t1, "changes": plan.environments[0].changes}))
+
+
+# -- phases -------------------------------------------------------------------------------------------
+
+
+def io_floor(repo: BenchRepo, batch_size: int = 65_536) -> float:
+    """pyarrow reading every column of both versions (bounded batches) and nothing else."""
+    t0 = time.perf_counter()
+    for tag in ("v1", "v2"):
+        pf = pq.ParquetFile(repo.cached(tag), memory_map=True)
+        for _ in pf.iter_batches(batch_size=batch_size, use_threads=True):
+            pass
+    return time.perf_counter() - t0
+
+
+NAIVE = r"""
+import sys, time
+t0 = time.perf_counter()
+import lancedb, pyarrow as pa, pyarrow.parquet as pq
+t1 = time.perf_counter()
+path, uri, dim = sys.argv[1], sys.argv[2], int(sys.argv[3])
+pf = pq.ParquetFile(path, memory_map=True)
+def batches():
+    for b in pf.iter_batches(batch_size=65536):
+        v = b.column("vector")
+        if pa.types.is_fixed_size_binary(v.type):  # LanceDB wants FixedSizeList<float32>
+            flat = pa.Array.from_buffers(pa.float32(), len(v) * dim, [None, v.buffers()[1]], offset=v.offset * dim)
+            b = b.set_column(b.schema.get_field_index("vector"), "vector", pa.FixedSizeListArray.from_arrays(flat, dim))
+        yield b
+import itertools
+it = batches()
+first = next(it)
+schema = first.schema
+def all_batches():
+    yield first
+    yield from it
+db = lancedb.connect(uri)
+tbl = db.create_table("naive", data=pa.RecordBatchReader.from_batches(schema, all_batches()), mode="overwrite")
+t2 = time.perf_counter()
+print(tbl.count_rows(), t1 - t0, t2 - t1)
+"""
+
+
+def naive_reupload(repo: BenchRepo, folder: Path, dim: int) -> tuple[Run, float, int]:
+    uri = folder / "naive-lancedb"
+    run = run_measured([sys.executable, "-c", NAIVE, str(repo.cached("v2")), str(uri), str(dim)], base_env(folder / "unused"), folder)
+    rows, _imp, work = run.stdout.split()
+    shutil.rmtree(uri, ignore_errors=True)
+    return run, float(work), int(rows)
+
+
+def lancedb_truth(ws: Workspace, n: int) -> dict[str, int]:
+    """What the table really holds: rows, and how many of v2's added ids (``doc-{n}`` up) are there."""
+    import lancedb
+
+    table = lancedb.connect(str(ws.db)).open_table(TABLE)
+    return {"rows": table.count_rows(), "added_ids": table.count_rows(f"id >= 'doc-{n:09d}'")}
+
+
+def pinecone_phase(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> None:
+    """Incremental apply into Pinecone: write requests sent vs the minimum.
+
+    v1 is loaded into the local server's store directly and adopted with `vectorops import`
+    (pushing N records through HTTP first would measure the test server, not vectorops).
+    """
+    from tests.pinecone_server import PineconeServer
+    from tests.pinecone_server.fixtures import reset_sdk_host_state
+
+    n = args.pinecone_records
+    repo = build_repo(work / "pc-repo", n, args.pinecone_dim, args)
+    ws = Workspace(work / "pc-ws", repo, args.pinecone_dim)
+    reset_sdk_host_state()
+    srv = PineconeServer(api_key=PC_KEY).start()
+    try:
+        state = srv.create_index(PC_INDEX, args.pinecone_dim, "cosine")
+        space = state.ns("__default__")
+        for batch in pq.ParquetFile(repo.cached("v1")).iter_batches(batch_size=65_536):
+            ids = batch.column("id").to_pylist()
+            vec = batch.column("vector")
+            if pa.types.is_fixed_size_binary(vec.type):
+                mat = np.frombuffer(vec.buffers()[1], np.float32)[vec.offset * args.pinecone_dim :][: len(vec) * args.pinecone_dim]
+            else:
+                mat = vec.flatten().to_numpy()
+            mat = mat.reshape(len(ids), args.pinecone_dim)
+            meta = batch.drop_columns(["id", "vector"]).to_pylist()
+            for i, rid in enumerate(ids):
+                space.records[rid] = (mat[i].copy(), meta[i])
+        writes_by_ns: dict[str, int] = {}
+        original_commit = state.commit
+
+        def counting_commit(name: str, op: Any) -> int:
+            writes_by_ns[name] = writes_by_ns.get(name, 0) + 1
+            return original_commit(name, op)
+
+        state.commit = counting_commit  # type: ignore[method-assign]
+        cache = work / "pc-cache"
+        extra = {"PINECONE_CONTROLLER_HOST": srv.url, PC_KEY_ENV: PC_KEY}
+
+        def vo(*a: str) -> Run:
+            return ws.vo(cache, *a, env_extra=extra)
+
+        write_manifest(ws.manifest, repo.root, args.pinecone_dim, "v1", pinecone_env("v1"))
+        vo("import", PC_ENV, "--version", "v1", "--auto-approve")
+        write_manifest(ws.manifest, repo.root, args.pinecone_dim, "v2", pinecone_env("v2"))
+        plan = json.loads(vo("plan", "--json").stdout)["environments"][0]
+        before = srv.request_counts
+        writes_by_ns.clear()
+        run = vo("apply", "--auto-approve")
+        after = srv.request_counts
+    finally:
+        srv.stop()
+    ops = {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)}
+    ops = {k: v for k, v in ops.items() if v}
+    ch = plan["changes"]
+    upserts, deletes = ch["add"] + ch["update"], ch["delete"]
+    data_writes = writes_by_ns.get("__default__", 0)
+    # the issue's minimum, and the one Pinecone's 2 MB request cap imposes at this dimension
+    minimum = math.ceil(upserts / 1000) + math.ceil(deletes / 1000)  # upserts and deletes are separate requests
+    per_record = _json_bytes_per_record(repo, args.pinecone_dim)
+    per_request = max(1, min(1000, PINECONE_MAX_REQUEST // per_record))
+    size_minimum = math.ceil(upserts / per_request) + math.ceil(deletes / 1000)
+    results["pinecone"] = {
+        "records": repo.rows["v2"],
+        "dim": args.pinecone_dim,
+        "changes": ch,
+        "apply_s": run.seconds,
+        "requests_by_operation": ops,
+        "write_requests_total": sum(ops.get(k, 0) for k in ("upsert", "delete", "update")),
+        "write_requests_data_namespace": data_writes,
+        "write_requests_state_namespace": sum(v for k, v in writes_by_ns.items() if k != "__default__"),
+        "minimum_issue": minimum,
+        "minimum_2mb": size_minimum,
+        "json_bytes_per_record": per_record,
+        "naive_requests_issue": math.ceil(repo.rows["v2"] / 1000),
+        "naive_requests_2mb": math.ceil(repo.rows["v2"] / per_request),
+    }
+
+
+def _json_bytes_per_record(repo: BenchRepo, dim: int) -> int:
+    """Mean compact-JSON size of one upsert item (id, values, metadata), from v2's first rows."""
+    batch = next(pq.ParquetFile(repo.cached("v2")).iter_batches(batch_size=200))
+    vec = batch.column("vector")
+    if pa.types.is_fixed_size_binary(vec.type):
+        mat = np.frombuffer(vec.buffers()[1], np.float32)[vec.offset * dim :][: len(vec) * dim].reshape(-1, dim)
+    else:
+        mat = vec.flatten().to_numpy().reshape(-1, dim)
+    meta = batch.drop_columns(["id", "vector"]).to_pylist()
+    ids = batch.column("id").to_pylist()
+    sizes = [
+        len(json.dumps({"id": i, "values": [float(x) for x in v], "metadata": m}, separators=(",", ":")))
+        for i, v, m in zip(ids, mat, meta)
+    ]
+    return int(np.mean(sizes)) + 1
+
+
+# -- the whole run -------------------------------------------------------------------------------------
+
+
+def lancedb_phases(n: int, args: argparse.Namespace, work: Path, full: bool) -> dict[str, Any]:
+    """Build the repo at ``n`` and measure; ``full`` False runs only what the RSS-growth figure needs."""
+    r: dict[str, Any] = {"records": n}
+    t0 = time.perf_counter()
+    repo = build_repo(work / "repo", n, args.dim, args)
+    r["build_s"] = time.perf_counter() - t0
+    r["rows"] = dict(repo.rows)
+    r["file_gb"] = {t: repo.cached(t).stat().st_size / 1e9 for t in ("v1", "v2")}
+    r["raw_vector_gb"] = repo.rows["v2"] * args.dim * 4 / 1e9
+    ws = Workspace(work / "ws", repo, args.dim)
+    cache_a, cache_b, cache_c = work / "cache-first-apply", work / "cache-plan", work / "cache-inner"
+
+    if full:
+        r["io_floor_s"] = io_floor(repo)
+        r["io_floor_again_s"] = io_floor(repo)
+    ws.pin("v1")
+    run = ws.vo(cache_a, "apply", "--auto-approve")
+    r["first_apply_v1"] = run.__dict__ | {"stdout": None}
+    ws.pin("v2")
+    run = ws.vo(cache_b, "plan", "--json")
+    r["cold_plan"] = run.__dict__ | {"stdout": None}
+    r["plan_changes"] = json.loads(run.stdout)["environments"][0]["changes"]
+    if not full:
+        return r
+    r["warm_plan"] = ws.vo(cache_b, "plan", "--json").__dict__ | {"stdout": None}
+    r["cold_plan_inproc"] = ws.inner_plan(cache_c)
+    r["warm_plan_inproc"] = ws.inner_plan(cache_c)
+    r["help"] = run_measured([*vectorops_cmd(), "--help"], base_env(cache_b), ws.folder).__dict__ | {"stdout": None}
+    r["incremental_apply"] = ws.vo(cache_b, "apply", "--auto-approve").__dict__ | {"stdout": None}
+    r["after_apply"] = lancedb_truth(ws, n)
+    run, work_s, rows = naive_reupload(repo, ws.folder, args.dim)
+    r["naive_reupload"] = run.__dict__ | {"stdout": None, "inproc_s": work_s, "rows": rows}
+    r["rollback"] = ws.vo(cache_b, "rollback", ENV, "--auto-approve").__dict__ | {"stdout": None}
+    r["after_rollback"] = lancedb_truth(ws, n)
+    return r
+
+
+def fmt_ratio(value: float, target: float, lower_is_better: bool = True) -> str:
+    holds = value <= target if lower_is_better else value >= target
+    return f"{value:6.2f}  (target {'<=' if lower_is_better else '>='} {target:g})  {'HOLDS' if holds else 'DOES NOT HOLD'}"
+
+
+def report(res: dict[str, Any], small: dict[str, Any] | None) -> str:
+    L: list[str] = []
+    r = res["lancedb"]
+    floor = min(r["io_floor_s"], r["io_floor_again_s"])  # the better of two reads: the stricter baseline
+    L.append(f"records v1={r['rows']['v1']:,} v2={r['rows']['v2']:,}  dim={res['dim']}  vector={res['vector_type']}  "
+             f"compression={res['compression']}  row group={res['row_group']:,}")
+    L.append(f"files: v1 {r['file_gb']['v1']:.2f} GB, v2 {r['file_gb']['v2']:.2f} GB; raw vectors of one version {r['raw_vector_gb']:.2f} GB; "
+             f"changes v1->v2 {r['plan_changes']}")
+    L.append(f"dataset generation + dvc add/push + git: {r['build_s']:.1f} s")
+    L.append("")
+    L.append(f"{'phase':44s} {'wall s':>8s} {'peak RSS MB':>12s}  note")
+
+    def row(name: str, d: dict[str, Any] | None, note: str = "") -> None:
+        if d is None:
+            L.append(f"{name:44s} {'-':>8s} {'-':>12s}  {note}")
+        else:
+            L.append(f"{name:44s} {d['seconds']:8.2f} {d['max_rss_mb']:12.0f}  {note}")
+
+    L.append(f"{'I/O floor (pyarrow reads v1+v2, all columns)':44s} {floor:8.2f} {'':>12s}  best of 2 in-process reads ({r['io_floor_s']:.2f}, {r['io_floor_again_s']:.2f})")
+    row("vectorops --help", r["help"])
+    row("first full apply v1 (cold cache)", r["first_apply_v1"])
+    row("cold plan v1->v2 (empty cache)", r["cold_plan"], f"in-process {r['cold_plan_inproc']['plan_s']:.2f} s + imports {r['cold_plan_inproc']['import_s']:.2f} s")
+    row("warm plan v1->v2 (cache filled)", r["warm_plan"], f"in-process {r['warm_plan_inproc']['plan_s']:.2f} s + imports {r['warm_plan_inproc']['import_s']:.2f} s")
+    row("incremental apply v1->v2 (warm cache)", r["incremental_apply"], f"after: {r['after_apply']['rows']:,} rows, {r['after_apply']['added_ids']:,} of v2's added ids")
+    row("naive full re-upload of v2 (create_table)", r["naive_reupload"], f"in-process {r['naive_reupload']['inproc_s']:.2f} s")
+    row("rollback v2->v1", r["rollback"], f"after: {r['after_rollback']['rows']:,} rows, {r['after_rollback']['added_ids']:,} of v2's added ids")
+    if small:
+        row(f"cold plan at N/10 ({small['records']:,})", small["cold_plan"])
+        row(f"first full apply at N/10", small["first_apply_v1"])
+    L.append("")
+    L.append("targets (issue 9), ratios from this run:")
+    L.append(f"  cold plan / I/O floor                 {fmt_ratio(r['cold_plan']['seconds'] / floor, 1.5)}")
+    L.append(f"    (in-process, no start-up)           {fmt_ratio(r['cold_plan_inproc']['plan_s'] / floor, 1.5)}")
+    L.append(f"  warm plan / I/O floor                 {fmt_ratio(r['warm_plan']['seconds'] / floor, 0.25)}")
+    L.append(f"    (in-process, no start-up)           {fmt_ratio(r['warm_plan_inproc']['plan_s'] / floor, 0.25)}")
+    naive = r["naive_reupload"]["seconds"]
+    L.append(f"  incremental apply / naive re-upload   {fmt_ratio(r['incremental_apply']['seconds'] / naive, 0.4)}  stretch 0.1: "
+             f"{'holds' if r['incremental_apply']['seconds'] / naive <= 0.1 else 'does not hold'}")
+    raw_mb = r["raw_vector_gb"] * 1000
+    L.append(f"  plan peak RSS / raw vector bytes      {fmt_ratio(r['cold_plan']['max_rss_mb'] / raw_mb, 1.0)}  "
+             f"({r['cold_plan']['max_rss_mb']:.0f} MB vs {raw_mb:.0f} MB)")
+    if small:
+        growth = r["cold_plan"]["max_rss_mb"] / small["cold_plan"]["max_rss_mb"]
+        L.append(f"  plan peak RSS growth, N/10 -> N       {fmt_ratio(growth, 1.5)}  "
+                 f"({small['cold_plan']['max_rss_mb']:.0f} MB -> {r['cold_plan']['max_rss_mb']:.0f} MB)")
+    else:
+        L.append("  plan peak RSS growth, N/10 -> N       not measured (--no-small)")
+    L.append(f"  rollback (s, target < 10)             {fmt_ratio(r['rollback']['seconds'], 10.0)}")
+    p = res.get("pinecone")
+    if p:
+        ratio = p["write_requests_total"] / max(1, p["minimum_issue"])
+        L.append(f"  pinecone write requests / minimum     {fmt_ratio(ratio, 1.05)}  (all writes, state included)")
+        data_ratio = p["write_requests_data_namespace"] / max(1, p["minimum_issue"])
+        L.append(f"    data writes only / minimum          {fmt_ratio(data_ratio, 1.05)}")
+        L.append(f"    at {p['records']:,} records x {p['dim']}: changes {p['changes']}; apply {p['apply_s']:.2f} s")
+        L.append(f"    write requests: {p['write_requests_total']} total = {p['write_requests_data_namespace']} data + "
+                 f"{p['write_requests_state_namespace']} state (intent/progress/result/history/lock); all requests {p['requests_by_operation']}")
+        L.append(f"    minimum (ceil(upserts/1000) + ceil(deletes/1000)): {p['minimum_issue']}; minimum under the 2 MB request cap "
+                 f"(~{p['json_bytes_per_record']:,} JSON bytes a record): {p['minimum_2mb']}; "
+                 f"data writes / 2MB-minimum = {p['write_requests_data_namespace'] / max(1, p['minimum_2mb']):.2f}")
+        L.append(f"    naive re-upload would send >= {p['naive_requests_issue']} requests ({p['naive_requests_2mb']} under the 2 MB cap)")
+    else:
+        L.append("  pinecone                              not measured (--no-pinecone)")
+    return "\n".join(L)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--dim", type=int, default=768)
+    ap.add_argument("--vector-type", choices=("fixed_size_list", "binary"), default="fixed_size_list")
+    ap.add_argument("--row-group", type=int, default=65_536)
+    ap.add_argument("--compression", default="snappy", help="Parquet codec (pyarrow's default: snappy; or none, zstd)")
+    ap.add_argument("--workdir", type=Path, default=None, help="where to build (default: a temp folder)")
+    ap.add_argument("--keep", action="store_true", help="keep the workdir (repos, caches, LanceDB)")
+    ap.add_argument("--no-push", action="store_true", help="skip `dvc push` (halves disk use)")
+    ap.add_argument("--no-small", action="store_true", help="skip the N/10 run (plan RSS growth)")
+    ap.add_argument("--no-pinecone", action="store_true")
+    ap.add_argument("--pinecone-records", type=int, default=None, help="default: min(records, 50000)")
+    ap.add_argument("--pinecone-dim", type=int, default=None, help="default: --dim")
+    ap.add_argument("--json-out", type=Path, default=None, help="also write every figure as JSON here")
+    ap.add_argument("--inner-plan", nargs=2, metavar=("MANIFEST", "ENV"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.inner_plan:
+        inner_plan(*args.inner_plan)
+        return
+    args.pinecone_records = args.pinecone_records or min(args.records, 50_000)
+    args.pinecone_dim = args.pinecone_dim or args.dim
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="vectorops-bench-"))).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"bench: working in {work}", flush=True)
+    res: dict[str, Any] = {
+        "dim": args.dim, "vector_type": args.vector_type, "compression": args.compression, "row_group": args.row_group,
+        "machine": {"nproc": os.cpu_count(), "python": platform.python_version()},
+    }
+    try:
+        small = None
+        if not args.no_small:
+            print(f"bench: N/10 = {args.records // 10:,} records", flush=True)
+            small = lancedb_phases(max(100, args.records // 10), args, work / "small", full=False)
+            shutil.rmtree(work / "small", ignore_errors=True)
+            res["small"] = small
+        print(f"bench: N = {args.records:,} records", flush=True)
+        res["lancedb"] = lancedb_phases(args.records, args, work / "main", full=True)
+        if not args.keep:
+            shutil.rmtree(work / "main", ignore_errors=True)
+        if not args.no_pinecone:
+            print(f"bench: pinecone at {args.pinecone_records:,} records", flush=True)
+            pinecone_phase(args, work / "pinecone", res)
+        print()
+        print(report(res, small), flush=True)
+        if args.json_out:
+            args.json_out.write_text(json.dumps(res, indent=2, default=str))
+    finally:
+        if not args.keep:  # only what this run made: a --workdir may hold other things
+            for part in ("small", "main", "pinecone"):
+                shutil.rmtree(work / part, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                work.rmdir()
+
+
+if __name__ == "__main__":
+    main()
