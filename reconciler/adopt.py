@@ -19,13 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reconciler import diff as d
-from reconciler.errors import DestinationError, UsageError
+from reconciler.errors import DestinationError, StateError, UsageError
 from reconciler.manifest import LoadedManifest
 from reconciler.plan import Progress, drift_summary, refresh_actual, version_index
 from reconciler.providers import destination_address, open_destination
 from reconciler.providers.base import Destination
 from reconciler.records import RecordBatch
-from reconciler.state import Deployed, HistoryEntry, StateStore, VersionRef, actor, iso, now
+from reconciler.state import HISTORY_PREFIX, Deployed, EnvState, HistoryEntry, StateStore, VersionRef, actor, iso, now
 
 
 @dataclass
@@ -61,10 +61,23 @@ def compare_for_import(
         "unexpected": d.sample(result.drift_unexpected),
         "modified": d.sample(result.drift_modified),
     }
-    state = StateStore(dest).load()
-    prev = state.deployed.model_dump(mode="json") if state.deployed else None
+    try:
+        state = StateStore(dest).load()
+    except StateError:  # a malformed state is exactly what import exists to repair: report no deployment
+        state = None
+    prev = state.deployed.model_dump(mode="json") if state is not None and state.deployed else None
     ref = {"version": version.rev, "commit": version.commit, "digest": version.digest}
     return ImportReport(name, destination_address(manifest, name), ref, drift, samples, prev), dest, version
+
+
+def _last_history_serial(store: StateStore) -> int:
+    """The highest serial among history keys (``history/0000000007``), read from the keys alone."""
+    try:
+        keys = [key for key, _ in store.destination.list_docs(HISTORY_PREFIX)]
+    except StateError:  # history as broken as the state: its keys are unreadable too
+        return 0
+    serials = [int(k[len(HISTORY_PREFIX):]) for k in keys if k[len(HISTORY_PREFIX):].isdigit()]
+    return max(serials, default=0)
 
 
 def record_import(manifest: LoadedManifest, report: ImportReport, dest: Destination) -> None:
@@ -76,10 +89,10 @@ def record_import(manifest: LoadedManifest, report: ImportReport, dest: Destinat
     with store.locked("import"):
         try:
             state = store.load()
-        except Exception:  # a malformed state is exactly what import exists to repair
-            from reconciler.state import EnvState
-
+        except StateError:  # a malformed state is exactly what import exists to repair
             state = EnvState.new()
+            # continue the serial after the surviving history, so the import's entry never overwrites one
+            state.serial = _last_history_serial(store)
         previous = state.deployed
         state.deployed = Deployed(
             **report.version,

@@ -21,10 +21,11 @@ import pyarrow.compute as pc
 from reconciler import failpoints
 from reconciler.errors import BlockedError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
-from reconciler.plan import EnvironmentPlan, Plan, plan_environment
+from reconciler.plan import EnvironmentPlan, Plan, plan_environment, stash_location
 from reconciler.providers import open_destination
 from reconciler.providers.base import Destination
 from reconciler.records import RecordBatch
+from reconciler.stash import read_stashed
 from reconciler.state import Deployed, EnvState, HistoryEntry, Intent, StateStore, VersionRef, actor, iso, now
 
 WRITE_BATCH = int(os.environ.get("VECTOROPS_WRITE_BATCH", "5000"))
@@ -73,6 +74,12 @@ def records_for(manifest: LoadedManifest, env_plan: EnvironmentPlan, ids: pa.Arr
             hint="Make a new plan.",
         )
     wanted = ids.cast(pa.string())
+    if env_plan.current is not None:  # records the plan already read, kept beside the hash cache
+        path = stash_location(manifest, env_plan.dataset, version.digest, env_plan.current["digest"])
+        stashed, wanted = read_stashed(path, wanted, batch_size)
+        yield from stashed
+        if len(wanted) == 0:
+            return
     pending: list[RecordBatch] = []
     pending_n = 0
     for batch in ds.read_batches(src, version):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,10 +158,14 @@ class VersionIndex:
         return VersionIndex(INDEX_SCHEMA.empty_table())
 
     @staticmethod
-    def build(batches: Iterable[RecordBatch], *, what: str) -> VersionIndex:
+    def build(
+        batches: Iterable[RecordBatch], *, what: str, on_batch: Callable[[RecordBatch, np.ndarray, np.ndarray], None] | None = None
+    ) -> VersionIndex:
         parts: list[pa.Table] = []
         for batch in batches:
             vh, mh = hash_batch(batch)
+            if on_batch is not None:
+                on_batch(batch, vh, mh)
             parts.append(pa.table({"id": batch.ids, "vh": vh, "mh": mh}, schema=INDEX_SCHEMA))
         table = pa.concat_tables(parts) if parts else INDEX_SCHEMA.empty_table()
         return VersionIndex.from_table(table, what=what)

@@ -224,15 +224,39 @@ def _env_from_saved(pub: dict[str, Any], priv: dict[str, Any], ids_table: pa.Tab
 # -- building a plan -----------------------------------------------------------------------------
 
 
-def version_index(manifest: LoadedManifest, dataset: str, version: Any, progress: Progress | None = None) -> d.VersionIndex:
-    """The id→hash table of a dataset version: from the local cache, else hashed once and cached."""
-    from reconciler import dataset as ds
-
+def dataset_signature(manifest: LoadedManifest, dataset: str) -> str:
+    """What, besides the data, decides a version's hashes: how the file is read."""
     src = manifest.dataset_source(dataset)
-    signature = json.dumps(
+    return json.dumps(
         [src.format, src.id_field, src.vector_field, list(src.metadata_fields or []), src.metadata_fields is None, src.dimension]
     )
-    key = d.index_cache_key(version.digest, signature)
+
+
+def stash_location(manifest: LoadedManifest, dataset: str, desired_digest: str, baseline_digest: str) -> Path:
+    from reconciler.stash import stash_path
+
+    key = d.index_cache_key(desired_digest, dataset_signature(manifest, dataset)).rsplit("-", 1)[-1]
+    return stash_path(desired_digest, baseline_digest, key)
+
+
+def version_index(
+    manifest: LoadedManifest,
+    dataset: str,
+    version: Any,
+    progress: Progress | None = None,
+    *,
+    stash_against: tuple[d.VersionIndex, str] | None = None,
+) -> d.VersionIndex:
+    """The id→hash table of a dataset version: from the local cache, else hashed once and cached.
+
+    When it has to read the version anyway and ``stash_against`` names the deployed version's
+    table, the records that differ from it are kept for the apply that follows (``stash.py``).
+    """
+    from reconciler import dataset as ds
+    from reconciler.stash import StashWriter
+
+    src = manifest.dataset_source(dataset)
+    key = d.index_cache_key(version.digest, dataset_signature(manifest, dataset))
     cached = d.load_cached_index(key)
     if cached is not None:
         return cached
@@ -247,7 +271,20 @@ def version_index(manifest: LoadedManifest, dataset: str, version: Any, progress
                 progress(f"hashing {dataset}@{version.rev}", done, total)
             yield batch
 
-    index = d.VersionIndex.build(batches(), what=f"dataset '{dataset}' at {version.rev} ({src.path})")
+    writer = None
+    if stash_against is not None and len(stash_against[0]):
+        path = stash_location(manifest, dataset, version.digest, stash_against[1])
+        writer = StashWriter(path, stash_against[0], src.dimension)
+    try:
+        index = d.VersionIndex.build(
+            batches(), what=f"dataset '{dataset}' at {version.rev} ({src.path})", on_batch=writer.offer if writer else None
+        )
+    except BaseException:
+        if writer is not None:
+            writer.abandon()
+        raise
+    if writer is not None:
+        writer.close()
     d.store_cached_index(key, index)
     return index
 
@@ -318,7 +355,6 @@ def plan_environment(
     emb = manifest.model.datasets[env.dataset].embedding
     src = manifest.dataset_source(env.dataset)
     desired = ds.resolve_version(src, version_override or env.version)
-    desired_index = version_index(manifest, env.dataset, desired, progress)
 
     dest = destination or open_destination(manifest, name)
     store = StateStore(dest)
@@ -338,6 +374,8 @@ def plan_environment(
                 f"cannot be read from the dataset repo: {exc.message}",
                 hint="Fetch the full git history (fetch-depth: 0) and make sure its data is in the DVC remote.",
             ) from None
+    stash_against = (deployed_index, state.deployed.digest) if deployed_index is not None and state.deployed else None
+    desired_index = version_index(manifest, env.dataset, desired, progress, stash_against=stash_against)
 
     # an interrupted apply left records half-way between two versions: read them all at full so the
     # plan finishes exactly what is missing, whatever level was asked

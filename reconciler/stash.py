@@ -1,0 +1,111 @@
+"""Changed records kept on local disk between a plan and the apply that follows it.
+
+A cold plan decodes the whole desired version to hash it; the few records that differ from the
+deployed version pass through its hands anyway. Keeping them (ids, vectors, canonical metadata) in
+an Arrow IPC file means the apply that follows reads a small file instead of decoding the whole
+version again, which is what makes an incremental apply cost a fraction of a full re-upload.
+The stash lives in the local cache (never in the plan file, never in the destination) and is only
+an optimisation: when it is missing or incomplete, apply reads the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from reconciler import diff as d
+from reconciler.records import RecordBatch
+
+#: stop stashing (and drop the stash) beyond this many vector bytes: a big change reads the dataset
+MAX_STASH_BYTES = int(os.environ.get("VECTOROPS_STASH_MAX_BYTES", str(1024 * 1024 * 1024)))
+
+
+def stash_path(desired_digest: str, baseline_digest: str, signature_key: str) -> Path:
+    name = f"{desired_digest}-from-{baseline_digest}-{signature_key}".replace(".dir", "-dir")
+    return d.cache_dir() / "stash" / f"{name}.arrow"
+
+
+class StashWriter:
+    """Collects the records of a version that differ from a baseline, batch by batch."""
+
+    def __init__(self, path: Path, baseline: d.VersionIndex, dimension: int) -> None:
+        self.path = path
+        self.baseline = baseline.table
+        self.schema = pa.schema([("id", pa.string()), ("vector", pa.list_(pa.float32(), dimension)), ("metadata", pa.string())])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self._sink = pa.OSFile(str(self._tmp), "wb")
+        self._writer = ipc.new_file(self._sink, self.schema)
+        self._bytes = 0
+        self.abandoned = False
+
+    def offer(self, batch: RecordBatch, vh: np.ndarray, mh: np.ndarray) -> None:
+        if self.abandoned:
+            return
+        part = pa.table({"id": batch.ids, "vh": vh, "mh": mh, "row": np.arange(len(batch))})
+        joined = part.join(self.baseline, keys="id", join_type="left outer", right_suffix="_b")
+        # Kleene logic: a new id (no baseline row) compares as null, and null must not hide it
+        changed = pc.or_kleene(
+            pc.is_null(joined.column("vh_b")),
+            pc.or_kleene(pc.not_equal(joined.column("vh"), joined.column("vh_b")), pc.not_equal(joined.column("mh"), joined.column("mh_b"))),
+        )
+        rows = joined.filter(changed).column("row").to_numpy()
+        if len(rows) == 0:
+            return
+        picked = batch.take(np.sort(rows))
+        self._bytes += picked.vectors.nbytes
+        if self._bytes > MAX_STASH_BYTES:
+            self.abandon()
+            return
+        flat = pa.array(np.ascontiguousarray(picked.vectors, dtype=np.float32).reshape(-1), pa.float32())
+        table = pa.table(
+            {
+                "id": picked.ids.cast(pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(flat, picked.vectors.shape[1]),
+                "metadata": pa.array(d.canonical_metadata(picked), pa.string()),
+            },
+            schema=self.schema,
+        )
+        self._writer.write_table(table)
+
+    def abandon(self) -> None:
+        if not self.abandoned:
+            self.abandoned = True
+            self._writer.close()
+            self._sink.close()
+            self._tmp.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self.abandoned:
+            return
+        self._writer.close()
+        self._sink.close()
+        os.replace(self._tmp, self.path)  # atomic: a reader never sees half a stash
+
+
+def read_stashed(path: Path, ids: pa.Array, batch_size: int) -> tuple[list[RecordBatch], pa.Array]:
+    """The stashed records among ``ids`` (in write-sized batches), and the ids it did not hold."""
+    if not path.exists():
+        return [], ids
+    try:
+        table = ipc.open_file(pa.memory_map(str(path))).read_all()
+    except (OSError, pa.ArrowInvalid):
+        return [], ids
+    table = table.filter(pc.is_in(table.column("id"), value_set=ids))
+    found = table.column("id").combine_chunks() if table.num_rows else pa.array([], pa.string())
+    missing = ids.filter(pc.invert(pc.is_in(ids, value_set=found))) if len(found) else ids
+    batches = []
+    for start in range(0, table.num_rows, batch_size):
+        chunk = table.slice(start, batch_size)
+        vec = chunk.column("vector").combine_chunks()
+        dim = vec.type.list_size
+        vectors = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
+        meta = [json.loads(m) for m in chunk.column("metadata").to_pylist()]
+        batches.append(RecordBatch.from_rows(chunk.column("id").to_pylist(), vectors, meta, dim))
+    return batches, missing
