@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow.parquet as pq
-from click.testing import CliRunner
 
-from reconciler.cli import main
+from fixtures.cli import Result, run_vectorops
 from reconciler.providers.lancedb import LanceDBDestination
 from reconciler.records import RecordBatch
 
@@ -27,23 +25,8 @@ environments:
 """
 
 
-@dataclass
-class Result:
-    exit_code: int
-    output: str
-
-
 def run(repo, *args: str) -> Result:
-    """The CLI exactly as `vectorops` runs it (main() maps errors to exit codes), in-process."""
-    runner = CliRunner()
-    with runner.isolation() as streams:
-        out, err = streams[0], streams[1]
-        try:
-            main(["-m", str(repo.root / "vectorops.yaml"), *args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return Result(code, out.getvalue().decode() + err.getvalue().decode())
+    return run_vectorops("-m", str(repo.root / "vectorops.yaml"), *args)
 
 
 def batch_of(records: list[dict]) -> RecordBatch:
@@ -68,7 +51,7 @@ def test_import_of_a_hand_filled_index_reports_and_then_plans_the_exact_remainin
     fill_by_hand(repo, hand)
 
     result = run(repo, "import", "staging", "--version", "v1", "--refresh", "full", "--json")
-    assert result.exit_code == 0, result.output
+    assert result.code == 0, result.output
     report = json.loads(result.output)
     ids = [r["id"] for r in v1[:10]]
     assert report["drift"]["missing"] == 9
@@ -80,16 +63,16 @@ def test_import_of_a_hand_filled_index_reports_and_then_plans_the_exact_remainin
     # --json alone only reports; nothing was recorded
     assert "(nothing deployed)" in run(repo, "status").output
 
-    assert run(repo, "import", "staging", "--version", "v1", "--refresh", "full", "--auto-approve").exit_code == 0
+    assert run(repo, "import", "staging", "--version", "v1", "--refresh", "full", "--auto-approve").code == 0
     plan = json.loads(run(repo, "plan", "--json", "--refresh", "full").output)["environments"][0]
     assert plan["current"]["version"] == "v1"
     assert plan["drift"]["missing"] == 9 and plan["drift"]["unexpected"] == 1 and plan["drift"]["modified"] == 1
     assert plan["changes"] == {"add": 9, "update": 1, "delete": 1}
     drift = run(repo, "drift", "--refresh", "full")
-    assert drift.exit_code == 2
+    assert drift.code == 2
 
-    assert run(repo, "apply", "--auto-approve", "--refresh", "full").exit_code == 0
-    assert run(repo, "drift", "--refresh", "full").exit_code == 0
+    assert run(repo, "apply", "--auto-approve", "--refresh", "full").code == 0
+    assert run(repo, "drift", "--refresh", "full").code == 0
     history = json.loads(run(repo, "history", "staging", "--json").output)["history"]
     assert [h["operation"] for h in history] == ["apply", "import"]
 
@@ -99,7 +82,7 @@ def test_import_without_terminal_or_approval_is_refused(dataset_repo_copy, known
     repo.write_manifest(MANIFEST)
     fill_by_hand(repo, known_versions.v1)
     result = run(repo, "import", "staging", "--version", "v1")
-    assert result.exit_code == 1
+    assert result.code == 1
     assert "no terminal" in result.output and "Traceback" not in result.output
     assert "(nothing deployed)" in run(repo, "status").output
 
@@ -111,7 +94,7 @@ def test_export_then_dvc_add_then_import_reports_zero_drift(dataset_repo_copy, k
 
     out = tmp_path / "export.parquet"
     result = run(repo, "export", "staging", "--out", str(out))
-    assert result.exit_code == 0, result.output
+    assert result.code == 0, result.output
     table = pq.read_table(out)
     assert table.num_rows == len(known_versions.v2)
     assert set(table.column_names) >= {"id", "vector", "title", "chunk", "score", "flag", "tags"}
@@ -157,12 +140,12 @@ def test_pinecone_import_then_plan_shows_remaining_drift(dataset_repo_copy, know
     report = json.loads(run(repo, "import", "staging", "--version", "v1", "--refresh", "ids", "--json").output)
     assert (report["drift"]["missing"], report["drift"]["unexpected"]) == (3, 1)
     assert report["samples"]["unexpected"] == ["foreign-1"]
-    assert run(repo, "import", "staging", "--version", "v1", "--auto-approve").exit_code == 0
+    assert run(repo, "import", "staging", "--version", "v1", "--auto-approve").code == 0
     plan = json.loads(run(repo, "plan", "--json").output)["environments"][0]
     assert plan["changes"] == {"add": 3, "update": 0, "delete": 1}
-    assert run(repo, "drift").exit_code == 2
-    assert run(repo, "apply", "--auto-approve").exit_code == 0
-    assert run(repo, "drift", "--refresh", "full").exit_code == 0
+    assert run(repo, "drift").code == 2
+    assert run(repo, "apply", "--auto-approve").code == 0
+    assert run(repo, "drift", "--refresh", "full").code == 0
 
 
 def test_pinecone_export_dvc_add_import_round_trip(dataset_repo_copy, known_versions, pinecone_server, tmp_path) -> None:
@@ -171,7 +154,7 @@ def test_pinecone_export_dvc_add_import_round_trip(dataset_repo_copy, known_vers
     fill_pinecone_by_hand(known_versions.v2)
     out = tmp_path / "export.parquet"
     result = run(repo, "export", "staging", "--out", str(out))
-    assert result.exit_code == 0, result.output
+    assert result.code == 0, result.output
     assert pq.read_table(out).num_rows == len(known_versions.v2)  # vectorops' own state is not exported
     shutil.copy(out, repo.file)
     repo._track("exported", "first version from export", True, None)

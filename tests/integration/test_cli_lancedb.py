@@ -16,32 +16,21 @@ import json
 import os
 import shlex
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lancedb
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from fixtures.records import KnownVersions
 from fixtures.repo import DatasetRepo
-from reconciler.cli import main
+from fixtures.cli import Result, run_vectorops
 
 TABLE = "docs_staging"
 V3_DELETES = 220  # of v2's 1090 records: 20%, over the default 10% guard
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -95,15 +84,7 @@ environments:
         )
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
-        """``vectorops -m MANIFEST ARGS`` in-process; stdin is not a terminal, as in CI."""
-        runner = CliRunner()
-        with runner.isolation(env=env) as (stdout, stderr, _):
-            try:
-                main(["-m", str(self.manifest), "--no-color", *args])
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            return Result(code, stdout.getvalue().decode(), stderr.getvalue().decode())
+        return run_vectorops("-m", str(self.manifest), "--no-color", *args, env=env)
 
     def ok(self, *args: str, code: int = 0) -> Result:
         result = self.run(*args)

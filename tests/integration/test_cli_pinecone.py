@@ -15,7 +15,6 @@ import io
 import json
 import shlex
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,10 @@ import pytest
 
 pytest.importorskip("pinecone")
 
-from click.testing import CliRunner  # noqa: E402
 
 from fixtures.records import KnownVersions, make_records  # noqa: E402
 from fixtures.repo import DatasetRepo  # noqa: E402
-from reconciler.cli import main  # noqa: E402
+from fixtures.cli import Result, run_vectorops  # noqa: E402
 from tests.pinecone_server import Faults, PineconeServer  # noqa: E402
 from tests.pinecone_server.fixtures import API_KEY  # noqa: E402
 
@@ -38,15 +36,6 @@ NESTED_ID = "doc-3"
 UNICODE_ID = "doc-é5"
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +99,7 @@ environments:
         )
 
     def run(self, *args: str) -> Result:
-        runner = CliRunner()
-        with runner.isolation() as (stdout, stderr, _):
-            try:
-                main(["-m", str(self.manifest), "--no-color", *args])
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            result = Result(code, stdout.getvalue().decode(), stderr.getvalue().decode())
+        result = run_vectorops("-m", str(self.manifest), "--no-color", *args)
         self.results.append(result)
         return result
 

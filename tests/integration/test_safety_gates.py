@@ -25,29 +25,15 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 import pytest
-from click.testing import CliRunner
 
 from fixtures.records import KnownVersions
 from fixtures.repo import DatasetRepo
-from reconciler.cli import main
+from fixtures.cli import Result, run_vectorops
 
 TOP_K = 5
 DIM = 16
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-    @property
-    def text(self) -> str:
-        return self.stdout + self.stderr
 
 
 # -- canary files from brute-force truth ---------------------------------------------------------
@@ -181,14 +167,7 @@ class Workspace:
         self.write()
 
     def run(self, *args: str) -> Result:
-        runner = CliRunner()
-        with runner.isolation() as (stdout, stderr, _):
-            try:
-                main(["-m", str(self.manifest), "--no-color", *args])
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            return Result(code, stdout.getvalue().decode(), stderr.getvalue().decode())
+        return run_vectorops("-m", str(self.manifest), "--no-color", *args)
 
     def ok(self, *args: str, code: int = 0) -> Result:
         result = self.run(*args)

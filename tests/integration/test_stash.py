@@ -12,7 +12,7 @@ import numpy as np
 from fixtures.records import KnownVersions
 from fixtures.repo import DatasetRepo
 from reconciler import diff as d
-from reconciler.cli import main
+from fixtures.cli import run_vectorops
 
 MANIFEST = """version: 1
 datasets:
@@ -28,11 +28,7 @@ environments:
 
 
 def vectorops(repo: DatasetRepo, *args: str) -> int:
-    try:
-        main(["-m", str(repo.root / "vectorops.yaml"), *args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+    return run_vectorops("-m", str(repo.root / "vectorops.yaml"), *args).code
 
 
 def content(repo: DatasetRepo) -> dict[str, tuple[bytes, dict]]:
