@@ -478,10 +478,24 @@ def drift(environments: tuple[str, ...], refresh: str, as_json: bool) -> None:
             )
         p = plan_environment(m, name, refresh=refresh, version_override=st.deployed.commit, destination=dest)
         samples = {k: p.samples.get(k, []) for k in ("missing", "unexpected", "modified")}
-        rows.append({"name": name, "destination": p.destination, "deployed": p.current, "drift": p.drift, "samples": samples})
+        # plan-shaped (SPEC §4 keys), so the Action and scripts render drift like a plan: changes are the repairs
+        rows.append(
+            {
+                "name": name,
+                "dataset": p.dataset,
+                "destination": p.destination,
+                "current": p.current,
+                "desired": p.current,
+                "deployed": p.current,
+                "changes": p.changes,
+                "drift": p.drift,
+                "blocked": None,
+                "samples": samples,
+            }
+        )
     found = any(has_drift(r["drift"]) for r in rows)
     if as_json:
-        click.echo(json.dumps({"has_drift": found, "environments": rows}, indent=2))
+        click.echo(json.dumps({"format_version": "1", "has_drift": found, "has_changes": found, "environments": rows}, indent=2))
     else:
         for r in rows:
             out(f"[bold]{r['name']}[/]  {r['destination']}  deployed {r['deployed']['version']} ({r['deployed']['commit'][:7]})")
