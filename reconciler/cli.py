@@ -223,7 +223,7 @@ def plan(
 def _confirm(question: str) -> bool:
     if not sys.stdin.isatty():
         raise UsageError(
-            f"{question.rstrip('? [y/N]')} needs confirmation, but there is no terminal to ask on",
+            f"{question.removesuffix(' [y/N]').rstrip('?')} needs confirmation, but there is no terminal to ask on",
             hint="Re-run with --auto-approve (in CI), or apply a saved plan: vectorops plan -o PLAN && vectorops apply PLAN.",
         )
     return click.confirm(question.replace(" [y/N]", ""), default=False)

@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from reconciler.errors import ManifestError
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
-ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# upper-case like every conventional variable name (a Pinecone key is "pcsk_..." in lower case): a key
+# pasted here by mistake is refused (and never echoed) instead of being printed as a variable name
+ENV_VAR_PATTERN = r"^[A-Z_][A-Z0-9_]{0,63}$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
 Metric = Literal["cosine", "dotproduct", "euclidean"]
 
@@ -232,7 +234,7 @@ _HINTS = {
 }
 _NAME_HINT = "Names use lowercase letters, digits, '-' and '_', starting with a letter or digit."
 _PATTERN_HINTS = {
-    "api_key_env": "Give the NAME of the environment variable that holds the key (letters, digits and '_', "
+    "api_key_env": "Give the NAME of the environment variable that holds the key (upper-case letters, digits and '_', "
     "e.g. PINECONE_API_KEY), never the key itself.",
     "index": "Pinecone index names use lowercase letters, digits and '-', starting with a letter or digit.",
 }

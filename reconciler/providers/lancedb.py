@@ -247,8 +247,16 @@ class LanceDBDestination(Destination):
     def _key(self, key: str) -> str:
         return f"{self.table_name}/{key}"
 
+    def _existing_docs_table(self) -> Any | None:
+        """The documents table if it exists: reading state must never create anything."""
+        if self._docs is None and DOCS_TABLE not in self._tables():
+            return None
+        return self._docs_table()
+
     def read_doc(self, key: str) -> dict[str, Any] | None:
-        docs = self._docs_table()
+        docs = self._existing_docs_table()
+        if docs is None:
+            return None
         docs.checkout_latest()
         rows = docs.search().where(f"key = {_quote([self._key(key)])}").select(["doc"]).limit(None).to_arrow()
         if rows.num_rows == 0:
@@ -261,10 +269,15 @@ class LanceDBDestination(Destination):
         docs.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row)
 
     def delete_doc(self, key: str) -> None:
-        self._docs_table().delete(f"key = {_quote([self._key(key)])}")
+        docs = self._existing_docs_table()
+        if docs is None:
+            return
+        docs.delete(f"key = {_quote([self._key(key)])}")
 
     def list_docs(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
-        docs = self._docs_table()
+        docs = self._existing_docs_table()
+        if docs is None:
+            return []
         docs.checkout_latest()
         like = self._key(prefix).replace("'", "''").replace("%", "\\%").replace("_", "\\_")
         rows = docs.search().where(f"key LIKE '{like}%'").select(["key", "doc"]).limit(None).to_arrow()

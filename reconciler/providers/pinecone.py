@@ -97,6 +97,7 @@ class PineconeDestination(Destination):
                 hint=f"Export {api_key_env} with your Pinecone API key (the manifest's api_key_env names it).",
             )
         self._api_key = key
+        self._api_key_env = api_key_env
         self._doc_scope = (self.namespace or "__default__") + "/"
         try:
             from pinecone import Pinecone
@@ -171,7 +172,7 @@ class PineconeDestination(Destination):
                 if not _retryable(exc):
                     raise DestinationError(
                         f"{self.address}: {what} failed: {self._redact(_describe(exc))}",
-                        hint=_hint_for(status),
+                        hint=_hint_for(status, self._api_key_env),
                     ) from None
                 retry_after = getattr(exc, "retry_after", None)
                 delay = min(10.0, random.uniform(0.05, delay * 3))
@@ -587,9 +588,9 @@ def _retryable(exc: BaseException) -> bool:
     return getattr(exc, "status_code", None) in (408, 425, 429, 500, 502, 503, 504)
 
 
-def _hint_for(status: int | None) -> str | None:
+def _hint_for(status: int | None, key_env: str) -> str | None:
     if status == 401:
-        return "Check that the API key in the configured environment variable is valid for this project."
+        return f"Check that the API key in {key_env} is valid for this project (the manifest's api_key_env names that variable)."
     if status == 403:
         return "The key lacks permission, or a project quota is reached."
     if status in (400, 413):

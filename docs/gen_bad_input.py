@@ -1,0 +1,272 @@
+"""Generate docs/bad-input.md by RUNNING every bad input through the real `vectorops` CLI.
+
+    /work/venv/bin/python docs/gen_bad_input.py > docs/bad-input.md
+
+Each case builds its input in a temp folder (real git + DVC repos, real LanceDB, the local
+Pinecone server), runs the command in-process exactly as the console script runs it, and records
+the first line of the message, the exit code, and whether anything was written to the
+destination. Temp paths are replaced with placeholders so the table does not change between runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+os.environ.update(
+    DVC_NO_ANALYTICS="1", NO_COLOR="1", VECTOROPS_ACTOR="someone@laptop",
+    GIT_AUTHOR_NAME="docs", GIT_AUTHOR_EMAIL="docs@example.com", GIT_COMMITTER_NAME="docs", GIT_COMMITTER_EMAIL="docs@example.com",
+)
+
+import pyarrow as pa  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from fixtures import DatasetRepo, make_records, records_table  # noqa: E402
+from reconciler.cli import main  # noqa: E402
+
+DIM = 16
+KEY_ENV = "DOCS_PINECONE_KEY"
+KEY = "pcsk_docs_example_key_000000"
+
+
+@dataclass
+class Case:
+    category: str
+    what: str
+    args: list[str]
+    setup: Callable[[], None] | None = None
+    elsewhere: bool = False  # run in a folder with no vectorops.yaml
+
+
+def run(args: list[str], cwd: Path) -> tuple[int, str]:
+    runner = CliRunner()
+    old = Path.cwd()
+    with runner.isolation(env={"NO_COLOR": "1"}) as (stdout, stderr, _):
+        os.chdir(cwd)
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            os.chdir(old)
+        return code, stderr.getvalue().decode() or stdout.getvalue().decode()
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".vectorops.lock")}
+
+
+def stored(server: Any) -> str:
+    """Everything the local Pinecone server holds, as ids per namespace per index (internal view)."""
+    return json.dumps({n: {ns: sorted(space.records) for ns, space in idx.namespaces.items()} for n, idx in server._indexes.items()})
+
+
+def main_() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="vectorops-bad-input-"))
+    os.environ["VECTOROPS_CACHE_DIR"] = str(tmp / "cache")
+    repo = DatasetRepo.create(tmp / "repo")
+    good = make_records(30, DIM, seed=1)
+    repo.commit_version(good, tag="v1")
+    repo.commit_version(make_records(30, DIM, seed=2), tag="v2")
+
+    def with_ids(ids: pa.Array) -> pa.Table:
+        t = records_table(good, DIM)
+        return t.set_column(t.schema.get_field_index("id"), "id", ids)
+
+    nan = [dict(r) for r in good]
+    nan[3]["vector"] = [math.nan] + [0.0] * (DIM - 1)
+    nan[7]["vector"] = [math.inf] + [0.0] * (DIM - 1)
+    repo.commit_table(records_table(nan, DIM), tag="nan")
+    ids: list[str | None] = [r["id"] for r in good]
+    ids[2], ids[9] = "", None
+    repo.commit_table(with_ids(pa.array(ids, pa.string())), tag="empty-ids")
+    repo.commit_table(with_ids(pa.array(range(30), pa.int64())), tag="int-ids")
+    dup = [dict(r) for r in good]
+    dup[4]["id"] = dup[1]["id"]
+    repo.commit_table(records_table(dup, DIM), tag="dup-ids")
+    uni = [dict(r) for r in good]
+    uni[5]["id"] = "doc-é5"
+    repo.commit_version(uni, tag="unicode-id")
+    big = [dict(r) for r in good]
+    big[6]["title"] = "x" * 50_000
+    repo.commit_version(big, tag="big-metadata")
+    first = repo.git("rev-list", "--max-parents=0", "HEAD")
+    shards = DatasetRepo(repo.root, repo.remote, "data/shards", "parquet", "fixed_size_list")
+    shards.commit_shards([good[:15], [*good[15:], dict(good[0])]], tag="dup-across-files")
+    repo.commit_version(make_records(10, DIM, seed=8), tag="unpushed", push=False)
+    clone = repo.clone(tmp / "clone")
+
+    work = tmp / "project"
+    work.mkdir()
+    mpath = work / "vectorops.yaml"
+    lancedb = work / ".vectorops" / "lancedb"
+
+    def manifest(version: str = "v1", dataset: str = "", env: str = "", dest: str = "", repo_path: Path | str = repo.root, path: str = "data/docs.parquet") -> str:
+        destination = dest or "      type: lancedb\n      table: docs_staging\n"
+        return (
+            f"version: 1\ndatasets:\n  docs:\n    path: {path}\n    repo: {repo_path}\n{dataset}    embedding:\n"
+            f"      model: test-model\n      dimension: {DIM}\nenvironments:\n  staging:\n    dataset: docs\n"
+            f"    version: {version}\n    destination:\n{destination}{env}"
+        )
+
+    pinecone = f"      type: pinecone\n      index: docs-prod\n      api_key_env: {KEY_ENV}\n"
+
+    def write(text: str) -> Callable[[], None]:
+        return lambda: mpath.write_text(text)
+
+    def edit(old: str, new: str) -> Callable[[], None]:
+        return lambda: mpath.write_text(manifest().replace(old, new, 1))
+
+    def canaries(text: str) -> Callable[[], None]:
+        def setup() -> None:
+            (work / "canaries.yaml").write_text(text)
+            mpath.write_text(manifest(env="    validation:\n      canaries: canaries.yaml\n"))
+        return setup
+
+    m = ["-m", str(mpath)]
+    cases = [
+        Case("manifest", "YAML syntax error", [*m, "validate"], write("version: 1\ndatasets: [\n")),
+        Case("manifest", "wrong type (`dimension: big`)", [*m, "validate"], edit(f"dimension: {DIM}", "dimension: big")),
+        Case("manifest", "unknown key", [*m, "validate"], edit(f"dimension: {DIM}\n", f"dimension: {DIM}\n      dims: 3\n")),
+        Case("manifest", "duplicate key", [*m, "validate"], edit("    version: v1\n", "    version: v1\n    version: v2\n")),
+        Case("manifest", "missing required key", [*m, "validate"], edit("    version: v1\n", "")),
+        Case("manifest", "no `datasets` section", [*m, "validate"], lambda: mpath.write_text("version: 1\nenvironments: {}\n")),
+        Case("manifest", "environment uses an undefined dataset", [*m, "validate"], edit("dataset: docs", "dataset: dcos")),
+        Case("manifest", "bad environment name", [*m, "validate"], edit("  staging:", "  Staging:")),
+        Case("manifest", "bad dataset name", [*m, "validate"], lambda: mpath.write_text(manifest().replace("  docs:", "  Docs!:").replace("dataset: docs", "dataset: Docs!"))),
+        Case("manifest", "`version:` is not 1", [*m, "validate"], edit("version: 1\n", "version: 2\n")),
+        Case("manifest", "dataset path escaping the repo", [*m, "validate"], write(manifest(path="../../etc/passwd"))),
+        Case("manifest", "absolute dataset path", [*m, "validate"], write(manifest(path="/etc/passwd"))),
+        Case("manifest", "`repo:` folder that does not exist", [*m, "validate"], write(manifest(repo_path=tmp / "gone"))),
+        Case("manifest", "`api_key_env` holding a key instead of a variable name", [*m, "validate"],
+             write(manifest(dest=pinecone.replace(KEY_ENV, "pcsk_abc123_THIS_IS_A_KEY")))),
+        Case("manifest", "`api_key_env` holding a key, at plan", [*m, "plan"], write(manifest(dest=pinecone.replace(KEY_ENV, "pcsk_abc123_THIS_IS_A_KEY")))),
+        Case("manifest", "`api_key_env` names an unset variable", [*m, "plan"], write(manifest(dest=pinecone.replace(KEY_ENV, "UNSET_KEY_VARIABLE")))),
+        Case("manifest", "no manifest in the current folder", ["validate"], elsewhere=True),
+        Case("manifest", "unknown environment on the command line", [*m, "plan", "prod"], write(manifest())),
+        Case("dataset", "unknown git rev", [*m, "validate"], write(manifest(version="v9"))),
+        Case("dataset", "path not tracked by DVC at that rev", [*m, "validate"], write(manifest(version=first))),
+        Case("dataset", "data in neither the DVC cache nor the remote", [*m, "validate"], write(manifest(version="unpushed", repo_path=clone))),
+        Case("dataset", "missing columns", [*m, "validate"], write(manifest(dataset="    vector_field: embedding\n    metadata_fields: [title, url]\n"))),
+        Case("dataset", "dimension differs from the manifest", [*m, "validate"], write(manifest().replace(f"dimension: {DIM}", "dimension: 12"))),
+        Case("dataset", "NaN or infinite vector values", [*m, "validate"], write(manifest(version="nan"))),
+        Case("dataset", "duplicate ids within a batch", [*m, "validate"], write(manifest(version="dup-ids"))),
+        Case("dataset", "duplicate ids across files", [*m, "plan"], write(manifest(version="dup-across-files", path="data/shards"))),
+        Case("dataset", "empty or missing ids", [*m, "validate"], write(manifest(version="empty-ids"))),
+        Case("dataset", "non-string ids", [*m, "validate"], write(manifest(version="int-ids"))),
+        Case("dataset", "metadata over Pinecone's 40 KB per record", [*m, "plan"], write(manifest(version="big-metadata", dest=pinecone))),
+        Case("dataset", "non-ASCII ids for Pinecone", [*m, "plan"], write(manifest(version="unicode-id", dest=pinecone))),
+        Case("canary file", "unknown ids in `vector_of`/`expect`", [*m, "validate", "--canaries"],
+             canaries("top_k: 5\nqueries:\n  - name: q\n    vector_of: nope-1\n    expect: [doc-1, nope-2]\n")),
+        Case("canary file", "wrong dimension", [*m, "validate", "--canaries"], canaries("queries:\n  - name: q\n    vector: [0.1, 0.2]\n    expect: [doc-1]\n")),
+        Case("canary file", "malformed YAML", [*m, "validate", "--canaries"], canaries("queries: [\n")),
+        Case("canary file", "wrong shape (no queries)", [*m, "validate", "--canaries"], canaries("top_k: ten\n")),
+        Case("canary file", "file missing", [*m, "validate", "--canaries"], lambda: ((work / "canaries.yaml").unlink(missing_ok=True), mpath.write_text(manifest(env="    validation:\n      canaries: canaries.yaml\n")))),
+    ]
+    planfile = work / "staging.plan"
+
+    def saved_plan(then: Callable[[], None]) -> Callable[[], None]:
+        def setup() -> None:
+            mpath.write_text(manifest(version="v2"))
+            run([*m, "plan", "-o", str(planfile)], work)
+            then()
+        return setup
+
+    def applied_then(then: Callable[[], None]) -> Callable[[], None]:
+        def setup() -> None:
+            mpath.write_text(manifest())
+            run([*m, "apply", "--auto-approve"], work)
+            then()
+        return setup
+
+    def lock_held() -> None:
+        from reconciler.manifest import load_manifest
+        from reconciler.providers import open_destination
+
+        open_destination(load_manifest(str(mpath)), "staging").write_doc("lock", {
+            "id": "6f1c2d3e-0000-4000-8000-000000000000", "owner": "alice@build-host", "operation": "apply",
+            "acquired_at": "2030-01-01T10:00:00Z", "expires_at": "2099-01-01T10:01:00Z", "host": "build-host", "pid": 4242})
+
+    def corrupt_state() -> None:
+        from reconciler.manifest import load_manifest
+        from reconciler.providers import open_destination
+
+        open_destination(load_manifest(str(mpath)), "staging").write_doc("state", {"serial": "many"})
+
+    cases += [
+        Case("plan file", "corrupt plan file", [*m, "apply", str(planfile)], lambda: (mpath.write_text(manifest()), planfile.write_text("{not a plan"))),
+        Case("plan file", "plan for an environment the manifest lacks", [*m, "apply", str(planfile)],
+             saved_plan(lambda: mpath.write_text(manifest(version="v2").replace("  staging:", "  other:")))),
+        Case("plan file", "plan for another destination", [*m, "apply", str(planfile)],
+             saved_plan(lambda: mpath.write_text(manifest(version="v2").replace("table: docs_staging", "table: docs_other")))),
+        Case("plan file", "stale plan (the destination moved since)", [*m, "apply", str(planfile)],
+             saved_plan(lambda: run([*m, "apply", "--auto-approve"], work))),
+        Case("flags", "unknown flag", [*m, "plan", "--bogus"], write(manifest())),
+        Case("flags", "bad `--refresh` value", [*m, "plan", "--refresh", "most"]),
+        Case("flags", "`apply` with no terminal and no `--auto-approve`", [*m, "apply"], write(manifest(version="v1"))),
+        Case("flags", "`drift --refresh none`", [*m, "drift", "--refresh", "none"]),
+        Case("flags", "`--limit 0`", [*m, "history", "staging", "--limit", "0"]),
+        Case("flags", "`import` without `--version`", [*m, "import", "staging"]),
+        Case("state", "malformed state record (recover with `vectorops import ENV --version REV`)", [*m, "plan"], applied_then(corrupt_state)),
+        Case("state", "lock held by another apply", [*m, "apply", "--auto-approve"],
+             lambda: (mpath.write_text(manifest(version="v2")), run([*m, "import", "staging", "--version", "v1", "--auto-approve"], work), lock_held())),
+        Case("state", "`force-unlock` with the wrong lock id", [*m, "force-unlock", "staging", "not-the-id"]),
+    ]
+
+    from tests.pinecone_server import PineconeServer
+
+    server = PineconeServer(api_key=KEY).start()
+    os.environ["PINECONE_CONTROLLER_HOST"] = server.url
+    os.environ[KEY_ENV] = KEY
+    url = server.url
+    rows = []
+    try:
+        for case in cases:
+            if case.setup:
+                case.setup()
+            before = snapshot(lancedb) if lancedb.exists() else {}
+            stored_before = stored(server)
+            code, text = run(case.args, tmp if case.elsewhere else work)
+            after = snapshot(lancedb) if lancedb.exists() else {}
+            touched = {Path(k).relative_to(lancedb).parts[0] for k in set(after) ^ set(before) | {k for k in after if after.get(k) != before.get(k)}}
+            changed = sorted(t.removesuffix(".lance") for t in touched) + (["pinecone index"] if stored_before != stored(server) else [])
+            lines = text.strip().splitlines() or ["(no message)"]
+            first_line = lines[0] + (" " + lines[1].strip() if lines[0].endswith(":") and len(lines) > 1 else "")
+            bug = "vectorops bug" in text or "Traceback" in text
+            rows.append((case, code, first_line, changed, bug))
+    finally:
+        server.stop()
+
+    placeholders = [(str(clone), "<clone>"), (str(repo.root), "<repo>"), (str(mpath), "<manifest>"), (str(work), "<project>"), (str(tmp), "<tmp>"), (url, "<pinecone>")]
+    print("# Bad input: what vectorops says\n")
+    print("Generated by running every case through the real CLI: `python docs/gen_bad_input.py > docs/bad-input.md`.")
+    print("`<manifest>`, `<repo>`, `<project>` stand for your paths. Every case exits 1 with one message on stderr")
+    print("(first line shown; the next line says how to fix it) and writes no records. Where the 'written' column names")
+    print("the `_vectorops` state table, the command took and released the environment's lock or created the empty")
+    print("state table; no record was written.")
+    print("A malformed state record is repaired with `vectorops import ENV --version REV`.\n")
+    print("| input | bad input | command | exit | message (first line) | written |")
+    print("|---|---|---|---|---|---|")
+    for case, code, line, changed, bug in rows:
+        for old, new in placeholders:
+            line = line.replace(old, new)
+        cmd = " ".join(a for a in case.args if a not in ("-m", str(mpath))).replace(str(planfile), "PLANFILE")
+        line = line.replace("|", "\\|")
+        written = "nothing" if not changed else ", ".join(
+            "state table (`_vectorops`: lock taken and released, or created empty)" if t == "_vectorops" else f"**{t}**" for t in changed)
+        flag = " **(BUG: reported as a vectorops bug)**" if bug else ""
+        print(f"| {case.category} | {case.what} | `vectorops {cmd}` | {code} | {line}{flag} | {written} |")
+
+
+if __name__ == "__main__":
+    main_()
