@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ DOCS_TABLE = "_vectorops"
 DOCS_SCHEMA = pa.schema([("key", pa.string()), ("doc", pa.string())])
 _LANCE_METRIC = {"cosine": "cosine", "euclidean": "l2", "dotproduct": "dot"}
 KEEP_VERSIONS_FOR = timedelta(days=7)  # old table versions kept for fast rollback
+COMPACT_AT_SMALL_FRAGMENTS = 16
 
 
 def _quote(ids: Sequence[str]) -> str:
@@ -202,8 +204,16 @@ class LanceDBDestination(Destination):
 
         with contextlib.suppress(Exception):
             table.create_index("id", config=BTree(), replace=True)  # type: ignore[call-arg]
+        # Compaction rewrites data files (seconds per GB): worth it only once small fragments pile
+        # up, not after every incremental apply. Old versions are pruned either way.
         with contextlib.suppress(Exception):
-            table.optimize(cleanup_older_than=KEEP_VERSIONS_FOR)
+            small = table.stats()["fragment_stats"]["num_small_fragments"]
+            if small >= COMPACT_AT_SMALL_FRAGMENTS:
+                table.optimize(cleanup_older_than=KEEP_VERSIONS_FOR)
+            else:
+                with warnings.catch_warnings():  # deprecated in favour of optimize(), which also compacts
+                    warnings.simplefilter("ignore")
+                    table.cleanup_old_versions(older_than=KEEP_VERSIONS_FOR)
 
     # -- table versions (fast rollback) ----------------------------------------------------------
 
