@@ -27,7 +27,10 @@ LayoutFor = Callable[[Sequence[str]], decode.Layout]
 
 def open_parquet(handle: IO[bytes], local: str | None, where: str) -> pq.ParquetFile:
     try:
-        return pq.ParquetFile(local, memory_map=True) if local else pq.ParquetFile(handle)
+        # no memory map: mapped pages count as the process's memory, so a mapped read of a 3 GB
+        # version looks like 3 GB resident even though each batch is freed (plan memory must stay
+        # bounded by a batch); buffered reads of one row group at a time keep it that way
+        return pq.ParquetFile(local, memory_map=False, buffer_size=8 << 20) if local else pq.ParquetFile(handle)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DatasetError(
             f"{where}: not a readable Parquet file ({exc})",
