@@ -78,7 +78,10 @@ class Config:
         except ValueError as exc:
             raise ActionError(f"input `args` cannot be split like a shell command line: {exc}") from None
         token = env.get("GITHUB_TOKEN") or None
-        secrets = [v for k, v in env.items() if v and (k == "GITHUB_TOKEN" or k.upper().endswith("_API_KEY"))]
+        named = _key_variables(env.get("VECTOROPS_MANIFEST", "").strip() or "vectorops.yaml")
+        secrets = [
+            v for k, v in env.items() if v and (k == "GITHUB_TOKEN" or k.upper().endswith("_API_KEY") or k in named)
+        ]
         temp = env.get("RUNNER_TEMP") or os.path.join(os.getcwd(), ".vectorops-action")
         return cls(
             command=command,
@@ -122,6 +125,22 @@ class Outcome:
     exitcode: int
     applied: bool | None = None  # apply only: whether `apply PLANFILE` succeeded
     error: str | None = None  # the end of the CLI's error output when it failed
+
+
+def _key_variables(manifest: str) -> set[str]:
+    """The variables the manifest names as holding API keys (``api_key_env``), whatever they are called."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(manifest).read_text(encoding="utf-8"))
+        envs = (doc or {}).get("environments") or {}
+        return {
+            str(e["destination"]["api_key_env"])
+            for e in envs.values()
+            if isinstance(e, dict) and isinstance(e.get("destination"), dict) and e["destination"].get("api_key_env")
+        }
+    except Exception:  # an unreadable manifest is the CLI's to report; masking falls back to names
+        return set()
 
 
 # -- entry point ---------------------------------------------------------------------------------

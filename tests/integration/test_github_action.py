@@ -522,3 +522,21 @@ def test_drift_runs_drift_json(tmp_path: Path, gh: FakeGitHub, stand_in: Path) -
     assert rc == 0
     assert [c["argv"][2:] for c in calls] == [["drift", "prod", "--json"]]
     assert read_outputs(tmp_path / "output.txt")["exitcode"] == "2"
+
+
+def test_the_variable_a_manifest_names_for_its_key_is_masked_whatever_its_name(tmp_path: Path) -> None:
+    from reconciler.github import Config, mask_secrets
+
+    manifest = tmp_path / "vectorops.yaml"
+    manifest.write_text(
+        "version: 1\nenvironments:\n  prod:\n    destination: {type: pinecone, index: x, api_key_env: MY_VECTOR_STORE_KEY}\n"
+    )
+    env = {
+        "VECTOROPS_MANIFEST": str(manifest),
+        "MY_VECTOR_STORE_KEY": "pcsk_canary_value_42",
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_TOKEN": "ghs_token_value",
+    }
+    out = io.StringIO()
+    mask_secrets(Config.from_env(env), out)
+    assert "::add-mask::pcsk_canary_value_42" in out.getvalue().splitlines()
