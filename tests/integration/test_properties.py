@@ -19,12 +19,11 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import yaml
-from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from fixtures import DatasetRepo, make_records
-from reconciler.cli import main
+from fixtures.cli import Result, run_vectorops
 
 DIM = 4
 ENV = "staging"
@@ -35,22 +34,9 @@ SETTINGS = settings(
 )
 
 
-@dataclass
-class Result:
-    code: int
-    output: str
-
-
 def run(*args: str) -> Result:
-    """``vectorops ARGS`` in-process, no terminal (as in CI); stdout and stderr together."""
-    runner = CliRunner()
-    with runner.isolation(env={"NO_COLOR": "1"}) as (stdout, stderr, _):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return Result(code, stdout.getvalue().decode(errors="replace") + stderr.getvalue().decode(errors="replace"))
+    """``vectorops ARGS`` in-process with no terminal, as in CI."""
+    return run_vectorops(*args, env={"NO_COLOR": "1"})
 
 
 def answered_cleanly(result: Result, allowed: tuple[int, ...] = (0, 1, 2)) -> None:

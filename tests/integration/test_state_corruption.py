@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from click.testing import CliRunner
 
 from fixtures import DatasetRepo
-from reconciler.cli import main
+from fixtures.cli import Result, run_vectorops
 from reconciler.manifest import load_manifest
 from reconciler.providers import open_destination
 from reconciler.providers.lancedb import DOCS_SCHEMA
@@ -27,27 +25,9 @@ from reconciler.providers.lancedb import DOCS_SCHEMA
 ENV = "staging"
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
 def run(*args: str) -> Result:
     """``vectorops ARGS`` in-process with no terminal, as in CI."""
-    runner = CliRunner()
-    with runner.isolation(env={"NO_COLOR": "1"}) as (stdout, stderr, _):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return Result(code, stdout.getvalue().decode(), stderr.getvalue().decode())
+    return run_vectorops(*args, env={"NO_COLOR": "1"})
 
 
 @pytest.fixture
