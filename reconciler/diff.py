@@ -107,8 +107,8 @@ def _fragments(name: str, column: pa.ChunkedArray, batch: RecordBatch) -> list[s
     kind = column.type
     values = column.to_pylist()
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        dumps = json.dumps
-        return [None if v is None else prefix + dumps(v, ensure_ascii=False) for v in values]
+        encode = _STRING_ENCODER.encode  # one encoder: json.dumps(..., ensure_ascii=False) builds one per call
+        return [None if v is None else prefix + encode(v) for v in values]
     if pa.types.is_integer(kind):
         return [None if v is None else prefix + str(v) for v in values]
     if pa.types.is_boolean(kind):
@@ -129,6 +129,9 @@ def _fragments(name: str, column: pa.ChunkedArray, batch: RecordBatch) -> list[s
         except (ValueError, TypeError) as exc:
             raise DatasetError(f"record '{batch.ids[i].as_py()}': metadata field '{name}' cannot be hashed as JSON ({exc})") from None
     return out
+
+
+_STRING_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def _number(value: float) -> str:
