@@ -196,15 +196,20 @@ def parse_yaml_with_positions(text: str, file: str) -> tuple[Any, Positions]:
     pos = Positions(file=file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            raise ManifestError(
+                f"{file}:1:1: the manifest is empty", hint="Start from the example in the README (version: 1, datasets:, environments:)."
+            )
+        # constructing values can fail too: a tag such as !!python/object is refused by the safe loader
+        return _construct(node, (), pos), pos
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-        raise ManifestError(f"{where}: invalid YAML: {exc.problem or exc}", hint="Fix the YAML syntax at that position.") from None
+        raise ManifestError(
+            f"{where}: invalid YAML: {exc.problem or exc}", hint="Fix the YAML syntax at that position."
+        ) from None
     except yaml.YAMLError as exc:
         raise ManifestError(f"{file}: invalid YAML: {exc}") from None
-    if node is None:
-        raise ManifestError(f"{file}:1:1: the manifest is empty", hint="Start from the example in the README (version: 1, datasets:, environments:).")
-    return _construct(node, (), pos), pos
 
 
 _HINTS = {

@@ -355,3 +355,13 @@ def test_not_utf8(tmp_path: Path) -> None:
     path.write_bytes(b"version: 1\ndatasets: \xff\n")
     with pytest.raises(ManifestError, match=r"not UTF-8 text \(invalid start byte at byte 21\)"):
         load_manifest(path)
+
+
+def test_python_object_tag_is_refused_with_its_position(tmp_path) -> None:
+    from reconciler.errors import ManifestError
+    from reconciler.manifest import load_manifest
+
+    path = tmp_path / "vectorops.yaml"
+    path.write_text("!!python/object version: 1\n")
+    with pytest.raises(ManifestError, match=r"vectorops.yaml:1:1: invalid YAML: could not determine a constructor"):
+        load_manifest(path)
