@@ -21,7 +21,9 @@ class RecordBatch:
 
     def __post_init__(self) -> None:
         n = len(self.ids)
-        if self.vectors.shape[0] != n or self.metadata.num_rows != n:
+        # a metadata table without columns cannot carry a row count: it means "no metadata" for all
+        meta_rows = n if self.metadata.num_columns == 0 else self.metadata.num_rows
+        if self.vectors.shape[0] != n or meta_rows != n:
             raise ValueError(
                 f"batch columns disagree: {n} ids, {self.vectors.shape[0]} vectors, "
                 f"{self.metadata.num_rows} metadata rows"
@@ -45,7 +47,7 @@ class RecordBatch:
         return RecordBatch(
             ids=self.ids.take(idx),
             vectors=self.vectors[np.asarray(indices)],
-            metadata=self.metadata.take(idx),
+            metadata=self.metadata.take(idx) if self.metadata.num_columns else self.metadata,
         )
 
     @staticmethod

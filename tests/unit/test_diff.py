@@ -122,3 +122,11 @@ def test_nan_metadata_names_the_record() -> None:
     b = RecordBatch(ids=pa.array(["a", "b"]), vectors=np.zeros((2, 2), np.float32), metadata=pa.table({"s": [1.0, float("nan")]}))
     with pytest.raises(DatasetError, match="record 'b'.*'s'"):
         d.hash_batch(b)
+
+
+def test_records_without_metadata_hash_and_slice() -> None:
+    b = RecordBatch.from_rows(["a", "b"], [[1.0], [2.0]], [{}, {}], 1)
+    assert len(b.take(np.array([1]))) == 1
+    _, mh = d.hash_batch(b)
+    assert mh[0] == mh[1]
+    assert d.canonical_metadata(b) == ["{}", "{}"]
