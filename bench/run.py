@@ -533,7 +533,7 @@ def report(res: dict[str, Any], small: dict[str, Any] | None) -> str:
     row("rollback v2->v1", r["rollback"], f"after: {r['after_rollback']['rows']:,} rows, {r['after_rollback']['added_ids']:,} of v2's added ids")
     if small:
         row(f"cold plan at N/10 ({small['records']:,})", small["cold_plan"])
-        row(f"first full apply at N/10", small["first_apply_v1"])
+        row("first full apply at N/10", small["first_apply_v1"])
     L.append("")
     L.append("targets (issue 9), ratios from this run:")
     L.append(f"  cold plan / I/O floor                 {fmt_ratio(r['cold_plan']['seconds'] / floor, 1.5)}")

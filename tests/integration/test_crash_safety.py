@@ -26,7 +26,6 @@ from fixtures.repo import DatasetRepo
 from reconciler.providers.lancedb import LanceDBDestination
 from reconciler.state import Lock, StateStore, iso, now
 from tests.pinecone_server import PineconeServer
-from tests.pinecone_server.fixtures import API_KEY
 
 LANCE_MANIFEST = """version: 1
 datasets:

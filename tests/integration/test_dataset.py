@@ -19,16 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (until conftest does it)
-
 from fixtures import DatasetRepo, make_records, records_table, run_git, write_dataset  # noqa: E402
-from fixtures.pytest_fixtures import (  # noqa: E402,F401
-    dataset_clone,
-    dataset_repo,
-    dataset_repo_copy,
-    known_versions,
-    make_dataset_repo,
-)
 
 from reconciler import dataset as ds  # noqa: E402
 from reconciler.errors import DatasetError  # noqa: E402

@@ -14,7 +14,7 @@ from reconciler.errors import DestinationError  # noqa: E402
 from reconciler.providers.pinecone import DOCS_NAMESPACE, PineconeDestination, check_records  # noqa: E402
 from reconciler.records import RecordBatch  # noqa: E402
 from tests.pinecone_server import Faults, PineconeServer  # noqa: E402
-from tests.pinecone_server.fixtures import API_KEY, pinecone_server  # noqa: E402,F401
+from tests.pinecone_server.fixtures import API_KEY  # noqa: E402
 
 DIM = 8
 

@@ -27,7 +27,7 @@ from pinecone.errors import (  # noqa: E402
 )
 
 from tests.pinecone_server import Faults, PineconeServer  # noqa: E402
-from tests.pinecone_server.fixtures import API_KEY, pinecone_server  # noqa: E402,F401
+from tests.pinecone_server.fixtures import API_KEY  # noqa: E402
 
 
 def _index(srv: PineconeServer, name: str = "demo", dimension: int = 3, metric: str = "cosine") -> Any:

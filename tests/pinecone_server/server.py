@@ -507,7 +507,7 @@ def _delete_index(h: _Handler, name: str, body: dict[str, Any], query: Any) -> R
     if state.deletion_protection == "enabled":
         raise _cp_error(
             403, "FORBIDDEN",
-            f"Deletion protection is enabled for this index. Disable deletion protection before retrying.",
+            "Deletion protection is enabled for this index. Disable deletion protection before retrying.",
         )
     h.server.owner.delete_index(name)
     return 202, None, {}
