@@ -13,46 +13,27 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from click.testing import CliRunner
 
 from fixtures import DatasetRepo, make_records, records_table
-from reconciler.cli import main
+from fixtures.cli import Result, run_vectorops
 
 DIM = 16
 VECTOROPS = Path(sys.executable).with_name("vectorops")
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
 def run(*args: str, cwd: Path | None = None) -> Result:
-    """``vectorops ARGS`` in-process; stdin is not a terminal, as in CI."""
-    runner = CliRunner()
+    """``vectorops ARGS`` in-process (from ``cwd`` if given); stdin is not a terminal, as in CI."""
     old = Path.cwd()
-    with runner.isolation(env={"NO_COLOR": "1"}) as (stdout, stderr, _):
-        if cwd is not None:
-            os.chdir(cwd)
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            os.chdir(old)
-        return Result(code, stdout.getvalue().decode(), stderr.getvalue().decode())
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        return run_vectorops(*args, env={"NO_COLOR": "1"})
+    finally:
+        os.chdir(old)
 
 
 def manifest(folder: Path, repo: Path | str | None, version: str = "v1", dataset: str = "", extra_env: str = "", dimension: int = DIM) -> Path:
