@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from reconciler import failpoints
 from reconciler.errors import BlockedError, PlanFileError, VectorOpsError
@@ -82,11 +81,7 @@ def records_for(manifest: LoadedManifest, env_plan: EnvironmentPlan, ids: pa.Arr
             return
     pending: list[RecordBatch] = []
     pending_n = 0
-    for batch in ds.read_batches(src, version):
-        mask = pc.is_in(batch.ids, value_set=wanted)
-        if not pc.any(mask).as_py():
-            continue
-        picked = batch.take(np.flatnonzero(mask.to_numpy(zero_copy_only=False)))
+    for picked in ds.read_records(src, version, wanted):
         pending.append(picked)
         pending_n += len(picked)
         while pending_n >= batch_size:
@@ -213,25 +208,24 @@ def apply_environment(
 
 def _write(
     manifest: LoadedManifest, env_plan: EnvironmentPlan, dest: Destination, store: StateStore, state: EnvState, hooks: ApplyHooks, operation: str
-) -> int:
-    """Do the plan's writes; returns how many changes were written. Progress lands in the intent."""
+) -> None:
+    """Do the plan's writes. Progress lands in the intent (saved every few batches)."""
     emb = env_plan.embedding
     upsert_ids = env_plan.ids.upsert
     delete_ids = env_plan.ids.delete
     total = len(upsert_ids) + len(delete_ids)
-    done = 0
     vector_bytes = len(upsert_ids) * emb["dimension"] * 4
     restore = getattr(dest, "restore_tag", None)
     if operation == "rollback" and restore is not None and restore(version_tag(env_plan.desired["commit"])):
-        done = total  # near-instant: the destination went back to its own snapshot of that version
+        # near-instant: the destination went back to its own snapshot of that version
         hooks.on_progress(env_plan.name, total)
     elif dest.atomic and vector_bytes <= ATOMIC_LIMIT_BYTES:
         batches = list(records_for(manifest, env_plan, upsert_ids, batch_size=max(1, len(upsert_ids))))
         upserts = _concat(batches) if batches else RecordBatch.from_rows([], np.zeros((0, emb["dimension"]), np.float32), [], emb["dimension"])
         dest.apply_changes(upserts, delete_ids.to_pylist())
-        done = total
         hooks.on_progress(env_plan.name, total)
     else:
+        done = 0
         insert = getattr(dest, "insert", None)
         write = insert if insert is not None and dest.describe().count == 0 else dest.upsert  # empty: nothing to merge with
         for i, batch in enumerate(records_for(manifest, env_plan, upsert_ids)):
@@ -250,7 +244,6 @@ def _write(
             _progress(state, done)
             hooks.on_progress(env_plan.name, len(chunk))
     dest.after_apply()
-    return done
 
 
 def _progress(state: EnvState, done: int) -> None:

@@ -197,8 +197,13 @@ def cache_dir() -> Path:
     return Path(base)
 
 
+def signature_key(signature: str) -> str:
+    """Short stable name for how a version is read and hashed (part of every cache file name)."""
+    return xxhash.xxh3_64_hexdigest((HASH_VERSION + signature).encode())
+
+
 def index_cache_key(digest: str, signature: str) -> str:
-    return f"{digest.replace('.dir', '-dir')}-{xxhash.xxh3_64_hexdigest((HASH_VERSION + signature).encode())}"
+    return f"{digest.replace('.dir', '-dir')}-{signature_key(signature)}"
 
 
 def load_cached_index(key: str) -> VersionIndex | None:

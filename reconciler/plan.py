@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
@@ -235,8 +234,7 @@ def dataset_signature(manifest: LoadedManifest, dataset: str) -> str:
 def stash_location(manifest: LoadedManifest, dataset: str, desired_digest: str, baseline_digest: str) -> Path:
     from reconciler.stash import stash_path
 
-    key = d.index_cache_key(desired_digest, dataset_signature(manifest, dataset)).rsplit("-", 1)[-1]
-    return stash_path(desired_digest, baseline_digest, key)
+    return stash_path(desired_digest, baseline_digest, d.signature_key(dataset_signature(manifest, dataset)))
 
 
 def version_index(
@@ -468,13 +466,8 @@ def _check_writable(manifest: LoadedManifest, plan: EnvironmentPlan, dest: Desti
     """
     from reconciler import dataset as ds
 
-    wanted = plan.ids.upsert
     problems: list[str] = []
-    for batch in ds.read_batches(manifest.dataset_source(plan.dataset), desired):
-        mask = pa.compute.is_in(batch.ids, value_set=wanted)
-        if not pa.compute.any(mask).as_py():
-            continue
-        picked = batch.take(np.flatnonzero(mask.to_numpy(zero_copy_only=False)))
+    for picked in ds.read_records(manifest.dataset_source(plan.dataset), desired, plan.ids.upsert):
         problems.extend(dest.check_records(picked, plan.embedding["dimension"]))  # type: ignore[attr-defined]
     if problems:
         shown = "\n".join(f"  - {p}" for p in problems[:20])

@@ -227,24 +227,15 @@ def resolve_query_vectors(
     The version is streamed batch by batch and only the wanted rows are kept, stopping as soon as
     every id is found, so memory stays bounded whatever the dataset's size.
     """
-    from reconciler.dataset import read_batches, resolve_version
+    from reconciler.dataset import read_records, resolve_version
 
     src = manifest.dataset_source(dataset_name)
     ver = resolve_version(src, version) if isinstance(version, str) else version
     wanted = sorted({q.vector_of for q in canaries.queries if q.vector_of is not None})
     found: dict[str, np.ndarray] = {}
-    if wanted:
-        value_set = pa.array(wanted, pa.string())
-        batches = read_batches(src, ver)
-        try:
-            for batch in batches:
-                rows = pc.indices_nonzero(pc.is_in(batch.ids, value_set=value_set)).to_numpy()
-                for row in rows:
-                    found[batch.ids[int(row)].as_py()] = np.array(batch.vectors[int(row)], dtype=np.float32)
-                if len(found) == len(wanted):
-                    break
-        finally:
-            batches.close()  # releases the open file when we stop early
+    for batch in read_records(src, ver, wanted):
+        for row, rid in enumerate(batch.id_list):
+            found[rid] = np.array(batch.vectors[row], dtype=np.float32)
     lost = [w for w in wanted if w not in found]
     if lost:
         raise CanaryError(

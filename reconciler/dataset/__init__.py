@@ -23,6 +23,7 @@ __all__ = [
     "count_records",
     "list_versions",
     "read_batches",
+    "read_records",
     "read_schema",
     "resolve_version",
 ]
@@ -60,6 +61,34 @@ def read_batches(
     fs, files = _files(src, version)
     for file in files:
         yield from _read_file(src, version, fs, file, batch_size, ids_only)
+
+
+def read_records(src: DatasetSource, version: DatasetVersion, ids: Any) -> Iterator[RecordBatch]:
+    """Only the records with these ids, streamed batch by batch; stops once every id was seen.
+
+    ``ids`` is a pyarrow string array (or a list); batches without any of them are skipped.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    wanted = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array(list(ids), pa.string())
+    wanted = wanted.cast(pa.string())
+    remaining = len(wanted)
+    if remaining == 0:
+        return
+    batches = read_batches(src, version)
+    try:
+        for batch in batches:
+            rows = pc.indices_nonzero(pc.is_in(batch.ids, value_set=wanted)).to_numpy()
+            if len(rows) == 0:
+                continue
+            yield batch.take(np.asarray(rows))
+            remaining -= len(rows)
+            if remaining <= 0:
+                break
+    finally:
+        batches.close()  # releases the open file when we stop early
 
 
 def read_schema(src: DatasetSource, version: DatasetVersion) -> None:
