@@ -364,7 +364,7 @@ def lancedb_truth(ws: Workspace, n: int) -> dict[str, int]:
     return {"rows": table.count_rows(), "added_ids": table.count_rows(f"id >= 'doc-{n:09d}'")}
 
 
-def pinecone_phase(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> None:
+def pinecone_phase(args: argparse.Namespace, work: Path, results: dict[str, Any], key: str, dim: int) -> None:
     """Incremental apply into Pinecone: write requests sent vs the minimum.
 
     v1 is loaded into the local server's store directly and adopted with `vectorops import`
@@ -374,21 +374,21 @@ def pinecone_phase(args: argparse.Namespace, work: Path, results: dict[str, Any]
     from tests.pinecone_server.fixtures import reset_sdk_host_state
 
     n = args.pinecone_records
-    repo = build_repo(work / "pc-repo", n, args.pinecone_dim, args)
-    ws = Workspace(work / "pc-ws", repo, args.pinecone_dim)
+    repo = build_repo(work / "pc-repo", n, dim, args)
+    ws = Workspace(work / "pc-ws", repo, dim)
     reset_sdk_host_state()
     srv = PineconeServer(api_key=PC_KEY).start()
     try:
-        state = srv.create_index(PC_INDEX, args.pinecone_dim, "cosine")
+        state = srv.create_index(PC_INDEX, dim, "cosine")
         space = state.ns("__default__")
         for batch in pq.ParquetFile(repo.cached("v1")).iter_batches(batch_size=65_536):
             ids = batch.column("id").to_pylist()
             vec = batch.column("vector")
             if pa.types.is_fixed_size_binary(vec.type):
-                mat = np.frombuffer(vec.buffers()[1], np.float32)[vec.offset * args.pinecone_dim :][: len(vec) * args.pinecone_dim]
+                mat = np.frombuffer(vec.buffers()[1], np.float32)[vec.offset * dim :][: len(vec) * dim]
             else:
                 mat = vec.flatten().to_numpy()
-            mat = mat.reshape(len(ids), args.pinecone_dim)
+            mat = mat.reshape(len(ids), dim)
             meta = batch.drop_columns(["id", "vector"]).to_pylist()
             for i, rid in enumerate(ids):
                 space.records[rid] = (mat[i].copy(), meta[i])
@@ -406,9 +406,9 @@ def pinecone_phase(args: argparse.Namespace, work: Path, results: dict[str, Any]
         def vo(*a: str) -> Run:
             return ws.vo(cache, *a, env_extra=extra)
 
-        write_manifest(ws.manifest, repo.root, args.pinecone_dim, "v1", pinecone_env("v1"))
+        write_manifest(ws.manifest, repo.root, dim, "v1", pinecone_env("v1"))
         vo("import", PC_ENV, "--version", "v1", "--auto-approve")
-        write_manifest(ws.manifest, repo.root, args.pinecone_dim, "v2", pinecone_env("v2"))
+        write_manifest(ws.manifest, repo.root, dim, "v2", pinecone_env("v2"))
         plan = json.loads(vo("plan", "--json").stdout)["environments"][0]
         before = srv.request_counts
         writes_by_ns.clear()
@@ -422,13 +422,13 @@ def pinecone_phase(args: argparse.Namespace, work: Path, results: dict[str, Any]
     upserts, deletes = ch["add"] + ch["update"], ch["delete"]
     data_writes = writes_by_ns.get("__default__", 0)
     # the issue's minimum, and the one Pinecone's 2 MB request cap imposes at this dimension
-    minimum = math.ceil(upserts / 1000) + math.ceil(deletes / 1000)  # upserts and deletes are separate requests
-    per_record = _json_bytes_per_record(repo, args.pinecone_dim)
+    minimum = math.ceil(upserts / 1000) + math.ceil(deletes / 1000)
+    per_record = _json_bytes_per_record(repo, dim, shortest=True)
     per_request = max(1, min(1000, PINECONE_MAX_REQUEST // per_record))
     size_minimum = math.ceil(upserts / per_request) + math.ceil(deletes / 1000)
-    results["pinecone"] = {
+    results[key] = {
         "records": repo.rows["v2"],
-        "dim": args.pinecone_dim,
+        "dim": dim,
         "changes": ch,
         "apply_s": run.seconds,
         "requests_by_operation": ops,
@@ -438,13 +438,19 @@ def pinecone_phase(args: argparse.Namespace, work: Path, results: dict[str, Any]
         "minimum_issue": minimum,
         "minimum_2mb": size_minimum,
         "json_bytes_per_record": per_record,
+        "json_bytes_per_record_float64_repr": _json_bytes_per_record(repo, dim, shortest=False),
         "naive_requests_issue": math.ceil(repo.rows["v2"] / 1000),
         "naive_requests_2mb": math.ceil(repo.rows["v2"] / per_request),
     }
 
 
-def _json_bytes_per_record(repo: BenchRepo, dim: int) -> int:
-    """Mean compact-JSON size of one upsert item (id, values, metadata), from v2's first rows."""
+def _json_bytes_per_record(repo: BenchRepo, dim: int, shortest: bool) -> int:
+    """Mean compact-JSON size of one upsert item (id, values, metadata), from v2's first rows.
+
+    ``shortest``: each float written as the shortest decimal that reads back as the same float32
+    (numpy's ``str`` of a float32), the most compact exact encoding; else as Python writes the
+    float64 holding the float32 value (``0.10000000149011612``), what a plain ``tolist()`` sends.
+    """
     batch = next(pq.ParquetFile(repo.cached("v2")).iter_batches(batch_size=200))
     vec = batch.column("vector")
     if pa.types.is_fixed_size_binary(vec.type):
@@ -453,10 +459,11 @@ def _json_bytes_per_record(repo: BenchRepo, dim: int) -> int:
         mat = vec.flatten().to_numpy().reshape(-1, dim)
     meta = batch.drop_columns(["id", "vector"]).to_pylist()
     ids = batch.column("id").to_pylist()
-    sizes = [
-        len(json.dumps({"id": i, "values": [float(x) for x in v], "metadata": m}, separators=(",", ":")))
-        for i, v, m in zip(ids, mat, meta)
-    ]
+    sizes = []
+    for i, v, m in zip(ids, mat, meta):
+        values = "[" + ",".join(str(x) for x in v) + "]" if shortest else json.dumps([float(x) for x in v], separators=(",", ":"))
+        rest = json.dumps({"id": i, "metadata": m}, separators=(",", ":"))
+        sizes.append(len(rest) + len(',"values":') + len(values))
     return int(np.mean(sizes)) + 1
 
 
@@ -553,21 +560,23 @@ def report(res: dict[str, Any], small: dict[str, Any] | None) -> str:
     else:
         L.append("  plan peak RSS growth, N/10 -> N       not measured (--no-small)")
     L.append(f"  rollback (s, target < 10)             {fmt_ratio(r['rollback']['seconds'], 10.0)}")
-    p = res.get("pinecone")
-    if p:
-        ratio = p["write_requests_total"] / max(1, p["minimum_issue"])
-        L.append(f"  pinecone write requests / minimum     {fmt_ratio(ratio, 1.05)}  (all writes, state included)")
+    for key in ("pinecone", "pinecone_small_dim"):
+        p = res.get(key)
+        if not p:
+            L.append(f"  {key:38s}not measured (--no-pinecone)")
+            continue
+        L.append(f"  pinecone at {p['records']:,} records x {p['dim']}: changes {p['changes']}; apply {p['apply_s']:.2f} s")
         data_ratio = p["write_requests_data_namespace"] / max(1, p["minimum_issue"])
-        L.append(f"    data writes only / minimum          {fmt_ratio(data_ratio, 1.05)}")
-        L.append(f"    at {p['records']:,} records x {p['dim']}: changes {p['changes']}; apply {p['apply_s']:.2f} s")
-        L.append(f"    write requests: {p['write_requests_total']} total = {p['write_requests_data_namespace']} data + "
-                 f"{p['write_requests_state_namespace']} state (intent/progress/result/history/lock); all requests {p['requests_by_operation']}")
-        L.append(f"    minimum (ceil(upserts/1000) + ceil(deletes/1000)): {p['minimum_issue']}; minimum under the 2 MB request cap "
-                 f"(~{p['json_bytes_per_record']:,} JSON bytes a record): {p['minimum_2mb']}; "
-                 f"data writes / 2MB-minimum = {p['write_requests_data_namespace'] / max(1, p['minimum_2mb']):.2f}")
-        L.append(f"    naive re-upload would send >= {p['naive_requests_issue']} requests ({p['naive_requests_2mb']} under the 2 MB cap)")
-    else:
-        L.append("  pinecone                              not measured (--no-pinecone)")
+        L.append(f"    data writes / minimum (changes/1000)  {fmt_ratio(data_ratio, 1.05)}  "
+                 f"({p['write_requests_data_namespace']} vs {p['minimum_issue']})")
+        size_ratio = p["write_requests_data_namespace"] / max(1, p["minimum_2mb"])
+        L.append(f"    data writes / minimum under 2 MB cap  {fmt_ratio(size_ratio, 1.05)}  ({p['write_requests_data_namespace']} vs "
+                 f"{p['minimum_2mb']}: ~{p['json_bytes_per_record']:,} JSON bytes a record at the shortest exact float32 decimals; "
+                 f"{p['json_bytes_per_record_float64_repr']:,} as float64 reprs)")
+        L.append(f"    all writes incl. state / minimum      {fmt_ratio(p['write_requests_total'] / max(1, p['minimum_issue']), 1.05)}  "
+                 f"({p['write_requests_total']} = {p['write_requests_data_namespace']} data + {p['write_requests_state_namespace']} state)")
+        L.append(f"    all requests {p['requests_by_operation']}; a naive re-upload sends >= {p['naive_requests_issue']} "
+                 f"({p['naive_requests_2mb']} under the 2 MB cap)")
     return "\n".join(L)
 
 
@@ -585,6 +594,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-pinecone", action="store_true")
     ap.add_argument("--pinecone-records", type=int, default=None, help="default: min(records, 50000)")
     ap.add_argument("--pinecone-dim", type=int, default=None, help="default: --dim")
+    ap.add_argument("--pinecone-small-dim", type=int, default=64,
+                    help="a second Pinecone run at a dimension where 1000 records fit one 2 MB request (0: skip)")
     ap.add_argument("--json-out", type=Path, default=None, help="also write every figure as JSON here")
     ap.add_argument("--inner-plan", nargs=2, metavar=("MANIFEST", "ENV"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -613,14 +624,17 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(work / "main", ignore_errors=True)
         if not args.no_pinecone:
             print(f"bench: pinecone at {args.pinecone_records:,} records", flush=True)
-            pinecone_phase(args, work / "pinecone", res)
+            pinecone_phase(args, work / "pinecone", res, "pinecone", args.pinecone_dim)
+            if args.pinecone_small_dim and args.pinecone_small_dim != args.pinecone_dim:
+                print(f"bench: pinecone at dim {args.pinecone_small_dim} (request count, not size, binds)", flush=True)
+                pinecone_phase(args, work / "pinecone-small", res, "pinecone_small_dim", args.pinecone_small_dim)
         print()
         print(report(res, small), flush=True)
         if args.json_out:
             args.json_out.write_text(json.dumps(res, indent=2, default=str))
     finally:
         if not args.keep:  # only what this run made: a --workdir may hold other things
-            for part in ("small", "main", "pinecone"):
+            for part in ("small", "main", "pinecone", "pinecone-small"):
                 shutil.rmtree(work / part, ignore_errors=True)
             with contextlib.suppress(OSError):
                 work.rmdir()

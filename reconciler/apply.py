@@ -28,8 +28,9 @@ from reconciler.stash import read_stashed
 from reconciler.state import Deployed, EnvState, HistoryEntry, Intent, StateStore, VersionRef, actor, iso, now
 
 WRITE_BATCH = int(os.environ.get("VECTOROPS_WRITE_BATCH", "5000"))
-#: a plan whose upserts fit in this many vector bytes is applied as one atomic commit where possible
-ATOMIC_LIMIT_BYTES = int(os.environ.get("VECTOROPS_ATOMIC_LIMIT_BYTES", str(512 * 1024 * 1024)))
+#: a plan whose upserts fit in this many vector bytes is written in one step where the destination
+#: prefers it (LanceDB: one merge commit for every upsert, one delete commit)
+SINGLE_STEP_LIMIT_BYTES = int(os.environ.get("VECTOROPS_SINGLE_STEP_LIMIT_BYTES", str(512 * 1024 * 1024)))
 PROGRESS_SAVE_EVERY = 10  # batches between progress records in the state
 
 
@@ -135,7 +136,7 @@ def apply_environment(
         # before the lock: a destination that keeps its lock inside the index (Pinecone) needs the
         # index to exist first. Creating an empty index is idempotent and writes no records.
         dest.ensure(emb["dimension"], emb["metric"])
-    with store.locked(operation) as _lock:
+    with store.locked(operation) as lock:
         state = store.load()
         _check_fresh(env_plan, state, saved)
         if not env_plan.has_changes:
@@ -186,9 +187,10 @@ def apply_environment(
         state.deployed = deployed
         state.intent = None
         state.serial += 1
-        store.save(state)
         duration = time.monotonic() - started
-        store.append_history(
+        # result, history entry and lock release in one write (one request on Pinecone)
+        store.save_and_release(
+            state,
             HistoryEntry(
                 serial=state.serial,
                 started_at=started_at,
@@ -201,7 +203,8 @@ def apply_environment(
                 counts=dict(env_plan.changes),
                 result="success",
                 plan_id=plan_id,
-            )
+            ),
+            lock,
         )
     return EnvironmentResult(env_plan.name, "applied", dict(env_plan.changes), duration, version=deployed.version)
 
@@ -219,10 +222,12 @@ def _write(
     if operation == "rollback" and restore is not None and restore(version_tag(env_plan.desired["commit"])):
         # near-instant: the destination went back to its own snapshot of that version
         hooks.on_progress(env_plan.name, total)
-    elif dest.atomic and vector_bytes <= ATOMIC_LIMIT_BYTES:
+    elif dest.single_step and vector_bytes <= SINGLE_STEP_LIMIT_BYTES:
         batches = list(records_for(manifest, env_plan, upsert_ids, batch_size=max(1, len(upsert_ids))))
-        upserts = _concat(batches) if batches else RecordBatch.from_rows([], np.zeros((0, emb["dimension"]), np.float32), [], emb["dimension"])
-        dest.apply_changes(upserts, delete_ids.to_pylist())
+        if batches:
+            dest.upsert(_concat(batches))
+        failpoints.hit("mid-write")
+        dest.delete(delete_ids.to_pylist())
         hooks.on_progress(env_plan.name, total)
     else:
         done = 0
@@ -307,18 +312,18 @@ def validate_after_apply(
     version = ds.resolve_version(manifest.dataset_source(env_plan.dataset), dep.commit)
     verdict = validate_deployment(manifest, env_plan.name, version, dest)
     assert verdict is not None
-    with store.locked("validate"):
+    with store.locked("validate") as lock:
         state = store.load()
         if state.deployed is not None and state.deployed.commit == dep.commit:
             state.deployed.validated = bool(verdict["ok"])
             state.deployed.validation = verdict
-            store.save(state)
             last = store.history(limit=1)
+            entry: HistoryEntry | None = None
             if last and last[0].to.commit == dep.commit:
                 entry = last[0]
                 entry.validation = {k: verdict[k] for k in ("passed", "total", "pass_rate", "min_pass_rate", "ok")}
                 entry.result = "success" if verdict["ok"] else "validation_failed"
-                store.append_history(entry)
+            store.save_and_release(state, entry, lock)  # state, history entry and release: one write
     result.validation = verdict
     if verdict["ok"]:
         return result

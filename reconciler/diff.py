@@ -71,48 +71,76 @@ def hash_batch(batch: RecordBatch) -> tuple[np.ndarray, np.ndarray]:
         vh[row] = xxhash.xxh3_64_intdigest(np.where(vectors[row] == 0, np.float32(0), vectors[row]).tobytes())
     if batch.metadata.num_columns == 0:
         return vh, np.full(n, _EMPTY_META_HASH, dtype=np.uint64)
-    docs = canonical_metadata(batch)
+    docs = canonical_metadata_array(batch).to_pylist()
     digest = xxhash.xxh3_64_intdigest
     return vh, np.fromiter((digest(doc.encode("utf-8")) for doc in docs), dtype=np.uint64, count=n)
 
 
 def _rows_with_negative_zero(vectors: np.ndarray, chunk: int = 2048) -> list[int]:
     """Rows holding a -0.0, found in cache-sized chunks without copying the batch."""
-    bits = vectors.view(np.uint32)
+    bits = vectors.view(np.int32)
+    # -0.0 is the only float32 whose bits read as INT32_MIN: one fast reduction clears most batches
+    if len(bits) == 0 or bits.min() != np.iinfo(np.int32).min:
+        return []
     rows: list[int] = []
     for start in range(0, len(bits), chunk):
-        hit = (bits[start : start + chunk] == 0x80000000).any(axis=1)
+        hit = (bits[start : start + chunk] == np.iinfo(np.int32).min).any(axis=1)
         if hit.any():
             rows.extend((np.flatnonzero(hit) + start).tolist())
     return rows
 
 
 def canonical_metadata(batch: RecordBatch) -> list[str]:
+    """Each record's metadata as canonical JSON text (see ``canonical_metadata_array``)."""
+    return canonical_metadata_array(batch).to_pylist()
+
+
+def canonical_metadata_array(batch: RecordBatch) -> pa.StringArray:
     """Each record's metadata as canonical JSON text, built column by column.
 
-    Equal to ``canonical_json(row)`` for every row (a test holds the two together), but a column's
-    values are encoded in one pass, several times faster than a dict per record on hot paths.
+    Equal to ``canonical_json(row)`` for every row (tests hold the two together), but strings that
+    need no escaping, integers and booleans are encoded by Arrow kernels, so the usual metadata
+    (a few short fields) costs no Python work per record. Other columns fall back to ``json``.
     Null cells mean "field absent", as in ``RecordBatch.metadata_rows``.
     """
     table = batch.metadata
+    n = len(batch)
     names = sorted(table.column_names)
-    columns = [_fragments(name, table.column(name), batch) for name in names]
-    if not columns:
-        return ["{}"] * len(batch)
-    return ["{" + ",".join([f for f in row if f is not None]) + "}" for row in zip(*columns)]
+    if not names:
+        return pa.array(["{}"] * n, pa.string())
+    # each present field as ",name:value" ("" when absent), concatenated, the first comma dropped.
+    # (binary_join_element_wise's null_handling="skip" drops rows whose every field is null:
+    # seen in pyarrow 26, so nulls are filled first.)
+    parts = [pc.fill_null(pc.binary_join_element_wise(",", _fragments(name, table.column(name), batch), ""), "") for name in names]
+    joined = pc.binary_join_element_wise(*parts, "") if len(parts) > 1 else parts[0]
+    return pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 1), "}", "")
 
 
-def _fragments(name: str, column: pa.ChunkedArray, batch: RecordBatch) -> list[str | None]:
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what json.dumps(ensure_ascii=False) escapes
+
+
+def _fragments(name: str, column: pa.ChunkedArray, batch: RecordBatch) -> pa.StringArray:
+    """``"name":value`` per row (null where the cell is null)."""
     prefix = json.dumps(name, ensure_ascii=False) + ":"
+    values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    kind = values.type
+    if pa.types.is_large_string(kind) or getattr(pa.types, "is_string_view", lambda t: False)(kind):
+        values, kind = values.cast(pa.string()), pa.string()
+    if pa.types.is_string(kind) and not pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
+        return pc.binary_join_element_wise(prefix + '"', values, '"', "")
+    if pa.types.is_integer(kind):
+        return pc.binary_join_element_wise(prefix, values.cast(pa.string()), "")
+    if pa.types.is_boolean(kind):
+        return pc.binary_join_element_wise(prefix, pc.if_else(values, "true", "false"), "")
+    return pa.array(_python_fragments(prefix, name, values, batch), pa.string())
+
+
+def _python_fragments(prefix: str, name: str, column: pa.Array, batch: RecordBatch) -> list[str | None]:
     kind = column.type
     values = column.to_pylist()
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+    if pa.types.is_string(kind):
         encode = _STRING_ENCODER.encode  # one encoder: json.dumps(..., ensure_ascii=False) builds one per call
         return [None if v is None else prefix + encode(v) for v in values]
-    if pa.types.is_integer(kind):
-        return [None if v is None else prefix + str(v) for v in values]
-    if pa.types.is_boolean(kind):
-        return [None if v is None else prefix + ("true" if v else "false") for v in values]
     if pa.types.is_floating(kind):
         bad = pc.invert(pc.is_finite(column))
         if pc.any(pc.fill_null(bad, False)).as_py():
@@ -249,6 +277,10 @@ class Diff:
         return {"add": len(self.add), "update": len(self.update_vector) + len(self.update_metadata), "delete": len(self.delete)}
 
 
+def _u64(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy()
+
+
 def _select(table: pa.Table, mask: Any) -> pa.Array:
     col = table.filter(mask).column("id")
     return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -276,28 +308,52 @@ def compute_diff(
     actual_ids = actual_ids.cast(pa.string())
 
     d = desired.table
-    present = pc.is_in(d.column("id"), value_set=actual_ids)
-    add = _select(d, pc.invert(present))
+    desired_ids = d.column("id").combine_chunks()
+    base_ids = base.ids.combine_chunks()
+    n_desired, n_actual = len(desired_ids), len(actual_ids)
+    # One hash table of the destination's ids, probed by the desired and the deployed ids at once;
+    # everything else is numpy over positions (four is_in calls and a join were most of a warm plan).
+    probes = pa.concat_arrays([desired_ids, base_ids]) if looked else desired_ids
+    where = pc.index_in(probes, value_set=actual_ids)
+    found = pc.is_valid(where).to_numpy(zero_copy_only=False)
+    at = pc.fill_null(where, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    desired_at = at[:n_desired]  # each desired id's position among the actual ids, -1 when absent
+    present = found[:n_desired]
+    add = desired_ids.filter(pa.array(~present))
 
-    # content baseline for ids present on both sides: what we saw (full) or what we deployed (else)
-    baseline = actual_hashes.table if actual_hashes is not None else base.table
-    joined = d.filter(present).join(baseline, keys="id", join_type="left outer", right_suffix="_b")
-    vh_b, mh_b = joined.column("vh_b"), joined.column("mh_b")
-    unknown = pc.is_null(vh_b)
-    vec_changed = pc.or_(unknown, pc.not_equal(pc.fill_null(vh_b, 0), joined.column("vh")))
-    meta_changed = pc.and_(pc.invert(vec_changed), pc.not_equal(pc.fill_null(mh_b, 0), joined.column("mh")))
-    update_vector = _select(joined, vec_changed)
-    update_metadata = _select(joined, meta_changed)
+    # the content each actual id is believed to hold: what we saw (full), else what we deployed
+    if actual_hashes is not None:
+        known = np.ones(n_actual, bool)
+        seen_vh, seen_mh = _u64(actual_hashes.table, "vh"), _u64(actual_hashes.table, "mh")
+    else:
+        base_row = np.full(n_actual, -1, np.int64)
+        if looked:
+            base_row[at[n_desired:][found[n_desired:]]] = np.flatnonzero(found[n_desired:])
+        else:  # the actual ids are the deployed ones, in order
+            base_row[:] = np.arange(n_actual)
+        known = base_row >= 0
+        # -1 (not deployed by vectorops) picks the appended 0, and ``known`` says not to trust it
+        seen_vh = np.append(_u64(base.table, "vh"), np.uint64(0))[base_row]
+        seen_mh = np.append(_u64(base.table, "mh"), np.uint64(0))[base_row]
+    rows = np.flatnonzero(present)
+    spot = desired_at[rows]
+    # an id the destination holds but vectorops never wrote has unknown content: rewrite it
+    vec_changed = ~known[spot] | (seen_vh[spot] != _u64(d, "vh")[rows])
+    meta_changed = ~vec_changed & (seen_mh[spot] != _u64(d, "mh")[rows])
+    update_vector = desired_ids.take(pa.array(rows[vec_changed]))
+    update_metadata = desired_ids.take(pa.array(rows[meta_changed]))
 
-    extra_mask = pc.invert(pc.is_in(actual_ids, value_set=d.column("id")))
-    extra = actual_ids.filter(extra_mask)
+    wanted = np.zeros(n_actual, bool)
+    wanted[spot] = True
+    extra = actual_ids.filter(pa.array(~wanted))
     delete = extra if prune else pa.array([], pa.string())
 
     drift_missing = drift_unexpected = drift_modified = None
     if looked:
-        base_ids = base.ids.combine_chunks()
-        drift_missing = base_ids.filter(pc.invert(pc.is_in(base_ids, value_set=actual_ids)))
-        drift_unexpected = actual_ids.filter(pc.invert(pc.is_in(actual_ids, value_set=base_ids)))
+        expected = np.zeros(n_actual, bool)
+        expected[at[n_desired:][found[n_desired:]]] = True
+        drift_missing = base_ids.filter(pa.array(~found[n_desired:]))
+        drift_unexpected = actual_ids.filter(pa.array(~expected))
         if actual_hashes is not None:
             both = base.table.join(actual_hashes.table, keys="id", join_type="inner", right_suffix="_a")
             differs = pc.or_(

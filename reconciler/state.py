@@ -28,6 +28,8 @@ STATE_KEY = "state"
 LOCK_KEY = "lock"
 HISTORY_PREFIX = "history/"
 LEASE_SECONDS = int(os.environ.get("VECTOROPS_LOCK_LEASE_SECONDS", "60"))
+#: a lock document carrying this field is a released lock (``StateStore.save_and_release``)
+RELEASED_AT = "released_at"
 
 
 def now() -> datetime:
@@ -155,6 +157,10 @@ class HistoryEntry(_Doc):
         return HistoryEntry.model_validate(data)
 
 
+def _history_key(entry: HistoryEntry) -> str:
+    return f"{HISTORY_PREFIX}{entry.serial:010d}"
+
+
 def _malformed(what: str, exc: Exception, where: str) -> StateError:
     return StateError(
         f"{where}: vectorops {what} record is malformed ({exc.__class__.__name__}: {str(exc).splitlines()[0]})",
@@ -167,6 +173,8 @@ class StateStore:
 
     def __init__(self, destination: Destination) -> None:
         self.destination = destination
+        self._heartbeats: dict[str, _Heartbeat] = {}
+        self._settled: set[str] = set()  # locks save_and_release already released (or found taken over)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -188,8 +196,7 @@ class StateStore:
     # -- history -------------------------------------------------------------------------------
 
     def append_history(self, entry: HistoryEntry) -> None:
-        key = f"{HISTORY_PREFIX}{entry.serial:010d}"
-        self.destination.write_doc(key, entry.to_doc())
+        self.destination.write_doc(_history_key(entry), entry.to_doc())
 
     def history(self, limit: int | None = None) -> list[HistoryEntry]:
         entries = []
@@ -205,8 +212,10 @@ class StateStore:
     # -- lock ----------------------------------------------------------------------------------
 
     def current_lock(self) -> Lock | None:
+        """The lock in force, if any. A released lock (see ``save_and_release``) is no lock, and so is
+        a missing lock document (how ``release`` and versions before the released marker leave it)."""
         doc = self.destination.read_doc(LOCK_KEY)
-        if doc is None:
+        if doc is None or doc.get(RELEASED_AT) is not None:
             return None
         try:
             return Lock.model_validate(doc)
@@ -251,6 +260,8 @@ class StateStore:
             self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json"))
 
     def release(self, lock: Lock) -> None:
+        if lock.id in self._settled:
+            return  # save_and_release released it already, or found it taken over
         with self.destination.critical_section():
             held = self.current_lock()
             if held is not None and held.id == lock.id:
@@ -269,16 +280,41 @@ class StateStore:
             self.destination.delete_doc(LOCK_KEY)
             return held
 
+    def save_and_release(self, state: EnvState, entry: HistoryEntry | None, lock: Lock) -> None:
+        """Save the state, append the history entry and release the lock, in one ``write_docs``.
+
+        The end of an apply in one write (one request on Pinecone, one commit on LanceDB) instead
+        of three. Releasing overwrites the lock document with a released marker, which
+        ``current_lock`` reads as no lock. As with ``release``, the lock is released only while it
+        is still ours: if its lease lapsed and another apply took it over, that lock is left alone
+        (the state and history are written regardless, as ``save`` and ``append_history`` would).
+        Call it inside ``locked()``; the release at the block's end is then a no-op.
+        """
+        docs: dict[str, dict[str, Any]] = {STATE_KEY: state.model_dump(mode="json")}
+        if entry is not None:
+            docs[_history_key(entry)] = entry.to_doc()
+        heartbeat = self._heartbeats.pop(lock.id, None)
+        if heartbeat is not None:  # a renewal racing the release could write the lock back
+            heartbeat.stop()
+        with self.destination.critical_section():
+            held = self.current_lock()
+            if held is not None and held.id == lock.id:
+                docs[LOCK_KEY] = {"id": lock.id, "owner": lock.owner, RELEASED_AT: iso(now())}
+            self.destination.write_docs(docs)  # in this order where it takes several writes
+        self._settled.add(lock.id)
+
     @contextmanager
     def locked(self, operation: str, lease_seconds: int = LEASE_SECONDS) -> Iterator[Lock]:
         """Hold the lock for the duration, renewing the lease from a heartbeat thread."""
         lock = self.acquire(operation, lease_seconds)
         heartbeat = _Heartbeat(self, lock, lease_seconds)
+        self._heartbeats[lock.id] = heartbeat
         heartbeat.start()
         try:
             yield lock
         finally:
             heartbeat.stop()
+            self._heartbeats.pop(lock.id, None)
             self.release(lock)
 
 

@@ -153,7 +153,14 @@ def decode_vectors(column: pa.Array, layout: Layout, ids: pa.Array) -> np.ndarra
 
 
 def check_finite(vectors: np.ndarray, ids: pa.Array, layout: Layout) -> None:
-    finite = np.isfinite(vectors).all(axis=1)
+    # a row with a NaN or infinity sums to NaN or infinity: one cheap pass instead of a full
+    # boolean matrix; only rows whose sum is not finite (or overflowed) are looked at closely
+    with np.errstate(over="ignore", invalid="ignore"):
+        suspect = ~np.isfinite(vectors.sum(axis=1))
+    if not suspect.any():
+        return
+    finite = np.ones(len(vectors), bool)
+    finite[suspect] = np.isfinite(vectors[suspect]).all(axis=1)
     if not finite.all():
         _fail_rows(layout, ids, pa.array(~finite), "have NaN, infinite or missing values in their vectors",
                    hint="Fix or drop those records (NaN usually means the embedding job failed), then `dvc add` again.")
@@ -176,6 +183,8 @@ def _fail_rows(layout: Layout, ids: pa.Array, mask: pa.Array, what: str, hint: s
     positions = np.flatnonzero(pc.fill_null(mask, False).to_numpy(zero_copy_only=False))
     shown = ids.take(pa.array(positions[:SHOWN])).to_pylist()
     more = f" and {len(positions) - SHOWN} more" if len(positions) > SHOWN else ""
+    if len(positions) == 1 and what.startswith("have "):
+        raise DatasetError(f"{layout.where}: record {_names(shown)} has {what[5:]}", hint=hint)
     raise DatasetError(f"{layout.where}: records {_names(shown)}{more} {what}", hint=hint)
 
 

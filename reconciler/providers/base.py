@@ -32,8 +32,9 @@ class Destination(ABC):
 
     #: a stable, secret-free address shown in plans, e.g. ``lancedb:.vectorops/lancedb#docs``
     address: str
-    #: True when ``apply_changes`` commits upserts and deletes as one atomic step
-    atomic: bool = False
+    #: True when a whole (bounded) plan is best written as one ``upsert`` and one ``delete`` call:
+    #: each call is a table commit, so fewer, larger calls are faster (LanceDB)
+    single_step: bool = False
 
     @abstractmethod
     def describe(self) -> DestinationInfo: ...
@@ -67,13 +68,6 @@ class Destination(ABC):
     def delete(self, ids: Sequence[str]) -> None:
         """Delete by id; ids that do not exist are ignored. Idempotent."""
 
-    def apply_changes(self, upserts: RecordBatch, deletes: Sequence[str]) -> None:
-        """Upsert and delete together; atomic destinations override this with one commit."""
-        if len(upserts):
-            self.upsert(upserts)
-        if deletes:
-            self.delete(deletes)
-
     @abstractmethod
     def query(self, vector: np.ndarray, top_k: int) -> list[str]:
         """Ids of the ``top_k`` nearest records under the index's metric."""
@@ -85,6 +79,16 @@ class Destination(ABC):
 
     @abstractmethod
     def write_doc(self, key: str, doc: dict[str, Any]) -> None: ...
+
+    def write_docs(self, docs: dict[str, dict[str, Any]]) -> None:
+        """Write several documents in as few requests as the destination allows.
+
+        Each document lands whole, as ``write_doc`` would write it, and is readable when this
+        returns. Where the documents cannot all land in one step they land in the order given.
+        The default writes them one by one, in that order.
+        """
+        for key, doc in docs.items():
+            self.write_doc(key, doc)
 
     @abstractmethod
     def delete_doc(self, key: str) -> None: ...

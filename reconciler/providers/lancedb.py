@@ -1,8 +1,11 @@
 """LanceDB: the embedded default destination. One table per environment, state in a side table.
 
-LanceDB commits are versions of the table, so a whole plan (upserts and deletes) can land as one
-``merge_insert`` commit: a crash leaves the previous version intact, never half a plan. Metadata is
-stored as canonical JSON in one column so any dataset's fields round-trip exactly.
+Every write is a commit (a version of the table), so a plan is written in as few calls as its size
+allows: all upserts as one ``merge_insert``, all deletes as one ``delete`` that finds its rows
+through the id index. (A single merge that also deletes "not matched by source" rows would be one
+commit, but it scans the whole table: 6-8 s at 1M x 768 against ~0.4 s for the two commits.)
+Each applied version is tagged, so a rollback restores a tag instead of rewriting records.
+Metadata is stored as canonical JSON in one column so any dataset's fields round-trip exactly.
 """
 
 from __future__ import annotations
@@ -36,8 +39,14 @@ def _quote(ids: Sequence[str]) -> str:
     return ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
 
 
+#: rows per batch when scanning columns (ids): LanceDB's default batches are ~1k rows
+SCAN_BATCH = 262_144
+#: ids per delete commit (one SQL IN list)
+DELETE_CHUNK = 50_000
+
+
 class LanceDBDestination(Destination):
-    atomic = True
+    single_step = True
 
     def __init__(self, *, uri: str, table: str, shown_uri: str | None = None) -> None:
         os.environ.setdefault("LANCE_LOG", "error")
@@ -122,7 +131,9 @@ class LanceDBDestination(Destination):
         query = table.search().select(columns)
         if where:
             query = query.where(where)
-        return query.limit(None).to_arrow()
+        # big batches: to_arrow() gathers ~1k-row batches one by one (1M ids: 0.28 s against 0.06 s)
+        batches = list(query.limit(None).to_batches(SCAN_BATCH))
+        return pa.Table.from_batches(batches) if batches else query.limit(None).to_arrow()
 
     def iter_ids(self, batch_size: int = 100_000) -> Iterator[list[str]]:
         if self._open() is None:
@@ -164,25 +175,17 @@ class LanceDBDestination(Destination):
         self._require().add(self._to_arrow(batch))
 
     def upsert(self, batch: RecordBatch) -> None:
-        self.apply_changes(batch, [])
+        """One ``merge_insert``: one commit however many records."""
+        if len(batch):
+            self._require().merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(self._to_arrow(batch))
 
     def delete(self, ids: Sequence[str]) -> None:
-        table = self._require()
-        for i in range(0, len(ids), 5000):
-            table.delete(f"id IN ({_quote(list(ids[i : i + 5000]))})")
-
-    def apply_changes(self, upserts: RecordBatch, deletes: Sequence[str]) -> None:
-        """Upserts and deletes in ONE commit, so a crash leaves the old version or the new one."""
-        table = self._require()
-        if not len(upserts) and not deletes:
+        """Deletes by id find their rows through the id index (10k of 1M: ~0.1 s)."""
+        if not ids:
             return
-        if not len(upserts):
-            self.delete(deletes)
-            return
-        builder = table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
-        if deletes:
-            builder = builder.when_not_matched_by_source_delete(f"id IN ({_quote(list(deletes))})")
-        builder.execute(self._to_arrow(upserts))
+        table = self._require()
+        for i in range(0, len(ids), DELETE_CHUNK):
+            table.delete(f"id IN ({_quote(list(ids[i : i + DELETE_CHUNK]))})")
 
     def query(self, vector: np.ndarray, top_k: int) -> list[str]:
         table = self._require()
@@ -277,6 +280,17 @@ class LanceDBDestination(Destination):
         docs = self._docs_table()
         row = pa.table({"key": [self._key(key)], "doc": [json.dumps(doc, sort_keys=True)]}, schema=DOCS_SCHEMA)
         docs.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row)
+
+    def write_docs(self, docs: dict[str, dict[str, Any]]) -> None:
+        """Several documents in one ``merge_insert``: one commit, all or nothing."""
+        if not docs:
+            return
+        table = self._docs_table()
+        rows = pa.table(
+            {"key": [self._key(k) for k in docs], "doc": [json.dumps(d, sort_keys=True) for d in docs.values()]},
+            schema=DOCS_SCHEMA,
+        )
+        table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(rows)
 
     def delete_doc(self, key: str) -> None:
         docs = self._existing_docs_table()

@@ -114,7 +114,7 @@ def killed(result: subprocess.CompletedProcess[str]) -> bool:
     return result.returncode == -signal.SIGKILL
 
 
-# -- LanceDB: the whole plan is one commit -------------------------------------------------------------
+# -- LanceDB: a bounded plan is two commits (every upsert, then every delete) -------------------------
 
 
 def test_lancedb_kill_after_intent_leaves_old_version_intact_and_next_apply_finishes(lance_project: Project, known_versions: KnownVersions) -> None:
@@ -149,8 +149,24 @@ def test_lancedb_kill_before_result_is_recorded_by_the_next_apply(lance_project:
     assert status["status"] == "Synced" and status["interrupted"] is None
 
 
-def test_lancedb_kill_mid_batch_when_too_big_for_one_commit(lance_project: Project, known_versions: KnownVersions) -> None:
-    small = {"VECTOROPS_ATOMIC_LIMIT_BYTES": "0", "VECTOROPS_WRITE_BATCH": "40"}
+def test_lancedb_kill_between_the_upsert_and_the_delete_commit(lance_project: Project, known_versions: KnownVersions) -> None:
+    assert killed(lance_project.vectorops("apply", "--auto-approve", failpoint="mid-write"))
+    content = lance_content(lance_project)
+    v1, v2 = expected(known_versions.v1), expected(known_versions.v2)
+    assert {i: content[i] for i in v2} == v2  # every upsert landed in one commit...
+    assert set(content) - set(v2) == set(v1) - set(v2) and len(set(v1) - set(v2)) == 30  # ...no delete yet
+
+    plan = lance_project.plan_json()
+    assert plan["interrupted"]["version"] == "v2" and plan["drift"]["level"] == "full"
+    assert plan["changes"] == {"add": 0, "update": 0, "delete": 30}
+    assert (plan["drift"]["missing"], plan["drift"]["unexpected"], plan["drift"]["modified"]) == (0, 0, 0)
+
+    assert lance_project.vectorops("apply", "--auto-approve").returncode == 0
+    assert lance_content(lance_project) == v2
+
+
+def test_lancedb_kill_mid_batch_when_too_big_for_one_step(lance_project: Project, known_versions: KnownVersions) -> None:
+    small = {"VECTOROPS_SINGLE_STEP_LIMIT_BYTES": "0", "VECTOROPS_WRITE_BATCH": "40"}
     assert killed(lance_project.vectorops("apply", "--auto-approve", failpoint="mid-write", **small))
     content = lance_content(lance_project)
     assert content != expected(known_versions.v1) and content != expected(known_versions.v2)  # half-way

@@ -123,6 +123,42 @@ def test_batches_are_bounded(dataset_repo, dataset_clone):
     assert max(sizes) == 100 and sum(sizes) == 1090
 
 
+def test_many_row_groups_read_in_parallel_keep_file_order(make_dataset_repo, monkeypatch):
+    """Row groups are decoded by several workers; batches still come in file order."""
+    from reconciler.dataset import readers
+
+    monkeypatch.setattr(readers, "READ_THREADS", 3)
+    repo = make_dataset_repo()
+    records = make_records(500, 4, seed=11)
+    repo.commit_table(records_table(records, 4), tag="v1", row_group_size=37)  # 14 groups, the last short
+    src = repo.source(dimension=4)
+    version = ds.resolve_version(src, "v1")
+    batches = list(ds.read_batches(src, version, batch_size=20))
+    assert [i for b in batches for i in b.id_list] == [r["id"] for r in records]
+    assert max(len(b) for b in batches) == 20
+    assert read_all(src, version) == as_expected(records)
+    first = next(iter(ds.read_batches(src, version, batch_size=20)))  # stopping early leaves no worker behind
+    assert first.id_list == [r["id"] for r in records[:20]]
+
+
+def test_a_bad_row_deep_in_a_later_row_group_is_named_by_its_file_row(make_dataset_repo, monkeypatch):
+    from reconciler.dataset import readers
+
+    monkeypatch.setattr(readers, "READ_THREADS", 2)
+    repo = make_dataset_repo()
+    records = make_records(300, 4, seed=12)
+    records[233]["vector"] = [0.0, math.nan, 0.0, 0.0]
+    repo.commit_table(records_table(records, 4), tag="nan", row_group_size=50)
+    records[233]["vector"] = [0.0, 1.0, 0.0, 0.0]
+    records[205]["id"] = ""
+    repo.commit_table(records_table(records, 4), tag="empty-id", row_group_size=50)
+    src = repo.source(dimension=4)
+    msg = error_of(ds.read_batches, src, ds.resolve_version(src, "nan"))
+    assert f"record '{records[233]['id']}' has NaN" in msg
+    msg = error_of(ds.read_batches, src, ds.resolve_version(src, "empty-id"))
+    assert "row 205 (counting from 0)" in msg
+
+
 def test_ids_only_reads_no_vectors_or_metadata(dataset_repo, known_versions):
     src = dataset_repo.source()
     batches = list(ds.read_batches(src, ds.resolve_version(src, "v1"), ids_only=True))
@@ -325,7 +361,7 @@ def test_nan_or_infinite_vectors_name_the_ids(bad_repo):
 def test_nan_metadata_names_the_field_and_ids(bad_repo):
     src = bad_repo.source(dimension=4)
     msg = error_of(ds.read_batches, src, ds.resolve_version(src, "meta-nan"))
-    assert "records 'doc-5'" in msg and "metadata field 'score'" in msg
+    assert "record 'doc-5' has" in msg and "metadata field 'score'" in msg
 
 
 def test_empty_or_missing_ids_name_the_rows(bad_repo):
@@ -355,7 +391,7 @@ def test_duplicate_ids_within_a_batch_are_named(bad_repo):
 def test_null_vectors_name_the_ids(bad_repo):
     src = bad_repo.source(dimension=4)
     msg = error_of(ds.read_batches, src, ds.resolve_version(src, "null-vector"))
-    assert "records 'doc-11' have no vector (null)" in msg
+    assert "record 'doc-11' has no vector (null)" in msg
 
 
 def test_broken_jsonl_names_the_line(make_dataset_repo):

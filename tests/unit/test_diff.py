@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler import diff as d
 from reconciler.errors import DatasetError
@@ -118,6 +121,42 @@ def test_column_wise_canonical_metadata_equals_canonical_json_per_row() -> None:
     assert d.canonical_metadata(b) == [d.canonical_json(row).decode() for row in b.metadata_rows()]
 
 
+_text = st.text(st.characters(codec="utf-8"), max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "title": _text,
+                "ü key": _text,
+                "chunk": st.integers(-(2**63), 2**63 - 1),
+                "flag": st.booleans(),
+                "score": st.floats(allow_nan=False, allow_infinity=False, width=64),
+                "tags": st.lists(_text, max_size=3),
+            },
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_canonical_metadata_equals_canonical_json_for_any_rows(rows) -> None:
+    """Arrow kernels (plain strings, ints, bools) and the json fallback agree with json.dumps."""
+    columns = {}
+    for key, kind in (("title", pa.string()), ("ü key", pa.large_string()), ("chunk", pa.int64()), ("flag", pa.bool_()),
+                      ("score", pa.float64()), ("tags", pa.list_(pa.string()))):
+        if any(key in r for r in rows):
+            columns[key] = pa.array([r.get(key) for r in rows], kind)
+    b = RecordBatch(ids=pa.array([f"r{i}" for i in range(len(rows))]), vectors=np.zeros((len(rows), 1), np.float32),
+                    metadata=pa.table(columns) if columns else pa.table({"x": pa.nulls(len(rows))}).drop_columns(["x"]))
+    expected = [d.canonical_json(row).decode() for row in b.metadata_rows()]
+    assert d.canonical_metadata(b) == expected
+    _, mh = d.hash_batch(b)
+    assert mh.tolist() == [xxhash.xxh3_64_intdigest(e.encode()) for e in expected]
+
+
 def test_nan_metadata_names_the_record() -> None:
     b = RecordBatch(ids=pa.array(["a", "b"]), vectors=np.zeros((2, 2), np.float32), metadata=pa.table({"s": [1.0, float("nan")]}))
     with pytest.raises(DatasetError, match="record 'b'.*'s'"):
@@ -130,3 +169,48 @@ def test_records_without_metadata_hash_and_slice() -> None:
     _, mh = d.hash_batch(b)
     assert mh[0] == mh[1]
     assert d.canonical_metadata(b) == ["{}", "{}"]
+
+
+# -- compute_diff against a plain-Python model -----------------------------------------------------
+
+_content = st.tuples(st.integers(1, 3), st.integers(1, 3))  # (vector hash, metadata hash): few values, many collisions
+_side = st.dictionaries(st.sampled_from([f"id{i}" for i in range(12)]), _content, max_size=12)
+
+
+def _index(records: dict[str, tuple[int, int]]) -> d.VersionIndex:
+    table = pa.table(
+        {"id": list(records), "vh": [v for v, _ in records.values()], "mh": [m for _, m in records.values()]},
+        schema=d.INDEX_SCHEMA,
+    )
+    return d.VersionIndex.from_table(table, what="test")
+
+
+@settings(max_examples=300, deadline=None)
+@given(desired=_side, deployed=_side, actual=_side, level=st.sampled_from(["none", "ids", "full"]), prune=st.booleans())
+def test_compute_diff_matches_a_plain_python_model(desired, deployed, actual, level, prune) -> None:
+    if level == "none":
+        actual = deployed  # not looked: the destination is assumed to hold the deployed version
+    ids = list(actual)[::-1]  # destination order is arbitrary
+    result = d.compute_diff(
+        _index(desired),
+        _index(deployed),
+        pa.array(ids, pa.string()) if level == "ids" else None,
+        _index(actual) if level == "full" else None,
+        prune=prune,
+    )
+    believed = actual if level == "full" else {i: deployed.get(i) for i in actual}  # None: never written by us
+    update_vector = {i for i in desired if i in actual and (believed[i] is None or believed[i][0] != desired[i][0])}
+    update_metadata = {i for i in desired if i in actual and i not in update_vector and believed[i][1] != desired[i][1]}
+    extra = set(actual) - set(desired)
+    assert set(result.add.to_pylist()) == set(desired) - set(actual)
+    assert set(result.update_vector.to_pylist()) == update_vector
+    assert set(result.update_metadata.to_pylist()) == update_metadata
+    assert set(result.delete.to_pylist()) == (extra if prune else set())
+    assert result.kept_unexpected == (0 if prune else len(extra))
+    if level == "none":
+        assert result.drift_missing is None and result.drift_unexpected is None
+    else:
+        assert set(result.drift_missing.to_pylist()) == set(deployed) - set(actual)
+        assert set(result.drift_unexpected.to_pylist()) == set(actual) - set(deployed)
+        modified = {i for i in set(deployed) & set(actual) if deployed[i] != actual[i]} if level == "full" else None
+        assert (set(result.drift_modified.to_pylist()) if result.drift_modified is not None else None) == modified
