@@ -222,6 +222,16 @@ def _write(
     if operation == "rollback" and restore is not None and restore(version_tag(env_plan.desired["commit"])):
         # near-instant: the destination went back to its own snapshot of that version
         hooks.on_progress(env_plan.name, total)
+    elif getattr(dest, "fill", None) is not None and len(delete_ids) == 0 and dest.describe().count == 0:
+        # an empty destination (a first apply): every record streamed into one commit, nothing to
+        # merge with. A kill leaves the table empty, and the next apply starts over.
+        def streamed() -> Iterator[RecordBatch]:
+            for batch in records_for(manifest, env_plan, upsert_ids):
+                yield batch
+                hooks.on_progress(env_plan.name, len(batch))
+                failpoints.hit("mid-write")
+
+        dest.fill(streamed())  # type: ignore[attr-defined]
     elif dest.single_step and vector_bytes <= SINGLE_STEP_LIMIT_BYTES:
         batches = list(records_for(manifest, env_plan, upsert_ids, batch_size=max(1, len(upsert_ids))))
         if batches:
@@ -231,10 +241,8 @@ def _write(
         hooks.on_progress(env_plan.name, total)
     else:
         done = 0
-        insert = getattr(dest, "insert", None)
-        write = insert if insert is not None and dest.describe().count == 0 else dest.upsert  # empty: nothing to merge with
         for i, batch in enumerate(records_for(manifest, env_plan, upsert_ids)):
-            write(batch)
+            dest.upsert(batch)
             done += len(batch)
             _progress(state, done)
             hooks.on_progress(env_plan.name, len(batch))

@@ -83,7 +83,7 @@ def read_records(src: DatasetSource, version: DatasetVersion, ids: Any) -> Itera
             rows = pc.indices_nonzero(pc.is_in(batch.ids, value_set=wanted)).to_numpy()
             if len(rows) == 0:
                 continue
-            yield batch.take(np.asarray(rows))
+            yield batch if len(rows) == len(batch) else batch.take(np.asarray(rows))
             remaining -= len(rows)
             if remaining <= 0:
                 break

@@ -30,9 +30,10 @@ from reconciler.records import RecordBatch
 LayoutFor = Callable[[Sequence[str]], decode.Layout]
 
 
-#: row groups decoded at once. pyarrow decodes a FixedSizeList column on one core, so reading
-#: one row group at a time leaves the other cores idle; this many workers keep them busy.
-READ_THREADS = max(1, int(os.environ.get("VECTOROPS_READ_THREADS", "0")) or min(4, os.cpu_count() or 1))
+#: row groups decoded ahead, in parallel. pyarrow decodes a FixedSizeList column on one core, and
+#: the reader's caller (hashing) keeps another busy: one worker per remaining core. (At 1M x 768
+#: on 2 cores, 2 workers were no faster than 1 and held 0.7 GB more.)
+READ_THREADS = max(1, int(os.environ.get("VECTOROPS_READ_THREADS", "0")) or min(4, (os.cpu_count() or 2) - 1))
 _PAGE = mmap.PAGESIZE
 
 

@@ -165,6 +165,21 @@ def test_lancedb_kill_between_the_upsert_and_the_delete_commit(lance_project: Pr
     assert lance_content(lance_project) == v2
 
 
+def test_lancedb_first_apply_fills_the_empty_table_in_one_commit(tmp_path: Path, dataset_repo: DatasetRepo, known_versions: KnownVersions) -> None:
+    project = Project(tmp_path / "project", dataset_repo, LANCE_MANIFEST)
+    project.pin("v1")
+    small = {"VECTOROPS_WRITE_BATCH": "100"}  # ten batches from the dataset, still one commit
+    assert killed(project.vectorops("apply", "--auto-approve", failpoint="mid-write", **small))
+    assert lance_content(project) == {}  # nothing committed: the stream never finished
+
+    plan = project.plan_json()
+    assert plan["interrupted"]["version"] == "v1" and plan["changes"] == {"add": 1000, "update": 0, "delete": 0}
+    assert project.vectorops("apply", "--auto-approve", **small).returncode == 0
+    assert lance_content(project) == expected(known_versions.v1)
+    table = lancedb.connect(str(project.folder / "db")).open_table("docs")
+    assert table.stats()["fragment_stats"]["num_fragments"] == 1  # one add, not one per batch of 100
+
+
 def test_lancedb_kill_mid_batch_when_too_big_for_one_step(lance_project: Project, known_versions: KnownVersions) -> None:
     small = {"VECTOROPS_SINGLE_STEP_LIMIT_BYTES": "0", "VECTOROPS_WRITE_BATCH": "40"}
     assert killed(lance_project.vectorops("apply", "--auto-approve", failpoint="mid-write", **small))
