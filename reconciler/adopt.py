@@ -86,7 +86,7 @@ def record_import(manifest: LoadedManifest, report: ImportReport, dest: Destinat
     emb = manifest.model.datasets[env.dataset].embedding
     store = StateStore(dest)
     started = time.monotonic()
-    with store.locked("import"):
+    with store.locked("import") as lock:
         try:
             state = store.load()
         except StateError:  # a malformed state is exactly what import exists to repair
@@ -106,8 +106,8 @@ def record_import(manifest: LoadedManifest, report: ImportReport, dest: Destinat
         state.previous = previous
         state.intent = None
         state.serial += 1
-        store.save(state)
-        store.append_history(
+        store.save_and_release(  # state, history entry and lock release: one write
+            state,
             HistoryEntry(
                 serial=state.serial,
                 started_at=iso(now()),
@@ -121,7 +121,8 @@ def record_import(manifest: LoadedManifest, report: ImportReport, dest: Destinat
                 result="success",
                 plan_id="import",
                 message=f"adopted with drift {report.drift}",
-            )
+            ),
+            lock,
         )
 
 

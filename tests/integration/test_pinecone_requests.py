@@ -21,11 +21,12 @@ pytest.importorskip("pinecone")
 from fixtures.cli import run_vectorops  # noqa: E402
 from fixtures.records import KnownVersions  # noqa: E402
 from fixtures.repo import DatasetRepo  # noqa: E402
+from fixtures.state import history_entry  # noqa: E402
 
 from reconciler.providers import pinecone as pc  # noqa: E402
 from reconciler.providers.pinecone import DOCS_NAMESPACE, PineconeDestination  # noqa: E402
 from reconciler.records import RecordBatch  # noqa: E402
-from reconciler.state import EnvState, HistoryEntry, StateStore, VersionRef, iso, now  # noqa: E402
+from reconciler.state import EnvState, StateStore  # noqa: E402
 from tests.pinecone_server import Faults, PineconeServer  # noqa: E402
 from tests.pinecone_server.fixtures import API_KEY  # noqa: E402
 
@@ -159,14 +160,6 @@ def test_write_docs_over_the_cap_writes_tails_then_heads_in_order(
 # -- state writes per apply --------------------------------------------------------------------
 
 
-def _entry(serial: int) -> HistoryEntry:
-    ref = VersionRef(version="v1", commit="c" * 40, digest="d" * 16)
-    return HistoryEntry(
-        serial=serial, started_at=iso(now()), finished_at=iso(now()), duration_s=0.1, actor="t", operation="apply",
-        to=ref, counts={"add": 1, "update": 0, "delete": 0}, result="success", plan_id="p",
-    )
-
-
 def test_an_apply_writes_state_in_three_requests(pinecone_server: PineconeServer) -> None:
     dest = _dest()
     dest.ensure(8, "cosine")
@@ -177,7 +170,7 @@ def test_an_apply_writes_state_in_three_requests(pinecone_server: PineconeServer
         state.serial += 1
         store.save(state)  # 2: the intent
         state.serial += 1
-        store.save_and_release(state, _entry(state.serial), lock)  # 3: result + history + release
+        store.save_and_release(state, history_entry(state.serial), lock)  # 3: result + history + release
     assert _writes(pinecone_server, before) == 3
     assert store.current_lock() is None
     assert store.load().serial == 2 and [e.serial for e in store.history()] == [2]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from fixtures.state import history_entry
 from reconciler.errors import LockError
 from reconciler.providers.base import Destination, DestinationInfo
 from reconciler.records import RecordBatch
@@ -16,10 +17,8 @@ from reconciler.state import (
     LOCK_KEY,
     RELEASED_AT,
     EnvState,
-    HistoryEntry,
     Lock,
     StateStore,
-    VersionRef,
     iso,
     now,
 )
@@ -81,14 +80,6 @@ class MemoryDestination(Destination):
         return [c for c in self.calls if c[0] != "read"]
 
 
-def _entry(serial: int) -> HistoryEntry:
-    ref = VersionRef(version="v2", commit="c" * 40, digest="d" * 16)
-    return HistoryEntry(
-        serial=serial, started_at=iso(now()), finished_at=iso(now()), duration_s=1.0, actor="t", operation="apply",
-        to=ref, counts={"add": 1, "update": 0, "delete": 0}, result="success", plan_id="p",
-    )
-
-
 def _state(serial: int) -> EnvState:
     state = EnvState.new()
     state.serial = serial
@@ -120,7 +111,7 @@ def test_save_and_release_is_one_write_and_the_final_release_a_no_op() -> None:
         heartbeat = store._heartbeats[lock.id]
         store.save(_state(1))  # the intent
         dest.calls.clear()
-        store.save_and_release(_state(2), _entry(2), lock)
+        store.save_and_release(_state(2), history_entry(2), lock)
         assert not heartbeat._thread.is_alive()  # no renewal can write the lock back after this
     assert dest.writes() == [("write_docs", ("state", "history/0000000002", "lock"))]
     assert dest.calls == [("read", "lock"), ("write_docs", ("state", "history/0000000002", "lock"))]
@@ -144,7 +135,7 @@ def test_a_taken_over_lock_is_not_released() -> None:
     slow = StateStore(dest)
     with slow.locked("apply", lease_seconds=0) as mine:  # its lease lapses at once
         other = StateStore(dest).acquire("apply")  # another apply takes the lock over
-        slow.save_and_release(_state(3), _entry(3), mine)
+        slow.save_and_release(_state(3), history_entry(3), mine)
         assert ("write_docs", ("state", "history/0000000003")) in dest.writes()
     held = StateStore(dest).current_lock()
     assert held is not None and held.id == other.id  # the new holder keeps its lock
@@ -157,7 +148,7 @@ def test_a_failed_save_and_release_still_releases_on_the_way_out() -> None:
     store = StateStore(dest)
     with pytest.raises(RuntimeError, match="down"), store.locked("apply") as lock:
         dest.fail_writes = True
-        store.save_and_release(_state(1), _entry(1), lock)
+        store.save_and_release(_state(1), history_entry(1), lock)
     assert ("delete", LOCK_KEY) in dest.writes()  # release() did it the old way
     assert store.current_lock() is None
 
@@ -193,7 +184,7 @@ def test_lancedb_write_docs_is_one_commit(tmp_path: Path) -> None:
         store.save(_state(1))
         table = dest._docs_table()
         version = table.version
-        store.save_and_release(_state(2), _entry(2), lock)
+        store.save_and_release(_state(2), history_entry(2), lock)
         table.checkout_latest()
         assert table.version == version + 1
     assert store.current_lock() is None
