@@ -30,11 +30,12 @@ from reconciler.records import RecordBatch
 LayoutFor = Callable[[Sequence[str]], decode.Layout]
 
 
-#: row groups decoded ahead, in parallel. pyarrow decodes a FixedSizeList column on one core, and
-#: the reader's caller (hashing) keeps another busy: one worker per remaining core. (At 1M x 768
-#: on 2 cores, 2 workers were no faster than 1 and held 0.7 GB more.)
-READ_THREADS = max(1, int(os.environ.get("VECTOROPS_READ_THREADS", "0")) or min(4, (os.cpu_count() or 2) - 1))
+#: row groups decoded ahead, in parallel. pyarrow decodes a FixedSizeList column on one core; with
+#: one worker per core the decoding overlaps the caller's hashing (at 1M x 768 on 2 cores, a cold
+#: plan took 10 s with 2 workers, 12 s with 1, 15 s reading in the caller's thread).
+READ_THREADS = max(1, int(os.environ.get("VECTOROPS_READ_THREADS", "0")) or min(4, os.cpu_count() or 1))
 _PAGE = mmap.PAGESIZE
+DECODE_ROWS = 16_384
 
 
 class ParquetSource:
@@ -93,8 +94,8 @@ def open_parquet(handle: IO[bytes], local: str | None, where: str) -> ParquetSou
 def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: int, ids_only: bool) -> Iterator[RecordBatch]:
     """Batches in file order; row groups decoded and checked by ``READ_THREADS`` workers ahead.
 
-    Memory is bounded by about ``2 * READ_THREADS`` row groups, never by the file
-    (``iter_batches`` reads ahead without a bound: ~1.3 GB allocated for a 0.9 GB file).
+    Memory is bounded by about ``READ_THREADS + 1`` row groups, never by the file (``iter_batches``
+    over the whole file reads ahead without a bound: ~1.3 GB allocated for a 0.9 GB file).
     """
     pf = source.file
     layout = layout_for(pf.schema_arrow.names)
@@ -111,15 +112,17 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
 
     def decode_group(group: int) -> list[RecordBatch]:
         reader = readers.get()
-        try:
-            table = reader.read_row_group(group, columns=columns, use_threads=workers <= 1)
-        finally:
-            readers.put(reader)
         out = []
         offset = int(starts[group])
-        for batch in table.to_batches(max_chunksize=batch_size):
-            out.append(decode.to_records(batch, layout, lambda pos, start=offset: _rows(pos + start), ids_only))
-            offset += batch.num_rows
+        try:
+            # in slices of the group: decoding a whole group at once holds its value and level
+            # buffers (~3x the decoded vectors) at the same time
+            for batch in reader.iter_batches(batch_size=min(batch_size, DECODE_ROWS), row_groups=[group], columns=columns,
+                                             use_threads=workers <= 1):
+                out.append(decode.to_records(batch, layout, lambda pos, start=offset: _rows(pos + start), ids_only))
+                offset += batch.num_rows
+        finally:
+            readers.put(reader)
         return out
 
     if workers == 0:  # a remote stream: one reader, in this thread
@@ -132,7 +135,7 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
     try:
         for group in range(groups):
             ahead.append((group, executor.submit(decode_group, group)))
-            if len(ahead) > workers:
+            if len(ahead) >= workers:
                 done, future = ahead.popleft()
                 yield from future.result()
                 source.release(done)
