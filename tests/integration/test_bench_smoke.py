@@ -63,4 +63,5 @@ def test_bench_runs_small_and_prints_every_figure(tmp_path: Path) -> None:
     pc = res["pinecone"]
     assert pc["changes"] == {"add": 30, "update": 30, "delete": 30}
     assert pc["write_requests_data_namespace"] == pc["minimum_issue"] == 2  # 60 upserts in one request, 30 deletes in one
+    assert pc["write_requests_state_namespace"] == 3  # lock, intent, result + history + release
     assert not (tmp_path / "work").exists(), "without --keep the bench must clean up its workdir"
