@@ -820,7 +820,8 @@ def _shortest_one(a: float) -> tuple[float, int]:
     if math.isfinite(a):
         f = np.float32(a)
         y = float(np.format_float_scientific(f, unique=True, trim="-"))
-        below, above = float(np.nextafter(f, np.float32(0))), float(np.nextafter(f, np.float32(np.inf)))
+        with np.errstate(over="ignore"):  # the float32 after the largest one is inf
+            below, above = float(np.nextafter(f, np.float32(0))), float(np.nextafter(f, np.float32(np.inf)))
         lo = (a + below) / 2
         hi = (a + above) / 2 if math.isfinite(above) else a + (a - below) / 2  # past it: overflow
         if lo < y < hi:
