@@ -73,7 +73,7 @@ def compare_for_import(
 def _last_history_serial(store: StateStore) -> int:
     """The highest serial among history keys (``history/0000000007``), read from the keys alone."""
     try:
-        keys = [key for key, _ in store.destination.list_docs(HISTORY_PREFIX)]
+        keys = store.destination.list_doc_keys(HISTORY_PREFIX)
     except StateError:  # history as broken as the state: its keys are unreadable too
         return 0
     serials = [int(k[len(HISTORY_PREFIX):]) for k in keys if k[len(HISTORY_PREFIX):].isdigit()]

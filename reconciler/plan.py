@@ -387,13 +387,8 @@ def plan_environment(
     if replace:
         # rebuild: every desired record is written, every other record deleted
         all_actual = actual_hashes.ids.combine_chunks() if actual_hashes is not None else (actual_ids if actual_ids is not None else dest.all_ids())
-        diff = d.compute_diff(desired_index, None, pa.array([], pa.string()), None, prune=True)
-        desired_ids = desired_index.ids.combine_chunks()
-        present = pa.compute.is_in(desired_ids, value_set=all_actual)
-        diff.add = desired_ids.filter(pa.compute.invert(present))
-        diff.update_vector = desired_ids.filter(present)
-        diff.update_metadata = pa.array([], pa.string())
-        diff.delete = all_actual.filter(pa.compute.invert(pa.compute.is_in(all_actual, value_set=desired_ids)))
+        # against no baseline every record present is of unknown content, so it is rewritten
+        diff = d.compute_diff(desired_index, None, all_actual, None, prune=True)
         drift_diff = d.compute_diff(desired_index, deployed_index, actual_ids, actual_hashes, prune=env.policy.prune)
     else:
         diff = d.compute_diff(desired_index, deployed_index, actual_ids, actual_hashes, prune=env.policy.prune)

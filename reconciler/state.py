@@ -199,8 +199,15 @@ class StateStore:
         self.destination.write_doc(_history_key(entry), entry.to_doc())
 
     def history(self, limit: int | None = None) -> list[HistoryEntry]:
+        """Newest first. With ``limit``, only that many documents are read (keys are listed first):
+        an environment with years of applies does not fetch them all to show the last one."""
+        if limit is None:
+            docs = self.destination.list_docs(HISTORY_PREFIX)
+        else:
+            keys = self.destination.list_doc_keys(HISTORY_PREFIX)[-limit:] if limit > 0 else []
+            docs = [(key, doc) for key in keys if (doc := self.destination.read_doc(key)) is not None]
         entries = []
-        for _, doc in reversed(self.destination.list_docs(HISTORY_PREFIX)):
+        for _, doc in reversed(docs):
             try:
                 entries.append(HistoryEntry.from_doc(doc))
             except ValidationError as exc:

@@ -97,6 +97,10 @@ class Destination(ABC):
     def list_docs(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         """All documents whose key starts with ``prefix``, sorted by key."""
 
+    def list_doc_keys(self, prefix: str) -> list[str]:
+        """The keys alone, sorted: destinations that can list without reading documents override it."""
+        return [key for key, _ in self.list_docs(prefix)]
+
     @contextlib.contextmanager
     def critical_section(self) -> Iterator[None]:
         """Mutual exclusion around a state read-modify-write, where the destination can give one."""

@@ -308,16 +308,26 @@ class LanceDBDestination(Destination):
             return
         docs.delete(f"key = {_quote([self._key(key)])}")
 
-    def list_docs(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+    def _docs_under(self, prefix: str, columns: list[str]) -> pa.Table | None:
         docs = self._existing_docs_table()
         if docs is None:
-            return []
+            return None
         docs.checkout_latest()
         like = self._key(prefix).replace("'", "''").replace("%", "\\%").replace("_", "\\_")
-        rows = docs.search().where(f"key LIKE '{like}%'").select(["key", "doc"]).limit(None).to_arrow()
+        return docs.search().where(f"key LIKE '{like}%'").select(columns).limit(None).to_arrow()
+
+    def list_docs(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        rows = self._docs_under(prefix, ["key", "doc"])
+        if rows is None:
+            return []
         strip = len(self._key(""))
         out = [(k[strip:], _parse_doc(d, k)) for k, d in zip(rows.column("key").to_pylist(), rows.column("doc").to_pylist())]
         return sorted(out, key=lambda kv: kv[0])
+
+    def list_doc_keys(self, prefix: str) -> list[str]:
+        rows = self._docs_under(prefix, ["key"])
+        strip = len(self._key(""))
+        return [] if rows is None else sorted(k[strip:] for k in rows.column("key").to_pylist())
 
     @contextlib.contextmanager
     def critical_section(self) -> Iterator[None]:

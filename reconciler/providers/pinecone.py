@@ -532,14 +532,16 @@ class PineconeDestination(Destination):
 
     def list_docs(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         out = []
-        for page in self._list_pages(DOCS_NAMESPACE, f"{self._doc_scope}{prefix}"):
-            for vid in page:
-                if vid.endswith("#0000"):
-                    key = vid[len(self._doc_scope) : -5]
-                    doc = self.read_doc(key)
-                    if doc is not None:
-                        out.append((key, doc))
-        return sorted(out, key=lambda kv: kv[0])
+        for key in self.list_doc_keys(prefix):
+            doc = self.read_doc(key)
+            if doc is not None:
+                out.append((key, doc))
+        return out
+
+    def list_doc_keys(self, prefix: str) -> list[str]:
+        """From ``list`` pages of ids alone (a document's head chunk is ``<key>#0000``): no fetch."""
+        pages = self._list_pages(DOCS_NAMESPACE, f"{self._doc_scope}{prefix}")
+        return sorted(vid[len(self._doc_scope) : -5] for page in pages for vid in page if vid.endswith("#0000"))
 
     def _unit_vector(self) -> list[float]:
         dimension = self._dimension(None)

@@ -190,6 +190,20 @@ def test_released_lock_is_no_lock_for_status_plan_and_force_unlock(pinecone_serv
         store.force_unlock(lock.id)
 
 
+def test_the_last_history_entry_is_read_without_fetching_the_others(pinecone_server: PineconeServer) -> None:
+    dest = _dest()
+    dest.ensure(8, "cosine")
+    store = StateStore(dest)
+    for serial in range(1, 13):
+        store.append_history(history_entry(serial))
+    before = pinecone_server.request_counts
+    assert [e.serial for e in store.history(limit=1)] == [12]
+    after = pinecone_server.request_counts
+    assert after.get("fetch", 0) - before.get("fetch", 0) == 1  # the newest document only, not 12
+    assert [e.serial for e in store.history(limit=3)] == [12, 11, 10]
+    assert [e.serial for e in store.history()] == list(range(12, 0, -1))
+
+
 # -- through the CLI -----------------------------------------------------------------------------
 
 
