@@ -73,7 +73,7 @@ def hash_batch(batch: RecordBatch) -> tuple[np.ndarray, np.ndarray]:
         return vh, np.full(n, _EMPTY_META_HASH, dtype=np.uint64)
     docs = canonical_metadata_array(batch).to_pylist()
     digest = xxhash.xxh3_64_intdigest
-    return vh, np.fromiter((digest(doc.encode("utf-8")) for doc in docs), dtype=np.uint64, count=n)
+    return vh, np.fromiter(map(digest, map(str.encode, docs)), dtype=np.uint64, count=n)  # UTF-8
 
 
 def _rows_with_negative_zero(vectors: np.ndarray, chunk: int = 2048) -> list[int]:

@@ -97,7 +97,7 @@ def _content_keys(ids: pa.Array | pa.ChunkedArray, vh: np.ndarray, mh: np.ndarra
     the stash, and apply reads what the stash lacks from the dataset, so it costs time, never data.
     """
     digest = xxhash.xxh3_64_intdigest
-    idh = np.fromiter((digest(i.encode()) for i in ids.to_pylist()), dtype=np.uint64, count=len(ids))
+    idh = np.fromiter(map(digest, map(str.encode, ids.to_pylist())), dtype=np.uint64, count=len(ids))
     return idh ^ (vh.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ (mh.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F))
 
 
