@@ -234,7 +234,7 @@ def test_drift_at_stats_ids_and_full(ws: Workspace, known_versions: KnownVersion
 def test_apply_with_10_percent_failing_requests_ends_exact(
     ws: Workspace, big_records: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import reconciler.providers.pinecone as provider
+    import reconciler.providers.pinecone_payload as provider
 
     ws.ok("apply", "--auto-approve")  # v1, no faults: creates the index
     monkeypatch.setattr(provider, "MAX_VECTORS_PER_UPSERT", 100)  # many small requests: many chances to fail

@@ -153,7 +153,7 @@ def test_5000_records_with_10_percent_failing_requests_end_exact(pinecone_server
     )
     # small records force many requests: 5000 records in requests of at most 100
     batch = _batch(5000, seed=2)
-    import reconciler.providers.pinecone as mod
+    import reconciler.providers.pinecone_payload as mod
 
     mp = pytest.MonkeyPatch()
     mp.setattr(mod, "MAX_VECTORS_PER_UPSERT", 100)

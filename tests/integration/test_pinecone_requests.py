@@ -23,7 +23,7 @@ from fixtures.records import KnownVersions  # noqa: E402
 from fixtures.repo import DatasetRepo  # noqa: E402
 from fixtures.state import history_entry  # noqa: E402
 
-from reconciler.providers import pinecone as pc  # noqa: E402
+from reconciler.providers import pinecone_payload as payload  # noqa: E402
 from reconciler.providers.pinecone import DOCS_NAMESPACE, PineconeDestination  # noqa: E402
 from reconciler.records import RecordBatch  # noqa: E402
 from reconciler.state import EnvState, StateStore  # noqa: E402
@@ -88,8 +88,8 @@ def test_upserts_are_exact_and_packed_to_the_size_cap(pinecone_server: PineconeS
     dest.upsert(batch)
     upserts = [b for b in bodies if b.startswith(b'{"vectors":')]
     # packed by real size: as few requests as 2 MB allows, none over it
-    assert all(len(b) <= pc.MAX_UPSERT_BYTES for b in upserts)
-    assert len(upserts) == math.ceil(sum(len(b) for b in upserts) / pc.MAX_UPSERT_BYTES) == _writes(pinecone_server, before)
+    assert all(len(b) <= payload.MAX_UPSERT_BYTES for b in upserts)
+    assert len(upserts) == math.ceil(sum(len(b) for b in upserts) / payload.MAX_UPSERT_BYTES) == _writes(pinecone_server, before)
     assert sum(len(b) for b in upserts) < 0.62 * n * dim * 21  # ~12.5 bytes a value, not ~21
     # what the server stores is the dataset's float32 values, bit for bit (-0.0 included)
     stored = pinecone_server.index("docs").namespaces["__default__"].records
@@ -147,7 +147,7 @@ def test_write_docs_over_the_cap_writes_tails_then_heads_in_order(
         original(namespace, items, **kw)
 
     monkeypatch.setattr(dest, "_upsert_items", spy)
-    monkeypatch.setattr(pc, "MAX_UPSERT_BYTES", 40_000)  # one chunk a request
+    monkeypatch.setattr(payload, "MAX_UPSERT_BYTES", 40_000)  # one chunk a request
     docs = {"state": {"blob": "x" * 40_000}, "history/0000000007": {"n": 7}, "lock": {"id": "z"}}
     dest.write_docs(docs)
     flat = [i for ids in order for i in ids]

@@ -26,6 +26,7 @@ from pinecone._internal.http_client import _encode_json  # noqa: E402
 from pinecone._internal.vector_factory import VectorFactory  # noqa: E402
 
 from reconciler.providers import pinecone as pc  # noqa: E402
+from reconciler.providers import pinecone_payload as payload  # noqa: E402
 from reconciler.records import RecordBatch  # noqa: E402
 
 finite32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
@@ -70,7 +71,7 @@ def _direct_float32(text: bytes) -> np.float32 | None:
 
 
 def _check_values(x: np.ndarray) -> None:
-    values, row_bytes = pc._compact_values(x.reshape(1, -1))
+    values, row_bytes = payload.compact_values(x.reshape(1, -1))
     assert values.dtype == np.float64
     # float32(sent) == original, bit for bit (-0.0 stays -0.0)
     assert values.astype(np.float32).view(np.uint32).tobytes() == x.view(np.uint32).tobytes()
@@ -111,14 +112,14 @@ def test_edge_values() -> None:
     with np.errstate(over="ignore"):
         x = np.concatenate([x, np.nextafter(x, np.float32(np.inf)), np.nextafter(x, np.float32(-np.inf))])
     _check_values(x[np.isfinite(x)])
-    values, _ = pc._compact_values(np.asarray([[0.1, -0.0, 1e-5, 1e16]], np.float32))
+    values, _ = payload.compact_values(np.asarray([[0.1, -0.0, 1e-5, 1e16]], np.float32))
     assert [_text(v) for v in values[0].tolist()] == [b"0.1", b"-0.0", b"0.00001", b"1e+16"]
 
 
 def test_random_embeddings_half_the_bytes() -> None:
     rng = np.random.default_rng(0)
     x = (rng.standard_normal((200, 768)) / np.sqrt(768)).astype(np.float32)
-    values, row_bytes = pc._compact_values(x)
+    values, row_bytes = payload.compact_values(x)
     assert values.astype(np.float32).tobytes() == x.tobytes()
     exact = [len(_encode_json(row)) - 2 for row in values.tolist()]
     assert row_bytes.tolist() == exact
@@ -128,7 +129,7 @@ def test_random_embeddings_half_the_bytes() -> None:
 
 def test_non_finite_values_are_sized_as_sent() -> None:
     x = np.asarray([[np.nan, -np.inf, np.inf, 1.5]], np.float32)  # plan refuses these; sizes stay exact
-    values, row_bytes = pc._compact_values(x)
+    values, row_bytes = payload.compact_values(x)
     assert int(row_bytes[0]) == len(_encode_json(values[0].tolist())) - 2
 
 
@@ -157,10 +158,10 @@ def test_body_size_is_exact(n: int, dim: int, data: st.DataObject, namespace: st
     x = data.draw(hnp.arrays(np.float32, (n, dim), elements=finite32))
     rows = data.draw(st.lists(metadata, min_size=n, max_size=n))
     batch = RecordBatch(ids=pa.array(ids, pa.string()), vectors=x, metadata=_table(rows, n))
-    items, sizes = pc._vector_dicts(batch)
-    for chunk in pc._upsert_chunks(items, sizes, namespace):
+    items, sizes = payload.vector_items(batch)
+    for chunk in payload.upsert_chunks(items, sizes, namespace):
         start = items.index(chunk[0])
-        predicted = pc._envelope_bytes(namespace) + sum(sizes[start : start + len(chunk)]) + len(chunk) - 1
+        predicted = payload.envelope_bytes(namespace) + sum(sizes[start : start + len(chunk)]) + len(chunk) - 1
         assert predicted == len(_sdk_body(chunk, namespace))
 
 
@@ -187,8 +188,8 @@ def test_document_items_are_sized_exactly() -> None:
          "metadata": {"k": "state", "i": 0, "n": 1, "g": "ab" * 16, "d": '{"a":"\\u00e9\\"x"}' * 500}},
         {"id": "__default__/lock#0000", "values": unit, "metadata": {"k": "lock", "i": 0, "n": 1, "g": "c", "d": "{}"}},
     ]
-    sizes = pc._item_sizes(items)
-    assert pc._envelope_bytes(pc.DOCS_NAMESPACE) + sum(sizes) + 1 == len(_sdk_body(items, pc.DOCS_NAMESPACE))
+    sizes = payload.item_sizes(items)
+    assert payload.envelope_bytes(pc.DOCS_NAMESPACE) + sum(sizes) + 1 == len(_sdk_body(items, pc.DOCS_NAMESPACE))
 
 
 # -- packing ---------------------------------------------------------------------------------
@@ -199,16 +200,16 @@ def test_document_items_are_sized_exactly() -> None:
 def test_requests_never_exceed_the_caps_and_are_full(sizes: list[int], namespace: str) -> None:
     items = [{"id": str(i)} for i in range(len(sizes))]
     size_of = dict(zip((id(it) for it in items), sizes))
-    chunks = list(pc._upsert_chunks(items, sizes, namespace))
+    chunks = list(payload.upsert_chunks(items, sizes, namespace))
     assert [it for c in chunks for it in c] == items  # order kept, nothing lost or repeated
-    base = pc._envelope_bytes(namespace)
+    base = payload.envelope_bytes(namespace)
     for k, chunk in enumerate(chunks):
         body = base + sum(size_of[id(it)] for it in chunk) + len(chunk) - 1
-        assert len(chunk) <= pc.MAX_VECTORS_PER_UPSERT
-        assert body <= pc.MAX_UPSERT_BYTES
+        assert len(chunk) <= payload.MAX_VECTORS_PER_UPSERT
+        assert body <= payload.MAX_UPSERT_BYTES
         if k + 1 < len(chunks):  # cut only when the next item would not fit
             nxt = size_of[id(chunks[k + 1][0])]
-            assert len(chunk) == pc.MAX_VECTORS_PER_UPSERT or body + 1 + nxt > pc.MAX_UPSERT_BYTES
+            assert len(chunk) == payload.MAX_VECTORS_PER_UPSERT or body + 1 + nxt > payload.MAX_UPSERT_BYTES
 
 
 def test_768_dim_embeddings_fill_requests_to_the_cap() -> None:
@@ -217,9 +218,9 @@ def test_768_dim_embeddings_fill_requests_to_the_cap() -> None:
     x = (rng.standard_normal((n, 768)) / np.sqrt(768)).astype(np.float32)
     md = [{"source": "wiki", "lang": "en", "title": f"title {i}"} for i in range(n)]
     batch = RecordBatch.from_rows([f"doc-{i:09d}" for i in range(n)], x, md, 768)
-    items, sizes = pc._vector_dicts(batch)
-    chunks = list(pc._upsert_chunks(items, sizes, ""))
+    items, sizes = payload.vector_items(batch)
+    chunks = list(payload.upsert_chunks(items, sizes, ""))
     bodies = [len(_sdk_body(c, "")) for c in chunks]
-    assert max(bodies) <= pc.MAX_UPSERT_BYTES
-    assert len(chunks) == math.ceil(sum(bodies) / pc.MAX_UPSERT_BYTES)  # 5 requests, not 10
-    assert all(b > pc.MAX_UPSERT_BYTES - 12_000 for b in bodies[:-1])  # each within one record of the cap
+    assert max(bodies) <= payload.MAX_UPSERT_BYTES
+    assert len(chunks) == math.ceil(sum(bodies) / payload.MAX_UPSERT_BYTES)  # 5 requests, not 10
+    assert all(b > payload.MAX_UPSERT_BYTES - 12_000 for b in bodies[:-1])  # each within one record of the cap
