@@ -26,6 +26,8 @@ FIGURE_LINES = (
     "incremental apply v1->v2 (warm cache)",
     "naive full re-upload of v2 (create_table)",
     "rollback v2->v1",
+    "apply of a saved plan v1->v2 (apply FILE)",
+    "(apply of a saved plan)",
     "cold plan at N/10 (2,000)",
     "cold plan / I/O floor",
     "warm plan / I/O floor",
@@ -57,7 +59,8 @@ def test_bench_runs_small_and_prints_every_figure(tmp_path: Path) -> None:
     assert lance["plan_changes"] == {"add": 200, "update": 200, "delete": 200}
     assert lance["after_apply"] == {"rows": 20000, "added_ids": 200} and lance["naive_reupload"]["rows"] == 20000
     assert lance["after_rollback"] == {"rows": 20000, "added_ids": 0}
-    for phase in ("first_apply_v1", "cold_plan", "warm_plan", "incremental_apply", "naive_reupload", "rollback"):
+    assert lance["after_saved_apply"] == {"rows": 20000, "added_ids": 200}
+    for phase in ("first_apply_v1", "cold_plan", "warm_plan", "incremental_apply", "naive_reupload", "rollback", "saved_plan_apply"):
         assert lance[phase]["seconds"] > 0 and lance[phase]["max_rss_mb"] > 0, phase
     assert res["small"]["plan_changes"] == {"add": 20, "update": 20, "delete": 20}
     pc = res["pinecone"]
