@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
-import xxhash
 
 from reconciler import diff as d
 from reconciler.records import RecordBatch
@@ -96,8 +95,7 @@ def _content_keys(ids: pa.Array | pa.ChunkedArray, vh: np.ndarray, mh: np.ndarra
     table of the whole baseline every time). A collision can only leave a changed record out of
     the stash, and apply reads what the stash lacks from the dataset, so it costs time, never data.
     """
-    digest = xxhash.xxh3_64_intdigest
-    idh = np.fromiter(map(digest, map(str.encode, ids.to_pylist())), dtype=np.uint64, count=len(ids))
+    idh = d.hash_strings(ids)
     return idh ^ (vh.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ (mh.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F))
 
 

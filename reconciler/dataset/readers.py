@@ -136,17 +136,23 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
         for group in range(groups):
             ahead.append((group, executor.submit(decode_group, group)))
             if len(ahead) >= workers:
-                done, future = ahead.popleft()
-                yield from future.result()
-                source.release(done)
+                yield from _drain(ahead.popleft(), source)
         while ahead:
-            done, future = ahead.popleft()
-            yield from future.result()
-            source.release(done)
+            yield from _drain(ahead.popleft(), source)
     finally:  # the consumer may stop early (first batch only, every wanted id found)
         for _, future in ahead:
             future.cancel()
         executor.shutdown(wait=True)
+
+
+def _drain(entry: tuple[int, Future[list[RecordBatch]]], source: ParquetSource) -> Iterator[RecordBatch]:
+    """A decoded group's batches, each let go once the caller is done with it (not at group end)."""
+    group, future = entry
+    batches = future.result()
+    batches.reverse()
+    while batches:
+        yield batches.pop()
+    source.release(group)
 
 
 def _rows(positions: np.ndarray) -> str:

@@ -214,3 +214,11 @@ def test_compute_diff_matches_a_plain_python_model(desired, deployed, actual, le
         assert set(result.drift_unexpected.to_pylist()) == set(actual) - set(deployed)
         modified = {i for i in set(deployed) & set(actual) if deployed[i] != actual[i]} if level == "full" else None
         assert (set(result.drift_modified.to_pylist()) if result.drift_modified is not None else None) == modified
+
+
+def test_hash_strings_reads_arrow_buffers_like_hashing_each_string() -> None:
+    values = pa.array(["", "é", "doc-1", "x" * 300] * 40_000)  # several 65k chunks
+    for arr in (values, values.slice(3, 70_001), pa.chunked_array([values.slice(0, 5), values.slice(9, 4)]),
+                values.cast(pa.large_string()), pa.array([], pa.string())):
+        expected = [xxhash.xxh3_64_intdigest(s.encode()) for s in arr.to_pylist()]
+        assert d.hash_strings(arr).tolist() == expected
