@@ -143,6 +143,9 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
         for _, future in ahead:
             future.cancel()
         executor.shutdown(wait=True)
+        # what the decoders freed goes back to the OS now, before the next version or the diff
+        # peaks (the pool would keep it, and peak memory would then grow with the file's length)
+        pa.default_memory_pool().release_unused()
 
 
 def _drain(entry: tuple[int, Future[list[RecordBatch]]], source: ParquetSource) -> Iterator[RecordBatch]:
