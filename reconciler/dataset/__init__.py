@@ -110,7 +110,7 @@ def count_records(src: DatasetSource, version: DatasetVersion) -> int | None:
     for file in files:
         at = where(src, version, file)
         with storage.open_binary(fs, file, at) as handle:
-            total += readers.open_parquet(handle, storage.local_path(handle), at).file.metadata.num_rows
+            total += readers.ParquetSource(handle, storage.local_path(handle), at).file.metadata.num_rows
     return total
 
 
@@ -211,7 +211,7 @@ def _read_file(
 
     with storage.open_binary(fs, file, at) as handle:
         if src.format == "parquet":
-            source = readers.open_parquet(handle, storage.local_path(handle), at)
+            source = readers.ParquetSource(handle, storage.local_path(handle), at)
             batches = readers.parquet_batches(source, layout_for, batch_size, ids_only)
         else:
             batches = readers.jsonl_batches(handle, at, layout_for, batch_size, ids_only, limit=batch_size if first_only else None)

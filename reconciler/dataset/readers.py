@@ -71,8 +71,14 @@ class ParquetSource:
         assert self._map is not None
         return pq.ParquetFile(pa.BufferReader(pa.py_buffer(self._map)))
 
-    def release(self, group: int) -> None:
-        """Drop the mapped pages of one row group (re-read from the page cache if touched again)."""
+    def done_with(self, group: int) -> None:
+        """A row group is consumed: hand its memory back now rather than when the file ends.
+
+        Its mapped pages are dropped (re-read from the page cache if touched again), and the Arrow
+        pool returns what was freed: it otherwise keeps what worker threads allocated and the caller
+        freed, and peak memory grew with the number of groups (1M x 768: 1.69 GB -> 1.41 GB, no slower).
+        """
+        pa.default_memory_pool().release_unused()
         if self._map is None:
             return
         meta = self.file.metadata.row_group(group)
@@ -85,10 +91,6 @@ class ParquetSource:
         hi = min(len(self._map), -(-max(b for _, b in spans) // _PAGE) * _PAGE)
         if hi > lo:
             self._map.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
-
-
-def open_parquet(handle: IO[bytes], local: str | None, where: str) -> ParquetSource:
-    return ParquetSource(handle, local, where)
 
 
 def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: int, ids_only: bool) -> Iterator[RecordBatch]:
@@ -128,7 +130,7 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
     if workers == 0:  # a remote stream: one reader, in this thread
         for group in range(groups):
             yield from decode_group(group)
-            source.release(group)
+            source.done_with(group)
         return
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vectorops-read")
     ahead: deque[tuple[int, Future[list[RecordBatch]]]] = deque()
@@ -143,9 +145,7 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
         for _, future in ahead:
             future.cancel()
         executor.shutdown(wait=True)
-        # what the decoders freed goes back to the OS now, before the next version or the diff
-        # peaks (the pool would keep it, and peak memory would then grow with the file's length)
-        pa.default_memory_pool().release_unused()
+        pa.default_memory_pool().release_unused()  # groups decoded but never consumed
 
 
 def _drain(entry: tuple[int, Future[list[RecordBatch]]], source: ParquetSource) -> Iterator[RecordBatch]:
@@ -155,11 +155,7 @@ def _drain(entry: tuple[int, Future[list[RecordBatch]]], source: ParquetSource) 
     batches.reverse()
     while batches:
         yield batches.pop()
-    source.release(group)
-    # hand the group's freed buffers back now: the pool otherwise keeps what worker threads
-    # allocated and the caller freed, and peak memory grew with the number of groups
-    # (1M x 768: 1.69 GB -> 1.41 GB, and no slower)
-    pa.default_memory_pool().release_unused()
+    source.done_with(group)
 
 
 def _rows(positions: np.ndarray) -> str:
