@@ -108,11 +108,6 @@ def _rows_with_negative_zero(vectors: np.ndarray, chunk: int = 2048) -> list[int
     return rows
 
 
-def canonical_metadata(batch: RecordBatch) -> list[str]:
-    """Each record's metadata as canonical JSON text (see ``canonical_metadata_array``)."""
-    return canonical_metadata_array(batch).to_pylist()
-
-
 def canonical_metadata_array(batch: RecordBatch) -> pa.StringArray:
     """Each record's metadata as canonical JSON text, built column by column.
 
@@ -132,6 +127,27 @@ def canonical_metadata_array(batch: RecordBatch) -> pa.StringArray:
     parts = [pc.fill_null(pc.binary_join_element_wise(",", _fragments(name, table.column(name), batch), ""), "") for name in names]
     joined = pc.binary_join_element_wise(*parts, "") if len(parts) > 1 else parts[0]
     return pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 1), "}", "")
+
+
+def records_table(batch: RecordBatch) -> pa.Table:
+    """Records as vectorops keeps them outside a dataset (LanceDB rows, the stash): id, vector as
+    FixedSizeList<float32>, metadata as canonical JSON text. ``records_from_table`` reads them back."""
+    flat = pa.array(np.ascontiguousarray(batch.vectors, dtype=np.float32).reshape(-1), pa.float32())
+    return pa.table(
+        {
+            "id": batch.ids.cast(pa.string()),
+            "vector": pa.FixedSizeListArray.from_arrays(flat, batch.vectors.shape[1]),
+            "metadata": canonical_metadata_array(batch),
+        }
+    )
+
+
+def records_from_table(table: pa.Table) -> RecordBatch:
+    vec = table.column("vector").combine_chunks()
+    dim = vec.type.list_size
+    vectors = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
+    rows = [json.loads(m) if m else {} for m in table.column("metadata").to_pylist()]
+    return RecordBatch.from_rows(table.column("id").to_pylist(), vectors, rows, dim)
 
 
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what json.dumps(ensure_ascii=False) escapes
@@ -299,11 +315,6 @@ def _u64(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).to_numpy()
 
 
-def _select(table: pa.Table, mask: Any) -> pa.Array:
-    col = table.filter(mask).column("id")
-    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-
-
 def compute_diff(
     desired: VersionIndex,
     deployed: VersionIndex | None,
@@ -338,21 +349,23 @@ def compute_diff(
     desired_at = at[:n_desired]  # each desired id's position among the actual ids, -1 when absent
     present = found[:n_desired]
     add = desired_ids.filter(pa.array(~present))
+    # which deployed row each actual id is (-1: not deployed by vectorops)
+    base_row = np.full(n_actual, -1, np.int64)
+    if looked:
+        base_row[at[n_desired:][found[n_desired:]]] = np.flatnonzero(found[n_desired:])
+    else:  # the actual ids are the deployed ones, in order
+        base_row[:] = np.arange(n_actual)
+    deployed_here = base_row >= 0
+    # -1 picks the appended 0, which ``deployed_here`` says not to trust
+    base_vh = np.append(_u64(base.table, "vh"), np.uint64(0))[base_row]
+    base_mh = np.append(_u64(base.table, "mh"), np.uint64(0))[base_row]
 
     # the content each actual id is believed to hold: what we saw (full), else what we deployed
     if actual_hashes is not None:
         known = np.ones(n_actual, bool)
         seen_vh, seen_mh = _u64(actual_hashes.table, "vh"), _u64(actual_hashes.table, "mh")
     else:
-        base_row = np.full(n_actual, -1, np.int64)
-        if looked:
-            base_row[at[n_desired:][found[n_desired:]]] = np.flatnonzero(found[n_desired:])
-        else:  # the actual ids are the deployed ones, in order
-            base_row[:] = np.arange(n_actual)
-        known = base_row >= 0
-        # -1 (not deployed by vectorops) picks the appended 0, and ``known`` says not to trust it
-        seen_vh = np.append(_u64(base.table, "vh"), np.uint64(0))[base_row]
-        seen_mh = np.append(_u64(base.table, "mh"), np.uint64(0))[base_row]
+        known, seen_vh, seen_mh = deployed_here, base_vh, base_mh
     rows = np.flatnonzero(present)
     spot = desired_at[rows]
     # an id the destination holds but vectorops never wrote has unknown content: rewrite it
@@ -368,16 +381,11 @@ def compute_diff(
 
     drift_missing = drift_unexpected = drift_modified = None
     if looked:
-        expected = np.zeros(n_actual, bool)
-        expected[at[n_desired:][found[n_desired:]]] = True
         drift_missing = base_ids.filter(pa.array(~found[n_desired:]))
-        drift_unexpected = actual_ids.filter(pa.array(~expected))
+        drift_unexpected = actual_ids.filter(pa.array(~deployed_here))
         if actual_hashes is not None:
-            both = base.table.join(actual_hashes.table, keys="id", join_type="inner", right_suffix="_a")
-            differs = pc.or_(
-                pc.not_equal(both.column("vh"), both.column("vh_a")), pc.not_equal(both.column("mh"), both.column("mh_a"))
-            )
-            drift_modified = _select(both, differs)
+            differs = deployed_here & ((seen_vh != base_vh) | (seen_mh != base_mh))
+            drift_modified = actual_ids.filter(pa.array(differs))
     return Diff(
         add=add,
         update_vector=update_vector,

@@ -10,7 +10,6 @@ an optimisation: when it is missing or incomplete, apply reads the dataset.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -62,15 +61,7 @@ class StashWriter:
         if self._bytes > MAX_STASH_BYTES:
             self.abandon()
             return
-        flat = pa.array(np.ascontiguousarray(picked.vectors, dtype=np.float32).reshape(-1), pa.float32())
-        table = pa.table(
-            {
-                "id": picked.ids.cast(pa.string()),
-                "vector": pa.FixedSizeListArray.from_arrays(flat, picked.vectors.shape[1]),
-                "metadata": pa.array(d.canonical_metadata(picked), pa.string()),
-            },
-            schema=self.schema,
-        )
+        table = d.records_table(picked)
         self._writer.write_table(table)
 
     def abandon(self) -> None:
@@ -110,12 +101,5 @@ def read_stashed(path: Path, ids: pa.Array, batch_size: int) -> tuple[list[Recor
     table = table.filter(pc.is_in(table.column("id"), value_set=ids))
     found = table.column("id").combine_chunks() if table.num_rows else pa.array([], pa.string())
     missing = ids.filter(pc.invert(pc.is_in(ids, value_set=found))) if len(found) else ids
-    batches = []
-    for start in range(0, table.num_rows, batch_size):
-        chunk = table.slice(start, batch_size)
-        vec = chunk.column("vector").combine_chunks()
-        dim = vec.type.list_size
-        vectors = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
-        meta = [json.loads(m) for m in chunk.column("metadata").to_pylist()]
-        batches.append(RecordBatch.from_rows(chunk.column("id").to_pylist(), vectors, meta, dim))
+    batches = [d.records_from_table(table.slice(start, batch_size)) for start in range(0, table.num_rows, batch_size)]
     return batches, missing

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from reconciler.diff import canonical_metadata_array
+from reconciler.diff import records_from_table, records_table
 from reconciler.errors import DestinationError
 from reconciler.providers.base import Destination, DestinationInfo
 from reconciler.records import RecordBatch
@@ -106,25 +106,6 @@ class LanceDBDestination(Destination):
 
     # -- records -------------------------------------------------------------------------------
 
-    def _to_arrow(self, batch: RecordBatch) -> pa.Table:
-        dim = batch.vectors.shape[1]
-        flat = pa.array(np.ascontiguousarray(batch.vectors, dtype=np.float32).reshape(-1), pa.float32())
-        return pa.table(
-            {
-                "id": batch.ids.cast(pa.string()),
-                "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
-                "metadata": canonical_metadata_array(batch),
-            }
-        )
-
-    def _from_arrow(self, table: pa.Table) -> RecordBatch:
-        ids = table.column("id").combine_chunks()
-        vec_col = table.column("vector").combine_chunks()
-        dim = vec_col.type.list_size
-        vectors = vec_col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
-        rows = [json.loads(m) if m else {} for m in table.column("metadata").to_pylist()]
-        return RecordBatch.from_rows(ids.to_pylist(), vectors, rows, dim)
-
     def _scan(self, columns: list[str], where: str | None = None) -> pa.Table:
         table = self._require()
         query = table.search().select(columns)
@@ -154,7 +135,7 @@ class LanceDBDestination(Destination):
             parts.append(self._scan(["id", "vector", "metadata"], f"id IN ({_quote(chunk)})"))
         if not parts:
             return self._empty_batch()
-        return self._from_arrow(pa.concat_tables(parts))
+        return records_from_table(pa.concat_tables(parts))
 
     def _empty_batch(self) -> RecordBatch:
         info = self.describe()
@@ -167,7 +148,7 @@ class LanceDBDestination(Destination):
         reader = table.search().select(["id", "vector", "metadata"]).limit(None).to_batches(batch_size)
         for rb in reader:
             if rb.num_rows:
-                yield self._from_arrow(pa.Table.from_batches([rb]))
+                yield records_from_table(pa.Table.from_batches([rb]))
 
     def fill(self, batches: Iterable[RecordBatch]) -> None:
         """Fill an empty table from a stream in ONE commit: a plain add, no merge, no compaction after.
@@ -180,14 +161,14 @@ class LanceDBDestination(Destination):
 
         def arrow() -> Iterator[pa.RecordBatch]:
             for batch in batches:
-                yield from self._to_arrow(batch).cast(schema).to_batches()
+                yield from records_table(batch).cast(schema).to_batches()
 
         table.add(pa.RecordBatchReader.from_batches(schema, arrow()))
 
     def upsert(self, batch: RecordBatch) -> None:
         """One ``merge_insert``: one commit however many records."""
         if len(batch):
-            self._require().merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(self._to_arrow(batch))
+            self._require().merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(records_table(batch))
 
     def delete(self, ids: Sequence[str]) -> None:
         """Deletes by id find their rows through the id index (10k of 1M: ~0.1 s)."""

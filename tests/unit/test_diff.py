@@ -118,7 +118,7 @@ def test_column_wise_canonical_metadata_equals_canonical_json_per_row() -> None:
         }
     )
     b = RecordBatch(ids=pa.array(["a", "b", "c"]), vectors=np.zeros((3, 2), np.float32), metadata=meta)
-    assert d.canonical_metadata(b) == [d.canonical_json(row).decode() for row in b.metadata_rows()]
+    assert d.canonical_metadata_array(b).to_pylist() == [d.canonical_json(row).decode() for row in b.metadata_rows()]
 
 
 _text = st.text(st.characters(codec="utf-8"), max_size=12)
@@ -152,7 +152,7 @@ def test_canonical_metadata_equals_canonical_json_for_any_rows(rows) -> None:
     b = RecordBatch(ids=pa.array([f"r{i}" for i in range(len(rows))]), vectors=np.zeros((len(rows), 1), np.float32),
                     metadata=pa.table(columns) if columns else pa.table({"x": pa.nulls(len(rows))}).drop_columns(["x"]))
     expected = [d.canonical_json(row).decode() for row in b.metadata_rows()]
-    assert d.canonical_metadata(b) == expected
+    assert d.canonical_metadata_array(b).to_pylist() == expected
     _, mh = d.hash_batch(b)
     assert mh.tolist() == [xxhash.xxh3_64_intdigest(e.encode()) for e in expected]
 
@@ -168,7 +168,7 @@ def test_records_without_metadata_hash_and_slice() -> None:
     assert len(b.take(np.array([1]))) == 1
     _, mh = d.hash_batch(b)
     assert mh[0] == mh[1]
-    assert d.canonical_metadata(b) == ["{}", "{}"]
+    assert d.canonical_metadata_array(b).to_pylist() == ["{}", "{}"]
 
 
 # -- compute_diff against a plain-Python model -----------------------------------------------------
