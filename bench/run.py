@@ -422,9 +422,12 @@ def pinecone_phase(args: argparse.Namespace, work: Path, results: dict[str, Any]
             return ws.vo(cache, *a, env_extra=extra)
 
         write_manifest(ws.manifest, repo.root, dim, "v1", pinecone_env("v1"))
-        vo("import", PC_ENV, "--version", "v1", "--auto-approve")
+        imported = vo("import", PC_ENV, "--version", "v1", "--auto-approve")
         write_manifest(ws.manifest, repo.root, dim, "v2", pinecone_env("v2"))
-        plan = json.loads(vo("plan", "--json").stdout)["environments"][0]
+        srv.reset_counts()
+        planned = vo("plan", "--json")
+        plan = json.loads(planned.stdout)["environments"][0]
+        plan_lists = srv.list_prefixes
         before = srv.request_counts
         writes_by_ns.clear()
         run = vo("apply", "--auto-approve")
@@ -446,6 +449,10 @@ def pinecone_phase(args: argparse.Namespace, work: Path, results: dict[str, Any]
         "dim": dim,
         "changes": ch,
         "apply_s": run.seconds,
+        "import_s": imported.seconds,
+        "plan_s": planned.seconds,
+        "plan_list_requests": sum(n for p, n in plan_lists.items() if not p.startswith("__default__/")),
+        "plan_list_prefixes": sum(1 for p in plan_lists if not p.startswith("__default__/")),
         "requests_by_operation": ops,
         "write_requests_total": sum(ops.get(k, 0) for k in ("upsert", "delete", "update")),
         "write_requests_data_namespace": data_writes,
@@ -457,6 +464,47 @@ def pinecone_phase(args: argparse.Namespace, work: Path, results: dict[str, Any]
         "naive_requests_issue": math.ceil(repo.rows["v2"] / 1000),
         "naive_requests_2mb": math.ceil(repo.rows["v2"] / per_request),
     }
+
+
+def listing_phase(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Listing every id of a Pinecone namespace at a real round-trip time (``--pinecone-latency-ms``
+    on every request): pages one after another, as any listing must without a hint, against the
+    listing split by the expected ids' prefixes that plans do. The local server answers in about a
+    millisecond, so without the latency the split would measure this machine's two cores."""
+    from reconciler.providers import pinecone as pc
+    from tests.pinecone_server import Faults, PineconeServer
+    from tests.pinecone_server.fixtures import reset_sdk_host_state
+
+    n, latency = args.listing_ids, args.pinecone_latency_ms / 1000
+    reset_sdk_host_state()
+    srv = PineconeServer(api_key=PC_KEY).start()
+    saved = {k: os.environ.get(k) for k in ("PINECONE_CONTROLLER_HOST", PC_KEY_ENV)}
+    os.environ.update({"PINECONE_CONTROLLER_HOST": srv.url, PC_KEY_ENV: PC_KEY})
+    try:
+        space = srv.create_index("bench-listing", 4, "cosine").ns("__default__")
+        ids = [f"doc-{i:09d}" for i in range(n)]
+        one = np.ones(4, np.float32)
+        for rid in ids:
+            space.records[rid] = (one, {})
+        dest = pc.PineconeDestination(index="bench-listing", host=None, api_key_env=PC_KEY_ENV)
+        dest.describe()  # resolve the host before the clock starts
+        srv.faults = Faults(latency=latency)
+        figures: dict[str, Any] = {"ids": n, "latency_ms": args.pinecone_latency_ms, "in_flight": pc.LIST_IN_FLIGHT}
+        for name, hint in (("one_listing", None), ("split_listing", pa.array(ids, pa.string()))):
+            srv.reset_counts()
+            t0 = time.perf_counter()
+            got = dest.all_ids(hint)
+            figures[f"{name}_s"] = time.perf_counter() - t0
+            figures[f"{name}_requests"] = srv.request_counts.get("list", 0) + srv.request_counts.get("describe_index_stats", 0)
+            figures[f"{name}_prefixes"] = len(srv.list_prefixes)
+            if len(got) != n:
+                raise SystemExit(f"bench: the {name.replace('_', ' ')} found {len(got)} of {n} ids")
+        dest.close()
+    finally:
+        srv.stop()
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    results["pinecone_listing"] = figures
 
 
 def _json_bytes_per_record(repo: BenchRepo, dim: int, shortest: bool) -> int:
@@ -604,8 +652,18 @@ def report(res: dict[str, Any], small: dict[str, Any] | None) -> str:
                  f"{p['json_bytes_per_record_float64_repr']:,} as float64 reprs)")
         L.append(f"    all writes incl. state / minimum      {fmt_ratio(p['write_requests_total'] / max(1, p['minimum_issue']), 1.05)}  "
                  f"({p['write_requests_total']} = {p['write_requests_data_namespace']} data + {p['write_requests_state_namespace']} state)")
+        L.append(f"    all writes incl. state / 2 MB minimum {fmt_ratio(p['write_requests_total'] / max(1, p['minimum_2mb']), 1.05)}  "
+                 f"({p['write_requests_total']} vs {p['minimum_2mb']})")
+        L.append(f"    import {p['import_s']:.1f} s, plan {p['plan_s']:.1f} s: the plan listed the index in "
+                 f"{p['plan_list_requests']:,} pages under {p['plan_list_prefixes']} prefixes")
         L.append(f"    all requests {p['requests_by_operation']}; a naive re-upload sends >= {p['naive_requests_issue']} "
                  f"({p['naive_requests_2mb']} under the 2 MB cap)")
+    lst = res.get("pinecone_listing")
+    if lst:
+        L.append(f"  pinecone listing of {lst['ids']:,} ids at {lst['latency_ms']} ms a request: one listing "
+                 f"{lst['one_listing_s']:.1f} s ({lst['one_listing_requests']:,} requests), split by expected prefixes "
+                 f"{lst['split_listing_s']:.1f} s ({lst['split_listing_requests']:,} requests, {lst['in_flight']} in flight) "
+                 f"= {lst['one_listing_s'] / max(lst['split_listing_s'], 1e-9):.1f} x faster")
     return "\n".join(L)
 
 
@@ -621,7 +679,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-push", action="store_true", help="skip `dvc push` (halves disk use)")
     ap.add_argument("--no-small", action="store_true", help="skip the N/10 run (plan RSS growth)")
     ap.add_argument("--no-pinecone", action="store_true")
-    ap.add_argument("--pinecone-records", type=int, default=None, help="default: min(records, 50000)")
+    ap.add_argument("--pinecone-records", type=int, default=None, help="default: --records")
+    ap.add_argument("--listing-ids", type=int, default=None, help="ids in the listing measurement (default: min(records, 100000))")
+    ap.add_argument("--pinecone-latency-ms", type=float, default=20.0,
+                    help="round trip added to each request of the listing measurement (0: skip it)")
     ap.add_argument("--pinecone-dim", type=int, default=None, help="default: --dim")
     ap.add_argument("--pinecone-small-dim", type=int, default=64,
                     help="a second Pinecone run at a dimension where 1000 records fit one 2 MB request (0: skip)")
@@ -631,7 +692,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.inner_plan:
         inner_plan(*args.inner_plan)
         return
-    args.pinecone_records = args.pinecone_records or min(args.records, 50_000)
+    args.pinecone_records = args.pinecone_records or args.records
+    args.listing_ids = args.listing_ids or min(args.records, 100_000)
     args.pinecone_dim = args.pinecone_dim or args.dim
     work = (args.workdir or Path(tempfile.mkdtemp(prefix="vectorops-bench-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -657,6 +719,9 @@ def main(argv: list[str] | None = None) -> None:
             if args.pinecone_small_dim and args.pinecone_small_dim != args.pinecone_dim:
                 print(f"bench: pinecone at dim {args.pinecone_small_dim} (request count, not size, binds)", flush=True)
                 pinecone_phase(args, work / "pinecone-small", res, "pinecone_small_dim", args.pinecone_small_dim)
+            if args.pinecone_latency_ms > 0:
+                print(f"bench: listing {args.listing_ids:,} ids at {args.pinecone_latency_ms:g} ms a request", flush=True)
+                listing_phase(args, res)
         print()
         print(report(res, small), flush=True)
         if args.json_out:

@@ -47,8 +47,11 @@ class Destination(ABC):
     def iter_ids(self, batch_size: int = 10_000) -> Iterator[list[str]]:
         """Every user record id, in batches."""
 
-    def all_ids(self) -> pa.Array:
-        """Every user record id as one Arrow string array (ids are small; vectors never are)."""
+    def all_ids(self, expected: pa.Array | None = None) -> pa.Array:
+        """Every user record id as one Arrow string array (ids are small; vectors never are).
+
+        ``expected``: the ids the destination most likely holds (sorted), a hint a destination that
+        can only page through ids uses to split the listing; the answer never depends on it."""
         chunks = [pa.array(batch, pa.string()) for batch in self.iter_ids()]
         return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
 

@@ -122,7 +122,7 @@ class LanceDBDestination(Destination):
         for i in range(0, len(ids), batch_size):
             yield ids.slice(i, batch_size).to_pylist()
 
-    def all_ids(self) -> pa.Array:
+    def all_ids(self, expected: pa.Array | None = None) -> pa.Array:
         """Every id as one Arrow array: LanceDB lists a million ids in well under a second."""
         if self._open() is None:
             return pa.array([], pa.string())

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import threading
 import time
@@ -38,6 +39,7 @@ import pyarrow as pa
 
 from reconciler.errors import DestinationError
 from reconciler.providers.base import Destination, DestinationInfo
+from reconciler.providers import listing
 from reconciler.providers import pinecone_payload as payload
 from reconciler.records import RecordBatch
 
@@ -47,6 +49,9 @@ T = TypeVar("T")
 DOCS_NAMESPACE = "__vectorops__"
 MAX_METADATA_BYTES = 40960
 MAX_ID_LENGTH = 512
+#: id listings run this many at once when the expected ids split them (``all_ids``)
+LIST_IN_FLIGHT = int(os.environ.get("VECTOROPS_PINECONE_LIST_IN_FLIGHT", "8"))
+LIST_SPLIT_MIN = 20_000  # fewer ids are 200 pages: one listing is quick enough
 DOC_CHUNK_CHARS = 16_000  # escaped JSON at most doubles: 32 KB stays under the 40 KB metadata cap
 _SAMPLE = 64
 
@@ -238,6 +243,36 @@ class PineconeDestination(Destination):
                 buffer = buffer[batch_size:]
         if buffer:
             yield buffer
+
+    def all_ids(self, expected: pa.Array | None = None) -> pa.Array:
+        """Every id, listed under several prefixes side by side when ``expected`` shows how to split.
+
+        Pages of 100 ids follow one another by token, so one listing of a million ids is 10,000
+        round trips in a row; under disjoint prefixes (``listing.split_by_prefix``) they run
+        ``LIST_IN_FLIGHT`` at once. The parts cover every id only if nobody wrote ids outside the
+        chosen prefixes, so their total is checked against the namespace's count; any difference
+        (such ids, or a count still catching up with recent writes) falls back to the one listing.
+        """
+        prefixes = None
+        if expected is not None and len(expected) >= LIST_SPLIT_MIN and LIST_IN_FLIGHT > 1:
+            ids = expected.to_pylist()
+            if all(v.isascii() for v in ids[:: max(1, len(ids) // 1000)]):
+                prefixes = listing.split_by_prefix(ids, 4 * LIST_IN_FLIGHT)
+            del ids
+        if prefixes is None:
+            return super().all_ids()
+        parts = self._parallel(
+            lambda p: pa.array([v for page in self._list_pages(self.namespace, p) for v in page], pa.string()),
+            prefixes,
+            in_flight=LIST_IN_FLIGHT,
+        )
+        found = pa.concat_arrays(parts)
+        idx = self._index()
+        count = self._count(self._reads("reading index stats", lambda: idx.describe_index_stats()))
+        if len(found) == count:
+            return found
+        log.debug("%s: %d ids under %d prefixes, %d in the namespace: listing it whole", self.address, len(found), len(prefixes), count)
+        return super().all_ids()
 
     def _list_pages(self, namespace: str, prefix: str | None) -> Iterator[list[str]]:
         idx = self._index(required=False)
@@ -577,11 +612,13 @@ class PineconeDestination(Destination):
                 f"{self.address}: {exc}", hint="Pinecone is throttling or unavailable; try again shortly."
             ) from None
 
-    def _parallel(self, fn: Callable[[Any], T], chunks: list[Any]) -> list[T]:
-        """Run ``fn`` over chunks with ``max_in_flight`` in flight; the first failure stops the rest."""
-        if len(chunks) <= 1 or self.max_in_flight == 1:
+    def _parallel(self, fn: Callable[[Any], T], chunks: list[Any], in_flight: int | None = None) -> list[T]:
+        """Run ``fn`` over chunks with ``in_flight`` (default: the manifest's ``max_in_flight``) at
+        once; the first failure stops the rest."""
+        workers = in_flight or self.max_in_flight
+        if len(chunks) <= 1 or workers == 1:
             return [fn(c) for c in chunks]
-        with ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="pinecone") as pool:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pinecone") as pool:
             futures: list[Future[T]] = [pool.submit(fn, c) for c in chunks]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             for f in pending:

@@ -38,6 +38,8 @@ FIGURE_LINES = (
     "data writes / minimum (changes/1000)",
     "data writes / minimum under 2 MB cap",
     "all writes incl. state / minimum",
+    "all writes incl. state / 2 MB minimum",
+    "pinecone listing of 25,000 ids at 1.0 ms a request",
 )
 
 
@@ -46,6 +48,7 @@ def test_bench_runs_small_and_prints_every_figure(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "VECTOROPS_CACHE_DIR"}  # the bench sets its own caches
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--records", "20000", "--dim", "64", "--pinecone-records", "3000",
+         "--listing-ids", "25000", "--pinecone-latency-ms", "1",
          "--workdir", str(tmp_path / "work"), "--json-out", str(figures)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
@@ -67,4 +70,6 @@ def test_bench_runs_small_and_prints_every_figure(tmp_path: Path) -> None:
     assert pc["changes"] == {"add": 30, "update": 30, "delete": 30}
     assert pc["write_requests_data_namespace"] == pc["minimum_issue"] == 2  # 60 upserts in one request, 30 deletes in one
     assert pc["write_requests_state_namespace"] == 3  # lock, intent, result + history + release
+    lst = res["pinecone_listing"]  # the bench itself stops when a listing misses ids
+    assert (lst["ids"], lst["one_listing_prefixes"]) == (25000, 1) and lst["split_listing_prefixes"] > 1
     assert not (tmp_path / "work").exists(), "without --keep the bench must clean up its workdir"

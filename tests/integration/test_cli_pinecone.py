@@ -205,7 +205,14 @@ def test_state_lives_in_reserved_namespace_and_is_never_counted(ws: Workspace, k
         assert (drift["expected_count"], drift["actual_count"], drift["missing"], drift["unexpected"]) == (1000, 1000, 0, 0)
 
 
-def test_drift_at_stats_ids_and_full(ws: Workspace, known_versions: KnownVersions) -> None:
+@pytest.mark.parametrize("split_listing", [False, True], ids=["one-listing", "split-listing"])
+def test_drift_at_stats_ids_and_full(
+    ws: Workspace, known_versions: KnownVersions, split_listing: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the listing split by the deployed ids' prefixes too: "foreign-1" sits under none of them,
+    and is found all the same."""
+    if split_listing:
+        monkeypatch.setattr("reconciler.providers.pinecone.LIST_SPLIT_MIN", 100)
     ws.pin("v2")
     ws.ok("apply", "--auto-approve")
     v2 = sorted(known_versions.v2, key=lambda r: r["id"])
@@ -221,6 +228,9 @@ def test_drift_at_stats_ids_and_full(ws: Workspace, known_versions: KnownVersion
     ids = ws.ok("drift", "--json", code=2).json["environments"][0]
     assert ids["drift"] == {"level": "ids", "expected_count": 1090, "actual_count": 1086, "missing": 5, "unexpected": 1, "modified": None}
     assert sorted(ids["samples"]["missing"]) == sorted(removed) and ids["samples"]["unexpected"] == ["foreign-1"]
+    user_listings = {p for p in ws.server.list_prefixes if not p.startswith("__default__/")}
+    assert (len(user_listings) > 1) == split_listing  # "" (one listing) always: the split fell back
+    assert "" in user_listings
     full = ws.ok("drift", "--refresh", "full", "--json", code=2).json["environments"][0]
     assert full["drift"] == {"level": "full", "expected_count": 1090, "actual_count": 1086, "missing": 5, "unexpected": 1, "modified": 1}
     assert full["samples"]["modified"] == [modified]

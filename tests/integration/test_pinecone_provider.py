@@ -142,6 +142,40 @@ def test_ensure_refuses_an_index_of_another_shape(pinecone_server: PineconeServe
         _dest().ensure(DIM, "cosine")
 
 
+def test_listing_splits_by_the_expected_ids_and_still_finds_every_id(
+    pinecone_server: PineconeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing split by prefix (pages side by side) returns what one listing would, whatever the
+    hint: right, partly wrong (ids outside every chosen prefix) or about another index entirely."""
+    monkeypatch.setattr("reconciler.providers.pinecone.LIST_SPLIT_MIN", 100)
+    dest = _dest()
+    dest.ensure(DIM, "cosine")
+    batch = _batch(3000)
+    dest.upsert(batch)
+    dest.after_apply()
+    expected = pa.array(batch.id_list, pa.string())
+
+    def listed(hint: pa.Array | None) -> tuple[list[str], dict[str, int]]:
+        pinecone_server.reset_counts()
+        got = dest.all_ids(hint).to_pylist()
+        return got, {p: n for p, n in pinecone_server.list_prefixes.items() if not p.startswith("__default__/")}
+
+    pinecone_server.faults = Faults(rate_429=0.05, rate_5xx=0.05, retry_after=0.01, seed=3, operations=frozenset({"list"}))
+    got, pages = listed(expected)
+    assert sorted(got) == batch.id_list and len(got) == len(set(got))
+    assert "" not in pages and len(pages) >= 8  # split, and nothing listed twice over
+    assert sum(pages.values()) < 3000 // 100 + 2 * len(pages) + sum(pinecone_server.fault_counts.values())
+    pinecone_server.faults = Faults()
+
+    dest.upsert(RecordBatch.from_rows(["zz-foreign"], np.ones((1, DIM), np.float32), [{}], DIM))
+    dest.after_apply()
+    got, pages = listed(expected)  # "zz-foreign" is under no prefix of the hint: the count gives it away
+    assert sorted(got) == sorted(batch.id_list + ["zz-foreign"]) and pages.get("") == 31
+    got, pages = listed(pa.array([f"other-{i:06d}" for i in range(3000)], pa.string()))
+    assert sorted(got) == sorted(batch.id_list + ["zz-foreign"])
+    assert listed(None)[0] == sorted(batch.id_list + ["zz-foreign"])
+
+
 def test_5000_records_with_10_percent_failing_requests_end_exact(pinecone_server: PineconeServer) -> None:
     dest = _dest(max_in_flight=4)
     dest.ensure(DIM, "cosine")

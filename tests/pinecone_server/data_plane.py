@@ -8,6 +8,8 @@ snake_case with string counts, exactly as reference §8 lists.
 
 from __future__ import annotations
 
+import bisect
+
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -179,11 +181,13 @@ def list_ids(h: _Handler, _: str, body: dict[str, Any], query: dict[str, list[st
     token = (query.get("paginationToken") or [""])[0]
     skip_past = decode_token(token, prefix) if token else None
     with state.lock:
-        ids = [v for v in state.visible_records(ns) if v.startswith(prefix)]
-    ids.sort(key=lambda v: v.encode())  # byte-wise ("C" collation)
-    if skip_past is not None:
-        key = skip_past.encode()
-        ids = [v for v in ids if v.encode() > key]
+        space = state.existing(ns)
+        ordered = space.sorted_ids() if space is not None else []  # byte-wise ("C" collation)
+        start = bisect.bisect_left(ordered, prefix)
+        if skip_past is not None:
+            start = max(start, bisect.bisect_right(ordered, skip_past))
+        window = ordered[start : start + limit + 1]
+    ids = [v for v in window if v.startswith(prefix)]
     page = ids[:limit]
     payload: dict[str, Any] = {"vectors": [{"id": v} for v in page], "namespace": shown_namespace(ns),
                                "usage": {"readUnits": 1}}

@@ -44,7 +44,9 @@ class Faults:
 
     ``lost``: the write is applied, then the connection is dropped before any response, the
     failure that makes non-idempotent retries dangerous. ``visibility_delay``: seconds before
-    a committed write shows in reads (eventual consistency). ``operations`` limits faults to
+    a committed write shows in reads (eventual consistency). ``latency``: seconds every data-plane
+    request waits before it is answered, the round trip to the real service (concurrent requests
+    wait side by side, as they would on the wire). ``operations`` limits faults to
     those operation names (default: every data-plane operation).
     """
 
@@ -54,6 +56,7 @@ class Faults:
     rate_drop: float = 0.0
     rate_lost_response: float = 0.0
     visibility_delay: float = 0.0
+    latency: float = 0.0
     seed: int | None = 0
     operations: frozenset[str] | None = None
 
@@ -74,6 +77,7 @@ class _Decision:
 class _Stats:
     requests: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
+    list_prefixes: Counter[str] = field(default_factory=Counter)  # list requests by the prefix asked
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -168,6 +172,12 @@ class PineconeServer:
     def request_counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._stats.requests)
+
+    @property
+    def list_prefixes(self) -> dict[str, int]:
+        """How many list requests (pages) asked for each prefix ("" for none)."""
+        with self._lock:
+            return dict(self._stats.list_prefixes)
 
     @property
     def fault_counts(self) -> dict[str, int]:
@@ -298,6 +308,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(401, b"Unauthorized", "text/plain")
             return
         decision = owner._decide(operation)
+        if operation == "list":
+            with owner._lock:
+                owner._stats.list_prefixes[(query.get("prefix") or [""])[0]] += 1
+        if not control and owner.faults.latency > 0:
+            time.sleep(owner.faults.latency)
         if decision.kind == "drop":
             self._drop()
             return
