@@ -255,10 +255,9 @@ class PineconeDestination(Destination):
         """
         prefixes = None
         if expected is not None and len(expected) >= LIST_SPLIT_MIN and LIST_IN_FLIGHT > 1:
-            ids = expected.to_pylist()
-            if all(v.isascii() for v in ids[:: max(1, len(ids) // 1000)]):
-                prefixes = listing.split_by_prefix(ids, 4 * LIST_IN_FLIGHT)
-            del ids
+            prefixes = listing.split_by_prefix(expected.to_pylist(), 4 * LIST_IN_FLIGHT)
+            if prefixes is not None and not all(p.isascii() for p in prefixes):
+                prefixes = None  # such ids cannot be in Pinecone; the hint is about something else
         if prefixes is None:
             return super().all_ids()
         parts = self._parallel(

@@ -171,8 +171,9 @@ def test_listing_splits_by_the_expected_ids_and_still_finds_every_id(
     dest.after_apply()
     got, pages = listed(expected)  # "zz-foreign" is under no prefix of the hint: the count gives it away
     assert sorted(got) == sorted(batch.id_list + ["zz-foreign"]) and pages.get("") == 31
-    got, pages = listed(pa.array([f"other-{i:06d}" for i in range(3000)], pa.string()))
-    assert sorted(got) == sorted(batch.id_list + ["zz-foreign"])
+    for hint in ([f"other-{i:06d}" for i in range(3000)], [f"é{i:06d}" for i in range(3000)]):  # no such ids
+        got, pages = listed(pa.array(hint, pa.string()))
+        assert sorted(got) == sorted(batch.id_list + ["zz-foreign"]) and "" in pages
     assert listed(None)[0] == sorted(batch.id_list + ["zz-foreign"])
 
 
