@@ -9,20 +9,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from fixtures.cli import Result, run_vectorops
+from fixtures.manifests import environment, lancedb_destination, manifest_text, pinecone_destination
 from reconciler.providers.lancedb import LanceDBDestination
 from reconciler.records import RecordBatch
 
-MANIFEST = """version: 1
-datasets:
-  docs:
-    path: data/docs.parquet
-    embedding: {model: test-model, dimension: 16, metric: cosine}
-environments:
-  staging:
-    dataset: docs
-    version: v1
-    destination: {type: lancedb, uri: .vectorops/lancedb, table: docs_staging}
-"""
+MANIFEST = manifest_text({"staging": environment("v1", lancedb_destination("docs_staging", uri=".vectorops/lancedb"))})
 
 
 def run(repo, *args: str) -> Result:
@@ -108,17 +99,7 @@ def test_export_then_dvc_add_then_import_reports_zero_drift(dataset_repo_copy, k
 
 # -- the same on Pinecone (real SDK, local server) ----------------------------------------------
 
-PINECONE_MANIFEST = """version: 1
-datasets:
-  docs:
-    path: data/docs.parquet
-    embedding: {model: test-model, dimension: 16, metric: cosine}
-environments:
-  staging:
-    dataset: docs
-    version: v1
-    destination: {type: pinecone, index: adopt-test}
-"""
+PINECONE_MANIFEST = manifest_text({"staging": environment("v1", pinecone_destination("adopt-test"))})
 
 
 def fill_pinecone_by_hand(records: list[dict]):

@@ -26,6 +26,7 @@ import pytest
 from fixtures.records import KnownVersions
 from fixtures.repo import DatasetRepo
 from fixtures.cli import Result, run_vectorops
+from fixtures.manifests import environment, lancedb_destination, write_manifest
 
 TABLE = "docs_staging"
 V3_DELETES = 220  # of v2's 1090 records: 20%, over the default 10% guard
@@ -59,29 +60,11 @@ class Workspace:
         self.pin("v1")
 
     def pin(self, version: str, *, prune: bool = True, max_delete_fraction: float | None = None) -> None:
-        policy = f"\n    policy:\n      prune: {str(prune).lower()}"
+        policy: dict[str, bool | float] = {"prune": prune}
         if max_delete_fraction is not None:
-            policy += f"\n      max_delete_fraction: {max_delete_fraction}"
-        self.manifest.write_text(
-            f"""version: 1
-datasets:
-  docs:
-    path: data/docs.parquet
-    repo: {self.repo.root}
-    embedding:
-      model: test-model
-      dimension: 16
-      metric: cosine
-environments:
-  staging:
-    dataset: docs
-    version: {version}
-    destination:
-      type: lancedb
-      uri: db
-      table: {TABLE}{policy}
-"""
-        )
+            policy["max_delete_fraction"] = max_delete_fraction
+        staging = environment(version, lancedb_destination(TABLE), policy=policy)
+        write_manifest(self.manifest, {"staging": staging}, repo=self.repo.root)
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
         return run_vectorops("-m", str(self.manifest), "--no-color", *args, env=env)

@@ -27,6 +27,7 @@ pytest.importorskip("pinecone")
 from fixtures.records import KnownVersions, make_records  # noqa: E402
 from fixtures.repo import DatasetRepo  # noqa: E402
 from fixtures.cli import Result, run_vectorops  # noqa: E402
+from fixtures.manifests import environment, pinecone_destination, write_manifest  # noqa: E402
 from tests.pinecone_server import Faults, PineconeServer  # noqa: E402
 from tests.pinecone_server.fixtures import API_KEY  # noqa: E402
 
@@ -77,26 +78,7 @@ class Workspace:
         self.pin("v1")
 
     def pin(self, version: str) -> None:
-        self.manifest.write_text(
-            f"""version: 1
-datasets:
-  docs:
-    path: data/docs.parquet
-    repo: {self.repo.root}
-    embedding:
-      model: test-model
-      dimension: 16
-      metric: cosine
-environments:
-  prod:
-    dataset: docs
-    version: {version}
-    destination:
-      type: pinecone
-      index: {INDEX}
-      api_key_env: {KEY_ENV}
-"""
-        )
+        write_manifest(self.manifest, {"prod": environment(version, pinecone_destination(INDEX, KEY_ENV))}, repo=self.repo.root)
 
     def run(self, *args: str) -> Result:
         result = run_vectorops("-m", str(self.manifest), "--no-color", *args)

@@ -14,12 +14,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from fixtures import DatasetRepo, make_records, records_table
 from fixtures.cli import Result, run_vectorops
+from fixtures.manifests import environment, lancedb_destination, pinecone_destination, write_manifest
 
 DIM = 16
 VECTOROPS = Path(sys.executable).with_name("vectorops")
@@ -36,29 +38,21 @@ def run(*args: str, cwd: Path | None = None) -> Result:
         os.chdir(old)
 
 
-def manifest(folder: Path, repo: Path | str | None, version: str = "v1", dataset: str = "", extra_env: str = "", dimension: int = DIM) -> Path:
-    """A manifest in ``folder`` pinning ``version`` of ``repo``'s data/docs.parquet (``dataset`` adds keys)."""
-    repo_line = f"    repo: {repo}\n" if repo is not None else ""
-    text = f"""\
-version: 1
-datasets:
-  docs:
-    path: data/docs.parquet
-{repo_line}{dataset}    embedding:
-      model: test-model
-      dimension: {dimension}
-environments:
-  staging:
-    dataset: docs
-    version: {version}
-    destination:
-      type: lancedb
-      table: docs_staging
-{extra_env}"""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "vectorops.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
+def manifest(
+    folder: Path,
+    repo: Path | str | None,
+    version: str = "v1",
+    dataset: dict[str, Any] | None = None,
+    extra_envs: dict[str, dict[str, Any]] | None = None,
+    dimension: int = DIM,
+) -> Path:
+    """A manifest in ``folder`` pinning ``version`` of ``repo``'s data/docs.parquet (``dataset`` adds keys).
+
+    The broken-manifest tests below edit its text and expect errors at fixed line:column
+    positions: they rely on the block layout fixtures.manifests writes.
+    """
+    envs = {"staging": environment(version, lancedb_destination("docs_staging", uri=None)), **(extra_envs or {})}
+    return write_manifest(folder / "vectorops.yaml", envs, repo=repo, dimension=dimension, metric=None, dataset_keys=dataset)
 
 
 def fails(result: Result, *fragments: str) -> str:
@@ -75,18 +69,9 @@ def fails(result: Result, *fragments: str) -> str:
 
 
 def test_validate_passes_and_prints_each_environments_commit(dataset_repo: DatasetRepo, tmp_path: Path) -> None:
-    prod = """\
-  prod:
-    dataset: docs
-    version: v2
-    requires: [staging]
-    destination:
-      type: pinecone
-      index: docs-prod
-      host: http://127.0.0.1:9
-      api_key_env: VECTOROPS_TEST_UNSET_KEY
-"""
-    path = manifest(tmp_path, dataset_repo.root, extra_env=prod)
+    destination = pinecone_destination("docs-prod", "VECTOROPS_TEST_UNSET_KEY", host="http://127.0.0.1:9")
+    prod = environment("v2", destination, requires=["staging"])
+    path = manifest(tmp_path, dataset_repo.root, extra_envs={"prod": prod})
     result = run("-m", str(path), "validate")
     assert result.code == 0, result.output
     v1, v2 = (dataset_repo.git("rev-parse", f"{t}^{{commit}}") for t in ("v1", "v2"))
@@ -223,7 +208,7 @@ def test_data_in_neither_cache_nor_remote(dataset_repo_copy: DatasetRepo, tmp_pa
 
 
 def test_missing_columns(dataset_repo: DatasetRepo, tmp_path: Path) -> None:
-    path = manifest(tmp_path, dataset_repo.root, dataset="    vector_field: embedding\n    metadata_fields: [title, url]\n")
+    path = manifest(tmp_path, dataset_repo.root, dataset={"vector_field": "embedding", "metadata_fields": ["title", "url"]})
     fails(run("-m", str(path), "validate"), "missing column(s) 'embedding', 'url'", "the file has: 'id', 'vector', 'title'")
 
 

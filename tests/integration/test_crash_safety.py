@@ -21,49 +21,27 @@ import lancedb
 import numpy as np
 import pytest
 
+from fixtures.manifests import environment, lancedb_destination, pinecone_destination, write_manifest
 from fixtures.records import KnownVersions
 from fixtures.repo import DatasetRepo
 from reconciler.providers.lancedb import LanceDBDestination
 from reconciler.state import Lock, StateStore, iso, now
 from tests.pinecone_server import PineconeServer
 
-LANCE_MANIFEST = """version: 1
-datasets:
-  docs:
-    path: data/docs.parquet
-    repo: {repo}
-    embedding: {{model: test-model, dimension: 16, metric: cosine}}
-environments:
-  staging:
-    dataset: docs
-    version: {version}
-    destination: {{type: lancedb, uri: db, table: docs}}
-"""
-
-PINECONE_MANIFEST = """version: 1
-datasets:
-  docs:
-    path: data/docs.parquet
-    repo: {repo}
-    embedding: {{model: test-model, dimension: 16, metric: cosine}}
-environments:
-  staging:
-    dataset: docs
-    version: {version}
-    destination: {{type: pinecone, index: crash-test}}
-"""
+LANCE = lancedb_destination("docs")  # the `staging` destination; uri "db" is in each project's own folder
+PINECONE = pinecone_destination("crash-test")
 
 
 class Project:
-    def __init__(self, folder: Path, repo: DatasetRepo, template: str) -> None:
+    def __init__(self, folder: Path, repo: DatasetRepo, destination: dict[str, Any]) -> None:
         self.folder = folder
         self.repo = repo
-        self.template = template
+        self.destination = destination
         folder.mkdir(parents=True, exist_ok=True)
         self.manifest = folder / "vectorops.yaml"
 
     def pin(self, version: str) -> None:
-        self.manifest.write_text(self.template.format(repo=self.repo.root, version=version))
+        write_manifest(self.manifest, {"staging": environment(version, self.destination)}, repo=self.repo.root)
 
     def vectorops(self, *args: str, failpoint: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
         full_env = dict(os.environ, **env)
@@ -103,7 +81,7 @@ def lance_content(project: Project) -> dict[str, tuple[bytes, dict[str, Any]]]:
 
 @pytest.fixture
 def lance_project(tmp_path: Path, dataset_repo: DatasetRepo) -> Project:
-    project = Project(tmp_path / "project", dataset_repo, LANCE_MANIFEST)
+    project = Project(tmp_path / "project", dataset_repo, LANCE)
     project.pin("v1")
     assert project.vectorops("apply", "--auto-approve").returncode == 0
     project.pin("v2")
@@ -166,7 +144,7 @@ def test_lancedb_kill_between_the_upsert_and_the_delete_commit(lance_project: Pr
 
 
 def test_lancedb_first_apply_fills_the_empty_table_in_one_commit(tmp_path: Path, dataset_repo: DatasetRepo, known_versions: KnownVersions) -> None:
-    project = Project(tmp_path / "project", dataset_repo, LANCE_MANIFEST)
+    project = Project(tmp_path / "project", dataset_repo, LANCE)
     project.pin("v1")
     small = {"VECTOROPS_WRITE_BATCH": "100"}  # ten batches from the dataset, still one commit
     assert killed(project.vectorops("apply", "--auto-approve", failpoint="mid-write", **small))
@@ -203,7 +181,7 @@ def test_lancedb_kill_mid_batch_when_too_big_for_one_step(lance_project: Project
 def test_pinecone_kill_then_next_apply_ends_exact(
     failpoint: str, tmp_path: Path, dataset_repo: DatasetRepo, pinecone_server: PineconeServer, known_versions: KnownVersions
 ) -> None:
-    project = Project(tmp_path / "project", dataset_repo, PINECONE_MANIFEST)
+    project = Project(tmp_path / "project", dataset_repo, PINECONE)
     project.pin("v1")
     first = project.vectorops("apply", "--auto-approve")
     assert first.returncode == 0, first.stderr

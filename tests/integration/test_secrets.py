@@ -27,6 +27,7 @@ pytest.importorskip("pinecone")
 
 from click.testing import CliRunner  # noqa: E402
 
+from fixtures.manifests import environment, pinecone_destination, write_manifest  # noqa: E402
 from fixtures.repo import DatasetRepo  # noqa: E402
 from reconciler.cli import main  # noqa: E402
 from reconciler.manifest import load_manifest  # noqa: E402
@@ -50,25 +51,7 @@ class Flow:
     outputs: list[str] = field(default_factory=list)
 
     def pin(self, version: str, repo: Path) -> None:
-        self.manifest.write_text(
-            f"""version: 1
-datasets:
-  docs:
-    path: data/docs.parquet
-    repo: {repo}
-    embedding:
-      model: test-model
-      dimension: 16
-environments:
-  prod:
-    dataset: docs
-    version: {version}
-    destination:
-      type: pinecone
-      index: {INDEX}
-      api_key_env: {KEY_ENV}
-"""
-        )
+        write_manifest(self.manifest, {"prod": environment(version, pinecone_destination(INDEX, KEY_ENV))}, repo=repo, metric=None)
 
     def run(self, *args: str, code: int | tuple[int, ...] = 0) -> str:
         runner = CliRunner()

@@ -13,18 +13,12 @@ from fixtures.records import KnownVersions
 from fixtures.repo import DatasetRepo
 from reconciler import diff as d
 from fixtures.cli import run_vectorops
+from fixtures.manifests import environment, lancedb_destination, manifest_text
 
-MANIFEST = """version: 1
-datasets:
-  docs:
-    path: data/docs.parquet
-    embedding: {{model: test-model, dimension: 16, metric: cosine}}
-environments:
-  staging:
-    dataset: docs
-    version: {version}
-    destination: {{type: lancedb, uri: db, table: docs}}
-"""
+
+def manifest(version: str) -> str:
+    """The manifest in the dataset's own repo (no `repo:`), pinning ``version`` to LanceDB table docs."""
+    return manifest_text({"staging": environment(version, lancedb_destination("docs"))})
 
 
 def vectorops(repo: DatasetRepo, *args: str) -> int:
@@ -39,9 +33,9 @@ def content(repo: DatasetRepo) -> dict[str, tuple[bytes, dict]]:
 
 def test_apply_uses_the_plans_stash_and_never_rereads_the_dataset(dataset_repo_copy: DatasetRepo, known_versions: KnownVersions) -> None:
     repo = dataset_repo_copy
-    repo.write_manifest(MANIFEST.format(version="v1"))
+    repo.write_manifest(manifest("v1"))
     assert vectorops(repo, "apply", "--auto-approve") == 0
-    repo.write_manifest(MANIFEST.format(version="v2"))
+    repo.write_manifest(manifest("v2"))
     assert vectorops(repo, "plan") == 0  # cold for v2: hashes it and stashes the 165 changed records
 
     stashes = list((d.cache_dir() / "stash").glob("*.arrow"))

@@ -18,6 +18,7 @@ import pytest
 
 from fixtures import DatasetRepo
 from fixtures.cli import Result, run_vectorops
+from fixtures.manifests import environment, lancedb_destination, write_manifest
 from reconciler.manifest import load_manifest
 from reconciler.providers import open_destination
 from reconciler.providers.lancedb import DOCS_SCHEMA
@@ -33,25 +34,8 @@ def run(*args: str) -> Result:
 @pytest.fixture
 def applied(dataset_repo: DatasetRepo, tmp_path: Path) -> Path:
     """A manifest whose LanceDB environment has v1 applied; returns the manifest path."""
-    path = tmp_path / "vectorops.yaml"
-    path.write_text(
-        f"""version: 1
-datasets:
-  docs:
-    path: data/docs.parquet
-    repo: {dataset_repo.root}
-    embedding:
-      model: test-model
-      dimension: 16
-environments:
-  {ENV}:
-    dataset: docs
-    version: v1
-    destination:
-      type: lancedb
-      table: docs_staging
-"""
-    )
+    staging = environment("v1", lancedb_destination("docs_staging", uri=None))
+    path = write_manifest(tmp_path / "vectorops.yaml", {ENV: staging}, repo=dataset_repo.root, metric=None)
     result = run("-m", str(path), "apply", "--auto-approve")
     assert result.code == 0, result.output
     return path

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from fixtures.manifests import environment, lancedb_destination, write_manifest
 from fixtures.records import KnownVersions
 from fixtures.repo import DatasetRepo
 from reconciler.dataset import read_batches, resolve_version
@@ -42,22 +43,8 @@ def _nearest(records: list[dict], vector: np.ndarray, k: int) -> list[str]:
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory, dataset_repo: DatasetRepo) -> LoadedManifest:
     folder = tmp_path_factory.mktemp("validation")
-    path = folder / "vectorops.yaml"
-    path.write_text(
-        f"""version: 1
-datasets:
-  docs:
-    path: data/docs.parquet
-    repo: {dataset_repo.root}
-    embedding: {{model: test-model, dimension: 16}}
-environments:
-  staging:
-    dataset: docs
-    version: v2
-    destination: {{type: lancedb, uri: db, table: docs}}
-""",
-        encoding="utf-8",
-    )
+    staging = environment("v2", lancedb_destination("docs"))
+    path = write_manifest(folder / "vectorops.yaml", {"staging": staging}, repo=dataset_repo.root, metric=None)
     return load_manifest(path)
 
 
