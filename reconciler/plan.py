@@ -298,11 +298,12 @@ def refresh_actual(
     hold, a hint for how to split the listing (``Destination.all_ids``)."""
     if level in ("none", "stats"):
         return None, None
+    hint = expected.ids.combine_chunks() if expected is not None and len(expected) else None
     if level == "ids":
-        return dest.all_ids(expected.ids.combine_chunks() if expected is not None and len(expected) else None), None
+        return dest.all_ids(hint), None
     parts = []
     done = 0
-    for batch in dest.iter_records():
+    for batch in dest.iter_records(expected=hint):
         vh, mh = d.hash_batch(batch)
         parts.append(pa.table({"id": batch.ids, "vh": vh, "mh": mh}, schema=d.INDEX_SCHEMA))
         done += len(batch)

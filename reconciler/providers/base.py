@@ -60,8 +60,9 @@ class Destination(ABC):
         """The records with these ids that exist (missing ids are simply absent)."""
 
     @abstractmethod
-    def iter_records(self, batch_size: int = 5_000) -> Iterator[RecordBatch]:
-        """Every user record with vector and metadata, in batches (full refresh, export)."""
+    def iter_records(self, batch_size: int = 5_000, expected: pa.Array | None = None) -> Iterator[RecordBatch]:
+        """Every user record with vector and metadata, in batches (full refresh, export).
+        ``expected``: the same hint as for ``all_ids``."""
 
     @abstractmethod
     def upsert(self, batch: RecordBatch) -> None:

@@ -183,7 +183,7 @@ class LanceDBDestination(Destination):
         info = self.describe()
         return RecordBatch.from_rows([], np.zeros((0, info.dimension or 0), np.float32), [], info.dimension or 0)
 
-    def iter_records(self, batch_size: int = 20_000) -> Iterator[RecordBatch]:
+    def iter_records(self, batch_size: int = 20_000, expected: pa.Array | None = None) -> Iterator[RecordBatch]:
         table = self._open()
         if table is None:
             return

@@ -332,9 +332,16 @@ class PineconeDestination(Destination):
             self._info = self.describe()
         return int(self._info.dimension or 0)
 
-    def iter_records(self, batch_size: int = 5_000) -> Iterator[RecordBatch]:
-        for ids in self.iter_ids(batch_size):
-            batch = self.fetch(ids)
+    def iter_records(self, batch_size: int = 5_000, expected: pa.Array | None = None) -> Iterator[RecordBatch]:
+        """Listed first (split by ``expected`` as in ``all_ids``), then fetched batch by batch; without
+        a hint, fetches follow the pages as they come."""
+        if expected is None:
+            pages: Iterator[list[str]] = self.iter_ids(batch_size)
+        else:
+            ids = self.all_ids(expected)
+            pages = (ids.slice(i, batch_size).to_pylist() for i in range(0, len(ids), batch_size))
+        for page in pages:
+            batch = self.fetch(page)
             if len(batch):
                 yield batch
 

@@ -166,6 +166,9 @@ def test_listing_splits_by_the_expected_ids_and_still_finds_every_id(
     assert "" not in pages and len(pages) >= 8  # split, and nothing listed twice over
     assert sum(pages.values()) < 3000 // 100 + 2 * len(pages) + sum(pinecone_server.fault_counts.values())
     pinecone_server.faults = Faults()
+    pinecone_server.reset_counts()
+    _assert_same(batch, pa_concat(list(dest.iter_records(batch_size=700, expected=expected))))  # a full refresh
+    assert "" not in pinecone_server.list_prefixes
 
     dest.upsert(RecordBatch.from_rows(["zz-foreign"], np.ones((1, DIM), np.float32), [{}], DIM))
     dest.after_apply()

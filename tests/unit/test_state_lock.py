@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from fixtures.state import history_entry
@@ -45,7 +46,7 @@ class MemoryDestination(Destination):
     def fetch(self, ids: Sequence[str]) -> RecordBatch:
         raise NotImplementedError
 
-    def iter_records(self, batch_size: int = 5_000) -> Iterator[RecordBatch]:
+    def iter_records(self, batch_size: int = 5_000, expected: pa.Array | None = None) -> Iterator[RecordBatch]:
         return iter([])
 
     def upsert(self, batch: RecordBatch) -> None: ...
