@@ -53,7 +53,7 @@ def compare_for_import(
     info = dest.describe()
     if not info.exists:
         raise DestinationError(f"{dest.address} does not exist; there is nothing to import", hint=f"Use `vectorops apply {name}` to create it.")
-    actual_ids, actual_hashes = refresh_actual(dest, refresh, progress, wanted)
+    actual_ids, actual_hashes = refresh_actual(dest, refresh, progress, wanted, info.count)
     result = d.compute_diff(wanted, wanted, actual_ids, actual_hashes, prune=True)
     drift = drift_summary(refresh, len(wanted), info.count, result)
     samples = {

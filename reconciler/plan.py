@@ -292,15 +292,17 @@ def _ref(version: Any) -> dict[str, Any]:
 
 
 def refresh_actual(
-    dest: Destination, level: str, progress: Progress | None = None, expected: d.VersionIndex | None = None
+    dest: Destination, level: str, progress: Progress | None = None, expected: d.VersionIndex | None = None, count: int | None = None
 ) -> tuple[pa.Array | None, d.VersionIndex | None]:
     """What the destination holds, read at the requested level. ``expected``: the version it should
-    hold, a hint for how to split the listing (``Destination.all_ids``)."""
+    hold, a hint for how to split the listing (``Destination.all_ids``); ``count``: how many records
+    it reports, the listing's progress total."""
     if level in ("none", "stats"):
         return None, None
     hint = expected.ids.combine_chunks() if expected is not None and len(expected) else None
     if level == "ids":
-        return dest.all_ids(hint), None
+        listing = (lambda n: progress(f"listing ids in {dest.address}", n, count)) if progress is not None else None
+        return dest.all_ids(hint, progress=listing), None
     parts = []
     done = 0
     for batch in dest.iter_records(expected=hint):
@@ -382,7 +384,9 @@ def plan_environment(
     # an interrupted apply left records half-way between two versions: read them all at full so the
     # plan finishes exactly what is missing, whatever level was asked
     level = "full" if state.intent is not None and refresh != "full" and info.exists else refresh
-    actual_ids, actual_hashes = refresh_actual(dest, level, progress, deployed_index or desired_index) if info.exists else (None, None)
+    actual_ids, actual_hashes = (
+        refresh_actual(dest, level, progress, deployed_index or desired_index, info.count) if info.exists else (None, None)
+    )
     if info.exists and level in ("ids", "full") and actual_ids is None and actual_hashes is None:
         actual_ids = pa.array([], pa.string())
     if not info.exists and level in ("ids", "full"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,12 +47,18 @@ class Destination(ABC):
     def iter_ids(self, batch_size: int = 10_000) -> Iterator[list[str]]:
         """Every user record id, in batches."""
 
-    def all_ids(self, expected: pa.Array | None = None) -> pa.Array:
+    def all_ids(self, expected: pa.Array | None = None, progress: Callable[[int], None] | None = None) -> pa.Array:
         """Every user record id as one Arrow string array (ids are small; vectors never are).
 
         ``expected``: the ids the destination most likely holds (sorted), a hint a destination that
-        can only page through ids uses to split the listing; the answer never depends on it."""
-        chunks = [pa.array(batch, pa.string()) for batch in self.iter_ids()]
+        can only page through ids uses to split the listing; the answer never depends on it.
+        ``progress``: called with how many ids are listed so far, where listing takes a while."""
+        chunks, listed = [], 0
+        for batch in self.iter_ids():
+            chunks.append(pa.array(batch, pa.string()))
+            listed += len(batch)
+            if progress is not None:
+                progress(listed)
         return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
 
     @abstractmethod

@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -164,7 +164,7 @@ class LanceDBDestination(Destination):
         for i in range(0, len(ids), batch_size):
             yield ids.slice(i, batch_size).to_pylist()
 
-    def all_ids(self, expected: pa.Array | None = None) -> pa.Array:
+    def all_ids(self, expected: pa.Array | None = None, progress: Callable[[int], None] | None = None) -> pa.Array:
         """Every id as one Arrow array: LanceDB lists a million ids in well under a second."""
         if self._open() is None:
             return pa.array([], pa.string())

@@ -244,7 +244,7 @@ class PineconeDestination(Destination):
         if buffer:
             yield buffer
 
-    def all_ids(self, expected: pa.Array | None = None) -> pa.Array:
+    def all_ids(self, expected: pa.Array | None = None, progress: Callable[[int], None] | None = None) -> pa.Array:
         """Every id, listed under several prefixes side by side when ``expected`` shows how to split.
 
         Pages of 100 ids follow one another by token, so one listing of a million ids is 10,000
@@ -259,19 +259,26 @@ class PineconeDestination(Destination):
             if prefixes is not None and not all(p.isascii() for p in prefixes):
                 prefixes = None  # such ids cannot be in Pinecone; the hint is about something else
         if prefixes is None:
-            return super().all_ids()
-        parts = self._parallel(
-            lambda p: pa.array([v for page in self._list_pages(self.namespace, p) for v in page], pa.string()),
-            prefixes,
-            in_flight=LIST_IN_FLIGHT,
-        )
-        found = pa.concat_arrays(parts)
+            return super().all_ids(progress=progress)
+        listed = [0]
+
+        def under(prefix: str) -> pa.Array:
+            ids: list[str] = []
+            for page in self._list_pages(self.namespace, prefix):
+                ids.extend(page)
+                if progress is not None:
+                    with self._lock:
+                        listed[0] += len(page)
+                        progress(listed[0])
+            return pa.array(ids, pa.string())
+
+        found = pa.concat_arrays(self._parallel(under, prefixes, in_flight=LIST_IN_FLIGHT))
         idx = self._index()
         count = self._count(self._reads("reading index stats", lambda: idx.describe_index_stats()))
         if len(found) == count:
             return found
         log.debug("%s: %d ids under %d prefixes, %d in the namespace: listing it whole", self.address, len(found), len(prefixes), count)
-        return super().all_ids()
+        return super().all_ids(progress=progress)
 
     def _list_pages(self, namespace: str, prefix: str | None) -> Iterator[list[str]]:
         idx = self._index(required=False)

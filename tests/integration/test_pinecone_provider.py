@@ -157,7 +157,10 @@ def test_listing_splits_by_the_expected_ids_and_still_finds_every_id(
 
     def listed(hint: pa.Array | None) -> tuple[list[str], dict[str, int]]:
         pinecone_server.reset_counts()
-        got = dest.all_ids(hint).to_pylist()
+        ticks: list[int] = []
+        got = dest.all_ids(hint, progress=ticks.append).to_pylist()
+        # progress counts up to what was listed (from 0 again where a split listing fell back)
+        assert ticks and ticks[-1] == len(got) and all(0 < t <= len(got) for t in ticks)
         return got, {p: n for p, n in pinecone_server.list_prefixes.items() if not p.startswith("__default__/")}
 
     pinecone_server.faults = Faults(rate_429=0.05, rate_5xx=0.05, retry_after=0.01, seed=3, operations=frozenset({"list"}))
