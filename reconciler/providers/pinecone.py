@@ -360,8 +360,8 @@ class PineconeDestination(Destination):
 
     def upsert_stream(self, batches: Iterable[RecordBatch]) -> Iterator[int]:
         """Requests packed across batches: each batch's last, part-full request waits for the next
-        batch's records. Cut batch by batch, a 1% change at 1M x 768 (four batches of 5,000) took
-        88 requests where 85 carry it; held back is at most one request's worth."""
+        batch's records. Cut batch by batch, a 1% change at 1M x 768 (four batches of 5,000) would
+        take 88 upsert requests where 86 carry it; held back is at most one request's worth."""
         held: list[dict[str, Any]] = []
         held_sizes: list[int] = []
         for batch in batches:
@@ -369,14 +369,13 @@ class PineconeDestination(Destination):
                 continue
             items, sizes = self._items(batch)
             items, sizes = held + items, held_sizes + sizes
-            tail = len(list(payload.upsert_chunks(items, sizes, self.namespace))[-1])
-            ready = len(items) - tail
+            chunks = list(payload.upsert_chunks(items, sizes, self.namespace))
+            ready = len(items) - len(chunks[-1])
             held, held_sizes = items[ready:], sizes[ready:]
-            if ready:  # greedy cutting: these are exactly the requests before the tail
-                self._upsert_items(self.namespace, items[:ready], track=True, sizes=sizes[:ready])
+            self._send_upserts(self.namespace, chunks[:-1], track=True)
             yield ready
         if held:
-            self._upsert_items(self.namespace, held, track=True, sizes=held_sizes)
+            self._send_upserts(self.namespace, [held], track=True)
             yield len(held)
 
     def _items(self, batch: RecordBatch) -> tuple[list[dict[str, Any]], list[int]]:
@@ -389,8 +388,14 @@ class PineconeDestination(Destination):
         self, namespace: str, items: list[dict[str, Any]], *, track: bool, sizes: list[int] | None = None
     ) -> None:
         """Upsert ``items`` in as few requests as the limits allow, several in flight at once."""
+        sizes = sizes if sizes is not None else payload.item_sizes(items)
+        self._send_upserts(namespace, list(payload.upsert_chunks(items, sizes, namespace)), track=track)
+
+    def _send_upserts(self, namespace: str, chunks: list[list[dict[str, Any]]], *, track: bool) -> None:
+        """One upsert request per chunk (cut by ``payload.upsert_chunks``), several in flight."""
+        if not chunks:
+            return
         idx = self._index()
-        chunks = list(payload.upsert_chunks(items, sizes if sizes is not None else payload.item_sizes(items), namespace))
         written = [0]
 
         def one(chunk: list[dict[str, Any]]) -> None:
@@ -416,7 +421,7 @@ class PineconeDestination(Destination):
         except _Transient as exc:
             raise DestinationError(
                 f"{self.address}: Pinecone kept failing while writing records: {exc}. "
-                f"{written[0]} of {len(items)} records were written in this step.",
+                f"{written[0]} of {sum(len(c) for c in chunks)} records were written in this step.",
                 hint="Nothing is lost: the next `vectorops apply` finishes the interrupted apply.",
             ) from None
         except _Missing as exc:
@@ -568,10 +573,9 @@ class PineconeDestination(Destination):
             tails.extend(items[1:])
             heads.append(items[0])
             written[key] = (gen, len(pieces))
-        items = tails + heads
-        sizes = payload.item_sizes(items)
-        if len(list(payload.upsert_chunks(items, sizes, DOCS_NAMESPACE))) == 1:
-            self._upsert_items(DOCS_NAMESPACE, items, track=False, sizes=sizes)  # one request
+        chunks = list(payload.upsert_chunks(tails + heads, payload.item_sizes(tails + heads), DOCS_NAMESPACE))
+        if len(chunks) == 1:
+            self._send_upserts(DOCS_NAMESPACE, chunks, track=False)  # one request
         else:
             if tails:
                 self._upsert_items(DOCS_NAMESPACE, tails, track=False)
