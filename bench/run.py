@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pyarrow as pa
@@ -479,10 +480,7 @@ def listing_phase(args: argparse.Namespace, results: dict[str, Any]) -> None:
 
     n, latency = args.listing_ids, args.pinecone_latency_ms / 1000
     reset_sdk_host_state()
-    srv = PineconeServer(api_key=PC_KEY).start()
-    saved = {k: os.environ.get(k) for k in ("PINECONE_CONTROLLER_HOST", PC_KEY_ENV)}
-    os.environ.update({"PINECONE_CONTROLLER_HOST": srv.url, PC_KEY_ENV: PC_KEY})
-    try:
+    with PineconeServer(api_key=PC_KEY) as srv, mock.patch.dict(os.environ, {"PINECONE_CONTROLLER_HOST": srv.url, PC_KEY_ENV: PC_KEY}):
         space = srv.create_index("bench-listing", 4, "cosine").ns("__default__")
         ids = [f"doc-{i:09d}" for i in range(n)]
         one = np.ones(4, np.float32)
@@ -502,10 +500,6 @@ def listing_phase(args: argparse.Namespace, results: dict[str, Any]) -> None:
             if len(got) != n:
                 raise SystemExit(f"bench: the {name.replace('_', ' ')} found {len(got)} of {n} ids")
         dest.close()
-    finally:
-        srv.stop()
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     results["pinecone_listing"] = figures
 
 
