@@ -11,7 +11,6 @@ destination. Temp paths are replaced with placeholders so the table does not cha
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import tempfile
@@ -27,10 +26,10 @@ os.environ.update(
     GIT_AUTHOR_NAME="docs", GIT_AUTHOR_EMAIL="docs@example.com", GIT_COMMITTER_NAME="docs", GIT_COMMITTER_EMAIL="docs@example.com",
 )
 
-import pyarrow as pa  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
-from fixtures import DatasetRepo, make_records, records_table  # noqa: E402
+from fixtures import DatasetRepo, make_records  # noqa: E402
+from fixtures.bad_data import commit_bad_versions  # noqa: E402
 from reconciler.cli import main  # noqa: E402
 
 DIM = 16
@@ -79,21 +78,7 @@ def main_() -> None:
     repo.commit_version(good, tag="v1")
     repo.commit_version(make_records(30, DIM, seed=2), tag="v2")
 
-    def with_ids(ids: pa.Array) -> pa.Table:
-        t = records_table(good, DIM)
-        return t.set_column(t.schema.get_field_index("id"), "id", ids)
-
-    nan = [dict(r) for r in good]
-    nan[3]["vector"] = [math.nan] + [0.0] * (DIM - 1)
-    nan[7]["vector"] = [math.inf] + [0.0] * (DIM - 1)
-    repo.commit_table(records_table(nan, DIM), tag="nan")
-    ids: list[str | None] = [r["id"] for r in good]
-    ids[2], ids[9] = "", None
-    repo.commit_table(with_ids(pa.array(ids, pa.string())), tag="empty-ids")
-    repo.commit_table(with_ids(pa.array(range(30), pa.int64())), tag="int-ids")
-    dup = [dict(r) for r in good]
-    dup[4]["id"] = dup[1]["id"]
-    repo.commit_table(records_table(dup, DIM), tag="dup-ids")
+    commit_bad_versions(repo, good, DIM)
     uni = [dict(r) for r in good]
     uni[5]["id"] = "doc-é5"
     repo.commit_version(uni, tag="unicode-id")

@@ -8,7 +8,6 @@ Every failure must be one message with exit 1 and no traceback: the user reads i
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
@@ -16,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 
-from fixtures import DatasetRepo, make_records, records_table
+from fixtures import DatasetRepo, make_records
+from fixtures.bad_data import commit_bad_versions
 from fixtures.cli import Result, run_vectorops
 from fixtures.manifests import environment, lancedb_destination, pinecone_destination, write_manifest
 
@@ -223,21 +222,7 @@ def bad_repo(tmp_path_factory: pytest.TempPathFactory) -> DatasetRepo:
     repo = DatasetRepo.create(tmp_path_factory.mktemp("bad") / "repo")
     good = make_records(30, DIM, seed=1)
 
-    def with_ids(ids: pa.Array) -> pa.Table:
-        t = records_table(good, DIM)
-        return t.set_column(t.schema.get_field_index("id"), "id", ids)
-
-    nan = [dict(r) for r in good]
-    nan[3]["vector"] = [math.nan] + [0.0] * (DIM - 1)
-    nan[7]["vector"] = [math.inf] + [0.0] * (DIM - 1)
-    repo.commit_table(records_table(nan, DIM), tag="nan")
-    ids: list[str | None] = [r["id"] for r in good]
-    ids[2], ids[9] = "", None
-    repo.commit_table(with_ids(pa.array(ids, pa.string())), tag="empty-ids")
-    repo.commit_table(with_ids(pa.array(range(30), pa.int64())), tag="int-ids")
-    dup = [dict(r) for r in good]
-    dup[4]["id"] = dup[1]["id"]
-    repo.commit_table(records_table(dup, DIM), tag="dup-ids")
+    commit_bad_versions(repo, good, DIM)
     # the same id in two files of a tracked directory: no single batch shows it
     repo.path = "data/shards"
     repo.commit_shards([good[:15], [*good[15:], dict(good[0])]], tag="dup-across-files")
