@@ -179,9 +179,8 @@ def apply_environment(
             applied_at=iso(now()),
             validated=None,
         )
-        tag = getattr(dest, "tag_version", None)
-        if tag is not None:
-            tag(version_tag(deployed.commit))
+        if dest.capabilities.snapshots:
+            dest.tag_version(version_tag(deployed.commit))
         if previous is None or previous.commit != deployed.commit or previous.digest != deployed.digest:
             state.previous = previous
         state.deployed = deployed
@@ -218,11 +217,11 @@ def _write(
     delete_ids = env_plan.ids.delete
     total = len(upsert_ids) + len(delete_ids)
     vector_bytes = len(upsert_ids) * emb["dimension"] * 4
-    restore = getattr(dest, "restore_tag", None)
-    if operation == "rollback" and restore is not None and restore(version_tag(env_plan.desired["commit"])):
+    caps = dest.capabilities
+    if operation == "rollback" and caps.snapshots and dest.restore_tag(version_tag(env_plan.desired["commit"])):
         # near-instant: the destination went back to its own snapshot of that version
         hooks.on_progress(env_plan.name, total)
-    elif getattr(dest, "fill", None) is not None and len(delete_ids) == 0 and dest.describe().count == 0:
+    elif caps.fill and len(delete_ids) == 0 and dest.describe().count == 0:
         # an empty destination (a first apply): every record streamed into one commit, nothing to
         # merge with. A kill leaves the table empty, and the next apply starts over.
         def streamed() -> Iterator[RecordBatch]:
@@ -231,8 +230,8 @@ def _write(
                 hooks.on_progress(env_plan.name, len(batch))
                 failpoints.hit("mid-write")
 
-        dest.fill(streamed())  # type: ignore[attr-defined]
-    elif dest.single_step and vector_bytes <= SINGLE_STEP_LIMIT_BYTES:
+        dest.fill(streamed())
+    elif caps.single_step and vector_bytes <= SINGLE_STEP_LIMIT_BYTES:
         batches = list(records_for(manifest, env_plan, upsert_ids, batch_size=max(1, len(upsert_ids))))
         if batches:
             dest.upsert(_concat(batches))

@@ -3,6 +3,27 @@
 The engine raises these; only the CLI turns them into a message and an exit code. Every message
 is written for the person at the terminal: what is wrong, where (file:line:column, ids, setting),
 and how to fix it. Anything else that escapes is a bug and is reported as one.
+
+    VectorOpsError
+    ├── ManifestError
+    ├── DatasetError
+    ├── CanaryError
+    ├── DestinationError                 every failure that leaves a destination (docs/destinations.md)
+    │   ├── DestinationConfigError       unusable settings, before any request: a variable unset, an SDK missing
+    │   ├── DestinationAuthError         the destination refused the credentials
+    │   ├── DestinationMismatchError     it exists but was made for another embedding (dimension, metric)
+    │   ├── DestinationUnavailableError  unreachable, throttled, timed out: the same command may work later
+    │   ├── DestinationRejectedError     it refused a request for good (a record, a quota, a size limit)
+    │   └── DestinationStorageError      its own storage failed (disk full, permissions, unreadable files)
+    ├── StateError
+    │   ├── LockError
+    │   └── StateFormatError             state written by a newer vectorops
+    ├── PlanFileError
+    ├── BlockedError
+    └── UsageError
+
+Callers catch a base class (``DestinationError``), never a list of leaves; the leaves exist so a
+message can say what kind of failure it was and so a future retry policy can pick the transient one.
 """
 
 from __future__ import annotations
@@ -35,7 +56,36 @@ class CanaryError(VectorOpsError):
 
 
 class DestinationError(VectorOpsError):
-    """The destination refused, failed, or is configured differently from the manifest."""
+    """The destination refused, failed, or is configured differently from the manifest.
+
+    Every failure that leaves a provider is one of these (``providers.base.Destination`` translates
+    what its methods raise through ``translate_error``), so the CLI reports it as the user's problem
+    to act on, never as a vectorops bug.
+    """
+
+
+class DestinationConfigError(DestinationError):
+    """The settings cannot be used: a named variable is unset, the SDK is not installed, a path is wrong."""
+
+
+class DestinationAuthError(DestinationError):
+    """The destination refused the credentials (a wrong or revoked key, missing permissions)."""
+
+
+class DestinationMismatchError(DestinationError):
+    """The destination exists but was created differently from what the manifest asks (dimension, metric)."""
+
+
+class DestinationUnavailableError(DestinationError):
+    """The destination could not be reached, throttled us, or timed out: running again later may work."""
+
+
+class DestinationRejectedError(DestinationError):
+    """The destination refused a request for good: a record it cannot hold, a quota, a size limit."""
+
+
+class DestinationStorageError(DestinationError):
+    """The destination's own storage failed: disk full, permissions, unreadable or corrupt files."""
 
 
 class StateError(VectorOpsError):
@@ -44,6 +94,10 @@ class StateError(VectorOpsError):
 
 class LockError(StateError):
     """Another apply holds the environment's lock."""
+
+
+class StateFormatError(StateError):
+    """The state was written by a newer vectorops, in a format this one cannot read."""
 
 
 class PlanFileError(VectorOpsError):

@@ -128,17 +128,25 @@ class Outcome:
 
 
 def _key_variables(manifest: str) -> set[str]:
-    """The variables the manifest names as holding API keys (``api_key_env``), whatever they are called."""
-    import yaml
+    """The variables the manifest's destinations name as holding secrets (Pinecone's ``api_key_env``,
+    any type's ``secret_env_fields``, defaults included), whatever they are called.
+
+    Read with the manifest's own YAML reader but not validated: secrets must be masked even when the
+    manifest is invalid and the CLI is about to say so."""
+    from reconciler.manifest import parse_yaml_with_positions
+    from reconciler.providers import registry
 
     try:
-        doc = yaml.safe_load(Path(manifest).read_text(encoding="utf-8"))
-        envs = (doc or {}).get("environments") or {}
-        return {
-            str(e["destination"]["api_key_env"])
-            for e in envs.values()
-            if isinstance(e, dict) and isinstance(e.get("destination"), dict) and e["destination"].get("api_key_env")
-        }
+        doc, _ = parse_yaml_with_positions(Path(manifest).read_text(encoding="utf-8"), manifest)
+        envs = doc.get("environments") if isinstance(doc, dict) else None
+        destinations = [e["destination"] for e in (envs or {}).values() if isinstance(e, dict) and isinstance(e.get("destination"), dict)]
+        found: set[str] = set()
+        for dest in destinations:
+            types, _unknown = registry.resolve([dest["type"]] if isinstance(dest.get("type"), str) else [])
+            for model in types:
+                if model.type_name() == dest.get("type"):
+                    found.update(model.secret_variables_in(dest))
+        return found
     except Exception:  # an unreadable manifest is the CLI's to report; masking falls back to names
         return set()
 

@@ -13,17 +13,17 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
 from reconciler.errors import ManifestError
+from reconciler.providers import registry
+from reconciler.providers.settings import DestinationContext, DestinationSettings
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
-# upper-case like every conventional variable name (a Pinecone key is "pcsk_..." in lower case): a key
-# pasted here by mistake is refused (and never echoed) instead of being printed as a variable name
-ENV_VAR_PATTERN = r"^[A-Z_][A-Z0-9_]{0,63}$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
 Metric = Literal["cosine", "dotproduct", "euclidean"]
 
@@ -51,22 +51,14 @@ class Dataset(_Model):
     embedding: Embedding
 
 
-class LanceDBDestination(_Model):
-    type: Literal["lancedb"]
-    uri: str = Field(".vectorops/lancedb", min_length=1, description="Database folder; relative to the manifest's folder")
-    table: Name
+def destination_union(types: tuple[type[DestinationSettings], ...]) -> Any:
+    """``destination:`` as a union of the given types' settings models, told apart by ``type``."""
+    return Annotated[Union[types], Field(discriminator="type")]  # type: ignore[valid-type]
 
 
-class PineconeDestination(_Model):
-    type: Literal["pinecone"]
-    index: str = Field(min_length=1, max_length=45, pattern=r"^[a-z0-9][a-z0-9-]*$")
-    host: str | None = Field(None, description="Data-plane host; skips the control-plane look-up. May be http://... for local servers")
-    namespace: str = Field("", description='Namespace; "" and "__default__" are the default namespace')
-    api_key_env: str = Field("PINECONE_API_KEY", pattern=ENV_VAR_PATTERN, description="NAME of the environment variable holding the API key (never the key)")
-    max_in_flight: int = Field(4, ge=1, le=64, description="Concurrent write requests")
-
-
-Destination = Annotated[Union[LanceDBDestination, PineconeDestination], Field(discriminator="type")]
+#: the built-in types (the JSON Schema's); a manifest naming a plug-in's type validates against
+#: models that add it (``_models_for``)
+Destination = destination_union(registry.builtin_types())
 
 
 class Validation(_Model):
@@ -95,8 +87,22 @@ class Manifest(_Model):
     environments: dict[Name, Environment] = Field(min_length=1)
 
 
+@lru_cache(maxsize=None)
+def _models_for(types: tuple[type[DestinationSettings], ...]) -> type[Manifest]:
+    """The manifest model whose ``destination:`` accepts exactly ``types`` (built-ins + plug-ins)."""
+    if types == registry.builtin_types():
+        return Manifest
+    environment = create_model("Environment", __base__=Environment, destination=(destination_union(types), ...))
+    return create_model(  # type: ignore[no-any-return]
+        "Manifest", __base__=Manifest, environments=(dict[Name, environment], Field(min_length=1))  # type: ignore[valid-type]
+    )
+
+
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema editors use for completion; committed as schemas/vectorops.schema.json."""
+    """The JSON Schema editors use for completion; committed as schemas/vectorops.schema.json.
+
+    Built from the built-in destination types only, so the committed file does not depend on
+    which plug-ins the generating machine has installed."""
     schema = _names_as_property_names(Manifest.model_json_schema())
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -215,8 +221,6 @@ def parse_yaml_with_positions(text: str, file: str) -> tuple[Any, Positions]:
 _HINTS = {
     "extra_forbidden": "Remove it or check its spelling; the manifest reference lists every key.",
     "missing": "Add it.",
-    "union_tag_invalid": "Use type: lancedb or type: pinecone.",
-    "union_tag_not_found": "Add type: lancedb or type: pinecone.",
     "literal_error": "Use one of the values listed.",
     "string_type": 'Write it as text; quote values YAML reads as numbers or booleans (e.g. "2024", "1.0", "yes").',
     "string_too_short": "It must not be empty.",
@@ -238,28 +242,30 @@ _HINTS = {
     "less_than_equal": "Give a value in the allowed range.",
 }
 _NAME_HINT = "Names use lowercase letters, digits, '-' and '_', starting with a letter or digit."
-_PATTERN_HINTS = {
-    "api_key_env": "Give the NAME of the environment variable that holds the key (upper-case letters, digits and '_', "
-    "e.g. PINECONE_API_KEY), never the key itself.",
-    "index": "Pinecone index names use lowercase letters, digits and '-', starting with a letter or digit.",
-}
-_SECRET_FIELDS = frozenset({"api_key_env"})  # a pasted key must never be echoed back
 _FALLBACK_HINT = "See schemas/vectorops.schema.json for what is allowed here."
 
 
-def _format_validation_error(exc: ValidationError, pos: Positions) -> ManifestError:
+def _format_validation_error(exc: ValidationError, pos: Positions, types: tuple[type[DestinationSettings], ...]) -> ManifestError:
+    tags = [t.type_name() for t in types]
+    # a pasted key must never be echoed back; pattern hints say how each type's fields are spelled
+    secret_fields = frozenset(f for t in types for f in t.secret_env_fields)
+    pattern_hints = {f: h for t in types for f, h in t.pattern_hints.items()}
     lines = []
     for err in exc.errors():
         loc = err["loc"]
         # pydantic inserts the union tag ("lancedb") into locations of tagged unions; drop it
         clean: list[Any] = []
         for i, part in enumerate(loc):
-            if part in ("lancedb", "pinecone") and i > 0 and loc[i - 1] == "destination":
+            if part in tags and i > 0 and loc[i - 1] == "destination":
                 continue
             clean.append(part)
         path = tuple(clean)
         kind = err["type"]
         hint = _HINTS.get(kind, _FALLBACK_HINT)
+        if kind == "union_tag_not_found":
+            hint = "Add " + " or ".join(f"type: {t}" for t in tags) + "."
+        elif kind == "union_tag_invalid":
+            hint = registry.install_hint(str((err.get("ctx") or {}).get("tag", err.get("input"))))
         if path and path[-1] == "[key]":  # a mapping key itself is wrong (a bad name, a number, null)
             owner = path[:-1]
             where = pos.at(owner, key=True)
@@ -278,13 +284,13 @@ def _format_validation_error(exc: ValidationError, pos: Positions) -> ManifestEr
             where = pos.at(path)
             dotted = ".".join(str(p) for p in path) or "(top level)"
             msg = f"{dotted}: {err['msg']}"
-            secret = bool(path) and path[-1] in _SECRET_FIELDS
+            secret = bool(path) and path[-1] in secret_fields
             if "input" in err and not isinstance(err["input"], (dict, list)) and not secret:
                 msg += f" (got {err['input']!r})"
             if secret and kind == "string_pattern_mismatch":
                 msg = f"{dotted}: is not an environment variable name"
             if kind == "string_pattern_mismatch":
-                hint = _PATTERN_HINTS.get(str(path[-1]) if path else "", _NAME_HINT)
+                hint = pattern_hints.get(str(path[-1]) if path else "", _NAME_HINT)
         lines.append(f"{where}: {msg}. {hint}")
     return ManifestError("invalid manifest:\n" + "\n".join(f"  {line}" for line in lines))
 
@@ -310,8 +316,7 @@ class LoadedManifest:
 
     def resolve_local(self, value: str) -> Path:
         """A path from the manifest, relative to the manifest's folder."""
-        p = Path(os.path.expanduser(value))
-        return p if p.is_absolute() else (self.folder / p).resolve()
+        return DestinationContext(environment="", folder=self.folder).resolve(value)
 
     def environment_names(self, selected: tuple[str, ...] | list[str] = ()) -> list[str]:
         names = list(self.model.environments)
@@ -385,15 +390,40 @@ def load_manifest(path: str | os.PathLike[str]) -> LoadedManifest:
     data, pos = parse_yaml_with_positions(text, shown)
     if not isinstance(data, dict):
         raise ManifestError(f"{pos.at(())}: the manifest must be a mapping with keys version, datasets, environments")
+    types = _destination_types(data, pos)
     try:
-        model = Manifest.model_validate(data)
+        model = _models_for(types).model_validate(data)
     except ValidationError as exc:
-        raise _format_validation_error(exc, pos) from None
+        raise _format_validation_error(exc, pos, types) from None
     loaded = LoadedManifest(model=model, path=p.resolve(), positions=pos, repo_root=_git_toplevel(p.resolve().parent))
     problems = check_meaning(loaded)
     if problems:
         raise ManifestError("invalid manifest:\n" + "\n".join(f"  {x}" for x in problems))
     return loaded
+
+
+def _destination_types(data: dict[str, Any], pos: Positions) -> tuple[type[DestinationSettings], ...]:
+    """The settings models this manifest's destinations need: the built-in types plus each
+    installed plug-in it names. An unknown ``type`` is left for validation to report (with what to
+    install); a plug-in that is installed but broken is reported here, naming its package."""
+    named: list[tuple[str, str]] = []
+    envs = data.get("environments")
+    for env_name, env in (envs.items() if isinstance(envs, dict) else ()):
+        dest = env.get("destination") if isinstance(env, dict) else None
+        if isinstance(dest, dict) and isinstance(dest.get("type"), str):
+            named.append((dest["type"], pos.at(("environments", env_name, "destination", "type"))))
+    problems = []
+    types: tuple[type[DestinationSettings], ...] = registry.builtin_types()
+    for name, where in named:
+        try:
+            found, _ = registry.resolve([name])
+        except registry.RegistryError as exc:
+            problems.append(f"{where}: {exc}. Reinstall or upgrade that package, or remove it.")
+            continue
+        types += tuple(t for t in found if t not in types)
+    if problems:
+        raise ManifestError("invalid manifest:\n" + "\n".join(f"  {p}" for p in problems))
+    return types
 
 
 def check_meaning(m: LoadedManifest) -> list[str]:
@@ -486,11 +516,7 @@ def _requires_cycles(m: LoadedManifest) -> list[str]:
 
 def destination_key(m: LoadedManifest, env: Environment) -> str:
     """Identity of a destination, for detecting two environments writing one index."""
-    d = env.destination
-    if isinstance(d, LanceDBDestination):
-        return f"lancedb:{m.resolve_local(d.uri)}#{d.table}"
-    ns = "" if d.namespace in ("", "__default__") else d.namespace
-    return f"pinecone:{d.host or d.index}/{ns}"
+    return env.destination.key(DestinationContext(environment="", folder=m.folder))
 
 
 if __name__ == "__main__":  # python -m reconciler.manifest --schema > schemas/vectorops.schema.json

@@ -456,7 +456,7 @@ def plan_environment(
         from reconciler.validation import check_canary_file
 
         check_canary_file(manifest, name, desired, desired_index.ids)
-    if getattr(dest, "check_records", None) is not None and len(plan.ids.upsert):
+    if dest.capabilities.check_records and len(plan.ids.upsert):
         _check_writable(manifest, plan, dest, desired)
     plan.blocked = blocked_reason(manifest, name, plan, state, info, store)
     return plan
@@ -465,13 +465,13 @@ def plan_environment(
 def _check_writable(manifest: LoadedManifest, plan: EnvironmentPlan, dest: Destination, desired: Any) -> None:
     """Refuse, before anything is written, records the destination would reject (ids, metadata types).
 
-    Only the records apply would write are checked; a destination opts in with ``check_records``.
+    Only the records apply would write are checked; a destination opts in with ``capabilities.check_records``.
     """
     from reconciler import dataset as ds
 
     problems: list[str] = []
     for picked in ds.read_records(manifest.dataset_source(plan.dataset), desired, plan.ids.upsert):
-        problems.extend(dest.check_records(picked, plan.embedding["dimension"]))  # type: ignore[attr-defined]
+        problems.extend(dest.check_records(picked, plan.embedding["dimension"]))
     if problems:
         shown = "\n".join(f"  - {p}" for p in problems[:20])
         raise DatasetError(

@@ -190,9 +190,6 @@ class StateStore:
     def save(self, state: EnvState) -> None:
         self.destination.write_doc(STATE_KEY, state.model_dump(mode="json"))
 
-    def exists(self) -> bool:
-        return self.destination.read_doc(STATE_KEY) is not None
-
     # -- history -------------------------------------------------------------------------------
 
     def append_history(self, entry: HistoryEntry) -> None:

@@ -1,56 +1,51 @@
 """Destinations behind one small interface (``base.Destination``), opened from manifest settings.
 
-Each provider module is imported only when an environment uses it, so a LanceDB-only user never
-imports the Pinecone SDK (and vice versa).
+An environment's ``destination:`` is validated against its type's ``DestinationSettings`` model
+(found through ``registry``); that model gives the address and opens the destination. Each
+provider module imports its SDK only when it opens, so a LanceDB-only user never imports the
+Pinecone SDK (and vice versa). The contract is documented in docs/destinations.md.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reconciler.errors import DestinationError
+from reconciler.errors import DestinationConfigError, DestinationStorageError, VectorOpsError
+from reconciler.providers.settings import DestinationContext
 
 if TYPE_CHECKING:
     from reconciler.manifest import LoadedManifest
     from reconciler.providers.base import Destination
 
 
+def destination_context(manifest: LoadedManifest, env_name: str) -> DestinationContext:
+    return DestinationContext(environment=env_name, folder=manifest.folder)
+
+
 def open_destination(manifest: LoadedManifest, env_name: str) -> Destination:
-    from reconciler import manifest as m
-
+    """Open the environment's destination; failures are ``DestinationError``s naming the environment."""
     settings = manifest.model.environments[env_name].destination
-    if isinstance(settings, m.LanceDBDestination):
-        from reconciler.providers.lancedb import LanceDBDestination
+    try:
+        return settings.open(destination_context(manifest, env_name))
+    except VectorOpsError:
+        raise
+    except OSError as exc:
+        from reconciler.providers.base import describe_exception
 
-        uri = settings.uri if "://" in settings.uri else str(manifest.resolve_local(settings.uri))
-        return LanceDBDestination(uri=uri, table=settings.table, shown_uri=settings.uri)
-    if isinstance(settings, m.PineconeDestination):
-        try:
-            from reconciler.providers.pinecone import PineconeDestination
-        except ImportError as exc:
-            raise DestinationError(
-                f"environment '{env_name}' uses Pinecone but the Pinecone SDK is not installed ({exc.name})",
-                hint="Install the extra: pip install 'vectorops[pinecone]'.",
-            ) from None
-        return PineconeDestination(
-            index=settings.index,
-            host=settings.host,
-            namespace=settings.namespace,
-            api_key_env=settings.api_key_env,
-            max_in_flight=settings.max_in_flight,
-        )
-    raise DestinationError(f"environment '{env_name}': unsupported destination type")  # pragma: no cover
+        raise DestinationStorageError(
+            f"environment '{env_name}': opening {settings.address()} failed: {describe_exception(exc)}",
+            hint="Check the destination's settings in the manifest and that it can be reached.",
+        ) from None
+    except ImportError as exc:
+        raise DestinationConfigError(
+            f"environment '{env_name}': destination type '{settings.type}' needs the module '{exc.name}', which is not installed",
+            hint="Install the package that provides this destination type together with its dependencies.",
+        ) from None
 
 
 def destination_address(manifest: LoadedManifest, env_name: str) -> str:
     """The address shown in plans, computed without connecting (secret-free)."""
-    from reconciler import manifest as m
-
-    settings = manifest.model.environments[env_name].destination
-    if isinstance(settings, m.LanceDBDestination):
-        return f"lancedb:{settings.uri}#{settings.table}"
-    ns = settings.namespace if settings.namespace not in ("", "__default__") else ""
-    return f"pinecone:{settings.index}" + (f"/{ns}" if ns else "")
+    return manifest.model.environments[env_name].destination.address()
 
 
-__all__ = ["open_destination", "destination_address"]
+__all__ = ["destination_address", "destination_context", "open_destination"]

@@ -1,22 +1,73 @@
-"""The one interface every destination implements.
+"""The one interface every destination implements (documented in docs/destinations.md).
 
 Providers know nothing of plans, manifests or datasets: they move records and small JSON
 documents (vectorops' own state) in and out of one index/table. Everything else lives in the
 engine, so a new destination is a single module.
+
+The contract is closed three ways:
+
+* optional features are declared, never probed: a class sets ``capabilities`` (a frozen
+  ``Capabilities``) and the engine calls ``fill``, ``tag_version``/``restore_tag`` or
+  ``check_records`` only where the matching flag is set;
+* every failure leaves a provider as a ``DestinationError`` subclass: each public method a
+  subclass defines is wrapped (``__init_subclass__``) so that whatever it raises goes through
+  ``translate_error`` once, at this boundary (httpx's ``map_httpcore_exceptions``). What a
+  provider does not recognise stays what it was: a bug, reported as one;
+* the settings, address and factory live beside the class, in the provider's own
+  ``DestinationSettings`` subclass, found through ``registry`` by the manifest's ``type``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
+from reconciler.errors import (
+    DestinationError,
+    DestinationStorageError,
+    DestinationUnavailableError,
+    VectorOpsError,
+)
 from reconciler.records import RecordBatch
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a destination can do beyond the required methods; the engine reads these, never probes.
+
+    Every flag defaults to False, so a destination that declares nothing is driven through the
+    required methods alone, correctly if not always at its fastest. A flag set to True promises
+    that the matching methods work (the contract suite, ``tests/contract``, checks it).
+    """
+
+    #: ``fill(batches)``: stream every record into an EMPTY destination in one step (one commit),
+    #: cheaper than upserts that must match existing ids. Used for a first apply with no deletes.
+    fill: bool = False
+    #: a whole bounded plan is best written as ONE ``upsert`` and ONE ``delete`` call, because each
+    #: call is a commit (fewer, larger calls are faster). Without it, apply streams batches through
+    #: ``upsert_stream`` and deletes in batches, saving progress between them.
+    single_step: bool = False
+    #: ``tag_version(tag)`` and ``restore_tag(tag)``: named snapshots of the whole content, so a
+    #: rollback to a recently deployed version is a metadata operation, not a re-upload.
+    snapshots: bool = False
+    #: ``check_records(batch, dimension)`` finds records the destination would refuse (id length,
+    #: metadata types), so plan refuses them before anything is written. Plan reads the records it
+    #: would write only for destinations that check.
+    check_records: bool = False
+    #: an apply's upserts and deletes become visible together (one transaction or commit), so
+    #: readers see the old version or the new one, never a mix (pgvector, SPEC §7).
+    single_commit: bool = False
+    #: readers address a stable alias that can be repointed atomically between physical slots
+    #: (``rollout: blue_green``, SPEC §9). Declared for the manifest check; the alias methods come
+    #: with blue/green rollouts.
+    aliases: bool = False
 
 
 @dataclass(frozen=True)
@@ -27,14 +78,102 @@ class DestinationInfo:
     count: int = 0  # user records only: never counts vectorops' own state
 
 
+#: public methods whose failures are translated into ``DestinationError``s (``translate_error``)
+GUARDED_METHODS = frozenset({
+    "describe", "ensure", "iter_ids", "all_ids", "fetch", "iter_records", "upsert", "upsert_stream",
+    "delete", "query", "read_doc", "write_doc", "write_docs", "delete_doc", "list_docs", "list_doc_keys",
+    "after_apply", "fill", "tag_version", "restore_tag", "close",
+})
+#: those that return iterators: their failures happen while the caller iterates
+_STREAMING = frozenset({"iter_ids", "iter_records", "upsert_stream"})
+_DOING = {
+    "describe": "describing it", "ensure": "creating it", "iter_ids": "listing ids", "all_ids": "listing ids",
+    "fetch": "fetching records", "iter_records": "reading records", "upsert": "writing records",
+    "upsert_stream": "writing records", "delete": "deleting records", "query": "querying",
+    "read_doc": "reading vectorops state", "write_doc": "writing vectorops state",
+    "write_docs": "writing vectorops state", "delete_doc": "writing vectorops state",
+    "list_docs": "reading vectorops state", "list_doc_keys": "reading vectorops state",
+    "after_apply": "finishing the apply", "fill": "writing records", "tag_version": "tagging the version",
+    "restore_tag": "restoring a tagged version", "close": "closing the connection",
+}
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message`` on one line, bounded, secrets masked: what a translated error quotes."""
+    from reconciler.redact import redact
+
+    text = " ".join(str(exc).split()) or "(no message)"
+    return redact(f"{type(exc).__name__}: {text}")[:500]
+
+
+def _guard(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def guarded(self: Destination, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = method(self, *args, **kwargs)
+        except VectorOpsError:
+            raise
+        except Exception as exc:
+            translated = self.translate_error(exc, _DOING.get(name, name))
+            if translated is None:
+                raise
+            raise translated from None  # the original may quote a secret; the message says what it was
+        return _guard_stream(self, name, result) if name in _STREAMING else result
+
+    guarded.__vectorops_guarded__ = True  # type: ignore[attr-defined]
+    return guarded
+
+
+def _guard_stream(self: Destination, name: str, stream: Iterator[Any]) -> Iterator[Any]:
+    try:
+        yield from stream
+    except VectorOpsError:
+        raise
+    except Exception as exc:
+        translated = self.translate_error(exc, _DOING.get(name, name))
+        if translated is None:
+            raise
+        raise translated from None
+
+
 class Destination(ABC):
-    """One index (or table, or namespace) that holds one environment's records."""
+    """One index (or table, or namespace) that holds one environment's records.
+
+    Subclasses implement the abstract methods, set ``capabilities`` for what they can do beyond
+    them, and override ``translate_error`` to say what their SDK's exceptions mean.
+    """
 
     #: a stable, secret-free address shown in plans, e.g. ``lancedb:.vectorops/lancedb#docs``
     address: str
-    #: True when a whole (bounded) plan is best written as one ``upsert`` and one ``delete`` call:
-    #: each call is a table commit, so fewer, larger calls are faster (LanceDB)
-    single_step: bool = False
+    #: what this destination can do beyond the required methods (see ``Capabilities``)
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in GUARDED_METHODS & set(vars(cls)):
+            method = vars(cls)[name]
+            if callable(method) and not getattr(method, "__vectorops_guarded__", False):
+                setattr(cls, name, _guard(name, method))
+
+    def translate_error(self, exc: Exception, doing: str) -> DestinationError | None:
+        """The ``DestinationError`` a failure while ``doing`` (e.g. "writing records") means, or
+        None when it is not the destination's failure but a bug (then it propagates as it was).
+
+        The default knows the standard library's I/O errors. Providers extend it with their SDK's
+        exception types, and keep secrets out of the message (``describe_exception`` masks the
+        values of secret-looking environment variables).
+        """
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return DestinationUnavailableError(
+                f"{self.address}: {doing} failed: {describe_exception(exc)}",
+                hint="The destination could not be reached; check the network and run the command again.",
+            )
+        if isinstance(exc, OSError):
+            return DestinationStorageError(
+                f"{self.address}: {doing} failed: {describe_exception(exc)}",
+                hint="Check the destination's storage: free space, permissions, and that its files are intact.",
+            )
+        return None
 
     @abstractmethod
     def describe(self) -> DestinationInfo: ...
@@ -127,6 +266,26 @@ class Destination(ABC):
 
     def after_apply(self) -> None:
         """Housekeeping after a successful apply (compaction, waiting for consistency)."""
+
+    # -- optional: called only where ``capabilities`` says so -----------------------------------
+
+    def fill(self, batches: Iterable[RecordBatch]) -> None:
+        """``capabilities.fill``: write every record of ``batches`` into the empty destination in one step."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare capabilities.fill")
+
+    def tag_version(self, tag: str) -> None:
+        """``capabilities.snapshots``: name the current content ``tag`` (replacing an older one)."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare capabilities.snapshots")
+
+    def restore_tag(self, tag: str) -> bool:
+        """``capabilities.snapshots``: make the content that of ``tag`` again; False when the tag is
+        gone (the engine then applies the diff instead)."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare capabilities.snapshots")
+
+    def check_records(self, batch: RecordBatch, dimension: int) -> list[str]:
+        """``capabilities.check_records``: what the destination would refuse in ``batch``, one sentence
+        per problem naming the ids; no I/O."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare capabilities.check_records")
 
     def close(self) -> None:
         """Release connections."""

@@ -21,14 +21,16 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pyarrow as pa
+from pydantic import Field, StringConstraints
 
 from reconciler.diff import records_from_table, records_table
-from reconciler.errors import DestinationError
-from reconciler.providers.base import Destination, DestinationInfo
+from reconciler.errors import DestinationError, DestinationStorageError
+from reconciler.providers.base import Capabilities, Destination, DestinationInfo, describe_exception
+from reconciler.providers.settings import DestinationContext, DestinationSettings
 from reconciler.records import RecordBatch
 
 DOCS_TABLE = "_vectorops"
@@ -85,8 +87,30 @@ def defer_rest_client() -> None:
     sys.modules[REST_CLIENT] = package
 
 
+class LanceDBSettings(DestinationSettings):
+    """LanceDB: an embedded, on-disk table; no server needed."""
+
+    type: Literal["lancedb"]
+    uri: str = Field(".vectorops/lancedb", min_length=1, description="Database folder; relative to the manifest's folder")
+    table: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=63)]
+
+    def address(self) -> str:
+        return f"lancedb:{self.uri}#{self.table}"
+
+    def key(self, context: DestinationContext) -> str:
+        return f"lancedb:{self._uri(context)}#{self.table}"
+
+    def open(self, context: DestinationContext) -> LanceDBDestination:
+        return LanceDBDestination(uri=self._uri(context), table=self.table, shown_uri=self.uri)
+
+    def _uri(self, context: DestinationContext) -> str:
+        return self.uri if "://" in self.uri else str(context.resolve(self.uri))
+
+
 class LanceDBDestination(Destination):
-    single_step = True
+    # every write is a table commit: one merge for all upserts, one delete; a first apply is one
+    # plain add; each deployed version is tagged for rollback
+    capabilities = Capabilities(fill=True, single_step=True, snapshots=True)
 
     def __init__(self, *, uri: str, table: str, shown_uri: str | None = None) -> None:
         os.environ.setdefault("LANCE_LOG", "error")
@@ -101,6 +125,21 @@ class LanceDBDestination(Destination):
         self._table: Any = None
         self._docs: Any = None
         self._metric = "cosine"
+
+    def translate_error(self, exc: Exception, doing: str) -> DestinationError | None:
+        """lance reports I/O as ``OSError`` (the base class's) and its other failures (a corrupt or
+        concurrently rewritten table, a commit conflict) as ``RuntimeError``/``ValueError`` with a
+        "lance error" message; both are the table's storage failing, not vectorops."""
+        translated = super().translate_error(exc, doing)
+        if translated is not None:
+            return translated
+        if _from_lance(exc):
+            return DestinationStorageError(
+                f"{self.address}: {doing} failed: {describe_exception(exc)}",
+                hint="The LanceDB table could not be read or written; check its folder (free space, permissions, "
+                "intact files) and run the command again.",
+            )
+        return None
 
     # -- tables --------------------------------------------------------------------------------
 
@@ -365,6 +404,15 @@ class LanceDBDestination(Destination):
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _from_lance(exc: BaseException) -> bool:
+    """An exception raised by lance/lancedb themselves (their Rust core raises builtin types)."""
+    module = type(exc).__module__ or ""
+    if module.split(".")[0] in ("lance", "lancedb"):
+        return True
+    text = str(exc)
+    return isinstance(exc, (RuntimeError, ValueError)) and ("lance error" in text.lower() or "LanceError" in text)
 
 
 def _parse_doc(text: str, key: str) -> dict[str, Any]:

@@ -32,16 +32,26 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
-from reconciler.errors import DestinationError
-from reconciler.providers.base import Destination, DestinationInfo
+from reconciler.errors import (
+    DestinationAuthError,
+    DestinationConfigError,
+    DestinationError,
+    DestinationMismatchError,
+    DestinationRejectedError,
+    DestinationUnavailableError,
+)
 from reconciler.providers import listing
 from reconciler.providers import pinecone_payload as payload
+from reconciler.providers.base import Capabilities, Destination, DestinationInfo, describe_exception
+from reconciler.providers.settings import ENV_VAR_PATTERN, DestinationContext, DestinationSettings
 from reconciler.records import RecordBatch
+from reconciler.redact import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,9 +71,52 @@ def _default_namespace(namespace: str | None) -> str:
     return "" if namespace in (None, "", "__default__") else namespace
 
 
+class PineconeSettings(DestinationSettings):
+    """Pinecone serverless: one namespace of one index; the API key comes from the variable named by api_key_env."""
+
+    type: Literal["pinecone"]
+    index: str = Field(min_length=1, max_length=45, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    host: str | None = Field(None, description="Data-plane host; skips the control-plane look-up. May be http://... for local servers")
+    namespace: str = Field("", description='Namespace; "" and "__default__" are the default namespace')
+    api_key_env: str = Field("PINECONE_API_KEY", pattern=ENV_VAR_PATTERN, description="NAME of the environment variable holding the API key (never the key)")
+    max_in_flight: int = Field(4, ge=1, le=64, description="Concurrent write requests")
+
+    secret_env_fields = ("api_key_env",)
+    pattern_hints = {
+        "api_key_env": "Give the NAME of the environment variable that holds the key (upper-case letters, digits and '_', "
+        "e.g. PINECONE_API_KEY), never the key itself.",
+        "index": "Pinecone index names use lowercase letters, digits and '-', starting with a letter or digit.",
+    }
+
+    def address(self) -> str:
+        ns = _default_namespace(self.namespace)
+        return f"pinecone:{self.index}" + (f"/{ns}" if ns else "")
+
+    def key(self, context: DestinationContext) -> str:
+        return f"pinecone:{self.host or self.index}/{_default_namespace(self.namespace)}"
+
+    def open(self, context: DestinationContext) -> PineconeDestination:
+        try:
+            import pinecone  # noqa: F401 - only to say what is missing before anything else
+        except ImportError as exc:
+            raise DestinationConfigError(
+                f"environment '{context.environment}' uses Pinecone but the Pinecone SDK is not installed ({exc.name})",
+                hint="Install the extra: pip install 'vectorops[pinecone]'.",
+            ) from None
+        return PineconeDestination(
+            index=self.index,
+            host=self.host,
+            namespace=self.namespace,
+            api_key_env=self.api_key_env,
+            max_in_flight=self.max_in_flight,
+        )
+
+
 class PineconeDestination(Destination):
     """One namespace of one Pinecone index."""
 
+    # requests are independent (no commits to save, no snapshots); records are checked at plan time
+    capabilities = Capabilities(check_records=True)
 
     def __init__(
         self,
@@ -84,7 +137,7 @@ class PineconeDestination(Destination):
         self.host = host
         self.namespace = _default_namespace(namespace)
         if self.namespace == DOCS_NAMESPACE:
-            raise DestinationError(
+            raise DestinationConfigError(
                 f"pinecone:{index}: namespace '{DOCS_NAMESPACE}' is reserved for vectorops' own state",
                 hint="Choose another namespace for the records.",
             )
@@ -95,7 +148,7 @@ class PineconeDestination(Destination):
         self.cloud, self.region = cloud, region
         key = os.environ.get(api_key_env, "")
         if not key.strip():
-            raise DestinationError(
+            raise DestinationConfigError(
                 f"{self.address}: the environment variable {api_key_env} is not set",
                 hint=f"Export {api_key_env} with your Pinecone API key (the manifest's api_key_env names it).",
             )
@@ -105,7 +158,7 @@ class PineconeDestination(Destination):
         try:
             from pinecone import Pinecone
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise DestinationError(
+            raise DestinationConfigError(
                 "the Pinecone SDK is not installed", hint="pip install 'vectorops[pinecone]'"
             ) from exc
         self._pc = self._guard("connecting", lambda: Pinecone(api_key=key))
@@ -146,7 +199,30 @@ class PineconeDestination(Destination):
     # -- errors and retries -------------------------------------------------------------------
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        return redact(text, [self._api_key])
+
+    def translate_error(self, exc: Exception, doing: str) -> DestinationError | None:
+        """Retries that ran out and answers of "not found" where no caller expected one, and whatever
+        escapes the SDK outside ``_call`` (its HTTP stack's own errors): all the service's failures."""
+        translated = super().translate_error(exc, doing)
+        if translated is not None:
+            return translated
+        if isinstance(exc, _Transient):  # retries ran out in a call that did not say what that means
+            return DestinationUnavailableError(
+                f"{self.address}: {exc}", hint="Pinecone is throttling or unavailable; try again shortly."
+            )
+        if isinstance(exc, _Missing):
+            return DestinationError(
+                f"{self.address}: {doing} failed: the index or namespace is gone ({exc})",
+                hint="Run `vectorops plan` again; if the index was deleted, `vectorops apply` creates it.",
+            )
+        module = type(exc).__module__ or ""
+        if module.split(".")[0] in ("pinecone", "urllib3", "requests", "aiohttp"):
+            return DestinationUnavailableError(
+                f"{self.address}: {doing} failed: {self._redact(describe_exception(exc))}",
+                hint="Pinecone could not be reached or answered unexpectedly; try again shortly.",
+            )
+        return None
 
     def _guard(self, what: str, fn: Callable[[], T]) -> T:
         """Run an SDK call that is not retried (client construction), translating its errors."""
@@ -173,7 +249,8 @@ class PineconeDestination(Destination):
                 if status == 404:
                     raise _Missing(self._redact(_describe(exc))) from None
                 if not _retryable(exc):
-                    raise DestinationError(
+                    kind = DestinationAuthError if status in (401, 403) else DestinationRejectedError
+                    raise kind(
                         f"{self.address}: {what} failed: {self._redact(_describe(exc))}",
                         hint=_hint_for(status, self._api_key_env),
                     ) from None
@@ -214,7 +291,7 @@ class PineconeDestination(Destination):
             if info.metric and info.metric != metric:
                 problems.append(f"metric {info.metric} (the manifest says {metric})")
             if problems:
-                raise DestinationError(
+                raise DestinationMismatchError(
                     f"{self.address}: the index has " + " and ".join(problems),
                     hint="Point the environment at an index created for this embedding, or change the manifest.",
                 )
@@ -230,7 +307,7 @@ class PineconeDestination(Destination):
                 lambda: self._pc.create_index(name=self.index_name, dimension=dimension, metric=metric, spec=spec),
             )
         except _Transient as exc:
-            raise DestinationError(f"{self.address}: creating the index failed: {exc}") from None
+            raise DestinationUnavailableError(f"{self.address}: creating the index failed: {exc}") from None
         self._idx = None
         self._info = None  # described before the index existed: forget it
 
@@ -419,7 +496,7 @@ class PineconeDestination(Destination):
         try:
             self._parallel(one, chunks)
         except _Transient as exc:
-            raise DestinationError(
+            raise DestinationUnavailableError(
                 f"{self.address}: Pinecone kept failing while writing records: {exc}. "
                 f"{written[0]} of {sum(len(c) for c in chunks)} records were written in this step.",
                 hint="Nothing is lost: the next `vectorops apply` finishes the interrupted apply.",
@@ -453,7 +530,7 @@ class PineconeDestination(Destination):
         try:
             self._parallel(one, [ids[i : i + payload.MAX_IDS_PER_REQUEST] for i in range(0, len(ids), payload.MAX_IDS_PER_REQUEST)])
         except _Transient as exc:
-            raise DestinationError(
+            raise DestinationUnavailableError(
                 f"{self.address}: Pinecone kept failing while deleting records: {exc}. "
                 f"{deleted[0]} of {len(ids)} deletions were done in this step.",
                 hint="Nothing is lost: the next `vectorops apply` finishes the interrupted apply.",
@@ -485,7 +562,7 @@ class PineconeDestination(Destination):
         delay = 0.05
         while not self._caught_up(idx):
             if time.monotonic() > deadline:
-                raise DestinationError(
+                raise DestinationUnavailableError(
                     f"{self.address}: Pinecone accepted the writes but reads had not caught up after "
                     f"{self.consistency_timeout:g} s",
                     hint="Run `vectorops plan` again in a minute; the writes will show once indexed.",
@@ -635,7 +712,7 @@ class PineconeDestination(Destination):
             if not pending:
                 return
             if time.monotonic() > deadline:
-                raise DestinationError(
+                raise DestinationUnavailableError(
                     f"{self.address}: vectorops document '{next(iter(pending))}' was written but is not readable "
                     f"after {self.consistency_timeout:g} s"
                 )
@@ -649,7 +726,7 @@ class PineconeDestination(Destination):
         try:
             return self._call(what, fn)
         except _Transient as exc:
-            raise DestinationError(
+            raise DestinationUnavailableError(
                 f"{self.address}: {exc}", hint="Pinecone is throttling or unavailable; try again shortly."
             ) from None
 
@@ -808,4 +885,4 @@ def _bad_metadata(key: str, value: Any) -> str | None:
     return f"metadata field '{key}' has type {type(value).__name__}, which Pinecone does not accept"
 
 
-__all__ = ["DOCS_NAMESPACE", "PineconeDestination", "check_records"]
+__all__ = ["DOCS_NAMESPACE", "PineconeDestination", "PineconeSettings", "check_records"]

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ManifestError
-from reconciler.manifest import LanceDBDestination, load_manifest
+from reconciler.manifest import load_manifest
+from reconciler.providers.lancedb import LanceDBSettings
 
 GOOD = """\
 version: 1
@@ -299,7 +300,7 @@ def test_relative_lancedb_uri_is_resolved_against_the_manifest_folder(tmp_path: 
     monkeypatch.chdir(tmp_path / "elsewhere")
     m = load_manifest(os.path.relpath(path))
     dest = m.model.environments["staging"].destination
-    assert isinstance(dest, LanceDBDestination)
+    assert isinstance(dest, LanceDBSettings)
     assert m.resolve_local(dest.uri) == (tmp_path / "indexes" / "lance").resolve()
     default = load_manifest(write(tmp_path / "deploy", GOOD))
     assert default.resolve_local(default.model.environments["staging"].destination.uri) == (tmp_path / "deploy" / ".vectorops" / "lancedb").resolve()  # type: ignore[union-attr]
