@@ -231,7 +231,7 @@ def test_apply_with_10_percent_failing_requests_ends_exact(
     ws.ok("apply", "--auto-approve")  # v1, no faults: creates the index
     monkeypatch.setattr(provider, "MAX_VECTORS_PER_UPSERT", 100)  # many small requests: many chances to fail
     monkeypatch.setattr(provider, "MAX_IDS_PER_REQUEST", 100)
-    ws.server.faults = Faults(rate_429=0.04, rate_5xx=0.03, rate_lost_response=0.03, retry_after=0.01, seed=21)
+    ws.server.faults = Faults(rate_429=0.04, rate_5xx=0.03, rate_lost_response=0.03, retry_after=0, seed=21)
     ws.pin("big")
     env = ws.ok("plan", "--json").json["environments"][0]
     assert env["changes"] == {"add": 4000, "update": 1000, "delete": 0}

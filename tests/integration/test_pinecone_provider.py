@@ -163,7 +163,7 @@ def test_listing_splits_by_the_expected_ids_and_still_finds_every_id(
         assert ticks and ticks[-1] == len(got) and all(0 < t <= len(got) for t in ticks)
         return got, {p: n for p, n in pinecone_server.list_prefixes.items() if not p.startswith("__default__/")}
 
-    pinecone_server.faults = Faults(rate_429=0.05, rate_5xx=0.05, retry_after=0.01, seed=3, operations=frozenset({"list"}))
+    pinecone_server.faults = Faults(rate_429=0.05, rate_5xx=0.05, retry_after=0, seed=3, operations=frozenset({"list"}))
     got, pages = listed(expected)
     assert sorted(got) == batch.id_list and len(got) == len(set(got))
     assert "" not in pages and len(pages) >= 8  # split, and nothing listed twice over
@@ -189,7 +189,7 @@ def test_5000_records_with_10_percent_failing_requests_end_exact(pinecone_server
     old = _batch(1000, start=5000, seed=1)
     dest.upsert(old)
     pinecone_server.faults = Faults(
-        rate_429=0.04, rate_5xx=0.03, rate_lost_response=0.03, retry_after=0.01, seed=11,
+        rate_429=0.04, rate_5xx=0.03, rate_lost_response=0.03, retry_after=0, seed=11,
         operations=frozenset({"upsert", "delete", "fetch", "list"}),
     )
     # small records force many requests: 5000 records in requests of at most 100

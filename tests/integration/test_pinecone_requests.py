@@ -126,7 +126,7 @@ def test_upsert_stream_packs_requests_across_batches(pinecone_server: PineconeSe
 def test_exact_values_under_faults_with_a_namespace(pinecone_server: PineconeServer) -> None:
     dest = _dest(namespace="tenant-a", max_in_flight=3)
     dest.ensure(32, "dotproduct")
-    pinecone_server.faults = Faults(rate_429=0.1, rate_lost_response=0.1, retry_after=0.01, seed=3,
+    pinecone_server.faults = Faults(rate_429=0.1, rate_lost_response=0.1, retry_after=0, seed=3,
                                     operations=frozenset({"upsert"}))
     x = _tricky(3000, 32, seed=4)
     batch = RecordBatch.from_rows([f"r{i}" for i in range(3000)], x, [{}] * 3000, 32)

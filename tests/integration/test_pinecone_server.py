@@ -209,13 +209,13 @@ def test_update_merges_metadata_and_delete_variants(pinecone_server: PineconeSer
 
 def test_429_with_retry_after_is_retried_by_the_sdk(pinecone_server: PineconeServer) -> None:
     idx = _index(pinecone_server)
-    pinecone_server.faults = Faults(retry_after=0.1)
-    pinecone_server.fail_next("429", count=2, operation="upsert")
+    pinecone_server.faults = Faults(retry_after=1)  # whole seconds, as RFC 9110 has it
+    pinecone_server.fail_next("429", count=1, operation="upsert")
     started = time.monotonic()
     assert idx.upsert(vectors=[("a", [1.0, 2.0, 3.0])]).upserted_count == 1
-    assert time.monotonic() - started >= 0.2  # Retry-After honoured twice
-    assert pinecone_server.request_counts["upsert"] == 3
-    assert pinecone_server.fault_counts == {"429": 2}
+    assert time.monotonic() - started >= 1.0  # Retry-After honoured
+    assert pinecone_server.request_counts["upsert"] == 2
+    assert pinecone_server.fault_counts == {"429": 1}
 
 
 def test_lost_response_applies_the_write_and_drops_the_connection(pinecone_server: PineconeServer) -> None:

@@ -19,6 +19,7 @@ from tests.pinecone_server.server import as_float_list, decode_token, encode_tok
 from tests.pinecone_server.store import (
     DEFAULT_NAMESPACE,
     canonical_namespace,
+    check_filter,
     check_id,
     clean_metadata,
     invalid,
@@ -100,8 +101,10 @@ def delete(h: _Handler, _: str, body: dict[str, Any], query: Any) -> Result:
         raise invalid("Exactly one of ids, deleteAll or filter must be given")
     if ids is not None:
         ids = _check_ids(ids, "Delete")
-    if flt is not None and (not isinstance(flt, dict) or not flt):
+    if flt == {}:
         raise invalid("Delete with empty metadata filter is not allowed")
+    if flt is not None:
+        check_filter(flt)
     with state.lock:
         if ns not in state.namespaces:
             raise rpc_error(404, 5, "Namespace not found")
@@ -116,8 +119,6 @@ def delete(h: _Handler, _: str, body: dict[str, Any], query: Any) -> Result:
                 for vid in [v for v, (_, md) in records.items() if matches(md, flt)]:
                     del records[vid]
 
-        if flt is not None:
-            matches({}, flt)  # reject bad operators now, not at visibility time
         lsn = state.commit(ns, apply)
         indexed = state.namespaces[ns].indexed_lsn
     return 200, {}, lsn_headers(lsn, indexed)
@@ -133,8 +134,9 @@ def update(h: _Handler, _: str, body: dict[str, Any], query: Any) -> Result:
     if flt is not None:
         if body.get("values") is not None or body.get("sparseValues") is not None:
             raise invalid("Update by filter cannot set values")
-        if not isinstance(flt, dict) or not flt:
+        if flt == {}:
             raise invalid("Update with empty metadata filter is not allowed")
+        check_filter(flt)
         new_md = clean_metadata("<filter>", set_metadata)
         with state.lock:
             records = state.visible_records(ns)
@@ -172,12 +174,7 @@ def list_ids(h: _Handler, _: str, body: dict[str, Any], query: dict[str, list[st
     prefix = (query.get("prefix") or [""])[0]
     if len(prefix) > store.MAX_ID_LENGTH or not prefix.isascii():
         raise invalid(f"Prefix must be ASCII and at most {store.MAX_ID_LENGTH} characters")
-    try:
-        limit = int((query.get("limit") or ["100"])[0])
-    except ValueError:
-        raise invalid("limit must be an integer") from None
-    if not 1 <= limit <= 100:
-        raise invalid("limit must be between 1 and 100")
+    limit = _page_limit(query)
     token = (query.get("paginationToken") or [""])[0]
     skip_past = decode_token(token, prefix) if token else None
     with state.lock:
@@ -205,7 +202,7 @@ def query(h: _Handler, _: str, body: dict[str, Any], qs: Any) -> Result:
     vector, by_id = body.get("vector"), body.get("id")
     if (vector is None) == (by_id is None):
         raise invalid("Exactly one of vector or id must be given")
-    flt = body.get("filter") or {}
+    flt = check_filter(body["filter"]) if body.get("filter") is not None else {}
     with state.lock:
         records = state.visible_records(ns)
         if by_id is not None:
@@ -256,14 +253,35 @@ def _namespace_json(name: str, count: int) -> dict[str, Any]:
     return {"name": name, "record_count": str(count)}
 
 
+def _page_limit(query: dict[str, list[str]]) -> int:
+    """``limit``: 1-100, 100 when absent (list ids and list namespaces alike)."""
+    try:
+        limit = int((query.get("limit") or ["100"])[0])
+    except ValueError:
+        raise invalid("limit must be an integer") from None
+    if not 1 <= limit <= 100:
+        raise invalid("limit must be between 1 and 100")
+    return limit
+
+
 def list_namespaces(h: _Handler, _: str, body: dict[str, Any], query: dict[str, list[str]]) -> Result:
+    """Namespaces in byte-wise order, ``limit`` at a time, continued by ``paginationToken``;
+    ``total_count`` counts every namespace under the prefix, not just this page."""
     state = h.index_state
     prefix = (query.get("prefix") or [""])[0]
+    limit = _page_limit(query)
+    token = (query.get("paginationToken") or [""])[0]
+    skip_past = decode_token(token, prefix) if token else None
     with state.lock:
         found = sorted(
             (name, len(state.visible_records(name))) for name in state.namespaces if name.startswith(prefix)
         )
-    return 200, {"namespaces": [_namespace_json(n, c) for n, c in found], "total_count": len(found)}, {}
+    rest = [(n, c) for n, c in found if skip_past is None or n > skip_past]
+    page = rest[:limit]
+    payload: dict[str, Any] = {"namespaces": [_namespace_json(n, c) for n, c in page], "total_count": len(found)}
+    if len(rest) > limit:
+        payload["pagination"] = {"next": encode_token(page[-1][0], prefix)}
+    return 200, payload, {}
 
 
 def describe_namespace(h: _Handler, name: str, body: dict[str, Any], query: Any) -> Result:
@@ -282,4 +300,4 @@ def delete_namespace(h: _Handler, name: str, body: dict[str, Any], query: Any) -
         if ns not in state.namespaces or ns == DEFAULT_NAMESPACE and not state.namespaces[ns].records:
             raise rpc_error(404, 5, "Namespace not found")
         del state.namespaces[ns]
-    return 202, {}, {}
+    return 200, {}, {}  # the spec's DeleteResponse

@@ -29,7 +29,8 @@ def pinecone_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[PineconeServer]
 
     The SDK keeps process-global retry budgets and concurrency gates keyed by bare host name
     (every local server is "127.0.0.1"), so they are reset here: one test's injected faults must
-    not silently switch off the SDK's retries in the next test.
+    not silently switch off the SDK's retries in the next test. A request the server failed to
+    handle (answered 500, a server bug) fails the test at teardown, whatever the client made of it.
     """
     reset_sdk_host_state()
     srv = PineconeServer(api_key=API_KEY).start()
@@ -39,3 +40,4 @@ def pinecone_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[PineconeServer]
         yield srv
     finally:
         srv.stop()
+    srv.raise_unexpected_errors()

@@ -6,6 +6,12 @@ control-plane shape for SDK 10.x and the classic one for older clients, one port
 Pinecone Local, the documented limits with the real status codes and error bodies, and injectable
 faults (429 with Retry-After, 5xx, dropped connections, writes applied whose response is lost,
 delayed visibility) so retry and consistency code can be exercised for real.
+
+Every request gets an answer: a refusal is Pinecone's status and error body for that plane, and a
+handler that raises unexpectedly answers 500 in Pinecone's shape, is logged, and is recorded in
+``unexpected_errors`` so the test that caused it fails (``fixtures.pinecone_server`` checks it)
+instead of the connection silently closing. Routes live in two tables (``_CONTROL_ROUTES``,
+``_DATA_ROUTES``) so new endpoints are one entry each.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import random
 import re
 import socket
 import threading
 import time
+import traceback
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +35,18 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 
 from tests.pinecone_server import store
-from tests.pinecone_server.store import ApiFailure, IndexState, invalid, rpc_error
+from tests.pinecone_server import index_requests
+from tests.pinecone_server.store import (
+    ApiFailure,
+    IndexState,
+    control_error,
+    invalid,
+    json_type,
+    rpc_error,
+    unprocessable,
+)
+
+log = logging.getLogger(__name__)
 
 WRITE_OPERATIONS = frozenset({"upsert", "delete", "update"})
 DATA_OPERATIONS = frozenset(
@@ -35,7 +54,6 @@ DATA_OPERATIONS = frozenset(
      "describe_namespace", "delete_namespace"}
 )
 FAULT_KINDS = ("429", "500", "503", "drop", "lost")
-_INDEX_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,43}[a-z0-9])?$")
 
 
 @dataclass
@@ -47,11 +65,13 @@ class Faults:
     a committed write shows in reads (eventual consistency). ``latency``: seconds every data-plane
     request waits before it is answered, the round trip to the real service (concurrent requests
     wait side by side, as they would on the wire). ``operations`` limits faults to
-    those operation names (default: every data-plane operation).
+    those operation names (default: every data-plane operation). ``retry_after``: the 429's
+    ``Retry-After`` in whole seconds as RFC 9110 defines it (0, the default, keeps retrying tests
+    fast; the SDK and vectorops sleep what it says), or None for no header.
     """
 
     rate_429: float = 0.0
-    retry_after: float | None = 0.05
+    retry_after: int | None = 0  # whole seconds (RFC 9110 delay-seconds); None sends no header
     rate_5xx: float = 0.0
     rate_drop: float = 0.0
     rate_lost_response: float = 0.0
@@ -59,6 +79,11 @@ class Faults:
     latency: float = 0.0
     seed: int | None = 0
     operations: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        ra = self.retry_after
+        if ra is not None and (not isinstance(ra, int) or isinstance(ra, bool) or ra < 0):
+            raise ValueError(f"retry_after must be whole seconds (an int >= 0) or None, got {ra!r}")
 
 
 @dataclass
@@ -108,6 +133,7 @@ class PineconeServer:
         self._control: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stats = _Stats()
+        self.unexpected_errors: list[str] = []  # tracebacks of handlers that raised: a server bug
         self._script: deque[_Script] = deque()
         self._faults = Faults()
         self._rng = random.Random(0)
@@ -183,6 +209,15 @@ class PineconeServer:
     def fault_counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._stats.faults)
+
+    def raise_unexpected_errors(self) -> None:
+        """Fail loudly if any request hit a server bug (each was answered 500 and logged)."""
+        with self._lock:
+            errors = list(self.unexpected_errors)
+        if errors:
+            raise AssertionError(
+                f"the local Pinecone server raised on {len(errors)} request(s); first:\n{errors[0]}"
+            )
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -286,12 +321,25 @@ class _Handler(BaseHTTPRequestHandler):
     # -- plumbing -----------------------------------------------------------------------------
 
     def _dispatch(self, method: str) -> None:
+        """Answer one request; nothing a request contains may leave it without a response."""
+        control = self.server.index_name is None
+        try:
+            self._answer(method, control)
+        except Exception:  # noqa: BLE001 - a server bug: answer as Pinecone would, and record it
+            detail = f"{method} {self.path}\n{traceback.format_exc()}"
+            log.error("local Pinecone server: unexpected error on %s", detail)
+            with self.server.owner._lock:
+                self.server.owner.unexpected_errors.append(detail)
+            if control:
+                self._send_json(500, {"status": 500, "error": {"code": "UNKNOWN", "message": "Internal server error"}})
+            else:
+                self._send_json(500, {"code": 13, "message": "Internal server error", "details": []})
+
+    def _answer(self, method: str, control: bool) -> None:
         owner = self.server.owner
         parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._read_body()
         query = parse_qs(parts.query, keep_blank_values=True)
-        control = self.server.index_name is None
         route = _control_route if control else _data_route
         try:
             operation, handler, arg = route(method, parts.path)
@@ -317,12 +365,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
             return
         if decision.kind in ("429", "500", "503"):
-            self._send_fault(decision.kind)
+            self._send_fault(decision.kind, control)
             return
         try:
             if operation == "upsert" and len(raw) > store.MAX_REQUEST_BYTES:
                 raise rpc_error(413, 3, "Your request is larger than the maximum supported size - 2MB.")
-            body = _parse_body(raw, method)
+            body = _parse_body(raw, control)
             status, payload, headers = handler(self, arg, body, query)
         except ApiFailure as failure:
             self._send_failure(failure, control)
@@ -335,6 +383,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(status, payload, headers)
 
+    def _read_body(self) -> bytes:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        return self.rfile.read(length) if length > 0 else b""
+
     def _drop(self) -> None:
         self.close_connection = True
         try:
@@ -342,11 +397,15 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _send_fault(self, kind: str) -> None:
+    def _send_fault(self, kind: str, control: bool) -> None:
         if kind == "429":
             retry_after = self.server.owner.faults.retry_after
-            headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
             self._send(429, b"Too Many Requests: request rate limit exceeded for this namespace", "text/plain", headers)
+        elif control:
+            code = "UNAVAILABLE" if kind == "503" else "UNKNOWN"
+            message = "Service temporarily unavailable" if kind == "503" else "Internal server error"
+            self._send_json(int(kind), {"status": int(kind), "error": {"code": code, "message": message}})
         elif kind == "503":
             self._send_json(503, {"code": 14, "message": "Service temporarily unavailable", "details": []})
         else:
@@ -387,14 +446,24 @@ class _Handler(BaseHTTPRequestHandler):
             raise rpc_error(404, 5, "Index not found") from None
 
 
-def _parse_body(raw: bytes, method: str) -> dict[str, Any]:
+def _parse_body(raw: bytes, control: bool) -> dict[str, Any]:
+    """The JSON object a request carries, refused in the plane's own error shape.
+
+    The control plane (an axum service) answers 400 to a body that is not JSON and 422 to JSON
+    of the wrong shape ("Failed to deserialize the JSON body into the target type"), both as
+    ``{"status", "error"}``; the data plane answers 400 in the rpcStatus shape.
+    """
     if not raw:
         return {}
     try:
         body = json.loads(raw)
-    except ValueError:
+    except ValueError as exc:  # UnicodeDecodeError included
+        if control:
+            raise _cp_error(400, "INVALID_ARGUMENT", f"Failed to parse the request body as JSON: {exc}") from None
         raise invalid("Request body is not valid JSON") from None
     if not isinstance(body, dict):
+        if control:
+            raise unprocessable(f"invalid type: {json_type(body)}, expected an object")
         raise invalid("Request body must be a JSON object")
     return body
 
@@ -404,8 +473,7 @@ def _parse_body(raw: bytes, method: str) -> dict[str, Any]:
 Result = tuple[int, Any, dict[str, str]]
 
 
-def _cp_error(status: int, code: str, message: str) -> ApiFailure:
-    return ApiFailure(status, {"status": status, "error": {"code": code, "message": message}})
+_cp_error = control_error
 
 
 def _control_route(method: str, path: str) -> tuple[str, Any, str]:
@@ -427,10 +495,13 @@ def _control_route(method: str, path: str) -> tuple[str, Any, str]:
 
 
 def _index_model(state: IndexState, api_version: str) -> dict[str, Any]:
-    """IndexModel in the shape the client's API version expects (2026-07 changed it)."""
+    """IndexModel in the shape the client's API version expects (2026-07 changed it).
+
+    ``tags`` is left out when there are none: the spec types it as an object, never null."""
     status = {"ready": True, "state": "Ready"}
     read_capacity = {"mode": "OnDemand", "status": {"state": "Ready"}}
-    if api_version >= "2026-07":
+    tags = {"tags": state.tags} if state.tags else {}
+    if index_requests.schema_shape(api_version):
         return {
             "name": state.name,
             "host": state.host,
@@ -439,7 +510,7 @@ def _index_model(state: IndexState, api_version: str) -> dict[str, Any]:
                                               "metric": state.metric}}},
             "deployment": {"deployment_type": "managed", "cloud": state.cloud, "region": state.region},
             "deletion_protection": state.deletion_protection,
-            "tags": state.tags,
+            **tags,
             "read_capacity": read_capacity,
         }
     return {
@@ -451,7 +522,7 @@ def _index_model(state: IndexState, api_version: str) -> dict[str, Any]:
         "status": status,
         "vector_type": "dense",
         "deletion_protection": state.deletion_protection,
-        "tags": state.tags,
+        **tags,
     }
 
 
@@ -469,35 +540,11 @@ def _list_indexes(h: _Handler, _: str, body: dict[str, Any], query: Any) -> Resu
 
 
 def _create_index(h: _Handler, _: str, body: dict[str, Any], query: Any) -> Result:
-    name = body.get("name")
-    if not isinstance(name, str) or not _INDEX_NAME.match(name):
-        raise _cp_error(
-            400, "INVALID_ARGUMENT",
-            "Name must consist of lower case alphanumeric characters or '-', start and end with an "
-            "alphanumeric character, and be 1-45 characters long",
-        )
-    if "schema" in body or "deployment" in body:  # 2026-07 shape
-        fields = (body.get("schema") or {}).get("fields") or {}
-        dense = fields.get("_values")
-        if not isinstance(dense, dict) or dense.get("type") != "dense_vector":
-            raise _cp_error(400, "INVALID_ARGUMENT", "This local server supports dense vector indexes only")
-        dimension, metric = dense.get("dimension"), dense.get("metric") or "cosine"
-        deployment = body.get("deployment") or {}
-        cloud, region = deployment.get("cloud", "aws"), deployment.get("region", "us-east-1")
-    else:
-        dimension, metric = body.get("dimension"), body.get("metric") or "cosine"
-        serverless = (body.get("spec") or {}).get("serverless") or {}
-        cloud, region = serverless.get("cloud", "aws"), serverless.get("region", "us-east-1")
-        if body.get("vector_type", "dense") != "dense":
-            raise _cp_error(400, "INVALID_ARGUMENT", "This local server supports dense vector indexes only")
-    if not isinstance(dimension, int) or isinstance(dimension, bool) or not 1 <= dimension <= store.MAX_DIMENSION:
-        raise _cp_error(400, "INVALID_ARGUMENT", f"Dimension must be an integer between 1 and {store.MAX_DIMENSION}")
-    if metric not in store.METRICS:
-        raise _cp_error(400, "INVALID_ARGUMENT", f"Metric must be one of {', '.join(store.METRICS)}")
+    request = index_requests.read_create_request(body, h.api_version)
     try:
         state = h.server.owner.create_index(
-            name, dimension, metric, cloud=cloud, region=region,
-            deletion_protection=body.get("deletion_protection") or "disabled", tags=body.get("tags"),
+            request.name, request.dimension, request.metric, cloud=request.cloud, region=request.region,
+            deletion_protection=request.deletion_protection, tags=request.tags,
         )
     except ApiFailure:
         raise _cp_error(409, "ALREADY_EXISTS", "Resource already exists") from None
@@ -512,8 +559,9 @@ def _configure_index(h: _Handler, name: str, body: dict[str, Any], query: Any) -
     state = _lookup(h, name)
     if body.get("deletion_protection") in ("enabled", "disabled"):
         state.deletion_protection = body["deletion_protection"]
-    if isinstance(body.get("tags"), dict):
-        state.tags = {**(state.tags or {}), **body["tags"]}
+    if isinstance(body.get("tags"), dict):  # a tag set to "" is removed
+        merged = {**(state.tags or {}), **body["tags"]}
+        state.tags = {k: v for k, v in merged.items() if v != ""} or None
     return 202, _index_model(state, h.api_version), {}
 
 

@@ -47,6 +47,31 @@ def invalid(message: str) -> ApiFailure:
     return rpc_error(400, 3, message)
 
 
+def control_error(status: int, code: str, message: str) -> ApiFailure:
+    """Control-plane error in its own shape: ``{"status", "error": {"code", "message"}}``."""
+    return ApiFailure(status, {"status": status, "error": {"code": code, "message": message}})
+
+
+def unprocessable(problem: str) -> ApiFailure:
+    """The control plane's 422: JSON that does not deserialize into the request's type."""
+    return control_error(
+        422, "UNPROCESSABLE_ENTITY", f"Failed to deserialize the JSON body into the target type: {problem}"
+    )
+
+
+def json_type(value: Any) -> str:
+    """How the control plane's deserializer names a JSON value's type in its messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean `{str(value).lower()}`"
+    if isinstance(value, (int, float)):
+        return f"number `{value}`"
+    if isinstance(value, str):
+        return f"string {value!r}"[:80]
+    return "sequence" if isinstance(value, list) else "map"
+
+
 def canonical_namespace(ns: Any) -> str:
     """Absent, ``""`` and ``"__default__"`` are one namespace (API 2025-04 and later)."""
     if ns is None or ns == "" or ns == DEFAULT_NAMESPACE:
@@ -120,8 +145,63 @@ def parse_values(vid: str, values: Any, dimension: int) -> np.ndarray:
 # -- metadata filters ------------------------------------------------------------------------
 
 
+MAX_FILTER_VALUES = 10_000  # values in one $in / $nin
+
+
+def check_filter(flt: Any) -> dict[str, Any]:
+    """A metadata filter Pinecone accepts, or its 400, before any record is looked at.
+
+    Checked whole and up front: an operator given the wrong kind of argument is refused
+    even when there is nothing to match, as the service refuses it, and ``matches`` can then
+    assume a well-formed filter.
+    """
+    if not isinstance(flt, dict):
+        raise invalid(f"Invalid filter: a filter must be a JSON object, got {json_type(flt)}")
+    for key, cond in flt.items():
+        if key in ("$and", "$or"):
+            if not isinstance(cond, list) or not cond:
+                raise invalid(f"Invalid filter: {key} must be followed by a non-empty array of filters")
+            for sub in cond:
+                check_filter(sub)
+        elif key.startswith("$"):
+            raise invalid(f"Invalid filter: unsupported top-level operator {key}")
+        elif isinstance(cond, dict):
+            if not cond:
+                raise invalid(f"Invalid filter: field '{key}' has no operator")
+            for op, arg in cond.items():
+                _check_operator(key, op, arg)
+        else:
+            _check_operator(key, "$eq", cond)
+    return flt
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_operator(key: str, op: str, arg: Any) -> None:
+    if op in ("$eq", "$ne"):
+        ok = isinstance(arg, (str, bool)) or _is_number(arg)
+        wanted = "a string, number or boolean"
+    elif op in ("$gt", "$gte", "$lt", "$lte"):
+        ok, wanted = _is_number(arg), "a number"
+    elif op in ("$in", "$nin"):
+        ok = isinstance(arg, list) and len(arg) <= MAX_FILTER_VALUES and all(
+            isinstance(v, (str, bool)) or _is_number(v) for v in arg
+        )
+        wanted = f"an array of at most {MAX_FILTER_VALUES} strings, numbers or booleans"
+    elif op == "$exists":
+        ok, wanted = isinstance(arg, bool), "a boolean"
+    else:
+        raise invalid(f"Invalid filter: unsupported operator {op} on field '{key}'")
+    if not ok:
+        raise invalid(f"Invalid filter: {op} on field '{key}' must be followed by {wanted}, got {json_type(arg)}")
+
+
 def matches(metadata: dict[str, Any], flt: dict[str, Any]) -> bool:
-    """Pinecone's filter language, the common subset: $eq $ne $gt $gte $lt $lte $in $nin $exists $and $or."""
+    """Pinecone's filter language, the common subset: $eq $ne $gt $gte $lt $lte $in $nin $exists $and $or.
+
+    ``flt`` has passed ``check_filter``."""
     for key, cond in flt.items():
         if key == "$and":
             if not all(matches(metadata, sub) for sub in cond):
