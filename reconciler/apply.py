@@ -341,7 +341,9 @@ def validate_after_apply(
     if may_roll_back and env.rollback_on_failure and state.previous is not None:
         target = state.previous
         hooks.on_message(env_plan.name, f"rolling back to {target.version} ({target.commit[:7]}) because validation failed")
-        back = plan_environment(manifest, env_plan.name, version_override=target.commit, allow_deletes=True, destination=dest)
+        back = plan_environment(
+            manifest, env_plan.name, version_override=target.commit, allow_deletes=True, destination=dest, rollback=True
+        )
         back.desired["version"] = target.version
         rolled = apply_environment(
             manifest, back, plan_id=f"rollback-{env_plan.name}", hooks=hooks, saved=False, operation="rollback", destination=dest

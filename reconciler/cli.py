@@ -530,7 +530,7 @@ def rollback(environment: str, to_rev: str | None, auto_approve: bool) -> None:
             raise StateError(f"environment '{name}' has no previous version to roll back to", hint="Name one with --to REV.")
         target = st.previous.commit
     # naming the target approves its deletes (SPEC §3)
-    env_plan = plan_environment(m, name, version_override=target, allow_deletes=True, destination=dest)
+    env_plan = plan_environment(m, name, version_override=target, allow_deletes=True, destination=dest, rollback=True)
     if to_rev is None and st.previous is not None:
         env_plan.desired["version"] = st.previous.version
     p = Plan(environments=[env_plan], manifest_path=str(m.path))

@@ -352,7 +352,10 @@ def plan_environment(
     replace: bool = False,
     progress: Progress | None = None,
     destination: Destination | None = None,
+    rollback: bool = False,
 ) -> EnvironmentPlan:
+    """What apply would do to one environment. ``rollback``: the plan goes back to a version this
+    environment ran before, which `requires` does not gate (SPEC §1)."""
     from reconciler import dataset as ds
 
     env = manifest.model.environments[name]
@@ -458,7 +461,7 @@ def plan_environment(
         check_canary_file(manifest, name, desired, desired_index.ids)
     if dest.capabilities.check_records and len(plan.ids.upsert):
         _check_writable(manifest, plan, dest, desired)
-    plan.blocked = blocked_reason(manifest, name, plan, state, info, store)
+    plan.blocked = blocked_reason(manifest, name, plan, state, info, store, rollback=rollback)
     return plan
 
 
@@ -508,7 +511,9 @@ def _explain_in_flight(diff: d.Diff, before: d.VersionIndex | None, target: d.Ve
     diff.drift_missing = both.filter(pc.invert(pc.is_in(both, value_set=a.column("id")))).cast(pa.string())
 
 
-def blocked_reason(manifest: LoadedManifest, name: str, plan: EnvironmentPlan, state: EnvState, info: Any, store: StateStore) -> str | None:
+def blocked_reason(
+    manifest: LoadedManifest, name: str, plan: EnvironmentPlan, state: EnvState, info: Any, store: StateStore, *, rollback: bool = False
+) -> str | None:
     """Why apply would refuse this environment, as one sentence that says how to proceed."""
     env = manifest.model.environments[name]
     emb = plan.embedding
@@ -537,10 +542,13 @@ def blocked_reason(manifest: LoadedManifest, name: str, plan: EnvironmentPlan, s
             f"the plan deletes {deletes} of {plan.destination_count} records ({deletes / plan.destination_count:.0%}), "
             f"over policy.max_delete_fraction {limit:.0%}; re-run with --allow-deletes to approve"
         )
-    for req in env.requires:
-        reason = _requires_unmet(manifest, req, plan.desired)
-        if reason:
-            return reason
+    if env.requires and _moves_forward(plan, state, store, rollback=rollback):
+        for req in env.requires:
+            reason = _requires_unmet(manifest, req, plan.desired)
+            if reason:
+                if rollback:
+                    reason += f" (rollback skips `requires` only for a version {name} ran before)"
+                return reason
     lock = store.current_lock()
     if lock is not None and not lock.expired() and not lock.holder_is_dead():
         return (
@@ -548,6 +556,30 @@ def blocked_reason(manifest: LoadedManifest, name: str, plan: EnvironmentPlan, s
             f"within a minute) or run `vectorops force-unlock {name} {lock.id}`"
         )
     return None
+
+
+def _moves_forward(plan: EnvironmentPlan, state: EnvState, store: StateStore, *, rollback: bool) -> bool:
+    """Whether the plan takes the environment to a version `requires` must vouch for (SPEC §1).
+
+    `requires` gates moving forward only. Staying at the deployed content (nothing to do, or only
+    drift to repair), finishing an interrupted apply that passed the gate when it started, and
+    rolling back to a version this environment ran before are never blocked by it: staging moving
+    on must not freeze prod where it is, nor take away the way back.
+    """
+    target = (plan.desired["commit"], plan.desired["digest"])
+    cur = plan.current
+    if cur is not None and (cur["commit"], cur["digest"]) == target:
+        return False
+    if state.intent is not None and (state.intent.commit, state.intent.digest) == target:
+        return False
+    if rollback:
+        ran_before = {(d.commit, d.digest) for d in (state.deployed, state.previous) if d is not None}
+        if target in ran_before:
+            return False
+        for entry in store.history():
+            if entry.result != "failed" and (entry.to.commit, entry.to.digest) == target:
+                return False
+    return True
 
 
 def _requires_unmet(manifest: LoadedManifest, req: str, desired: dict[str, Any]) -> str | None:

@@ -331,6 +331,65 @@ def test_requires_blocks_prod_until_staging_applied_and_validated(ws: Workspace,
     assert [_entry_summary(e) for e in ws.history("prod")] == [("apply", None, "v1", "success")]
 
 
+def _blocked(ws: Workspace, env: str) -> str | None:
+    return ws.ok("plan", env, "--json").json["environments"][0]["blocked"]
+
+
+def test_requires_gates_moving_forward_only(lws: Workspace, known_versions: KnownVersions) -> None:
+    """Issue 14 item 1, the quick start's flow: staging moving on never freezes prod where it is,
+    nor takes away prod's way back (SPEC §1: `requires` gates moving forward only)."""
+    ws = lws.setup(staging=EnvSpec("lancedb", canaries="good"), prod=EnvSpec("lancedb", requires=["staging"]))
+    ws.ok("apply", "staging", "--auto-approve")
+    ws.ok("apply", "prod", "--auto-approve")
+    ws.pin("staging", "v2")
+    ws.ok("apply", "staging", "--auto-approve")
+
+    # prod has nothing to do: a plain `apply` of every environment (what CI runs on each merge) passes
+    assert _blocked(ws, "prod") is None
+    result = ws.ok("apply", "--auto-approve")
+    assert "No changes. 2 environment(s) match their pinned versions." in result.stdout and "Blocked" not in result.stdout
+    ws.assert_content("prod", known_versions.v1)
+
+    # drift at the deployed version is repaired, not frozen because staging moved on
+    ws.lance_table("prod").delete(f"id = '{known_versions.v1[0]['id']}'")
+    repair = ws.ok("plan", "prod", "--json").json["environments"][0]
+    assert repair["changes"] == {"add": 1, "update": 0, "delete": 0} and repair["blocked"] is None
+    ws.ok("apply", "prod", "--auto-approve")
+    ws.assert_content("prod", known_versions.v1)
+
+    # moving forward is still gated: v2 is validated on staging, so prod may take it
+    ws.pin("prod", "v2")
+    ws.ok("apply", "prod", "--auto-approve")
+    ws.assert_content("prod", known_versions.v2)
+
+    # the incident path: back to the version prod ran before, though staging has moved on from it
+    ws.ok("rollback", "prod", "--auto-approve")
+    ws.assert_content("prod", known_versions.v1)
+    ws.ok("rollback", "staging", "--to", "v1", "--auto-approve")  # staging leaves v2
+    ws.ok("rollback", "prod", "--to", "v2", "--auto-approve")  # prod ran v2 before: not gated
+    ws.assert_content("prod", known_versions.v2)
+    assert _blocked(ws, "prod") is None  # pinned v2, at v2: nothing to do, whatever staging runs
+    ws.ok("apply", "prod", "--auto-approve")
+    assert [_entry_summary(e) for e in ws.history("prod")][:3] == [
+        ("rollback", "v1", "v2", "success"),
+        ("rollback", "v2", "v1", "success"),
+        ("apply", "v1", "v2", "success"),
+    ]
+
+
+def test_rollback_to_a_version_never_deployed_there_is_still_gated(lws: Workspace, known_versions: KnownVersions) -> None:
+    """`rollback --to REV` is a way back, not a way around the gate: a rev prod never ran needs staging's word."""
+    ws = lws.setup(staging=EnvSpec("lancedb", canaries="good"), prod=EnvSpec("lancedb", requires=["staging"]))
+    ws.ok("apply", "staging", "--auto-approve")
+    ws.ok("apply", "prod", "--auto-approve")  # both at v1; neither ever ran v2
+    refused = ws.run("rollback", "prod", "--to", "v2", "--auto-approve")
+    assert refused.code == 1
+    assert "requires 'staging' to have v2" in refused.stderr and "rollback skips `requires` only for a version prod ran before" in refused.stderr
+    assert "Traceback" not in refused.output
+    ws.assert_content("prod", known_versions.v1)
+    assert len(ws.history("prod")) == 1
+
+
 # -- embedding-model, dimension and metric guards --------------------------------------------
 
 
