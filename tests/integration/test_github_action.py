@@ -429,6 +429,67 @@ def test_end_to_end_plan_comment_then_apply(tmp_path: Path, gh: FakeGitHub) -> N
         assert gh.token not in without_masks(p.stdout) and gh.token not in p.stderr
 
 
+TWO_ENVS = (
+    "version: 1\n"
+    "datasets:\n"
+    "  docs:\n"
+    "    path: data/docs.parquet\n"
+    "    embedding: {model: test/model, dimension: 4}\n"
+    "environments:\n"
+    "  staging:\n"
+    "    dataset: docs\n"
+    "    version: STAGING\n"
+    "    destination: {type: lancedb, uri: .vectorops/lancedb, table: docs_staging}\n"
+    "  prod:\n"
+    "    dataset: docs\n"
+    "    version: PROD\n"
+    "    requires: [staging]\n"
+    "    destination: {type: lancedb, uri: .vectorops/lancedb, table: docs_prod}\n"
+)
+
+
+def test_apply_job_of_an_environment_with_nothing_to_do_stays_green(tmp_path: Path, gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14 item 1: a merge that re-pins only staging must not turn the prod job red (`requires`
+    gates moving forward; prod, with nothing to do, is not moving)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fixtures.cli import run_vectorops
+
+    repo = _dataset_repo(tmp_path)
+    manifest = repo / "vectorops.yaml"
+
+    def pin(staging: str, prod: str) -> None:
+        manifest.write_text(TWO_ENVS.replace("STAGING", staging).replace("PROD", prod))
+        _sh(repo, "git", "commit", "-q", "-am", f"pin staging {staging}, prod {prod}")
+
+    def cli(*args: str) -> None:
+        result = run_vectorops("-m", str(manifest), *args)
+        assert result.code == 0, result.output
+
+    pin("docs-v1", "docs-v1")
+    cli("apply", "staging", "--auto-approve")
+    cli("apply", "prod", "--auto-approve")
+    table = pa.table({"id": [f"doc-{i}" for i in range(6)], "vector": pa.array([[float(i), 0.0, 1.0, 0.5] for i in range(6)], pa.list_(pa.float32()))})
+    pq.write_table(table, repo / "data" / "docs.parquet")
+    _sh(repo, sys.executable, "-m", "dvc", "add", "-q", "data/docs.parquet")
+    _sh(repo, "git", "commit", "-q", "-am", "docs v2")
+    _sh(repo, "git", "tag", "docs-v2")
+    pin("docs-v2", "docs-v1")  # the merge: staging moves on, prod stays
+    cli("apply", "staging", "--auto-approve")  # the staging job
+
+    monkeypatch.chdir(repo)
+    out = io.StringIO()
+    env = {**os.environ, **GIT_ID, **action_env(tmp_path, gh, VECTOROPS_COMMAND="apply", VECTOROPS_ENVIRONMENTS="prod", GITHUB_EVENT_NAME="push")}
+    rc = action.main(env, out)  # the prod job, running the real CLI
+    assert rc == 0, out.getvalue()
+    outputs = read_outputs(Path(env["GITHUB_OUTPUT"]))
+    assert (outputs["exitcode"], outputs["has-changes"]) == ("0", "false")
+    plan = json.loads(Path(outputs["plan-json"]).read_text())
+    assert plan["environments"][0]["blocked"] is None
+    assert "blocked" not in out.getvalue()
+
+
 # -- the subprocess flow, against a stand-in that follows the CLI's contract ---------------------
 # Until the CLI lands this checks our side of the contract (argv, files, exit codes, log wrapping);
 # the end-to-end test above checks it against the real CLI.
