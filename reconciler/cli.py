@@ -192,7 +192,7 @@ def _plan_common(f: Callable[..., Any]) -> Callable[..., Any]:
 @_plan_common
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (SPEC §4).")
 @click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), help="Save the plan for `apply PLANFILE`.")
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes or drift.")
 def plan(
     environments: tuple[str, ...], refresh: str, replace: bool, allow_deletes: bool, as_json: bool, out_file: str | None, detailed_exitcode: bool
 ) -> None:
@@ -216,8 +216,8 @@ def plan(
         out(render_plan(data))
         if out_file:
             out(f"\nSaved the plan to {out_file}. Apply exactly this plan with: vectorops apply {out_file}")
-    if detailed_exitcode and p.has_changes:
-        sys.exit(2)
+    if detailed_exitcode and (p.has_changes or p.has_drift):
+        sys.exit(2)  # SPEC §3: changes or drift, so drift that changes nothing (stats, prune: false) still shows
 
 
 def _confirm(question: str) -> bool:

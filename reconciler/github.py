@@ -304,7 +304,8 @@ def publish(
         cfg.json_file.write_text(text + "\n", encoding="utf-8")
         json_path = str(cfg.json_file)
 
-    has_changes = plan is not None and (bool(plan.get("has_changes")) or (cfg.command == "drift" and exitcode == 2))
+    # exit 2 (plan --detailed-exitcode, drift) means changes or drift, and so does the output
+    has_changes = plan is not None and (bool(plan.get("has_changes")) or bool(plan.get("has_drift")) or exitcode == 2)
     write_summary(cfg, summary_markdown(cfg, plan, exitcode, applied=applied, error=error))
     set_outputs(cfg, {"has-changes": "true" if has_changes else "false", "exitcode": str(exitcode), "plan-json": json_path})
 

@@ -124,10 +124,16 @@ class Plan:
     def has_changes(self) -> bool:
         return any(e.has_changes for e in self.environments)
 
+    @property
+    def has_drift(self) -> bool:
+        """Drift found in any environment, whether or not it changes anything (prune: false, stats)."""
+        return any(has_drift(e.drift) for e in self.environments)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
             "has_changes": self.has_changes,
+            "has_drift": self.has_drift,
             "plan_id": self.plan_id,
             "created_at": self.created_at,
             "refresh": self.refresh,

@@ -80,6 +80,9 @@ def summary_line(plan: dict[str, Any]) -> str:
         text = f"No changes. {len(envs)} environment(s) match their pinned versions."
     else:
         text = f"Plan: {add} to add, {upd} to update, {dele} to delete in {len(moving)} of {len(envs)} environment(s)."
+    drifted = [e["name"] for e in envs if any((e.get("drift") or {}).get(k) for k in ("missing", "unexpected", "modified"))]
+    if drifted:
+        text += f" Drift found in {', '.join(drifted)}."
     if blocked:
         text += f" Blocked: {', '.join(blocked)}."
     return text

@@ -173,6 +173,25 @@ def test_detailed_exitcode(ws_v1: Workspace) -> None:
     assert ws.ok("plan", "--json").json["has_changes"] is True  # without the flag: 0
 
 
+def test_detailed_exitcode_is_2_for_drift_that_changes_nothing(ws: Workspace) -> None:
+    """SPEC §3: 2 when there are changes or drift. Issue 14 item 3: drift that plans no change
+    (a foreign id under prune: false; a count difference at --refresh stats) printed "No changes", exit 0."""
+    ws.pin("v1", prune=False)
+    ws.ok("apply", "--auto-approve")
+    ws.ok("plan", "--detailed-exitcode")
+    ws.table().add([{"id": "foreign-1", "vector": [0.5] * 16, "metadata": "{}"}])
+
+    for refresh in ("ids", "stats"):
+        plan = ws.ok("plan", "--refresh", refresh, "--json", "--detailed-exitcode", code=2).json
+        env = plan["environments"][0]
+        assert env["changes"] == {"add": 0, "update": 0, "delete": 0} and env["drift"]["unexpected"] == 1
+        assert (plan["has_changes"], plan["has_drift"]) == (False, True)
+        text = ws.ok("plan", "--refresh", refresh, "--detailed-exitcode", code=2).stdout
+        assert "No changes" in text and "Drift found in staging." in text
+    assert ws.ok("plan", "--json").json["has_drift"] is True  # without the flag: 0
+    ws.ok("drift", code=2)  # drift agrees
+
+
 def test_usage_errors_exit_1_not_2(ws: Workspace) -> None:
     result = ws.run("plan", "--no-such-flag")
     assert result.code == 1

@@ -262,6 +262,22 @@ def test_drift_found_is_success_with_has_changes(tmp_path: Path, gh: FakeGitHub)
     assert gh.requests == []  # not a pull request: no comment
 
 
+def test_plan_with_drift_only_reports_has_changes(tmp_path: Path, gh: FakeGitHub) -> None:
+    """`plan --detailed-exitcode` exits 2 on drift alone (SPEC §3); the outputs say so too."""
+    env = action_env(tmp_path, gh)
+    drifted = env_plan("prod", add=0, update=0)
+    drifted["desired"] = drifted["current"]
+    drifted["drift"].update(unexpected=2)
+    plan = {**plan_of(drifted), "has_changes": False, "has_drift": True}
+
+    rc, _ = publish(env, plan, 2)
+
+    assert rc == 0
+    out = read_outputs(Path(env["GITHUB_OUTPUT"]))
+    assert (out["has-changes"], out["exitcode"]) == ("true", "2")
+    assert "Drift found in `prod`" in gh.bodies(PR)[0]
+
+
 def test_failed_apply_fails_the_step_and_says_so(tmp_path: Path, gh: FakeGitHub) -> None:
     env = action_env(tmp_path, gh, VECTOROPS_COMMAND="apply", GITHUB_EVENT_NAME="push")
     rc, log = publish(env, plan_of(env_plan("staging")), 1, applied=False, error="canaries: 2 of 10 passed")
