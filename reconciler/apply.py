@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from reconciler import failpoints
-from reconciler.errors import BlockedError, PlanFileError, VectorOpsError
+from reconciler.errors import BlockedError, DatasetError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
 from reconciler.plan import EnvironmentPlan, Plan, plan_environment, stash_location
 from reconciler.providers import open_destination
@@ -116,6 +116,20 @@ def _check_fresh(env_plan: EnvironmentPlan, state: EnvState, saved: bool) -> Non
         )
 
 
+def _check_readable(manifest: LoadedManifest, env_plan: EnvironmentPlan) -> None:
+    """Refuse, before anything is written (not even an empty table or an intent), a plan whose
+    records cannot be read here: a saved plan made where the data was, applied where it is not."""
+    from reconciler import dataset as ds
+    from reconciler.plan import unreadable_records
+
+    if not env_plan.has_changes or len(env_plan.ids.upsert) == 0:
+        return
+    desired = ds.resolve_version(manifest.dataset_source(env_plan.dataset), env_plan.desired["commit"])
+    problem = unreadable_records(manifest, env_plan, desired)
+    if problem is not None:
+        raise DatasetError(f"environment '{env_plan.name}': nothing was written: {problem}")
+
+
 def apply_environment(
     manifest: LoadedManifest,
     env_plan: EnvironmentPlan,
@@ -128,6 +142,7 @@ def apply_environment(
 ) -> EnvironmentResult:
     if env_plan.blocked:
         raise BlockedError(f"environment '{env_plan.name}' is blocked: {env_plan.blocked}")
+    _check_readable(manifest, env_plan)
     started = time.monotonic()
     dest = destination or open_destination(manifest, env_plan.name)
     store = StateStore(dest)

@@ -465,10 +465,35 @@ def plan_environment(
         from reconciler.validation import check_canary_file
 
         check_canary_file(manifest, name, desired, desired_index.ids)
-    if dest.capabilities.check_records and len(plan.ids.upsert):
+    unreadable = unreadable_records(manifest, plan, desired)
+    if dest.capabilities.check_records and len(plan.ids.upsert) and unreadable is None:
         _check_writable(manifest, plan, dest, desired)
-    plan.blocked = blocked_reason(manifest, name, plan, state, info, store, rollback=rollback)
+    plan.blocked = unreadable or blocked_reason(manifest, name, plan, state, info, store, rollback=rollback)
     return plan
+
+
+def unreadable_records(manifest: LoadedManifest, plan: EnvironmentPlan, desired: Any) -> str | None:
+    """Why apply could not read the records it would write, as a sentence that says how to fix it.
+
+    A plan served from the hash cache never reads the data, so a version that was `dvc add`-ed but
+    never pushed plans fine on another machine; apply would then fail mid-write. This asks DVC
+    only whether the data exists (cache or remote) for the records the stash does not hold.
+    """
+    from reconciler import dataset as ds
+    from reconciler.stash import unstashed
+
+    wanted = plan.ids.upsert
+    if len(wanted) and plan.current is not None:
+        wanted = unstashed(stash_location(manifest, plan.dataset, desired.digest, plan.current["digest"]), wanted)
+    if len(wanted) == 0:
+        return None
+    problem = ds.unreadable(manifest.dataset_source(plan.dataset), desired)
+    if problem is None:
+        return None
+    return (
+        f"the {len(wanted):,} records to write cannot be read: {problem}; run `dvc push` where this version was "
+        "`dvc add`-ed (or make the remote that holds it the default), then plan again"
+    )
 
 
 def _check_writable(manifest: LoadedManifest, plan: EnvironmentPlan, dest: Destination, desired: Any) -> None:

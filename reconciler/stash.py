@@ -103,3 +103,14 @@ def read_stashed(path: Path, ids: pa.Array, batch_size: int) -> tuple[list[Recor
     missing = ids.filter(pc.invert(pc.is_in(ids, value_set=found))) if len(found) else ids
     batches = [d.records_from_table(table.slice(start, batch_size)) for start in range(0, table.num_rows, batch_size)]
     return batches, missing
+
+
+def unstashed(path: Path, ids: pa.Array) -> pa.Array:
+    """The ids among ``ids`` the stash does not hold (only its id column is looked at)."""
+    if not path.exists() or len(ids) == 0:
+        return ids
+    try:
+        held = ipc.open_file(pa.memory_map(str(path))).read_all().column("id")
+    except (OSError, pa.ArrowInvalid, KeyError):
+        return ids
+    return ids.filter(pc.invert(pc.is_in(ids, value_set=held.combine_chunks()))) if len(held) else ids

@@ -26,6 +26,7 @@ __all__ = [
     "read_records",
     "read_schema",
     "resolve_version",
+    "unreadable",
 ]
 
 _SUFFIXES = {"parquet": (".parquet", ".parq", ".pq"), "jsonl": (".jsonl", ".json", ".ndjson")}
@@ -99,6 +100,25 @@ def read_schema(src: DatasetSource, version: DatasetVersion) -> None:
         next(batches, None)
     finally:
         batches.close()
+
+
+def unreadable(src: DatasetSource, version: DatasetVersion) -> str | None:
+    """None when DVC can serve every byte of the version (local cache or remote), else what is
+    missing and where DVC looked. Asks only whether the objects exist: nothing is decoded."""
+    try:
+        fs, files = _files(src, version)
+    except DatasetError as exc:  # a directory whose listing (.dir object) is nowhere
+        return exc.message
+    missing, reason = storage.missing_objects(fs, files)
+    if not missing:
+        return None
+    looked = f"in neither {storage.describe_cache(fs)} nor {storage.describe_remote(fs)}"
+    if reason:
+        looked = f"not in {storage.describe_cache(fs)}, and {reason}"
+    if len(files) == 1:
+        return f"{where(src, version, missing[0])}: the data is {looked}"
+    shown = ", ".join(missing[:3]) + (", …" if len(missing) > 3 else "")
+    return f"{where(src, version)}: {len(missing)} of its {len(files)} files ({shown}) are {looked}"
 
 
 def count_records(src: DatasetSource, version: DatasetVersion) -> int | None:

@@ -161,3 +161,43 @@ def local_path(handle: IO[bytes]) -> str | None:
     if isinstance(name, str) and os.path.isfile(name):
         return name
     return None
+
+
+def missing_objects(fs: Any, files: list[str]) -> tuple[list[str], str | None]:
+    """The data files whose bytes neither the local DVC cache nor the default remote holds.
+
+    Only asks whether DVC's objects exist (a stat in the cache; a stat, HEAD or listing on the
+    remote), so a plan can tell cheaply that an apply could not read a version (`dvc add` without
+    `dvc push`, a remote that lost the data) without decoding anything. Also returns why the remote
+    could not be asked (no default remote, unreachable), if so. A cloud-versioned remote holds no
+    content-addressed objects to ask about: its files count as present.
+    """
+    from dvc.cachemgr import LEGACY_HASH_NAMES
+    from dvc.config import NoRemoteError
+
+    wanted: dict[str, tuple[str, bool]] = {}  # file -> (md5, stored under a legacy hash name)
+    for file in files:
+        dvc_info = (info(fs, file) or {}).get("dvc_info") or {}
+        if not dvc_info.get("md5"):
+            continue  # not a DVC output: git holds it
+        hash_info = getattr(dvc_info.get("entry"), "hash_info", None)
+        wanted[file] = (str(dvc_info["md5"]), getattr(hash_info, "name", "md5") in LEGACY_HASH_NAMES)
+    cache = fs.repo.cache
+    missing = [f for f, (oid, legacy) in wanted.items() if not (cache.legacy if legacy else cache.local).exists(oid)]
+    if not missing:
+        return [], None
+    try:
+        remote = fs.repo.cloud.get_remote(command="fetch")
+        if remote.fs.version_aware or remote.worktree:
+            return [], None
+        present: set[str] = set()
+        for legacy in (False, True):
+            oids = [wanted[f][0] for f in missing if wanted[f][1] is legacy]
+            if oids:
+                present |= set((remote.legacy_odb if legacy else remote.odb).oids_exist(oids))
+    except NoRemoteError:
+        return missing, "no DVC remote is configured as default"
+    except Exception as exc:  # noqa: BLE001 - DVC raises many types for a remote it cannot reach
+        first = redact(str(exc)).strip().splitlines()[:1]
+        return missing, f"DVC could not ask {describe_remote(fs)}: {type(exc).__name__}" + (f": {first[0]}" if first else "")
+    return [f for f in missing if wanted[f][0] not in present], None

@@ -239,12 +239,22 @@ class LanceDBDestination(Destination):
         """
         table = self._require()
         schema = table.schema
+        failed: list[BaseException] = []
 
         def arrow() -> Iterator[pa.RecordBatch]:
-            for batch in batches:
-                yield from records_table(batch).cast(schema).to_batches()
+            try:
+                for batch in batches:
+                    yield from records_table(batch).cast(schema).to_batches()
+            except BaseException as exc:  # Arrow would wrap it in a "C Data interface error"
+                failed.append(exc)
+                raise
 
-        table.add(pa.RecordBatchReader.from_batches(schema, arrow()))
+        try:
+            table.add(pa.RecordBatchReader.from_batches(schema, arrow()))
+        except Exception:
+            if failed:  # the stream failed (the dataset, not LanceDB): raise what it raised
+                raise failed[0] from None
+            raise
 
     def upsert(self, batch: RecordBatch) -> None:
         """One ``merge_insert``: one commit however many records."""
