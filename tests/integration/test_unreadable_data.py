@@ -88,3 +88,25 @@ def test_data_never_pushed_is_refused_before_anything_is_written(
     table = lancedb.connect(str(folder / "db")).open_table("docs").to_arrow()
     assert sorted(table.column("id").to_pylist()) == sorted(r["id"] for r in known_versions.v2[:500])
     assert json.loads(_run(fresh, "status", "--json").stdout)["environments"][0]["deployed"]["version"] == "v3"
+
+
+def test_a_failing_record_stream_surfaces_as_its_own_error_not_arrows(tmp_path: Path, known_versions: KnownVersions) -> None:
+    """LanceDB's one-commit fill pulls records through Arrow's C stream, which wrapped any error the
+    stream raised (a dataset that turns unreadable mid-apply) as "C Data interface error"."""
+    import pytest
+
+    from reconciler.errors import DatasetError
+    from reconciler.providers.lancedb import LanceDBDestination
+    from reconciler.records import RecordBatch
+
+    dest = LanceDBDestination(uri=str(tmp_path / "db"), table="docs")
+    dest.ensure(16, "cosine")
+    first = known_versions.v1[:10]
+
+    def stream():
+        yield RecordBatch.from_rows([r["id"] for r in first], [r["vector"] for r in first], [{} for _ in first], 16)
+        raise DatasetError("dataset 'docs' at v3: the data is in neither the local DVC cache nor DVC remote 'storage'")
+
+    with pytest.raises(DatasetError, match="in neither the local DVC cache"):
+        dest.fill(stream())
+    assert dest.describe().count == 0  # the one commit never happened
