@@ -53,6 +53,7 @@ def compare_for_import(
     info = dest.describe()
     if not info.exists:
         raise DestinationError(f"{dest.address} does not exist; there is nothing to import", hint=f"Use `vectorops apply {name}` to create it.")
+    _check_shape(manifest, name, dest, info)
     actual_ids, actual_hashes = refresh_actual(dest, refresh, progress, wanted, info.count)
     result = d.compute_diff(wanted, wanted, actual_ids, actual_hashes, prune=True)
     drift = drift_summary(refresh, len(wanted), info.count, result)
@@ -68,6 +69,20 @@ def compare_for_import(
     prev = state.deployed.model_dump(mode="json") if state is not None and state.deployed else None
     ref = {"version": version.rev, "commit": version.commit, "digest": version.digest}
     return ImportReport(name, destination_address(manifest, name), ref, drift, samples, prev), dest, version
+
+
+def _check_shape(manifest: LoadedManifest, name: str, dest: Destination, info: Any) -> None:
+    """Refuse, before anything is recorded, an index whose dimension or metric differ from the manifest:
+    vectors of another size or for another metric would never be comparable with the dataset's."""
+    emb = manifest.model.datasets[manifest.model.environments[name].dataset].embedding
+    for what, actual, expected in (("dimension", info.dimension, emb.dimension), ("metric", info.metric, emb.metric)):
+        if actual is not None and actual != expected:
+            raise DestinationError(
+                f"{dest.address} cannot be adopted for environment '{name}': its {what} is {actual}, "
+                f"the manifest declares {expected}; nothing was written",
+                hint=f"Point the environment at an index with {what} {expected}, or fix the manifest's embedding "
+                "if it is the one that is wrong.",
+            )
 
 
 def _last_history_serial(store: StateStore) -> int:

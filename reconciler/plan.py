@@ -550,12 +550,12 @@ def blocked_reason(
     emb = plan.embedding
     if info.exists and info.dimension is not None and info.dimension != emb["dimension"]:
         return (
-            f"the destination's dimension is {info.dimension} but the manifest declares {emb['dimension']}; "
+            f"the destination {plan.destination}: its dimension is {info.dimension} but the manifest declares {emb['dimension']}; "
             "point the environment at a new table/index for the new dimension"
         )
     if info.exists and info.metric is not None and info.metric != emb["metric"]:
         return (
-            f"the destination's metric is {info.metric} but the manifest declares {emb['metric']}; "
+            f"the destination {plan.destination}: its metric is {info.metric} but the manifest declares {emb['metric']}; "
             "point the environment at a new table/index for the new metric"
         )
     dep = state.deployed

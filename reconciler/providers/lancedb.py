@@ -6,11 +6,15 @@ through the id index. (A single merge that also deletes "not matched by source" 
 commit, but it scans the whole table: 6-8 s at 1M x 768 against ~0.4 s for the two commits.)
 Each applied version is tagged, so a rollback restores a tag instead of rewriting records.
 Metadata is stored as canonical JSON in one column so any dataset's fields round-trip exactly.
+A table vectorops did not create (one built from `vectorops export` output, say) is adopted as it
+is: metadata as real columns, as one JSON string column, or none, as long as it has a string `id`
+and a fixed-size-list `vector` column (``TableLayout``); anything else is refused before a write.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import importlib.util
 import json
@@ -19,12 +23,14 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, StringConstraints
 
 from reconciler.diff import records_from_table, records_table
@@ -107,10 +113,61 @@ class LanceDBSettings(DestinationSettings):
         return self.uri if "://" in self.uri else str(context.resolve(self.uri))
 
 
+@dataclass(frozen=True)
+class TableLayout:
+    """How a table keeps its records: vectorops' own tables hold metadata as one JSON string column
+    (``json``); an adopted table may hold it as real columns (``columns``) or not at all (``none``)."""
+
+    id_type: pa.DataType
+    vector_type: pa.DataType
+    metadata: str  # json | columns | none
+    columns: tuple[str, ...] = ()  # the metadata columns, in ``columns`` mode
+
+    @property
+    def select(self) -> list[str]:
+        return ["id", "vector", *(("metadata",) if self.metadata == "json" else self.columns)]
+
+    @staticmethod
+    def of(schema: pa.Schema, address: str) -> TableLayout:
+        """The layout of a table, or a DestinationError saying what the table must look like."""
+        names = schema.names
+        id_type = schema.field("id").type if "id" in names else None
+        vector_type = schema.field("vector").type if "vector" in names else None
+        problems = []
+        if id_type is None or not (pa.types.is_string(id_type) or pa.types.is_large_string(id_type)):
+            problems.append("no string column 'id'" if id_type is None else f"its 'id' column is {id_type}, not a string")
+        if vector_type is None or not (pa.types.is_fixed_size_list(vector_type) and pa.types.is_floating(vector_type.value_type)):
+            problems.append("no column 'vector'" if vector_type is None else f"its 'vector' column is {vector_type}, not a fixed-size list of floats")
+        if problems:
+            raise DestinationError(
+                f"{address}: this table cannot be adopted: {' and '.join(problems)} (its columns: {', '.join(names) or 'none'}); nothing was written",
+                hint="vectorops needs a string column 'id' and a column 'vector' of fixed-size lists of float32 of the "
+                "manifest's dimension, e.g. pa.list_(pa.float32(), 384); metadata may be further columns, one JSON "
+                "string column 'metadata', or absent. Point the environment at a new table to let vectorops create it.",
+            )
+        others = tuple(n for n in names if n not in ("id", "vector"))
+        if not others:
+            return TableLayout(id_type, vector_type, "none")
+        if others == ("metadata",) and pa.types.is_string(schema.field("metadata").type):
+            return TableLayout(id_type, vector_type, "json")
+        return TableLayout(id_type, vector_type, "columns", others)
+
+
 class LanceDBDestination(Destination):
     # every write is a table commit: one merge for all upserts, one delete; a first apply is one
     # plain add; each deployed version is tagged for rollback
-    capabilities = Capabilities(fill=True, single_step=True, snapshots=True)
+    OWN_TABLE = Capabilities(fill=True, single_step=True, snapshots=True)
+
+    @property
+    def capabilities(self) -> Capabilities:  # type: ignore[override]
+        """``OWN_TABLE``'s, and for an adopted table that keeps metadata as columns also
+        ``check_records``: plan then checks that the records' metadata fits those columns before
+        anything is written. vectorops' own JSON layout takes any record, so plans against it never
+        read records just to check them."""
+        table = self._open()
+        if table is not None and TableLayout.of(table.schema, self.address).metadata != "json":
+            return dataclasses.replace(self.OWN_TABLE, check_records=True)
+        return self.OWN_TABLE
 
     def __init__(self, *, uri: str, table: str, shown_uri: str | None = None) -> None:
         os.environ.setdefault("LANCE_LOG", "error")
@@ -159,12 +216,14 @@ class LanceDBDestination(Destination):
             raise DestinationError(f"{self.address}: table does not exist")
         return table
 
+    def layout(self) -> TableLayout:
+        return TableLayout.of(self._require().schema, self.address)
+
     def describe(self) -> DestinationInfo:
         table = self._open()
         if table is None:
             return DestinationInfo(exists=False)
-        field = table.schema.field("vector")
-        dim = field.type.list_size if pa.types.is_fixed_size_list(field.type) else None
+        dim = TableLayout.of(table.schema, self.address).vector_type.list_size
         meta = (table.schema.metadata or {}).get(b"vectorops.metric")
         return DestinationInfo(exists=True, dimension=dim, metric=meta.decode() if meta else None, count=table.count_rows())
 
@@ -196,6 +255,62 @@ class LanceDBDestination(Destination):
         batches = list(query.limit(None).to_batches(SCAN_BATCH))
         return pa.Table.from_batches(batches) if batches else query.limit(None).to_arrow()
 
+    def _records(self, table: pa.Table, layout: TableLayout) -> RecordBatch:
+        """Rows of this table, whatever its layout, as records (vectors as float32)."""
+        if layout.metadata == "json":
+            try:
+                return records_from_table(table)
+            except (ValueError, TypeError, AttributeError):  # JSONDecodeError is a ValueError
+                _explain_json(table, self.address)
+                raise
+        vec = table.column("vector").combine_chunks()
+        vectors = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, vec.type.list_size)
+        ids = table.column("id").combine_chunks().cast(pa.string())
+        metadata = table.select(list(layout.columns)).combine_chunks() if layout.columns else _no_metadata(len(ids))
+        return RecordBatch(ids=ids, vectors=vectors, metadata=metadata)
+
+    def _rows(self, batch: RecordBatch, schema: pa.Schema) -> pa.Table:
+        """Records as rows of this table: vectorops' JSON layout, or the adopted table's own columns."""
+        layout = TableLayout.of(schema, self.address)
+        if layout.metadata == "json":
+            return records_table(batch).cast(schema)
+        flat = pa.array(np.ascontiguousarray(batch.vectors, dtype=np.float32).reshape(-1), pa.float32())
+        columns: dict[str, Any] = {
+            "id": batch.ids.cast(layout.id_type),
+            "vector": pa.FixedSizeListArray.from_arrays(flat, batch.vectors.shape[1]).cast(layout.vector_type),
+        }
+        have = set(batch.metadata.column_names) if batch.metadata.num_columns else set()
+        for name in layout.columns:
+            kind = schema.field(name).type
+            columns[name] = batch.metadata.column(name).cast(kind) if name in have else pa.nulls(len(batch), kind)
+        return pa.table(columns).cast(schema)
+
+    def check_records(self, batch: RecordBatch, dimension: int) -> list[str]:
+        """Metadata that would not keep its meaning in the adopted table's columns (a number in a
+        text column, say), one sentence per field; a field the table lacks gets a new column."""
+        schema = self._require().schema
+        problems = []
+        for name in _fields_present(batch):
+            if name not in schema.names:
+                continue
+            have, want = batch.metadata.column(name).type, schema.field(name).type
+            if not _fits(have, want):
+                present = pc.is_valid(batch.metadata.column(name).combine_chunks())
+                ids = ", ".join(batch.ids.filter(present)[:3].to_pylist())
+                problems.append(f"metadata field '{name}' is {have} in the dataset, but the table's column '{name}' is {want} (records {ids})")
+        return problems
+
+    def _add_columns_for(self, batch: RecordBatch) -> Any:
+        """An adopted table that keeps metadata as columns gets a nullable column for each metadata
+        field it lacks (idempotent, so an interrupted apply simply finds it there)."""
+        table = self._require()
+        if TableLayout.of(table.schema, self.address).metadata == "json":
+            return table
+        new = [pa.field(name, batch.metadata.column(name).type) for name in _fields_present(batch) if name not in table.schema.names]
+        if new:
+            table.add_columns(new)
+        return table
+
     def iter_ids(self, batch_size: int = 100_000) -> Iterator[list[str]]:
         if self._open() is None:
             return
@@ -207,16 +322,17 @@ class LanceDBDestination(Destination):
         """Every id as one Arrow array: LanceDB lists a million ids in well under a second."""
         if self._open() is None:
             return pa.array([], pa.string())
-        return self._scan(["id"]).column("id").combine_chunks()
+        return self._scan(["id"]).column("id").combine_chunks().cast(pa.string())
 
     def fetch(self, ids: Sequence[str]) -> RecordBatch:
+        layout = self.layout()
         parts = []
         for i in range(0, len(ids), 1000):
             chunk = list(ids[i : i + 1000])
-            parts.append(self._scan(["id", "vector", "metadata"], f"id IN ({_quote(chunk)})"))
+            parts.append(self._scan(layout.select, f"id IN ({_quote(chunk)})"))
         if not parts:
             return self._empty_batch()
-        return records_from_table(pa.concat_tables(parts))
+        return self._records(pa.concat_tables(parts), layout)
 
     def _empty_batch(self) -> RecordBatch:
         info = self.describe()
@@ -226,10 +342,11 @@ class LanceDBDestination(Destination):
         table = self._open()
         if table is None:
             return
-        reader = table.search().select(["id", "vector", "metadata"]).limit(None).to_batches(batch_size)
+        layout = self.layout()
+        reader = table.search().select(layout.select).limit(None).to_batches(batch_size)
         for rb in reader:
             if rb.num_rows:
-                yield records_from_table(pa.Table.from_batches([rb]))
+                yield self._records(pa.Table.from_batches([rb]), layout)
 
     def fill(self, batches: Iterable[RecordBatch]) -> None:
         """Fill an empty table from a stream in ONE commit: a plain add, no merge, no compaction after.
@@ -238,13 +355,17 @@ class LanceDBDestination(Destination):
         the compaction that followed rewrote the whole table.)
         """
         table = self._require()
+        if TableLayout.of(table.schema, self.address).metadata != "json":
+            for batch in batches:  # an adopted table's columns may grow with the records: batch by batch
+                self.upsert(batch)
+            return
         schema = table.schema
         failed: list[BaseException] = []
 
         def arrow() -> Iterator[pa.RecordBatch]:
             try:
                 for batch in batches:
-                    yield from records_table(batch).cast(schema).to_batches()
+                    yield from self._rows(batch, schema).to_batches()
             except BaseException as exc:  # Arrow would wrap it in a "C Data interface error"
                 failed.append(exc)
                 raise
@@ -259,7 +380,8 @@ class LanceDBDestination(Destination):
     def upsert(self, batch: RecordBatch) -> None:
         """One ``merge_insert``: one commit however many records."""
         if len(batch):
-            self._require().merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(records_table(batch))
+            table = self._add_columns_for(batch)
+            table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(self._rows(batch, table.schema))
 
     def delete(self, ids: Sequence[str]) -> None:
         """Deletes by id find their rows through the id index (10k of 1M: ~0.1 s)."""
@@ -423,6 +545,61 @@ def _from_lance(exc: BaseException) -> bool:
         return True
     text = str(exc)
     return isinstance(exc, (RuntimeError, ValueError)) and ("lance error" in text.lower() or "LanceError" in text)
+
+
+def _fields_present(batch: RecordBatch) -> list[str]:
+    """Metadata fields with a value in at least one record of the batch (null means absent)."""
+    if batch.metadata.num_columns == 0:
+        return []
+    return [name for name in batch.metadata.column_names if batch.metadata.column(name).null_count < len(batch)]
+
+
+def _fits(have: pa.DataType, want: pa.DataType) -> bool:
+    """Whether values of type ``have`` keep their meaning (and so their hash) in a column of ``want``:
+    numbers stay numbers, text stays text, lists stay lists of the same kind."""
+    if have == want or pa.types.is_null(have):
+        return True
+    for kind in (pa.types.is_boolean, _is_number, _is_text, pa.types.is_timestamp, pa.types.is_date):
+        if kind(have) and kind(want):
+            return True
+    if _is_list(have) and _is_list(want):
+        return _fits(have.value_type, want.value_type)
+    if pa.types.is_struct(have) and pa.types.is_struct(want):
+        return all(want.get_field_index(f.name) >= 0 and _fits(f.type, want.field(f.name).type) for f in have)
+    return False
+
+
+def _is_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _no_metadata(n: int) -> pa.Table:
+    return pa.table({"__none": pa.nulls(n)}).drop(["__none"])
+
+
+def _explain_json(table: pa.Table, address: str) -> None:
+    """A JSON metadata column written by someone else may hold anything: name the record it cannot read."""
+    for rid, text in zip(table.column("id").to_pylist(), table.column("metadata").to_pylist()):
+        if not text:
+            continue
+        try:
+            ok = isinstance(json.loads(text), dict)
+        except json.JSONDecodeError:
+            ok = False
+        if not ok:
+            raise DestinationError(
+                f"{address}: record '{rid}': the 'metadata' column holds {text[:40]!r}, not a JSON object",
+                hint="A table with one string column 'metadata' keeps each record's metadata there as a JSON object; "
+                "fix that row, or rename the column so it is read as an ordinary metadata field.",
+            )
 
 
 def _parse_doc(text: str, key: str) -> dict[str, Any]:

@@ -141,3 +141,170 @@ def test_pinecone_export_dvc_add_import_round_trip(dataset_repo_copy, known_vers
     repo._track("exported", "first version from export", True, None)
     drift = json.loads(run(repo, "import", "staging", "--version", "exported", "--refresh", "full", "--json").output)["drift"]
     assert (drift["missing"], drift["unexpected"], drift["modified"]) == (0, 0, 0)
+
+
+# -- adopting LanceDB tables vectorops did not create (issue 14 item 4) ---------------------------
+
+ADOPT = ".vectorops/lancedb"
+
+
+def _adopt_manifest(repo, version: str) -> None:
+    repo.write_manifest(
+        manifest_text(
+            {
+                "source": environment("v1", lancedb_destination("source", uri=ADOPT)),
+                "staging": environment(version, lancedb_destination("docs_staging", uri=ADOPT)),
+            }
+        )
+    )
+
+
+def _db(repo):
+    import lancedb
+
+    return lancedb.connect(str(repo.root / ADOPT))
+
+
+def _vectors(records: list[dict]):
+    import pyarrow as pa
+
+    return pa.array([np.asarray(r["vector"], np.float32) for r in records], pa.list_(pa.float32(), 16))
+
+
+def _content(repo) -> dict[str, tuple[bytes, dict]]:
+    """id -> (vector bytes, metadata without absent fields), whatever columns the table keeps them in."""
+    t = _db(repo).open_table("docs_staging").to_arrow()
+    out = {}
+    for row in t.to_pylist():
+        meta = json.loads(row.pop("metadata") or "{}") if "metadata" in row else {}
+        meta.update({k: v for k, v in row.items() if k not in ("id", "vector") and v is not None})
+        out[row["id"]] = (np.asarray(row["vector"], np.float32).tobytes(), meta)
+    return out
+
+
+def _want(records: list[dict]) -> dict[str, tuple[bytes, dict]]:
+    return {
+        r["id"]: (np.asarray(r["vector"], np.float32).tobytes(), {k: v for k, v in r.items() if k not in ("id", "vector")})
+        for r in records
+    }
+
+
+def _adopt_then_move_to_v2(repo, known_versions, *, import_drift: tuple[int, int, int], first_update: int) -> None:
+    """import at v1 (full), then plan and apply v1 (repairs) and v2 through the CLI, checking content."""
+    result = run(repo, "import", "staging", "--version", "v1", "--refresh", "full", "--json")
+    assert result.code == 0, result.output
+    drift = json.loads(result.stdout)["drift"]
+    assert (drift["missing"], drift["unexpected"], drift["modified"]) == import_drift
+    assert run(repo, "import", "staging", "--version", "v1", "--refresh", "full", "--auto-approve").code == 0
+    plan = json.loads(run(repo, "plan", "staging", "--refresh", "full", "--json").stdout)["environments"][0]
+    assert plan["blocked"] is None and plan["changes"] == {"add": 0, "update": first_update, "delete": 0}
+    if first_update:
+        applied = run(repo, "apply", "staging", "--refresh", "full", "--auto-approve")
+        assert applied.code == 0, applied.output
+    assert _content(repo) == _want(known_versions.v1)
+
+    _adopt_manifest(repo, "v2")
+    plan = json.loads(run(repo, "plan", "staging", "--refresh", "full", "--json").stdout)["environments"][0]
+    assert plan["blocked"] is None and plan["changes"] == {"add": 120, "update": 45, "delete": 30}
+    applied = run(repo, "apply", "staging", "--auto-approve")
+    assert applied.code == 0, applied.output
+    assert _content(repo) == _want(known_versions.v2)
+    after = json.loads(run(repo, "plan", "staging", "--refresh", "full", "--json").stdout)["environments"][0]
+    assert after["changes"] == {"add": 0, "update": 0, "delete": 0}
+    assert (after["drift"]["missing"], after["drift"]["unexpected"], after["drift"]["modified"]) == (0, 0, 0)
+
+
+def test_a_table_built_from_export_output_is_adopted_and_applied(dataset_repo_copy, known_versions, tmp_path) -> None:
+    """The export → someone builds a LanceDB table from it → import/plan/apply flow: metadata as real columns."""
+    repo = dataset_repo_copy
+    _adopt_manifest(repo, "v1")
+    source = LanceDBDestination(uri=str(repo.root / ADOPT), table="source")
+    source.ensure(16, "cosine")
+    source.upsert(batch_of(known_versions.v1))
+    out = tmp_path / "export.parquet"
+    assert run(repo, "export", "source", "--out", str(out)).code == 0
+    _db(repo).create_table("docs_staging", data=pq.read_table(out))  # as a team would, with lancedb itself
+
+    _adopt_then_move_to_v2(repo, known_versions, import_drift=(0, 0, 0), first_update=0)
+    columns = _db(repo).open_table("docs_staging").schema.names
+    assert "metadata" not in columns and {"title", "chunk", "score", "flag", "tags"} <= set(columns)  # kept its layout
+
+
+def test_a_table_with_metadata_as_json_is_adopted(dataset_repo_copy, known_versions) -> None:
+    import pyarrow as pa
+
+    repo = dataset_repo_copy
+    _adopt_manifest(repo, "v1")
+    v1 = known_versions.v1
+    meta = [json.dumps({k: v for k, v in r.items() if k not in ("id", "vector")}) for r in v1]
+    _db(repo).create_table("docs_staging", data=pa.table({"id": [r["id"] for r in v1], "vector": _vectors(v1), "metadata": meta}))
+    _adopt_then_move_to_v2(repo, known_versions, import_drift=(0, 0, 0), first_update=0)
+
+
+def test_a_table_without_metadata_is_adopted_and_gains_the_columns(dataset_repo_copy, known_versions) -> None:
+    import pyarrow as pa
+
+    repo = dataset_repo_copy
+    _adopt_manifest(repo, "v1")
+    v1 = known_versions.v1
+    _db(repo).create_table("docs_staging", data=pa.table({"id": [r["id"] for r in v1], "vector": _vectors(v1)}))
+    # every record lacks its metadata: modified, then rewritten (metadata-only updates)
+    _adopt_then_move_to_v2(repo, known_versions, import_drift=(0, 0, 1000), first_update=1000)
+
+
+def test_a_table_of_another_shape_is_refused_before_anything_is_written(dataset_repo_copy, known_versions) -> None:
+    import pyarrow as pa
+
+    repo = dataset_repo_copy
+    _adopt_manifest(repo, "v1")
+    v1 = known_versions.v1[:5]
+    table = _db(repo).create_table(
+        "docs_staging", data=pa.table({"doc_id": [r["id"] for r in v1], "embedding": _vectors(v1)})
+    )
+    before = table.version
+    for args in (("import", "staging", "--version", "v1", "--refresh", "full", "--auto-approve"), ("plan", "staging"), ("apply", "staging", "--auto-approve")):
+        result = run(repo, *args)
+        assert result.code == 1, (args, result.output)
+        assert "lancedb:.vectorops/lancedb#docs_staging: this table cannot be adopted" in result.stderr
+        assert "no string column 'id' and no column 'vector' (its columns: doc_id, embedding)" in result.stderr
+        assert "a string column 'id'" in result.stderr and "fixed-size lists of float32 of the manifest's dimension" in result.stderr
+        assert "Traceback" not in result.output and "vectorops bug" not in result.output
+    assert _db(repo).open_table("docs_staging").version == before
+    assert json.loads(run(repo, "history", "staging", "--json").stdout)["history"] == []  # no state recorded
+
+
+def test_metadata_that_does_not_fit_the_tables_columns_is_refused_before_writing(dataset_repo_copy, known_versions) -> None:
+    import pyarrow as pa
+
+    repo = dataset_repo_copy
+    _adopt_manifest(repo, "v1")
+    v1 = known_versions.v1[:5]
+    table = _db(repo).create_table(
+        "docs_staging", data=pa.table({"id": [r["id"] for r in v1], "vector": _vectors(v1), "title": [1, 2, 3, 4, 5]})
+    )
+    before = table.version
+    for args in (("plan", "staging"), ("apply", "staging", "--auto-approve")):
+        result = run(repo, *args)
+        assert result.code == 1, (args, result.output)
+        assert "metadata field 'title' is string in the dataset, but the table's column 'title' is int64" in result.stderr
+        assert "nothing was written" in result.stderr and "Traceback" not in result.output
+    assert _db(repo).open_table("docs_staging").version == before
+
+
+def test_pinecone_index_of_another_dimension_or_metric_is_refused_before_writing(dataset_repo_copy, pinecone_server) -> None:
+    repo = dataset_repo_copy
+    repo.write_manifest(PINECONE_MANIFEST)
+    pinecone_server.create_index("adopt-test", dimension=8, metric="cosine")
+    result = run(repo, "import", "staging", "--version", "v1", "--refresh", "full", "--auto-approve")
+    assert result.code == 1, result.output
+    assert "pinecone:adopt-test cannot be adopted for environment 'staging': its dimension is 8, the manifest declares 16" in result.stderr
+    refused = run(repo, "apply", "--auto-approve")
+    assert refused.code == 1 and "pinecone:adopt-test: its dimension is 8 but the manifest declares 16" in refused.stderr
+    assert "__vectorops__" not in pinecone_server.index("adopt-test").namespaces  # nothing recorded
+
+    repo.write_manifest(PINECONE_MANIFEST.replace("adopt-test", "adopt-metric"))
+    pinecone_server.create_index("adopt-metric", dimension=16, metric="euclidean")
+    result = run(repo, "import", "staging", "--version", "v1", "--refresh", "full", "--auto-approve")
+    assert result.code == 1, result.output
+    assert "its metric is euclidean, the manifest declares cosine" in result.stderr and "nothing was written" in result.stderr
+    assert "__vectorops__" not in pinecone_server.index("adopt-metric").namespaces
