@@ -272,6 +272,8 @@ class StateStore:
                 self.destination.delete_doc(LOCK_KEY)
 
     def force_unlock(self, lock_id: str) -> Lock:
+        if self.current_lock() is None:  # looked at first: an unlock of nothing writes nothing
+            raise LockError(f"{self.destination.address} is not locked; nothing to unlock")
         with self.destination.critical_section():
             held = self.current_lock()
             if held is None:

@@ -178,7 +178,8 @@ class LanceDBDestination(Destination):
         self.uri = uri
         self.table_name = table
         self.address = f"lancedb:{shown_uri or uri}#{table}"
-        self._db = lancedb.connect(uri)
+        self._connect = lancedb.connect
+        self._conn: Any = None
         self._table: Any = None
         self._docs: Any = None
         self._metric = "cosine"
@@ -200,7 +201,27 @@ class LanceDBDestination(Destination):
 
     # -- tables --------------------------------------------------------------------------------
 
+    def _folder(self) -> Path | None:
+        """The database folder of a local ``uri`` (None for object stores and other remote URIs)."""
+        return None if "://" in self.uri else Path(self.uri)
+
+    def _exists(self) -> bool:
+        """Whether there is a database to read: a local folder that is not there holds nothing."""
+        folder = self._folder()
+        return self._conn is not None or folder is None or folder.is_dir()
+
+    @property
+    def _db(self) -> Any:
+        """The connection, made on first use. ``lancedb.connect`` creates the folder (parents
+        included), so nothing that only reads may call it before the folder exists: readers ask
+        ``_exists`` first, and only writers (``ensure``, documents) get here on a fresh uri."""
+        if self._conn is None:
+            self._conn = self._connect(self.uri)
+        return self._conn
+
     def _tables(self) -> list[str]:
+        if not self._exists():
+            return []
         result = self._db.list_tables()
         names = getattr(result, "tables", result)
         return list(names)
@@ -526,11 +547,12 @@ class LanceDBDestination(Destination):
     @contextlib.contextmanager
     def critical_section(self) -> Iterator[None]:
         """A file lock around state read-modify-write, so two local processes never both win a lock."""
-        if "://" in self.uri:
+        folder = self._folder()
+        if folder is None:
             yield
             return
-        Path(self.uri).mkdir(parents=True, exist_ok=True)
-        with open(Path(self.uri) / f".{self.table_name}.vectorops.lock", "a+") as fh:
+        folder.mkdir(parents=True, exist_ok=True)  # only writers (apply, import, force-unlock) get here
+        with open(folder / f".{self.table_name}.vectorops.lock", "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
