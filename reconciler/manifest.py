@@ -69,6 +69,7 @@ class Validation(_Model):
 class Policy(_Model):
     prune: bool = Field(True, description="Delete records that are not in the dataset")
     max_delete_fraction: float = Field(0.10, ge=0.0, le=1.0, description="Refuse plans deleting more than this share unless --allow-deletes")
+    allow_empty: bool = Field(False, description="Deploy a dataset version with 0 records (refused by default: it is almost always a broken pipeline)")
 
 
 class Environment(_Model):

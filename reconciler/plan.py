@@ -389,6 +389,8 @@ def plan_environment(
             ) from None
     stash_against = (deployed_index, state.deployed.digest) if deployed_index is not None and state.deployed else None
     desired_index = version_index(manifest, env.dataset, desired, progress, stash_against=stash_against)
+    if len(desired_index) == 0 and not env.policy.allow_empty:
+        _refuse_empty(manifest, name, desired)
 
     # an interrupted apply left records half-way between two versions: read them all at full so the
     # plan finishes exactly what is missing, whatever level was asked
@@ -493,6 +495,18 @@ def unreadable_records(manifest: LoadedManifest, plan: EnvironmentPlan, desired:
     return (
         f"the {len(wanted):,} records to write cannot be read: {problem}; run `dvc push` where this version was "
         "`dvc add`-ed (or make the remote that holds it the default), then plan again"
+    )
+
+
+def _refuse_empty(manifest: LoadedManifest, name: str, desired: Any) -> None:
+    """A 0-record version would empty the index: almost always a broken pipeline, so it takes an opt-in."""
+    env = manifest.model.environments[name]
+    raise DatasetError(
+        f"{manifest.where('environments', name, 'version')}: environment '{name}': dataset '{env.dataset}' at {desired.rev} "
+        f"(commit {desired.commit[:7]}) has 0 records; applying it would leave {destination_address(manifest, name)} empty. "
+        "Nothing was written.",
+        hint="Check the pipeline that produced that version and pin one with records; if an empty index is really "
+        f"what you want, set environments.{name}.policy.allow_empty: true.",
     )
 
 
