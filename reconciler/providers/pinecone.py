@@ -247,7 +247,11 @@ class PineconeDestination(Destination):
             except Exception as exc:  # noqa: BLE001 - classified below
                 status = getattr(exc, "status_code", None)
                 if status == 404:
-                    raise _Missing(self._redact(_describe(exc))) from None
+                    raise _Missing(
+                        f"{self.address}: {what} failed: {self._where()} answered 404 Not Found "
+                        f"({self._redact(_describe(exc))})",
+                        hint=self._not_found_hint(),
+                    ) from None
                 if not _retryable(exc):
                     kind = DestinationAuthError if status in (401, 403) else DestinationRejectedError
                     raise kind(
@@ -261,6 +265,22 @@ class PineconeDestination(Destination):
                     raise _Transient(f"{what}: {self._redact(_describe(exc))} (after {attempt} attempts)") from None
                 log.debug("%s: transient failure (%s), retrying in %.2fs", what, self._redact(_describe(exc)), wait_s)
                 time.sleep(wait_s)
+
+    def _where(self) -> str:
+        """Who answered: the configured data-plane host, else Pinecone (control plane or looked-up host)."""
+        return f"the host {self.host}" if self.host else "Pinecone"
+
+    def _not_found_hint(self) -> str:
+        """What to check after a 404 that absence does not explain (a caller that expects absence catches it)."""
+        if self.host:
+            return (
+                f"Nothing at {self.host} serves the index '{self.index_name}': check `host:` in the manifest (the index's "
+                "data-plane host, as the Pinecone console shows it), or remove `host:` to look the index up by name."
+            )
+        return (
+            f"Check that the index '{self.index_name}' belongs to the project of the API key in {self._api_key_env}, "
+            "and, if PINECONE_CONTROLLER_HOST is set, that it points at Pinecone's control plane."
+        )
 
     # -- Destination --------------------------------------------------------------------------
 
@@ -303,11 +323,17 @@ class PineconeDestination(Destination):
         spec = ServerlessSpec(cloud=self.cloud, region=self.region)
         try:
             self._call(
-                "creating the index",
+                f"creating the index '{self.index_name}'",
                 lambda: self._pc.create_index(name=self.index_name, dimension=dimension, metric=metric, spec=spec),
             )
         except _Transient as exc:
             raise DestinationUnavailableError(f"{self.address}: creating the index failed: {exc}") from None
+        except _Missing as exc:  # the control plane itself was not found where the SDK looked for it
+            raise DestinationConfigError(
+                exc.message,
+                hint=f"Creating an index should never be 404: check that PINECONE_CONTROLLER_HOST, if set, points at "
+                f"Pinecone's control plane, and that the API key in {self._api_key_env} belongs to the project you expect.",
+            ) from None
         self._idx = None
         self._info = None  # described before the index existed: forget it
 
@@ -763,8 +789,12 @@ class _Transient(Exception):
     """Retries ran out on a throttled or unavailable service."""
 
 
-class _Missing(Exception):
-    """The service answered 404 (index or namespace not found)."""
+class _Missing(DestinationConfigError):
+    """The service answered 404 (index or namespace not found).
+
+    Callers for whom absence is an answer (no index yet, no namespace yet) catch it; anywhere else
+    it reaches the user as what it is, a ``DestinationError`` saying who answered 404 to what and
+    what to check, never as an unexpected exception."""
 
 
 def _describe(exc: BaseException) -> str:
