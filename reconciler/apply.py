@@ -18,14 +18,14 @@ import numpy as np
 import pyarrow as pa
 
 from reconciler import failpoints
-from reconciler.errors import BlockedError, DatasetError, PlanFileError, VectorOpsError
+from reconciler.errors import BlockedError, DatasetError, LeaseLostError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
 from reconciler.plan import EnvironmentPlan, Plan, plan_environment, stash_location
 from reconciler.providers import open_destination
 from reconciler.providers.base import Destination
 from reconciler.records import RecordBatch
 from reconciler.stash import read_stashed
-from reconciler.state import Deployed, EnvState, HistoryEntry, Intent, StateStore, VersionRef, actor, iso, now
+from reconciler.state import Deployed, EnvState, HistoryEntry, Intent, Lock, StateStore, VersionRef, actor, iso, now
 
 WRITE_BATCH = int(os.environ.get("VECTOROPS_WRITE_BATCH", "5000"))
 #: a plan whose upserts fit in this many vector bytes is written in one step where the destination
@@ -105,13 +105,21 @@ def _concat(batches: list[RecordBatch]) -> RecordBatch:
     )
 
 
-def _check_fresh(env_plan: EnvironmentPlan, state: EnvState, saved: bool) -> None:
-    """Refuse a plan made against a state that has moved since (Terraform's stale plan)."""
+def _check_fresh(env_plan: EnvironmentPlan, state: EnvState, saved: bool, store: StateStore | None = None) -> None:
+    """Refuse a plan made against a state that has moved since (Terraform's stale plan), naming
+    who moved it where the history says (a concurrent apply that won the lock, typically)."""
     if state.serial != env_plan.serial or (env_plan.lineage and state.lineage != env_plan.lineage):
         what = "saved plan" if saved else "plan"
+        since = "someone applied since"
+        try:
+            last = store.history(limit=1) if store is not None else []
+        except VectorOpsError:
+            last = []
+        if last:
+            since = f"since then {last[0].actor} ran {last[0].operation} to {last[0].to.version} (finished {last[0].finished_at})"
         raise PlanFileError(
             f"environment '{env_plan.name}': the {what} is stale: it was made at state serial {env_plan.serial}, "
-            f"the destination is now at serial {state.serial} (someone applied since)",
+            f"the destination is now at serial {state.serial} ({since})",
             hint="Run `vectorops plan` again and review the new plan.",
         )
 
@@ -153,7 +161,7 @@ def apply_environment(
         dest.ensure(emb["dimension"], emb["metric"])
     with store.locked(operation) as lock:
         state = store.load()
-        _check_fresh(env_plan, state, saved)
+        _check_fresh(env_plan, state, saved, store)
         if not env_plan.has_changes:
             return EnvironmentResult(env_plan.name, "unchanged", dict(env_plan.changes), version=env_plan.desired["version"])
         started_at = iso(now())
@@ -175,9 +183,11 @@ def apply_environment(
         hooks.on_start(env_plan.name, total)
 
         try:
-            _write(manifest, env_plan, dest, store, state, hooks, operation)
+            _write(manifest, env_plan, dest, store, state, hooks, operation, lock)
+        except LeaseLostError:
+            raise  # the state is the new holder's now: this apply writes nothing more, progress included
         except BaseException:
-            _record_progress(store, state)
+            _record_progress(store, state, lock)
             raise
         records = dest.describe().count
         failpoints.hit("before-result")
@@ -195,7 +205,8 @@ def apply_environment(
             validated=None,
         )
         if dest.capabilities.snapshots:
-            dest.tag_version(version_tag(deployed.commit))
+            with store.fenced(lock):
+                dest.tag_version(version_tag(deployed.commit))
         if previous is None or previous.commit != deployed.commit or previous.digest != deployed.digest:
             state.previous = previous
         state.deployed = deployed
@@ -219,21 +230,35 @@ def apply_environment(
                 plan_id=plan_id,
             ),
             lock,
+            check=True,  # a result is recorded only by the apply that still holds the lock
         )
     return EnvironmentResult(env_plan.name, "applied", dict(env_plan.changes), duration, version=deployed.version)
 
 
 def _write(
-    manifest: LoadedManifest, env_plan: EnvironmentPlan, dest: Destination, store: StateStore, state: EnvState, hooks: ApplyHooks, operation: str
+    manifest: LoadedManifest,
+    env_plan: EnvironmentPlan,
+    dest: Destination,
+    store: StateStore,
+    state: EnvState,
+    hooks: ApplyHooks,
+    operation: str,
+    lock: Lock,
 ) -> None:
-    """Do the plan's writes. Progress lands in the intent (saved every few batches)."""
+    """Do the plan's writes. Progress lands in the intent (saved every few batches).
+
+    Every write is ``store.fenced(lock)``: made only while the lock is still this apply's. An apply
+    that was force-unlocked, or whose lease lapsed, stops before its next write (``LeaseLostError``)
+    instead of writing on behind the back of the apply that took over. What it wrote before stays
+    covered by its intent, which the next plan reads at full, as after a crash.
+    """
     emb = env_plan.embedding
     upsert_ids = env_plan.ids.upsert
     delete_ids = env_plan.ids.delete
     total = len(upsert_ids) + len(delete_ids)
     vector_bytes = len(upsert_ids) * emb["dimension"] * 4
     caps = dest.capabilities
-    if operation == "rollback" and caps.snapshots and dest.restore_tag(version_tag(env_plan.desired["commit"])):
+    if operation == "rollback" and caps.snapshots and _fenced_restore(store, lock, dest.restore_tag, version_tag(env_plan.desired["commit"])):
         # near-instant: the destination went back to its own snapshot of that version
         hooks.on_progress(env_plan.name, total)
     elif caps.fill and len(delete_ids) == 0 and dest.describe().count == 0:
@@ -245,31 +270,49 @@ def _write(
                 hooks.on_progress(env_plan.name, len(batch))
                 failpoints.hit("mid-write")
 
-        dest.fill(streamed())
+        with store.fenced(lock):  # one commit, which lands only when the stream ends
+            dest.fill(streamed())
     elif caps.single_step and vector_bytes <= SINGLE_STEP_LIMIT_BYTES:
         batches = list(records_for(manifest, env_plan, upsert_ids, batch_size=max(1, len(upsert_ids))))
         if batches:
-            dest.upsert(_concat(batches))
+            with store.fenced(lock):
+                dest.upsert(_concat(batches))
         failpoints.hit("mid-write")
-        dest.delete(delete_ids.to_pylist())
+        with store.fenced(lock):
+            dest.delete(delete_ids.to_pylist())
         hooks.on_progress(env_plan.name, total)
     else:
+
+        def checked() -> Iterator[RecordBatch]:
+            # a stream's requests go out as its batches arrive: each batch is checked before it is handed on
+            for batch in records_for(manifest, env_plan, upsert_ids):
+                store.check_held(lock)
+                yield batch
+            store.check_held(lock)  # before the requests held back for the stream's end
+
         done = 0
-        for i, landed in enumerate(dest.upsert_stream(records_for(manifest, env_plan, upsert_ids))):
+        for i, landed in enumerate(dest.upsert_stream(checked())):
             done += landed
             _progress(state, done)
             hooks.on_progress(env_plan.name, landed)
             if (i + 1) % PROGRESS_SAVE_EVERY == 0:
-                store.save(state)
+                with store.fenced(lock):
+                    store.save(state)
             failpoints.hit("mid-write")
         deletes = delete_ids.to_pylist()
         for i in range(0, len(deletes), WRITE_BATCH):
             chunk = deletes[i : i + WRITE_BATCH]
-            dest.delete(chunk)
+            with store.fenced(lock):
+                dest.delete(chunk)
             done += len(chunk)
             _progress(state, done)
             hooks.on_progress(env_plan.name, len(chunk))
     dest.after_apply()
+
+
+def _fenced_restore(store: StateStore, lock: Lock, restore: Callable[[str], bool], tag: str) -> bool:
+    with store.fenced(lock):
+        return restore(tag)
 
 
 def _progress(state: EnvState, done: int) -> None:
@@ -277,12 +320,13 @@ def _progress(state: EnvState, done: int) -> None:
         state.intent.done = done
 
 
-def _record_progress(store: StateStore, state: EnvState) -> None:
+def _record_progress(store: StateStore, state: EnvState, lock: Lock) -> None:
     """After a failed write, leave the intent saying how far it got; the next apply finishes it."""
     if state.intent is None:
         return
     try:
-        store.save(state)
+        with store.fenced(lock):  # never over the state of an apply that took the lock over
+            store.save(state)
     except Exception:  # the destination is failing; the intent saved before the writes still stands
         pass
 

@@ -400,11 +400,20 @@ def history(environment: str, limit: int | None, as_json: bool) -> None:
 
     m = _manifest()
     (name,) = m.environment_names([environment])
-    entries = [e.to_doc() for e in StateStore(open_destination(m, name)).history(limit)]
+    store = StateStore(open_destination(m, name))
+    entries = [e.to_doc() for e in store.history(limit)]
+    skipped = [{"key": key, "problem": why} for key, why in store.unreadable_history]
     if as_json:
-        click.echo(json.dumps({"environment": name, "history": entries}, indent=2))
+        body: dict[str, Any] = {"environment": name, "history": entries}
+        if skipped:
+            body["unreadable"] = skipped
+        click.echo(json.dumps(body, indent=2))
     else:
         out(render_history(name, entries))
+    if skipped:  # reported, never fatal: one bad document must not hide every other apply
+        out(f"Warning: skipped {len(skipped)} unreadable history entr{'y' if len(skipped) == 1 else 'ies'} of {name}:", stderr=True)
+        for item in skipped:
+            out(f"  {item['key']}: {item['problem']}", stderr=True)
 
 
 @cli.command()

@@ -100,6 +100,10 @@ class StateFormatError(StateError):
     """The state was written by a newer vectorops, in a format this one cannot read."""
 
 
+class LeaseLostError(LockError):
+    """An apply's lock was force-unlocked or taken over (its lease lapsed) while it ran: it stops writing."""
+
+
 class PlanFileError(VectorOpsError):
     """A saved plan is corrupt, stale, or was made for another manifest or destination."""
 

@@ -2,6 +2,9 @@
 
 ``VECTOROPS_FAILPOINT=after-intent`` (for example) makes the apply SIGKILL itself when it reaches
 that point: no cleanup, no finally blocks, exactly like an OOM kill or a cancelled CI runner.
+``VECTOROPS_FAILPOINT=pause:mid-write`` instead holds the apply there, so that a test can act while
+it is stopped mid-apply (force-unlock it, run another apply): the apply creates
+``$VECTOROPS_FAILPOINT_FILE.reached`` and waits until ``$VECTOROPS_FAILPOINT_FILE.resume`` exists.
 Unset (always, outside tests), a failpoint is one dictionary lookup.
 """
 
@@ -9,10 +12,26 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 POINTS = ("after-intent", "mid-write", "before-result")
 
 
+PAUSE_LIMIT_S = 300
+
+
 def hit(name: str) -> None:
-    if os.environ.get("VECTOROPS_FAILPOINT") == name:
+    point = os.environ.get("VECTOROPS_FAILPOINT")
+    if point == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    elif point == f"pause:{name}":
+        _pause(Path(os.environ["VECTOROPS_FAILPOINT_FILE"]))
+
+
+def _pause(file: Path) -> None:
+    file.with_name(file.name + ".reached").touch()
+    resume = file.with_name(file.name + ".resume")
+    deadline = time.monotonic() + PAUSE_LIMIT_S
+    while not resume.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)

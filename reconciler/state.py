@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler.errors import LockError, StateError
+from reconciler.errors import LeaseLostError, LockError, StateError
 from reconciler.providers.base import Destination
 
 STATE_KEY = "state"
@@ -30,6 +30,8 @@ HISTORY_PREFIX = "history/"
 LEASE_SECONDS = int(os.environ.get("VECTOROPS_LOCK_LEASE_SECONDS", "60"))
 #: a lock document carrying this field is a released lock (``StateStore.save_and_release``)
 RELEASED_AT = "released_at"
+#: the id ``force-unlock`` takes for a lock document too corrupt to carry one
+UNREADABLE_LOCK_ID = "unreadable"
 
 
 def now() -> datetime:
@@ -108,6 +110,20 @@ class Lock(_Doc):
     expires_at: str
     host: str | None = None
     pid: int | None = None
+    unreadable: bool = False  # the lock document could not be read: holder unknown (``Lock.unknown_holder``)
+
+    @staticmethod
+    def unknown_holder(doc: Any) -> Lock:
+        """What a corrupt lock document stands for: a lock of unknown holder whose lease cannot be
+        known, so it counts as lapsed. Nobody is stranded (the next apply takes it over, as it would
+        a dead holder's) and ``force-unlock ENV <id>`` removes it; a real holder, if any, finds its
+        lock gone at its next write and stops (``StateStore.check_held``)."""
+        lock_id = doc.get("id") if isinstance(doc, dict) and isinstance(doc.get("id"), str) and doc.get("id") else UNREADABLE_LOCK_ID
+        return Lock(
+            id=lock_id, owner="an unknown holder (the lock document is unreadable)", operation="unknown",
+            acquired_at=iso(datetime.fromtimestamp(0, timezone.utc)), expires_at=iso(datetime.fromtimestamp(0, timezone.utc)),
+            unreadable=True,
+        )
 
     def expired(self, at: datetime | None = None) -> bool:
         return parse_iso(self.expires_at) <= (at or now())
@@ -125,6 +141,8 @@ class Lock(_Doc):
         return False
 
     def describe(self) -> str:
+        if self.unreadable:
+            return f"held by an unknown holder: the lock document is unreadable (lock id {self.id})"
         return f"held by {self.owner} (lock id {self.id}, {self.operation} since {self.acquired_at}, lease expires {self.expires_at})"
 
 
@@ -175,6 +193,10 @@ class StateStore:
         self.destination = destination
         self._heartbeats: dict[str, _Heartbeat] = {}
         self._settled: set[str] = set()  # locks save_and_release already released (or found taken over)
+        self.unreadable_history: list[tuple[str, str]] = []  # (key, why) skipped by the last ``history``
+        # one renewal at a time: the heartbeat's and a write's (``fenced``) would otherwise race to
+        # write the same lock document; always taken before the destination's critical section
+        self._renewing = threading.Lock()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -196,38 +218,71 @@ class StateStore:
         self.destination.write_doc(_history_key(entry), entry.to_doc())
 
     def history(self, limit: int | None = None) -> list[HistoryEntry]:
-        """Newest first. With ``limit``, only that many documents are read (keys are listed first):
-        an environment with years of applies does not fetch them all to show the last one."""
+        """Newest first. With ``limit``, only that many readable documents are read (keys are listed
+        first): an environment with years of applies does not fetch them all to show the last one.
+
+        An unreadable entry (not JSON, or not a history record) is skipped, never fatal: one bad
+        document must not hide every other apply. The skipped keys and why are left in
+        ``unreadable_history`` for the caller to report.
+        """
+        self.unreadable_history: list[tuple[str, str]] = []
+        docs: list[tuple[str, dict[str, Any]]] | None = None
         if limit is None:
-            docs = self.destination.list_docs(HISTORY_PREFIX)
+            try:
+                docs = self.destination.list_docs(HISTORY_PREFIX)
+            except StateError:  # one unreadable document: read them one by one, below
+                docs = None
+        if docs is not None:
+            pairs: Iterator[tuple[str, dict[str, Any] | StateError | None]] = iter(reversed(docs))
         else:
-            keys = self.destination.list_doc_keys(HISTORY_PREFIX)[-limit:] if limit > 0 else []
-            docs = [(key, doc) for key in keys if (doc := self.destination.read_doc(key)) is not None]
-        entries = []
-        for _, doc in reversed(docs):
+            keys = self.destination.list_doc_keys(HISTORY_PREFIX) if limit is None or limit > 0 else []
+            pairs = ((key, self._read_or_error(key)) for key in reversed(keys))  # lazily: stops at ``limit``
+        entries: list[HistoryEntry] = []
+        for key, doc in pairs:
+            if limit is not None and len(entries) >= limit:
+                break
+            if doc is None:
+                continue
+            if isinstance(doc, StateError):
+                self.unreadable_history.append((key, doc.message))
+                continue
             try:
                 entries.append(HistoryEntry.from_doc(doc))
             except ValidationError as exc:
-                raise _malformed("history", exc, self.destination.address) from None
-            if limit is not None and len(entries) >= limit:
-                break
+                self.unreadable_history.append((key, f"not a history record ({str(exc).splitlines()[0]})"))
         return entries
+
+    def _read_or_error(self, key: str) -> dict[str, Any] | StateError | None:
+        try:
+            return self.destination.read_doc(key)
+        except StateError as exc:
+            return exc
 
     # -- lock ----------------------------------------------------------------------------------
 
     def current_lock(self) -> Lock | None:
         """The lock in force, if any. A released lock (see ``save_and_release``) is no lock, and so is
         a missing lock document (how ``release`` and versions before the released marker leave it)."""
-        doc = self.destination.read_doc(LOCK_KEY)
+        try:
+            doc = self.destination.read_doc(LOCK_KEY)
+        except StateError:  # not JSON: a lock of unknown holder
+            return Lock.unknown_holder(None)
         if doc is None or doc.get(RELEASED_AT) is not None:
             return None
         try:
             return Lock.model_validate(doc)
         except ValidationError:
-            return None  # an unreadable lock cannot be honoured; the next acquire replaces it
+            return Lock.unknown_holder(doc)
 
     def acquire(self, operation: str, lease_seconds: int = LEASE_SECONDS) -> Lock:
-        with self.destination.critical_section():
+        """Take the lock, or raise ``LockError`` naming its holder.
+
+        Deciding that the lock is free and writing ours happen inside ``destination.exclusive()``,
+        so two applies never both find it free: LanceDB's is a file lock; Pinecone, whose reads
+        lag its writes, orders contenders by the LSNs of their claims (the argument is written out
+        at ``PineconeDestination.exclusive``). A loser then reads the winner's lock and names it.
+        """
+        with self.destination.exclusive():
             held = self.current_lock()
             if held is not None and not held.expired() and not held.holder_is_dead():
                 raise LockError(
@@ -245,7 +300,7 @@ class StateStore:
                 host=socket.gethostname(),
                 pid=os.getpid(),
             )
-            self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json"))
+            self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json", exclude={"unreadable"}))
         confirmed = self.current_lock()
         if confirmed is None or confirmed.id != lock.id:
             raise LockError(
@@ -256,12 +311,51 @@ class StateStore:
         return lock
 
     def renew(self, lock: Lock, lease_seconds: int = LEASE_SECONDS) -> None:
-        with self.destination.critical_section():
+        with self._renewing, self.destination.critical_section():
             held = self.current_lock()
             if held is None or held.id != lock.id:
                 return  # taken over or force-unlocked: never steal it back
             lock.expires_at = iso(now() + timedelta(seconds=lease_seconds))
-            self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json"))
+            self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json", exclude={"unreadable"}))
+
+    def check_held(self, lock: Lock) -> None:
+        """Raise ``LeaseLostError`` unless ``lock`` is still ours and its lease still runs.
+
+        Called before every write of an apply (``fenced``). A lapsed lease counts as lost even when
+        nobody took it over yet: from the moment it lapsed, another apply may have planned against
+        the destination, so writing on could mix content behind that plan's back.
+        """
+        held = self.current_lock()
+        if held is not None and held.id == lock.id and not held.expired():
+            return
+        if held is None:
+            why = "it was force-unlocked"
+        elif held.id != lock.id:
+            why = f"it is now {held.describe()}"
+        else:
+            why = f"its lease lapsed at {held.expires_at}"
+        raise LeaseLostError(
+            f"{self.destination.address}: this apply lost its lock ({why}); it stopped before its next write. "
+            "What it wrote so far stays recorded as an interrupted apply",
+            hint="Run `vectorops plan`: it reads the records that apply was writing at full, and the next "
+            "`vectorops apply` makes the destination exactly the desired version.",
+        )
+
+    @contextmanager
+    def fenced(self, lock: Lock) -> Iterator[None]:
+        """One write of an apply, made only while ``lock`` is still ours.
+
+        Inside the destination's critical section where it has one (LanceDB: a file lock that
+        ``acquire`` and ``force_unlock`` take too), so a force-unlock or a takeover cannot slip in
+        between the check and the write: it waits for the write, and the write after it is refused.
+        A lease past half its time is renewed first, so that a long write cannot outlive it.
+        """
+        with self._renewing, self.destination.critical_section():
+            self.check_held(lock)
+            if parse_iso(lock.expires_at) - now() < timedelta(seconds=LEASE_SECONDS / 2):
+                lock.expires_at = iso(now() + timedelta(seconds=LEASE_SECONDS))
+                self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json", exclude={"unreadable"}))
+            yield
 
     def release(self, lock: Lock) -> None:
         if lock.id in self._settled:
@@ -286,14 +380,15 @@ class StateStore:
             self.destination.delete_doc(LOCK_KEY)
             return held
 
-    def save_and_release(self, state: EnvState, entry: HistoryEntry | None, lock: Lock) -> None:
+    def save_and_release(self, state: EnvState, entry: HistoryEntry | None, lock: Lock, *, check: bool = False) -> None:
         """Save the state, append the history entry and release the lock, in one ``write_docs``.
 
         The end of an apply in one write (one request on Pinecone, one commit on LanceDB) instead
         of three. Releasing overwrites the lock document with a released marker, which
-        ``current_lock`` reads as no lock. As with ``release``, the lock is released only while it
-        is still ours: if its lease lapsed and another apply took it over, that lock is left alone
-        (the state and history are written regardless, as ``save`` and ``append_history`` would).
+        ``current_lock`` reads as no lock. With ``check``, nothing is written unless the lock is
+        still ours (``LeaseLostError``): an apply that lost its lock must not record a result over
+        the state of the apply that took over. Without it (validation's verdict), the state is
+        written regardless and another apply's lock left alone.
         Call it inside ``locked()``; the release at the block's end is then a no-op.
         """
         docs: dict[str, dict[str, Any]] = {STATE_KEY: state.model_dump(mode="json")}
@@ -303,6 +398,8 @@ class StateStore:
         if heartbeat is not None:  # a renewal racing the release could write the lock back
             heartbeat.stop()
         with self.destination.critical_section():
+            if check:
+                self.check_held(lock)
             held = self.current_lock()
             if held is not None and held.id == lock.id:
                 docs[LOCK_KEY] = {"id": lock.id, "owner": lock.owner, RELEASED_AT: iso(now())}

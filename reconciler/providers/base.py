@@ -264,6 +264,16 @@ class Destination(ABC):
         """Mutual exclusion around a state read-modify-write, where the destination can give one."""
         yield
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Mutual exclusion among processes for taking vectorops' lock (``StateStore.acquire``).
+
+        Stronger than ``critical_section`` where that is a no-op: a destination whose reads may lag
+        its writes (Pinecone) must still let only one process at a time decide that the lock is
+        free and take it. The default is the critical section."""
+        with self.critical_section():
+            yield
+
     def after_apply(self) -> None:
         """Housekeeping after a successful apply (compaction, waiting for consistency)."""
 

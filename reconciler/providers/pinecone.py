@@ -22,11 +22,13 @@ The API key is read from the named environment variable and redacted from every 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import random
+import socket
 import threading
 import time
 import uuid
@@ -45,6 +47,8 @@ from reconciler.errors import (
     DestinationMismatchError,
     DestinationRejectedError,
     DestinationUnavailableError,
+    LockError,
+    StateError,
 )
 from reconciler.providers import listing
 from reconciler.providers import pinecone_payload as payload
@@ -62,6 +66,12 @@ MAX_ID_LENGTH = 512
 #: id listings run this many at once when the expected ids split them (``all_ids``)
 LIST_IN_FLIGHT = int(os.environ.get("VECTOROPS_PINECONE_LIST_IN_FLIGHT", "8"))
 LIST_SPLIT_MIN = 20_000  # fewer ids are 200 pages: one listing is quick enough
+#: where contenders for vectorops' lock leave their claims (``PineconeDestination.exclusive``)
+CLAIMS_PREFIX = "claims/"
+#: a claim older than this belongs to a process that died inside the exclusive section
+CLAIM_TTL_S = 30.0
+#: how long contenders keep yielding to one another before giving up
+EXCLUSIVE_WAIT_S = float(os.environ.get("VECTOROPS_PINECONE_EXCLUSIVE_WAIT_S", "30"))
 DOC_CHUNK_CHARS = 16_000  # escaped JSON at most doubles: 32 KB stays under the 40 KB metadata cap
 _SAMPLE = 64
 
@@ -618,6 +628,9 @@ class PineconeDestination(Destination):
         return f"{self._doc_scope}{key}#{chunk:04d}"
 
     def read_doc(self, key: str) -> dict[str, Any] | None:
+        """The document, None when there is none; a ``StateError`` naming it when it is unreadable
+        (not JSON, not an object, or chunks missing after retries), so that callers can treat it as
+        corrupt state (``import`` rewrites it, an unreadable lock is one of unknown holder)."""
         for _ in range(5):
             head = self._fetch_raw(DOCS_NAMESPACE, [self._doc_id(key, 0)]).get(self._doc_id(key, 0))
             if head is None:
@@ -626,11 +639,18 @@ class PineconeDestination(Destination):
             if doc is not None:
                 return doc
             time.sleep(0.1)  # a concurrent writer's chunks are still landing
-        raise DestinationError(f"{self.address}: vectorops document '{key}' is incomplete in '{DOCS_NAMESPACE}'")
+        raise StateError(
+            f"{self.address}: vectorops state record '{key}' in '{DOCS_NAMESPACE}' is incomplete (chunks of it are missing)",
+            hint="Run `vectorops import ENV --version REV` to re-adopt the index and rewrite its state.",
+        )
 
     def _assemble(self, key: str, head: Any) -> dict[str, Any] | None:
+        """The document the head names, None while its tail chunks are not all visible yet."""
         md = dict(head.metadata or {})
-        total, gen = int(md.get("n", 1)), md.get("g")
+        try:
+            total, gen = int(md.get("n", 1)), md.get("g")
+        except (TypeError, ValueError):
+            raise _unreadable(self.address, key, "its chunk header is malformed") from None
         parts = [str(md.get("d", ""))]
         if total > 1:
             ids = [self._doc_id(key, i) for i in range(1, total)]
@@ -642,9 +662,11 @@ class PineconeDestination(Destination):
                 parts.append(str(part.metadata.get("d", "")))
         try:
             doc = json.loads("".join(parts))
-        except ValueError:
-            return None
-        return doc if isinstance(doc, dict) else None
+        except ValueError as exc:  # every chunk of one generation is there: the text itself is broken
+            raise _unreadable(self.address, key, f"it is not valid JSON ({exc.__class__.__name__})") from None
+        if not isinstance(doc, dict):
+            raise _unreadable(self.address, key, "it is not a JSON object")
+        return doc
 
     def write_doc(self, key: str, doc: dict[str, Any]) -> None:
         self.write_docs({key: doc})
@@ -693,6 +715,119 @@ class PineconeDestination(Destination):
             {key: (lambda head, g=gen: head is not None and (head.metadata or {}).get("g") == g)
              for key, (gen, _) in written.items()}
         )
+
+    # -- the exclusive section around taking the lock ------------------------------------------
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Let one process at a time find vectorops' lock free and take it.
+
+        Pinecone has no conditional write, and its reads lag its writes, so "read the lock, see it
+        free, write ours" lets two applies both win (and each then waited 60 s to read back a lock
+        the other had overwritten). What Pinecone does give, per namespace:
+
+        1. every write gets a log sequence number, increasing in commit order; the write's response
+           carries it (``x-pinecone-request-lsn``);
+        2. a read answers with the highest LSN the index has applied (``x-pinecone-max-indexed-lsn``),
+           and then reflects every write up to it, applied in LSN order.
+
+        So each contender writes a claim under its own key (no one overwrites it), waits until a
+        read reports an applied LSN at least its claim's LSN N, and only then lists the claims. Of
+        any two contenders, the one whose claim has the higher LSN sees the other's claim (it is
+        below N), unless that claim was already withdrawn. A contender that sees no other live
+        claim enters, reads the lock, writes its own if free, and withdraws its claim on leaving,
+        with the lock document written (and read back) before the claim goes: a later contender
+        therefore sees either the claim or, being at an LSN past the claim's removal, the lock
+        document. Hence at most one process is ever inside, and a loser reads the winner's lock and
+        names it. Contenders that see each other both withdraw and retry after a random pause, so
+        one gets through within a round or two; a claim older than ``CLAIM_TTL_S`` is a dead
+        process's and is ignored.
+
+        Without LSN headers (an older SDK), a contender falls back to waiting until its own claim
+        reads back, and then a second more: safe against contenders that are not slower than that,
+        which is the best eventual reads allow.
+        """
+        key = f"{CLAIMS_PREFIX}{uuid.uuid4().hex}"
+        deadline = time.monotonic() + EXCLUSIVE_WAIT_S
+        pause = 0.05
+        while True:
+            started = time.monotonic()
+            self._wait_applied(self._write_claim(key), key)
+            rivals = self._live_claims(key)
+            if not rivals:
+                break
+            self._withdraw(key)  # both may have seen each other: both step back, one goes first next time
+            if time.monotonic() > deadline:
+                raise LockError(
+                    f"{self.address}: other vectorops processes kept taking the lock at the same moment "
+                    f"({', '.join(rivals)}) for {EXCLUSIVE_WAIT_S:g} s",
+                    hint="Run the apply again once the others have finished.",
+                )
+            pause = min(2.0, max(pause * 2, time.monotonic() - started))
+            time.sleep(random.uniform(0, pause))
+        try:
+            yield
+        finally:
+            self._withdraw(key)
+
+    def _write_claim(self, key: str) -> int | None:
+        """Upsert this process's claim; returns the write's LSN (None when the service sends none)."""
+        idx = self._index()
+        claim = {"host": socket.gethostname(), "pid": os.getpid(), "expires": time.time() + CLAIM_TTL_S}
+        item = {"id": self._doc_id(key, 0), "values": self._unit_vector(),
+                "metadata": {"k": key, "i": 0, "n": 1, "g": uuid.uuid4().hex, "d": json.dumps(claim, sort_keys=True)}}
+        resp = self._reads("writing a lock claim", lambda: idx.upsert(vectors=[item], namespace=DOCS_NAMESPACE))
+        return _lsn(resp)
+
+    def _wait_applied(self, lsn: int | None, key: str) -> None:
+        """Until reads of ``__vectorops__`` reflect every write up to ``lsn`` (see ``exclusive``)."""
+        idx = self._index()
+        probe = self._unit_vector()
+        deadline = time.monotonic() + self.consistency_timeout
+        delay = 0.02
+        while True:
+            if lsn is not None:
+                resp = self._reads("reading the lock claims", lambda: idx.query(top_k=1, vector=probe, namespace=DOCS_NAMESPACE))
+                reached = _lsn(resp, reconciled=True)
+                if reached is not None and reached >= lsn:
+                    return
+                if reached is None:
+                    lsn = None  # no LSN headers after all: the fallback below
+            if lsn is None and self._doc_id(key, 0) in self._fetch_raw(DOCS_NAMESPACE, [self._doc_id(key, 0)]):
+                time.sleep(1.0)
+                return
+            if time.monotonic() > deadline:
+                raise DestinationError(
+                    f"{self.address}: Pinecone accepted the lock claim but reads had not caught up after {self.consistency_timeout:g} s",
+                    hint="Pinecone is slow to index right now; run the apply again shortly.",
+                )
+            time.sleep(delay)
+            delay = min(0.5, delay * 2)
+
+    def _live_claims(self, mine: str) -> list[str]:
+        """The other claims still in force, as ``host pid N``; expired or unreadable ones are ignored."""
+        live = []
+        for key in self.list_doc_keys(CLAIMS_PREFIX):
+            if key == mine:
+                continue
+            try:
+                claim = self.read_doc(key)
+            except StateError:
+                continue
+            try:
+                expires = float(claim.get("expires", 0)) if claim is not None else 0.0
+            except (TypeError, ValueError):
+                expires = 0.0
+            if expires < time.time():
+                continue
+            live.append(f"{claim.get('host')} pid {claim.get('pid')}")
+        return live
+
+    def _withdraw(self, key: str) -> None:
+        try:
+            self.delete_doc(key)
+        except DestinationError as exc:  # it lapses by itself after CLAIM_TTL_S
+            log.debug("%s: withdrawing lock claim %s failed: %s", self.address, key, exc)
 
     def delete_doc(self, key: str) -> None:
         ids = [v for page in self._list_pages(DOCS_NAMESPACE, f"{self._doc_scope}{key}#") for v in page]
@@ -795,6 +930,13 @@ class _Missing(DestinationConfigError):
     Callers for whom absence is an answer (no index yet, no namespace yet) catch it; anywhere else
     it reaches the user as what it is, a ``DestinationError`` saying who answered 404 to what and
     what to check, never as an unexpected exception."""
+
+
+def _unreadable(address: str, key: str, why: str) -> StateError:
+    return StateError(
+        f"{address}: vectorops state record '{key}' in '{DOCS_NAMESPACE}' is unreadable: {why}",
+        hint="Run `vectorops import ENV --version REV` to re-adopt the index and rewrite its state.",
+    )
 
 
 def _describe(exc: BaseException) -> str:

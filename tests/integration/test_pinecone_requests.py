@@ -188,13 +188,14 @@ def test_an_apply_writes_state_in_three_requests(pinecone_server: PineconeServer
     dest.ensure(8, "cosine")
     store = StateStore(dest)
     before = pinecone_server.request_counts
-    with store.locked("apply") as lock:  # 1: the lock
+    with store.locked("apply") as lock:  # 1: the lock (plus its claim written and withdrawn: PineconeDestination.exclusive)
+        assert _writes(pinecone_server, before) == 1 + 2
         state = store.load()
         state.serial += 1
         store.save(state)  # 2: the intent
         state.serial += 1
         store.save_and_release(state, history_entry(state.serial), lock)  # 3: result + history + release
-    assert _writes(pinecone_server, before) == 3
+    assert _writes(pinecone_server, before) == 3 + 2  # three for state, two for the claim that orders contenders
     assert store.current_lock() is None
     assert store.load().serial == 2 and [e.serial for e in store.history()] == [2]
     assert dest.read_doc("lock") is not None  # released by a marker, not deleted
