@@ -183,6 +183,9 @@ class LanceDBDestination(Destination):
         self._table: Any = None
         self._docs: Any = None
         self._metric = "cosine"
+        folder = self._folder()
+        if folder is not None and folder.exists() and not folder.is_dir():
+            _ = self._db  # something else is in the way: connecting says what, now, as it always did
 
     def translate_error(self, exc: Exception, doing: str) -> DestinationError | None:
         """lance reports I/O as ``OSError`` (the base class's) and its other failures (a corrupt or
