@@ -341,8 +341,9 @@ class PineconeDestination(Destination):
         except _Missing as exc:  # the control plane itself was not found where the SDK looked for it
             raise DestinationConfigError(
                 exc.message,
-                hint=f"Creating an index should never be 404: check that PINECONE_CONTROLLER_HOST, if set, points at "
-                f"Pinecone's control plane, and that the API key in {self._api_key_env} belongs to the project you expect.",
+                hint=f"Check that serverless indexes can be created in {self.cloud}/{self.region} for the project of the "
+                f"API key in {self._api_key_env}, and, if PINECONE_CONTROLLER_HOST is set, that it points at Pinecone's "
+                "control plane.",
             ) from None
         self._idx = None
         self._info = None  # described before the index existed: forget it
