@@ -238,9 +238,9 @@ class StateStore:
             keys = self.destination.list_doc_keys(HISTORY_PREFIX) if limit is None or limit > 0 else []
             pairs = ((key, self._read_or_error(key)) for key in reversed(keys))  # lazily: stops at ``limit``
         entries: list[HistoryEntry] = []
+        if limit is not None and limit <= 0:
+            return entries
         for key, doc in pairs:
-            if limit is not None and len(entries) >= limit:
-                break
             if doc is None:
                 continue
             if isinstance(doc, StateError):
@@ -250,6 +250,9 @@ class StateStore:
                 entries.append(HistoryEntry.from_doc(doc))
             except ValidationError as exc:
                 self.unreadable_history.append((key, f"not a history record ({str(exc).splitlines()[0]})"))
+                continue
+            if limit is not None and len(entries) >= limit:
+                break  # before the next document is read
         return entries
 
     def _read_or_error(self, key: str) -> dict[str, Any] | StateError | None:
