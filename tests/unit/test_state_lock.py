@@ -165,10 +165,17 @@ def test_release_still_deletes_and_force_unlock_still_works() -> None:
     assert store.current_lock() is None
 
 
-def test_an_unreadable_lock_is_still_no_lock() -> None:
+def test_an_unreadable_lock_is_a_lapsed_lock_of_unknown_holder() -> None:
+    """Issue 15 item 5: not "no lock" (force-unlock must be able to remove it), but one whose lease
+    cannot be known, so it strands nobody: the next acquire takes it over."""
     dest = MemoryDestination()
     dest.docs[LOCK_KEY] = {"owner": 5}
-    assert StateStore(dest).current_lock() is None
+    held = StateStore(dest).current_lock()
+    assert held is not None and held.unreadable and held.id == "unreadable" and held.expired()
+    assert "unknown holder" in held.describe()
+    assert StateStore(dest).acquire("apply").id != "unreadable"
+    dest.docs[LOCK_KEY] = {"id": "abc", "owner": 5}
+    assert StateStore(dest).force_unlock("abc").unreadable and StateStore(dest).current_lock() is None
     dest.docs[LOCK_KEY] = Lock(
         id="l", owner="o", operation="apply", acquired_at=iso(now()), expires_at=iso(now())
     ).model_dump(mode="json") | {RELEASED_AT: None}  # a null marker is not a release
