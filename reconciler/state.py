@@ -8,6 +8,7 @@ world moved since it was made (Terraform's stale-plan check).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import socket
@@ -197,6 +198,7 @@ class StateStore:
         # one renewal at a time: the heartbeat's and a write's (``fenced``) would otherwise race to
         # write the same lock document; always taken before the destination's critical section
         self._renewing = threading.Lock()
+        self._fencing = False  # a ``fenced`` write holds the critical section right now
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -314,12 +316,16 @@ class StateStore:
         return lock
 
     def renew(self, lock: Lock, lease_seconds: int = LEASE_SECONDS) -> None:
-        with self._renewing, self.destination.critical_section():
-            held = self.current_lock()
-            if held is None or held.id != lock.id:
-                return  # taken over or force-unlocked: never steal it back
-            lock.expires_at = iso(now() + timedelta(seconds=lease_seconds))
-            self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json", exclude={"unreadable"}))
+        with self._renewing:
+            # while this process's own write holds the critical section (``fenced``), nobody else can
+            # force-unlock or take over, so the renewal goes ahead without it: waiting for it would let
+            # a write longer than the lease lose the lock it holds
+            with contextlib.nullcontext() if self._fencing else self.destination.critical_section():
+                held = self.current_lock()
+                if held is None or held.id != lock.id:
+                    return  # taken over or force-unlocked: never steal it back
+                lock.expires_at = iso(now() + timedelta(seconds=lease_seconds))
+                self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json", exclude={"unreadable"}))
 
     def check_held(self, lock: Lock) -> None:
         """Raise ``LeaseLostError`` unless ``lock`` is still ours and its lease still runs.
@@ -353,12 +359,18 @@ class StateStore:
         between the check and the write: it waits for the write, and the write after it is refused.
         A lease past half its time is renewed first, so that a long write cannot outlive it.
         """
-        with self._renewing, self.destination.critical_section():
-            self.check_held(lock)
-            if parse_iso(lock.expires_at) - now() < timedelta(seconds=LEASE_SECONDS / 2):
-                lock.expires_at = iso(now() + timedelta(seconds=LEASE_SECONDS))
-                self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json", exclude={"unreadable"}))
-            yield
+        with contextlib.ExitStack() as section:
+            with self._renewing:  # always before the critical section (``renew`` takes them in that order)
+                section.enter_context(self.destination.critical_section())
+                self.check_held(lock)
+                if parse_iso(lock.expires_at) - now() < timedelta(seconds=LEASE_SECONDS / 2):
+                    lock.expires_at = iso(now() + timedelta(seconds=LEASE_SECONDS))
+                    self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json", exclude={"unreadable"}))
+                self._fencing = True
+            try:
+                yield
+            finally:
+                self._fencing = False
 
     def release(self, lock: Lock) -> None:
         if lock.id in self._settled:

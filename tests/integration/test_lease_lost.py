@@ -105,3 +105,25 @@ def test_force_unlocked_apply_stops_before_its_next_write_and_content_stays_exac
     assert status["status"] == "Synced" and status["deployed"]["version"] == "v1" and status["lock"] is None
     history = json.loads(vectorops(b, "history", ENV, "--json").stdout)["history"]
     assert [h["to"]["version"] for h in history] == ["v1", "v1"]  # B's apply; A recorded no result
+
+
+def test_a_write_longer_than_the_lease_keeps_its_lock(tmp_path: Path, dataset_repo: DatasetRepo, known_versions: KnownVersions) -> None:
+    """The check before each write must not turn a long write into a lost lock: while this process's
+    own write holds the destination's critical section, the heartbeat still renews the lease.
+    Here the first apply's one-commit fill is held for three leases (a lease of 2 s)."""
+    manifest = write_manifest(tmp_path / "project" / "vectorops.yaml", {ENV: environment("v1", lancedb_destination("docs"))}, repo=dataset_repo.root)
+    pause = tmp_path / "pause"
+    env = {**os.environ, "VECTOROPS_FAILPOINT": "pause:mid-write", "VECTOROPS_FAILPOINT_FILE": str(pause),
+           "VECTOROPS_LOCK_LEASE_SECONDS": "2", "VECTOROPS_WRITE_BATCH": "100"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "-m", str(manifest), "--no-color", "apply", "--auto-approve"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        wait_for(pause.with_name("pause.reached"), proc)  # inside the fill, which is one fenced write
+        time.sleep(6)
+    finally:
+        pause.with_name("pause.resume").touch()
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, f"{out}\n{err}"
+    assert content(tmp_path / "project" / "db") == expected(known_versions.v1)
