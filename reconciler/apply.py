@@ -20,6 +20,7 @@ import pyarrow as pa
 from reconciler import failpoints
 from reconciler.errors import BlockedError, DatasetError, LeaseLostError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
+from reconciler.redact import redact
 from reconciler.plan import EnvironmentPlan, Plan, plan_environment, stash_location
 from reconciler.providers import open_destination
 from reconciler.providers.base import Destination
@@ -343,7 +344,7 @@ def apply_plan(
             if result.status in ("applied", "unchanged"):
                 result = validate_after_apply(manifest, env_plan, result, hooks)
         except VectorOpsError as exc:
-            result = EnvironmentResult(env_plan.name, "blocked" if isinstance(exc, BlockedError) else "failed", message=str(exc))
+            result = EnvironmentResult(env_plan.name, "blocked" if isinstance(exc, BlockedError) else "failed", message=redact(str(exc)))
         results.append(result)
         hooks.on_done(env_plan.name, result)
         if result.status not in ("applied", "unchanged"):

@@ -38,7 +38,9 @@ def _console(stderr: bool = False):
 
 
 def out(text: str, *, stderr: bool = False) -> None:
-    _console(stderr).print(text)
+    from reconciler.redact import printable_lines
+
+    _console(stderr).print(printable_lines(text))
 
 
 def _set_manifest(ctx: click.Context, _p: click.Parameter, value: Any) -> Any:
@@ -662,17 +664,19 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {exc.format_message()}", err=True)
         sys.exit(1)
     except VectorOpsError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        from reconciler.redact import printable_lines, redact
+
+        click.echo(printable_lines(redact(f"Error: {exc}")), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted. The next plan reports any apply that was cut off, and the next apply finishes it.", err=True)
         sys.exit(130)
     except Exception as exc:  # a bug: say so plainly, show the traceback only with -v
-        from reconciler.redact import redact
+        from reconciler.redact import printable_lines, redact
 
         if "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv):
             import traceback
 
-            click.echo(redact(traceback.format_exc()), err=True)
-        click.echo(f"Error: unexpected {exc.__class__.__name__}: {redact(str(exc))}\n  This is a vectorops bug; re-run with -v for details and report it.", err=True)
+            click.echo(printable_lines(redact(traceback.format_exc())), err=True)
+        click.echo(f"Error: unexpected {exc.__class__.__name__}: {printable_lines(redact(str(exc)))}\n  This is a vectorops bug; re-run with -v for details and report it.", err=True)
         sys.exit(1)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from reconciler.redact import redact
 from reconciler.render.markdown import render_plan_markdown
 
 COMMANDS = ("plan", "apply", "drift")
@@ -110,11 +111,8 @@ class Config:
         return self.runner_temp / ("vectorops-drift.json" if self.command == "drift" else "vectorops-plan.json")
 
     def redact(self, text: str) -> str:
-        """Remove every known secret value from text we are about to publish."""
-        for s in self.secrets:
-            if len(s) >= 6:  # shorter values would shred ordinary text; the runner masks them anyway
-                text = text.replace(s, "***")
-        return text
+        """Text we are about to publish, with the job's secrets (and every piece of one) masked."""
+        return redact(text, extra=self.secrets)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from reconciler.errors import DatasetError
 from reconciler.records import RecordBatch
+from reconciler.redact import printable
 
 SHOWN = 10  # how many ids or rows a message lists
 
@@ -214,6 +215,6 @@ def _no_columns(n: int) -> pa.Table:
 
 
 def _names(values: Sequence[object], quote: bool = True) -> str:
-    items = [f"'{v}'" if quote else str(v) for v in list(values)[:SHOWN]]
+    items = [f"'{printable(v)}'" if quote else printable(v) for v in list(values)[:SHOWN]]
     more = f" and {len(values) - SHOWN} more" if len(values) > SHOWN else ""
     return ", ".join(items) + more

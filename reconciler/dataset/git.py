@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 from reconciler.errors import DatasetError
+from reconciler.redact import redact
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://|^[\w.-]+@[\w.-]+:", re.IGNORECASE)
 _clones: dict[str, Path] = {}
@@ -77,7 +78,7 @@ def _clone(url: str, origin: str) -> Path:
     if proc.returncode != 0:
         shutil.rmtree(dest, ignore_errors=True)
         raise DatasetError(
-            f"{origin}: cannot clone dataset repo {_redact(url)}: {_redact(_first_line(proc.stderr))}",
+            f"{origin}: cannot clone dataset repo {redact(url)}: {redact(_first_line(proc.stderr))}",
             hint="Check the URL and that this machine can reach it (credentials come from git's own configuration).",
         )
     return dest
@@ -86,11 +87,6 @@ def _clone(url: str, origin: str) -> Path:
 def _first_line(stderr: bytes) -> str:
     lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
     return lines[0] if lines else "git clone failed"
-
-
-def _redact(text: str) -> str:
-    """Drop user:password@ from URLs so credentials never reach a message."""
-    return re.sub(r"(://)[^/@\s]+@", r"\1", text)
 
 
 def resolve_commit(repo: Path, rev: str) -> str | None:

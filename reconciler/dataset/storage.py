@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from reconciler.dataset import git
 from reconciler.errors import DatasetError
+from reconciler.redact import redact
 
 _KEEP = 8  # open DVC views kept for reuse (a plan reads two versions, `versions` a few more)
 _open: OrderedDict[tuple[str, str], Any] = OrderedDict()
@@ -92,11 +93,6 @@ def describe_remote(fs: Any) -> str:
     except Exception:  # noqa: BLE001 - a message helper must not mask the real error
         return "the default DVC remote"
     return f"DVC remote '{name}' ({redact(url)})"
-
-
-def redact(text: str) -> str:
-    """Drop user:password@ from any URL in ``text``: credentials never reach a message."""
-    return re.sub(r"(://)[^/@\s]+@", r"\1", text)
 
 
 def describe_cache(fs: Any) -> str:

@@ -100,10 +100,10 @@ _DOING = {
 
 def describe_exception(exc: BaseException) -> str:
     """``Type: message`` on one line, bounded, secrets masked: what a translated error quotes."""
-    from reconciler.redact import redact
+    from reconciler.redact import printable, redact
 
     text = " ".join(str(exc).split()) or "(no message)"
-    return redact(f"{type(exc).__name__}: {text}")[:500]
+    return printable(redact(f"{type(exc).__name__}: {text}")[:500])
 
 
 def _guard(name: str, method: Callable[..., Any]) -> Callable[..., Any]:

@@ -55,7 +55,7 @@ from reconciler.providers import pinecone_payload as payload
 from reconciler.providers.base import Capabilities, Destination, DestinationInfo, describe_exception
 from reconciler.providers.settings import ENV_VAR_PATTERN, DestinationContext, DestinationSettings
 from reconciler.records import RecordBatch
-from reconciler.redact import redact
+from reconciler.redact import printable, redact, register_secret
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -163,6 +163,7 @@ class PineconeDestination(Destination):
                 hint=f"Export {api_key_env} with your Pinecone API key (the manifest's api_key_env names it).",
             )
         self._api_key = key
+        register_secret(key)  # masked in every message from here on, whatever the variable is called
         self._api_key_env = api_key_env
         self._doc_scope = (self.namespace or "__default__") + "/"
         try:
@@ -208,9 +209,6 @@ class PineconeDestination(Destination):
 
     # -- errors and retries -------------------------------------------------------------------
 
-    def _redact(self, text: str) -> str:
-        return redact(text, [self._api_key])
-
     def translate_error(self, exc: Exception, doing: str) -> DestinationError | None:
         """Retries that ran out and answers of "not found" where no caller expected one, and whatever
         escapes the SDK outside ``_call`` (its HTTP stack's own errors): all the service's failures."""
@@ -229,7 +227,7 @@ class PineconeDestination(Destination):
         module = type(exc).__module__ or ""
         if module.split(".")[0] in ("pinecone", "urllib3", "requests", "aiohttp"):
             return DestinationUnavailableError(
-                f"{self.address}: {doing} failed: {self._redact(describe_exception(exc))}",
+                f"{self.address}: {doing} failed: {describe_exception(exc)}",
                 hint="Pinecone could not be reached or answered unexpectedly; try again shortly.",
             )
         return None
@@ -239,7 +237,7 @@ class PineconeDestination(Destination):
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a user-facing error
-            raise DestinationError(f"{self.address}: {what} failed: {self._redact(_describe(exc))}") from None
+            raise DestinationError(f"{self.address}: {what} failed: {_describe(exc)}") from None
 
     def _call(self, what: str, fn: Callable[[], T], *, deadline: float | None = None) -> T:
         """Call ``fn`` until it succeeds, retrying transient failures with jittered backoff.
@@ -259,21 +257,21 @@ class PineconeDestination(Destination):
                 if status == 404:
                     raise _Missing(
                         f"{self.address}: {what} failed: {self._where()} answered 404 Not Found "
-                        f"({self._redact(_describe(exc))})",
+                        f"({_describe(exc)})",
                         hint=self._not_found_hint(),
                     ) from None
                 if not _retryable(exc):
                     kind = DestinationAuthError if status in (401, 403) else DestinationRejectedError
                     raise kind(
-                        f"{self.address}: {what} failed: {self._redact(_describe(exc))}",
+                        f"{self.address}: {what} failed: {_describe(exc)}",
                         hint=_hint_for(status, self._api_key_env),
                     ) from None
                 retry_after = getattr(exc, "retry_after", None)
                 delay = min(10.0, random.uniform(0.05, delay * 3))
                 wait_s = float(retry_after) + random.uniform(0, 0.1) if retry_after is not None else delay
                 if time.monotonic() + wait_s > deadline:
-                    raise _Transient(f"{what}: {self._redact(_describe(exc))} (after {attempt} attempts)") from None
-                log.debug("%s: transient failure (%s), retrying in %.2fs", what, self._redact(_describe(exc)), wait_s)
+                    raise _Transient(f"{what}: {_describe(exc)} (after {attempt} attempts)") from None
+                log.debug("%s: transient failure (%s), retrying in %.2fs", what, _describe(exc), wait_s)
                 time.sleep(wait_s)
 
     def _where(self) -> str:
@@ -941,8 +939,9 @@ def _unreadable(address: str, key: str, why: str) -> StateError:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())[:500]
+    """An SDK error as one line: secrets masked first, then cut (a cut copy of a key would slip past)."""
+    text = redact(str(exc) or type(exc).__name__)
+    return printable(" ".join(text.split())[:500])
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
+from reconciler.redact import printable
+
 
 def _short(ref: dict[str, Any] | None) -> str:
     if not ref:
@@ -19,7 +23,8 @@ def _ids(ids: list[str], total: int) -> str:
     if not ids:
         return ""
     more = total - len(ids)
-    return "  " + ", ".join(ids) + (f", … {more} more" if more > 0 else "")
+    shown = ", ".join(escape(printable(i)) for i in ids)  # ids come from data: no markup, no line breaks
+    return "  " + shown + (f", … {more} more" if more > 0 else "")
 
 
 def drift_line(drift: dict[str, Any]) -> str:

@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from reconciler.redact import printable
+
 DEFAULT_CUT_POINTER = "the full plan, with every sample id, is in this run's job summary"
 _OPS = ("add", "update", "delete")
 _DRIFT_KINDS = ("missing", "unexpected", "modified")
@@ -218,7 +220,7 @@ def _join(head: list[str], table: list[str], notes: list[str], details: list[str
 
 def _text(s: str) -> str:
     """Plain text from outside: no HTML, no line breaks, no Markdown emphasis or links."""
-    s = html.escape(" ".join(str(s).split()), quote=False)
+    s = html.escape(printable(" ".join(str(s).split())), quote=False)
     return re.sub(r"([\\`*_\[\]|#@])", r"\\\1", s)
 
 
@@ -228,7 +230,7 @@ def _cell(s: str) -> str:
 
 def _code(value: Any, *, cell: bool = False) -> str:
     """A code span that holds any string: fence longer than any backtick run inside it."""
-    s = " ".join(str(value).split()) or " "
+    s = printable(" ".join(str(value).split())) or " "
     if cell:
         s = s.replace("|", "\\|")  # GFM splits cells on | even inside code spans
     fence = "`" * (max((len(r) for r in re.findall(r"`+", s)), default=0) + 1)
