@@ -62,11 +62,16 @@ def version_tag(commit: str) -> str:
 
 
 def records_for(manifest: LoadedManifest, env_plan: EnvironmentPlan, ids: pa.Array, batch_size: int = WRITE_BATCH) -> Iterator[RecordBatch]:
-    """The desired version's records with these ids, streamed from the dataset in write-sized batches."""
+    """The desired version's records with these ids, streamed from the dataset in write-sized batches.
+
+    Everything that can refuse (a moved digest, a dataset object that is not the pinned version)
+    is checked here, before the stream is handed to a destination: a destination may consume it
+    from native code that would wrap the refusal into its own error.
+    """
     from reconciler import dataset as ds
 
     if len(ids) == 0:
-        return
+        return iter(())
     src = manifest.dataset_source(env_plan.dataset)
     version = ds.resolve_version(src, env_plan.desired["commit"])
     if version.digest != env_plan.desired["digest"]:
@@ -75,12 +80,21 @@ def records_for(manifest: LoadedManifest, env_plan: EnvironmentPlan, ids: pa.Arr
             hint="Make a new plan.",
         )
     wanted = ids.cast(pa.string())
-    if env_plan.current is not None:  # records the plan already read, kept beside the hash cache
+    stashed: list[RecordBatch] = []
+    if env_plan.current is not None:  # records the plan already read (and verified), kept beside the hash cache
         path = stash_location(manifest, env_plan.dataset, version.digest, env_plan.current["digest"])
         stashed, wanted = read_stashed(path, wanted, batch_size)
-        yield from stashed
-        if len(wanted) == 0:
-            return
+    if len(wanted):
+        ds.verify_version(src, version)
+    return _records_stream(src, version, stashed, wanted, batch_size)
+
+
+def _records_stream(src: Any, version: Any, stashed: list[RecordBatch], wanted: pa.Array, batch_size: int) -> Iterator[RecordBatch]:
+    from reconciler import dataset as ds
+
+    yield from stashed
+    if len(wanted) == 0:
+        return
     pending: list[RecordBatch] = []
     pending_n = 0
     for picked in ds.read_records(src, version, wanted):
@@ -265,8 +279,10 @@ def _write(
     elif caps.fill and len(delete_ids) == 0 and dest.describe().count == 0:
         # an empty destination (a first apply): every record streamed into one commit, nothing to
         # merge with. A kill leaves the table empty, and the next apply starts over.
+        records = records_for(manifest, env_plan, upsert_ids)  # refusals happen here, not inside the destination
+
         def streamed() -> Iterator[RecordBatch]:
-            for batch in records_for(manifest, env_plan, upsert_ids):
+            for batch in records:
                 yield batch
                 hooks.on_progress(env_plan.name, len(batch))
                 failpoints.hit("mid-write")

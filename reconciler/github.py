@@ -131,11 +131,11 @@ def _key_variables(manifest: str) -> set[str]:
 
     Read with the manifest's own YAML reader but not validated: secrets must be masked even when the
     manifest is invalid and the CLI is about to say so."""
-    from reconciler.manifest import parse_yaml_with_positions
+    from reconciler.manifest import parse_yaml_with_positions, read_bounded_text
     from reconciler.providers import registry
 
-    try:
-        doc, _ = parse_yaml_with_positions(Path(manifest).read_text(encoding="utf-8"), manifest)
+    try:  # bounded like every manifest read: a pull request can make it a YAML bomb
+        doc, _ = parse_yaml_with_positions(read_bounded_text(Path(manifest), manifest), manifest)
         envs = doc.get("environments") if isinstance(doc, dict) else None
         destinations = [e["destination"] for e in (envs or {}).values() if isinstance(e, dict) and isinstance(e.get("destination"), dict)]
         found: set[str] = set()
@@ -163,8 +163,28 @@ def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int
         return 1
     mask_secrets(cfg, out)
     cfg.runner_temp.mkdir(parents=True, exist_ok=True)
-    outcome = run(cfg, out)
+    outside = manifest_outside_workspace(cfg.manifest, os.getcwd())
+    outcome = Outcome(None, 1, error=outside) if outside else run(cfg, out)
     return publish(outcome.plan, outcome.exitcode, cfg, out=out, applied=outcome.applied, error=outcome.error)
+
+
+def manifest_outside_workspace(manifest: str, workspace: str) -> str | None:
+    """Why the manifest may not be read, or None: it must resolve (symlinks too) inside the checkout
+    (the git repository of the step's working directory, else that directory).
+
+    A pull request can replace ``vectorops.yaml`` with a symlink to any file of the runner, whose
+    content errors about the manifest would then quote into the PR comment.
+    """
+    from reconciler.manifest import _git_toplevel
+
+    real = Path(os.path.realpath(Path(workspace) / manifest))
+    root = _git_toplevel(Path(workspace)) or Path(os.path.realpath(workspace))
+    if real == root or root in real.parents:
+        return None
+    return (
+        f"the manifest {manifest} resolves to {real}, outside the workspace {root}; "
+        "vectorops reads only a manifest inside the checked-out repository (is it a symlink?)"
+    )
 
 
 def mask_secrets(cfg: Config, out: TextIO) -> None:

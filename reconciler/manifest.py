@@ -19,9 +19,10 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
-from reconciler.errors import ManifestError
+from reconciler.errors import ManifestError, VectorOpsError
 from reconciler.providers import registry
 from reconciler.providers.settings import DestinationContext, DestinationSettings
+from reconciler.redact import has_control, is_control, printable
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
@@ -168,12 +169,85 @@ class Positions:
         return f"{self.file}:{line}:{col}"
 
 
-def _construct(node: yaml.Node, path: Path_, pos: Positions) -> Any:
+#: Bounds on every YAML file vectorops reads from a repository (the manifest, canary files): a pull
+#: request can change them, and unbounded YAML is a denial of service (a 569-byte "billion laughs"
+#: file expands to gigabytes; 50,000 nested ``[`` exhaust the interpreter's stack).
+MAX_YAML_BYTES = 4 * 1024 * 1024
+MAX_YAML_DEPTH = 64  # nesting of mappings and lists; a manifest needs 6
+MAX_YAML_NODES = 250_000  # values after aliases are expanded; ~130 canary queries with explicit 768-d vectors
+
+
+def _where(file: str, mark: Any) -> str:
+    return f"{file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else f"{file}:1:1"
+
+
+def read_bounded_text(path: Path, shown: str, error: type[VectorOpsError] = ManifestError) -> str:
+    """A YAML file's text, refused (unread) when it is larger than ``MAX_YAML_BYTES``."""
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise error(
+            f"{shown}:1:1: the file is {size:,} bytes; vectorops reads YAML files of at most {MAX_YAML_BYTES:,} bytes",
+            hint="A manifest or canary file is a few kilobytes; check that the path names the right file.",
+        )
+    with open(path, "rb") as f:
+        data = f.read(MAX_YAML_BYTES + 1)  # the file may have grown since stat
+    if len(data) > MAX_YAML_BYTES:
+        raise error(f"{shown}:1:1: the file is larger than {MAX_YAML_BYTES:,} bytes", hint="Check that the path names the right file.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{shown}: not UTF-8 text ({exc.reason} at byte {exc.start})", hint="Save the file as UTF-8.") from None
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's composer, refusing nesting deeper than ``MAX_YAML_DEPTH`` as it reads (it recurses)."""
+
+    def __init__(self, stream: str, file: str) -> None:
+        super().__init__(stream)
+        self._file = file
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self._depth >= MAX_YAML_DEPTH:
+            raise ManifestError(
+                f"{_where(self._file, self.peek_event().start_mark)}: nesting deeper than {MAX_YAML_DEPTH} levels",
+                hint="Lists and mappings nest a few levels in a manifest or canary file; check for stray '[' or '{'.",
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+@dataclass
+class _Budget:
+    """Values constructed so far: aliases count every time they are expanded."""
+
+    file: str
+    nodes: int = 0
+
+    def spend(self, node: yaml.Node, depth: int) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_YAML_NODES:
+            raise ManifestError(
+                f"{_where(self.file, node.start_mark)}: more than {MAX_YAML_NODES:,} values once aliases (*name) are expanded",
+                hint="Use fewer or smaller aliases; YAML anchors that expand to huge documents are refused.",
+            )
+        if depth > MAX_YAML_DEPTH:  # an alias to its own parent (&a [*a]) nests forever
+            raise ManifestError(
+                f"{_where(self.file, node.start_mark)}: nesting deeper than {MAX_YAML_DEPTH} levels (an alias that contains itself?)",
+                hint="Remove the alias that refers to a mapping or list it is part of.",
+            )
+
+
+def _construct(node: yaml.Node, path: Path_, pos: Positions, budget: _Budget, echo: bool = True) -> Any:
+    budget.spend(node, len(path))
     pos.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _construct(key_node, path + ("<key>",), pos)
+            key = _construct(key_node, path + ("<key>",), pos, budget, echo)
             if key is None or isinstance(key, (dict, list)):
                 raise ManifestError(
                     f"{pos.at(path + ('<key>',))}: a mapping key must be a plain name",
@@ -181,14 +255,23 @@ def _construct(node: yaml.Node, path: Path_, pos: Positions) -> Any:
                 )
             if key in out:
                 where = f"{pos.file}:{key_node.start_mark.line + 1}:{key_node.start_mark.column + 1}"
-                raise ManifestError(f"{where}: duplicate key '{key}'", hint="Each key may appear once; remove or merge the repeated one.")
+                shown = f" '{key}'" if echo else ""
+                raise ManifestError(f"{where}: duplicate key{shown}", hint="Each key may appear once; remove or merge the repeated one.")
             pos.keys[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[key] = _construct(value_node, path + (key,), pos)
+            out[key] = _construct(value_node, path + (key,), pos, budget, echo)
         pos.values.pop(path + ("<key>",), None)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, path + (i,), pos) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader.construct_object(_SCALAR_LOADER, node, deep=True)
+        return [_construct(item, path + (i,), pos, budget, echo) for i, item in enumerate(node.value)]
+    value = yaml.SafeLoader.construct_object(_SCALAR_LOADER, node, deep=True)
+    if isinstance(value, str) and has_control(value, allow="\t"):
+        bad = next(ch for ch in value if is_control(ch) and ch != "\t")
+        raise ManifestError(
+            f"{_where(pos.file, node.start_mark)}: a control character (U+{ord(bad):04X}) in a value",
+            hint="Names, revs, paths and ids are single-line text: remove line breaks, escape sequences and other "
+            "control characters (they could forge lines in CI logs).",
+        )
+    return value
 
 
 class _ScalarLoader(yaml.SafeLoader):
@@ -199,24 +282,35 @@ class _ScalarLoader(yaml.SafeLoader):
 _SCALAR_LOADER = _ScalarLoader()
 
 
-def parse_yaml_with_positions(text: str, file: str) -> tuple[Any, Positions]:
+def parse_yaml_with_positions(text: str, file: str, *, echo: bool = True) -> tuple[Any, Positions]:
+    """Compose and construct YAML within the bounds above, keeping every value's position.
+
+    ``echo=False`` (a canary file: its path could name any file) keeps the file's own text out of
+    messages: a syntax error or a duplicate key is named by its place and kind only.
+    """
     pos = Positions(file=file)
+    if len(text) > MAX_YAML_BYTES:
+        raise ManifestError(f"{file}:1:1: the file is larger than {MAX_YAML_BYTES:,} bytes", hint="Check that the path names the right file.")
+    loader = _BoundedLoader(text, file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
         if node is None:
             raise ManifestError(
                 f"{file}:1:1: the manifest is empty", hint="Start from the example in the README (version: 1, datasets:, environments:)."
             )
         # constructing values can fail too: a tag such as !!python/object is refused by the safe loader
-        return _construct(node, (), pos), pos
+        return _construct(node, (), pos, _Budget(file), echo), pos
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-        raise ManifestError(
-            f"{where}: invalid YAML: {exc.problem or exc}", hint="Fix the YAML syntax at that position."
-        ) from None
+        problem = str(exc.problem or "not valid YAML")
+        if not echo:  # PyYAML quotes the text it stumbled on ("found undefined alias 'x'")
+            problem = re.sub(r"'[^']*'|\"[^\"]*\"", "(…)", problem)
+        raise ManifestError(f"{where}: invalid YAML: {printable(problem)}", hint="Fix the YAML syntax at that position.") from None
     except yaml.YAMLError as exc:
-        raise ManifestError(f"{file}: invalid YAML: {exc}") from None
+        raise ManifestError(f"{file}: invalid YAML{': ' + printable(str(exc)) if echo else ''}") from None
+    finally:
+        loader.dispose()
 
 
 _HINTS = {
@@ -319,6 +413,28 @@ class LoadedManifest:
         """A path from the manifest, relative to the manifest's folder."""
         return DestinationContext(environment="", folder=self.folder).resolve(value)
 
+    @property
+    def boundary(self) -> Path:
+        """Where files the manifest names may be: the git repo holding it, else its folder."""
+        return (self.repo_root or self.folder).resolve()
+
+    def outside_repository(self, target: Path) -> str | None:
+        """Why ``target`` (symlinks resolved) may not be read, or None when it is inside ``boundary``.
+
+        A pull request edits the manifest; a path that leaves the repository (``/etc/shadow``,
+        ``../../secret.yaml``, a symlink to either) would make the Action read, and its messages
+        publish, a file of the machine it runs on.
+        """
+        real = Path(os.path.realpath(target))
+        if real == self.boundary or self.boundary in real.parents:
+            return None
+        where = "the git repository holding the manifest" if self.repo_root else "the manifest's folder (it is in no git repository)"
+        return (
+            f"canary file {printable(str(target))} is outside {where}, {self.boundary}"
+            + (f" (it resolves to {printable(str(real))})" if real != target else "")
+            + ". Canary files must be inside it: move the file into the repository and give its path relative to the manifest."
+        )
+
     def environment_names(self, selected: tuple[str, ...] | list[str] = ()) -> list[str]:
         names = list(self.model.environments)
         unknown = [s for s in selected if s not in self.model.environments]
@@ -384,10 +500,7 @@ def load_manifest(path: str | os.PathLike[str]) -> LoadedManifest:
         )
     if p.is_dir():
         raise ManifestError(f"{shown}: is a folder, not a manifest file", hint="Pass the YAML file itself with -m.")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"{shown}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = read_bounded_text(p, shown)
     data, pos = parse_yaml_with_positions(text, shown)
     if not isinstance(data, dict):
         raise ManifestError(f"{pos.at(())}: the manifest must be a mapping with keys version, datasets, environments")
@@ -471,7 +584,10 @@ def check_meaning(m: LoadedManifest) -> list[str]:
                 )
         if env.validation is not None:
             canary = m.resolve_local(env.validation.canaries)
-            if not canary.is_file():
+            outside = m.outside_repository(canary)
+            if outside:
+                problems.append(f"{m.where('environments', name, 'validation', 'canaries')}: {outside}")
+            elif not canary.is_file():
                 problems.append(
                     f"{m.where('environments', name, 'validation', 'canaries')}: canary file {env.validation.canaries} not found "
                     f"(looked for {canary}). Create it, or fix the path: it is relative to the manifest's folder."

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic_core import PydanticCustomError
 
 from reconciler.errors import CanaryError, ManifestError
-from reconciler.manifest import Positions, parse_yaml_with_positions
+from reconciler.manifest import Positions, parse_yaml_with_positions, read_bounded_text
 
 if TYPE_CHECKING:
     from reconciler.dataset import DatasetVersion
@@ -92,6 +92,7 @@ _HINTS = {
     "less_than_equal": "Give a value in the allowed range.",
 }
 _FALLBACK_HINT = "See SPEC §5 (canary queries) for the format."
+_KNOWN_KEYS = frozenset({"top_k", "queries", "name", "vector_of", "vector", "expect"})
 
 
 def load_canaries(path: Path, shown: str) -> CanaryFile:
@@ -103,11 +104,8 @@ def load_canaries(path: Path, shown: str) -> CanaryFile:
             hint="Create it (see SPEC §5) or fix validation.canaries in the manifest; it is relative to the manifest's folder.",
         )
     try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise CanaryError(f"{shown}: not UTF-8 text ({exc.reason} at byte {exc.start})", hint="Save the file as UTF-8.") from None
-    try:
-        data, pos = parse_yaml_with_positions(text, shown)
+        text = read_bounded_text(p, shown, CanaryError)
+        data, pos = parse_yaml_with_positions(text, shown, echo=False)
     except ManifestError as exc:  # the shared YAML reader speaks of manifests; these are canaries
         if exc.message.endswith("the manifest is empty"):
             raise CanaryError(f"{shown}:1:1: the canary file is empty", hint="Add 'queries:' with at least one query (SPEC §5).") from None
@@ -123,6 +121,11 @@ def load_canaries(path: Path, shown: str) -> CanaryFile:
 
 
 def _format_error(exc: ValidationError, pos: Positions, shown: str) -> CanaryError:
+    """One line per problem: its place and kind, never the file's text (keys or values).
+
+    The file was named in the manifest, which a pull request edits; until it has the shape of a
+    canary file, what it holds is not known to be canary queries, and the Action publishes errors.
+    """
     lines = []
     for err in exc.errors():
         path = tuple(err["loc"])
@@ -130,14 +133,13 @@ def _format_error(exc: ValidationError, pos: Positions, shown: str) -> CanaryErr
         hint = _HINTS.get(kind, _FALLBACK_HINT)
         dotted = ".".join(str(p) for p in path) or "the top level"
         if kind == "extra_forbidden":
-            where, msg = pos.at(path, key=True), f"unknown key '{path[-1]}' in {'.'.join(str(p) for p in path[:-1]) or 'the top level'}"
+            owner = ".".join(str(p) for p in path[:-1] if isinstance(p, int) or p in _KNOWN_KEYS) or "the top level"
+            where, msg = pos.at(path, key=True), f"unknown key in {owner}"
         elif kind == "missing":
             owner = path[:-1]
             where, msg = pos.at(owner), f"missing required key '{path[-1]}' in {'.'.join(str(p) for p in owner) or 'the top level'}"
         else:
             where, msg = pos.at(path), f"{dotted}: {err['msg']}"
-            if "input" in err and not isinstance(err["input"], (dict, list)):
-                msg += f" (got {err['input']!r})"
         lines.append(f"{where}: {msg}. {hint}")
     return CanaryError(f"invalid canary file {shown}:\n" + "\n".join(f"  {line}" for line in lines))
 
@@ -321,6 +323,9 @@ def canaries_of(manifest: LoadedManifest, env_name: str) -> tuple[CanaryFile, fl
     if env.validation is None:
         return None
     path = manifest.resolve_local(env.validation.canaries)
+    outside = manifest.outside_repository(path)
+    if outside:  # checked when the manifest loads; again here, right before the file is read
+        raise CanaryError(f"{manifest.where('environments', env_name, 'validation', 'canaries')}: {outside}")
     return load_canaries(path, env.validation.canaries), env.validation.min_pass_rate
 
 

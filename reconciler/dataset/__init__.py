@@ -7,11 +7,12 @@ reachable. Resolving a rev and listing versions read only git; DVC is imported o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from reconciler.dataset import decode, git, pins, readers, storage
+from reconciler.dataset import decode, git, integrity, pins, readers, storage
 from reconciler.dataset.model import DatasetSource, DatasetVersion, VersionInfo, where
 from reconciler.errors import DatasetError
 from reconciler.records import RecordBatch
@@ -27,6 +28,7 @@ __all__ = [
     "read_schema",
     "resolve_version",
     "unreadable",
+    "verify_version",
 ]
 
 _SUFFIXES = {"parquet": (".parquet", ".parq", ".pq"), "jsonl": (".jsonl", ".json", ".ndjson")}
@@ -49,7 +51,8 @@ def resolve_version(src: DatasetSource, rev: str) -> DatasetVersion:
             f"(`vectorops versions {src.name}` lists them).",
         )
     return DatasetVersion(
-        rev=rev, commit=commit, digest=pin.digest, size=pin.size, committed_at=git.committed_at(local, commit)
+        rev=rev, commit=commit, digest=pin.digest, size=pin.size, committed_at=git.committed_at(local, commit),
+        pinned_in=f"{pin.declared_in} at {commit[:12]}" if pin.declared_in != "(DVC)" else f"DVC at {commit[:12]}",
     )
 
 
@@ -59,9 +62,9 @@ def read_batches(
     """Every record of the version, ``batch_size`` at a time, checked as it streams."""
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
-    fs, files = _files(src, version)
+    fs, files, expected = _files(src, version)
     for file in files:
-        yield from _read_file(src, version, fs, file, batch_size, ids_only)
+        yield from _read_file(src, version, fs, file, batch_size, ids_only, expected=expected[file])
 
 
 def read_records(src: DatasetSource, version: DatasetVersion, ids: Any) -> Iterator[RecordBatch]:
@@ -78,7 +81,7 @@ def read_records(src: DatasetSource, version: DatasetVersion, ids: Any) -> Itera
     remaining = len(wanted)
     if remaining == 0:
         return
-    batches = read_batches(src, version)
+    batches = _read_verified_first(src, version)
     try:
         for batch in batches:
             rows = pc.indices_nonzero(pc.is_in(batch.ids, value_set=wanted)).to_numpy()
@@ -92,12 +95,42 @@ def read_records(src: DatasetSource, version: DatasetVersion, ids: Any) -> Itera
         batches.close()  # releases the open file when we stop early
 
 
+def _read_verified_first(src: DatasetSource, version: DatasetVersion, batch_size: int = 65_536) -> Iterator[RecordBatch]:
+    """Every record, each file checked against its pinned md5 *before* its first record is handed out.
+
+    For reads that may stop early and whose records are written (an apply's upserts): hashing
+    while reading would only know at the end. A file this machine verified before, unchanged
+    since, is not hashed again (``integrity.already_verified``).
+    """
+    fs, files, expected = _files(src, version)
+    for file in files:
+        with storage.open_binary(fs, file, where(src, version, file)) as handle:
+            verified = _verify_whole(src, version, fs, file, handle, expected[file])
+        yield from _read_file(src, version, fs, file, batch_size, False, expected=None if verified else expected[file])
+
+
+def verify_version(src: DatasetSource, version: DatasetVersion) -> None:
+    """Check every file of the version against its pinned md5 now (remembered once verified)."""
+    fs, files, expected = _files(src, version)
+    for file in files:
+        with storage.open_binary(fs, file, where(src, version, file)) as handle:
+            if not _verify_whole(src, version, fs, file, handle, expected[file]):
+                batches = _read_file(src, version, fs, file, 65_536, True, expected=expected[file])
+                for _ in batches:  # a remote stream: spooled and verified before its first batch
+                    break
+                batches.close()
+
+
 def read_schema(src: DatasetSource, version: DatasetVersion) -> None:
     """Cheap check that the version has the declared columns and dimension (footer + first batch)."""
-    fs, files = _files(src, version)
+    fs, files, expected = _files(src, version)
     batches = _read_file(src, version, fs, files[0], 1024, False, first_only=True)
     try:
         next(batches, None)
+    except DatasetError:
+        with storage.open_binary(fs, files[0], where(src, version, files[0])) as handle:
+            _verify_whole(src, version, fs, files[0], handle, expected[files[0]])  # a damaged object is named as such
+        raise
     finally:
         batches.close()
 
@@ -125,12 +158,16 @@ def count_records(src: DatasetSource, version: DatasetVersion) -> int | None:
     """Record count from Parquet footers; None for JSONL (it would need a full read)."""
     if src.format != "parquet":
         return None
-    fs, files = _files(src, version)
+    fs, files, expected = _files(src, version)
     total = 0
     for file in files:
         at = where(src, version, file)
         with storage.open_binary(fs, file, at) as handle:
-            total += readers.ParquetSource(handle, storage.local_path(handle), at).file.metadata.num_rows
+            try:
+                total += readers.ParquetSource(handle, storage.local_path(handle), at).file.metadata.num_rows
+            except DatasetError:
+                _verify_whole(src, version, fs, file, handle, expected[file])  # a damaged object is named as such
+                raise
     return total
 
 
@@ -201,7 +238,29 @@ def _pin_from_dvc(src: DatasetSource, local: Path, commit: str) -> pins.Pin | No
     return pins.Pin(digest=str(dvc_info["md5"]), size=dvc_info.get("size"), declared_in="(DVC)")
 
 
-def _files(src: DatasetSource, version: DatasetVersion) -> tuple[Any, list[str]]:
+def _files(src: DatasetSource, version: DatasetVersion) -> tuple[Any, list[str], dict[str, integrity.Expected]]:
+    """The version's data files and, for each, the md5 (and size) DVC pinned for it."""
+    fs, files = _data_files(src, version)
+    if not version.digest.endswith(".dir"):
+        pinned_in = version.pinned_in or f"the .dvc file at {version.commit[:12]}"
+        return fs, files, {files[0]: integrity.Expected(version.digest, version.size, pinned_in)}
+    listing = storage.verify_listing(fs, src.path, version.digest, where(src, version), version.pinned_in or "the .dvc file")
+    expected = {}
+    for file in files:
+        entry = listing.get(file) if listing is not None else _dvc_md5(fs, file)
+        if entry is None:
+            raise DatasetError(f"{where(src, version, file)}: not in the directory listing {version.digest}", hint="Check the dataset with `dvc status`.")
+        expected[file] = integrity.Expected(entry[0], entry[1], f"the directory listing {version.digest} (pinned in {version.pinned_in or 'the .dvc file'})")
+    return fs, files, expected
+
+
+def _dvc_md5(fs: Any, file: str) -> tuple[str, int | None] | None:
+    entry = storage.info(fs, file) or {}
+    md5 = entry.get("md5") or (entry.get("dvc_info") or {}).get("md5")
+    return (str(md5), entry.get("size")) if md5 else None
+
+
+def _data_files(src: DatasetSource, version: DatasetVersion) -> tuple[Any, list[str]]:
     if src.format not in _SUFFIXES:
         raise DatasetError(f"dataset '{src.name}' ({src.origin}): unknown format '{src.format}'", hint="Use parquet or jsonl.")
     local = git.local_repo(src.repo, _who(src))
@@ -223,19 +282,123 @@ def _read_file(
     batch_size: int,
     ids_only: bool,
     first_only: bool = False,
+    expected: integrity.Expected | None = None,
 ) -> Iterator[RecordBatch]:
+    """One file's records. With ``expected`` the file is verified in the same pass (see integrity)."""
     at = where(src, version, file)
 
     def layout_for(available: Sequence[str]) -> decode.Layout:
         return decode.layout_for(at, src.id_field, src.vector_field, src.metadata_fields, src.dimension, available)
 
     with storage.open_binary(fs, file, at) as handle:
+        if first_only or expected is None:  # a schema check: nothing read here is used or kept
+            if src.format == "parquet":
+                batches = readers.parquet_batches(readers.ParquetSource(handle, storage.local_path(handle), at), layout_for, batch_size, ids_only)
+            else:
+                batches = readers.jsonl_batches(handle, at, layout_for, batch_size, ids_only, limit=batch_size if first_only else None)
+            for batch in batches:
+                yield batch
+                if first_only:
+                    return
+            return
+        yield from _verified_batches(src, version, fs, file, handle, expected, layout_for, batch_size, ids_only)
+
+
+def _verified_batches(
+    src: DatasetSource,
+    version: DatasetVersion,
+    fs: Any,
+    file: str,
+    handle: Any,
+    expected: integrity.Expected,
+    layout_for: readers.LayoutFor,
+    batch_size: int,
+    ids_only: bool,
+) -> Iterator[RecordBatch]:
+    """Decode and hash in one pass; the last batch waits for the digest (``integrity.hold_last``).
+
+    A decoding error on bytes that are not the pinned version is reported as the corrupt object
+    it is, not as bad data in "the Parquet file".
+    """
+    at = where(src, version, file)
+    local = storage.local_path(handle)
+    obj, place = storage.object_of(fs, handle)
+    if local is not None and expected.size is not None:
+        size = os.path.getsize(local)
+        if size != expected.size:
+            raise integrity.corrupt(at, expected, f"it holds {size:,} bytes", obj, place)
+    spooled = None
+    if local is None:  # a stream from a remote: hash it into a temporary file, then read that
+        spooled, digests = storage.spool(handle, src.format == "jsonl")
+        if expected.md5 not in digests:
+            spooled.close()
+            raise integrity.corrupt(at, expected, f"its md5 is {sorted(digests)[0]}", obj, place)
+        local = spooled.name
+    try:
         if src.format == "parquet":
-            source = readers.ParquetSource(handle, storage.local_path(handle), at)
-            batches = readers.parquet_batches(source, layout_for, batch_size, ids_only)
+            hasher = integrity.FileHasher(local)
+
+            def check() -> None:
+                md5, size = hasher.result()
+                if md5 != expected.md5:
+                    raise integrity.corrupt(at, expected, f"its md5 is {md5} ({size:,} bytes)", obj, place)
+                integrity.remember_verified(local, md5)
+
+            try:
+                with open(local, "rb") as f:
+                    source = readers.ParquetSource(f, local, at)
+                    yield from integrity.hold_last(readers.parquet_batches(source, layout_for, batch_size, ids_only), check)
+            except integrity.CorruptObject:
+                raise
+            except DatasetError:
+                check()  # bytes that are not the pinned version: say so instead
+                raise
+            finally:
+                hasher.stop()  # a reader that stopped early (every wanted id found) needs no digest
         else:
-            batches = readers.jsonl_batches(handle, at, layout_for, batch_size, ids_only, limit=batch_size if first_only else None)
-        for batch in batches:
-            yield batch
-            if first_only:
-                return
+            with open(local, "rb") as f:
+                reader = integrity.HashingReader(f, dos2unix=True)
+
+                def check_stream() -> None:
+                    digests, size = reader.finish()
+                    if expected.md5 not in digests:
+                        raise integrity.corrupt(at, expected, f"its md5 is {sorted(digests)[0]} ({size:,} bytes)", obj, place)
+                    integrity.remember_verified(local, expected.md5)
+
+                try:
+                    yield from integrity.hold_last(readers.jsonl_batches(reader, at, layout_for, batch_size, ids_only), check_stream)
+                except integrity.CorruptObject:
+                    raise
+                except DatasetError:
+                    check_stream()
+                    raise
+    finally:
+        if spooled is not None:
+            spooled.close()
+
+
+def _verify_whole(src: DatasetSource, version: DatasetVersion, fs: Any, file: str, handle: Any, expected: integrity.Expected) -> bool:
+    """Check a whole file before any of it is used, unless this machine verified it unchanged.
+
+    False for a remote stream: the read itself spools and verifies it before its first record.
+    """
+    at = where(src, version, file)
+    local = storage.local_path(handle)
+    obj, place = storage.object_of(fs, handle)
+    if local is None:
+        return False
+    if integrity.already_verified(local, expected.md5):
+        return True
+    size = os.path.getsize(local)
+    if expected.size is not None and size != expected.size:
+        raise integrity.corrupt(at, expected, f"it holds {size:,} bytes", obj, place)
+    if src.format == "jsonl":
+        with open(local, "rb") as f:
+            digests, size = integrity.HashingReader(f, dos2unix=True).finish()
+    else:
+        md5, size = integrity.md5_of_file(local)
+        digests = {md5}
+    if expected.md5 not in digests:
+        raise integrity.corrupt(at, expected, f"its md5 is {sorted(digests)[0]} ({size:,} bytes)", obj, place)
+    integrity.remember_verified(local, expected.md5)
+    return True

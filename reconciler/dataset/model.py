@@ -29,6 +29,7 @@ class DatasetVersion:
     digest: str  # DVC md5 of the file (or "<md5>.dir") at that commit
     size: int | None
     committed_at: str  # ISO 8601
+    pinned_in: str = ""  # the .dvc / dvc.lock file recording the digest, for messages
 
 
 @dataclass(frozen=True)

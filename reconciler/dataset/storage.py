@@ -197,3 +197,77 @@ def missing_objects(fs: Any, files: list[str]) -> tuple[list[str], str | None]:
         first = redact(str(exc)).strip().splitlines()[:1]
         return missing, f"DVC could not ask {describe_remote(fs)}: {type(exc).__name__}" + (f": {first[0]}" if first else "")
     return [f for f in missing if wanted[f][0] not in present], None
+
+
+def object_of(fs: Any, handle: IO[bytes]) -> tuple[str, str]:
+    """(path, "cache" or "remote") of the stored object behind a handle, for messages."""
+    name = local_path(handle) or ""
+    try:
+        cache = os.path.realpath(str(fs.repo.cache.local.path))
+    except Exception:  # noqa: BLE001 - only a message depends on it
+        cache = None
+    if name and cache and os.path.realpath(name).startswith(cache + os.sep):
+        return name, "cache"
+    return name, "remote"
+
+
+def spool(handle: IO[bytes], text: bool) -> tuple[Any, set[str]]:
+    """Copy a remote stream into a temporary file, hashing it on the way (one download)."""
+    import tempfile
+
+    from reconciler.dataset.integrity import HashingReader
+
+    out = tempfile.NamedTemporaryFile(prefix="vectorops-object-", suffix=".tmp")
+    reader = HashingReader(handle, dos2unix=text)
+    while True:
+        chunk = reader.read(8 * 1024 * 1024)
+        if not chunk:
+            break
+        out.write(chunk)
+    out.flush()
+    digests, _ = reader.finish()
+    return out, digests
+
+
+def verify_listing(fs: Any, path: str, digest: str, where: str, pinned_in: str) -> dict[str, tuple[str, int | None]] | None:
+    """A tracked directory's listing, checked against the pinned ``<md5>.dir`` digest.
+
+    DVC reads the listing (the ``.dir`` object: JSON whose md5 is the digest) from the cache, else
+    the remote, and trusts it; the md5 of each file in it is what the file is verified against,
+    so the listing itself is verified first. Returns {path in repo: (md5, size)}, or None when
+    neither copy of the listing can be read here (DVC's own view of each file is used then).
+    """
+    import hashlib
+    import json
+
+    from reconciler.dataset.integrity import Expected, corrupt
+
+    expected = Expected(digest[: -len(".dir")], None, pinned_in)
+    data, obj, place = _listing_bytes(fs, digest)
+    if data is None:
+        return None
+    found = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    if found != expected.md5:
+        raise corrupt(where, expected, f"the directory listing's md5 is {found}", obj, place)
+    try:
+        entries = json.loads(data)
+    except ValueError as exc:
+        raise corrupt(where, expected, f"the listing is not JSON ({exc})", obj, place) from None
+    return {posixpath.join(path, e["relpath"]): (str(e["md5"]), e.get("size")) for e in entries if "relpath" in e and "md5" in e}
+
+
+def _listing_bytes(fs: Any, digest: str) -> tuple[bytes | None, str, str]:
+    try:
+        path = fs.repo.cache.local.oid_to_path(digest)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                return f.read(), path, "cache"
+    except Exception:  # noqa: BLE001 - fall through to the remote
+        pass
+    try:
+        odb = fs.repo.cloud.get_remote_odb()
+        path = odb.oid_to_path(digest)
+        with odb.fs.open(path, "rb") as f:
+            return f.read(), str(path), "remote"
+    except Exception:  # noqa: BLE001
+        return None, "", "remote"
