@@ -37,28 +37,41 @@ def register_secret(value: str | None) -> None:
 
 def secret_values(extra: list[str] | None = None) -> list[str]:
     """Every known secret, longest first."""
-    values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= MIN_EXACT}
+    values = set(_guessed())
     with _registered_lock:
         values |= _registered
     values |= {v for v in extra or [] if v and len(v) >= MIN_EXACT}
     return sorted(values, key=len, reverse=True)
 
 
+def _guessed() -> list[str]:
+    """Values of variables whose names say they are secret (…_TOKEN, …_API_KEY, …)."""
+    return [v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= MIN_EXACT]
+
+
 def redact(text: str, extra: list[str] | None = None) -> str:
-    """``text`` with every secret, and every 8+ character piece of one, replaced by ``***``."""
+    """``text`` with every secret, and every 8+ character piece of one, replaced by ``***``.
+
+    A variable guessed secret by its name alone whose value is a path on this machine
+    (``GOOGLE_APPLICATION_CREDENTIALS=/path/key.json``) is masked only where it appears whole:
+    pieces of a path would shred every message that names a nearby file.
+    """
     if not text:
         return text
     spans: list[tuple[int, int]] = []
-    for secret in secret_values(extra):
-        spans.extend(_occurrences(text, secret))
+    with _registered_lock:
+        known = set(_registered) | {v for v in extra or [] if v and len(v) >= MIN_EXACT}
+    for secret in sorted(known | set(_guessed()), key=len, reverse=True):
+        whole_only = secret not in known and os.sep in secret and os.path.exists(secret)
+        spans.extend(_occurrences(text, secret, whole_only))
     if spans:
         text = _mask(text, spans)
     return _URL_CREDENTIALS.sub(MASK + "@", text)
 
 
-def _occurrences(text: str, secret: str) -> list[tuple[int, int]]:
+def _occurrences(text: str, secret: str, whole_only: bool = False) -> list[tuple[int, int]]:
     """Spans of ``text`` made of pieces of ``secret`` at least ``MIN_PIECE`` long (or all of it)."""
-    if len(secret) < MIN_PIECE:
+    if len(secret) < MIN_PIECE or whole_only:
         pieces = [secret]
     else:
         pieces = {secret[i : i + MIN_PIECE] for i in range(len(secret) - MIN_PIECE + 1)}

@@ -16,6 +16,7 @@ from reconciler.dataset import decode, git, integrity, pins, readers, storage
 from reconciler.dataset.model import DatasetSource, DatasetVersion, VersionInfo, where
 from reconciler.errors import DatasetError
 from reconciler.records import RecordBatch
+from reconciler.redact import printable
 
 __all__ = [
     "DatasetSource",
@@ -226,7 +227,7 @@ def _unknown_rev(src: DatasetSource, rev: str, repo: Path) -> DatasetError:
         )
     else:
         hint += " If the rev exists upstream, run `git fetch --tags`."
-    return DatasetError(f"dataset '{src.name}' ({src.origin}): unknown git rev '{rev}' in {src.repo}", hint=hint)
+    return DatasetError(f"dataset '{src.name}' ({src.origin}): unknown git rev '{printable(rev)}' in {src.repo}", hint=hint)
 
 
 def _pin_from_dvc(src: DatasetSource, local: Path, commit: str) -> pins.Pin | None:
