@@ -140,7 +140,7 @@ def unreadable(src: DatasetSource, version: DatasetVersion) -> str | None:
     """None when DVC can serve every byte of the version (local cache or remote), else what is
     missing and where DVC looked. Asks only whether the objects exist: nothing is decoded."""
     try:
-        fs, files = _files(src, version)
+        fs, files = _data_files(src, version)
     except DatasetError as exc:  # a directory whose listing (.dir object) is nowhere
         return exc.message
     missing, reason = storage.missing_objects(fs, files)
