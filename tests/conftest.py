@@ -19,6 +19,7 @@ from fixtures.pytest_fixtures import (  # noqa: F401
     dataset_repo_copy,
     known_versions,
     make_dataset_repo,
+    qdrant_folder,
 )
 from tests.pinecone_server.fixtures import pinecone_server  # noqa: F401
 

@@ -28,11 +28,11 @@ ENTRY_POINT_GROUP = "vectorops.destinations"
 BUILTIN: dict[str, str] = {
     "lancedb": "reconciler.providers.lancedb:LanceDBSettings",
     "pinecone": "reconciler.providers.pinecone:PineconeSettings",
+    "qdrant": "reconciler.providers.qdrant:QdrantSettings",
 }
 #: first-party types that ship in an extra or a companion package: what to install for each
 KNOWN_PACKAGES: dict[str, str] = {
     "pgvector": "vectorops[pgvector]",
-    "qdrant": "vectorops[qdrant]",
 }
 
 
