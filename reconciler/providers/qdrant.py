@@ -194,6 +194,15 @@ class _LocalClients:
             del cls._clients[path]
         client.close()
 
+    @classmethod
+    def close_all(cls) -> None:
+        """Close every client this process holds (tests: the CLI leaves destinations open)."""
+        with cls._lock:
+            clients = [client for client, _ in cls._clients.values()]
+            cls._clients.clear()
+        for client in clients:
+            client.close()
+
 
 class QdrantDestination(Destination):
     """One Qdrant collection, its state in ``_vectorops_state__<collection>``."""
