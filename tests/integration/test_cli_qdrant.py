@@ -314,23 +314,17 @@ def _cli(manifest: Path, *args: str, failpoint: str | None = None, **env: str) -
 
 @pytest.mark.parametrize("failpoint", ["after-intent", "mid-write", "before-result"])
 def test_kill_mid_apply_then_next_apply_ends_exact(failpoint: str, ws: Workspace, known_versions: KnownVersions) -> None:
-    """Every command here is its own process, as in CI: local mode's folder lock goes with it."""
-    first = _cli(ws.manifest, "apply", "--auto-approve")
-    assert first.returncode == 0, first.stderr
+    """The killed apply is its own process; local mode's folder lock dies with it."""
+    ws.ok("apply", "--auto-approve")
+    _LocalClients.close_all()  # free the folder for the other process, as the end of a command does
     ws.pin("v2")
     killed = _cli(ws.manifest, "apply", "--auto-approve", failpoint=failpoint, VECTOROPS_WRITE_BATCH="30")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
 
-    plan = _cli(ws.manifest, "plan", "--json")
-    assert plan.returncode == 0, plan.stderr
-    env = json.loads(plan.stdout)["environments"][0]
+    env = ws.ok("plan", "--json").json["environments"][0]
     assert env["interrupted"]["version"] == "v2"
     assert (env["drift"]["missing"], env["drift"]["unexpected"], env["drift"]["modified"]) == (0, 0, 0)
 
-    again = _cli(ws.manifest, "apply", "--auto-approve", VECTOROPS_WRITE_BATCH="30")
-    assert again.returncode == 0, again.stderr
+    ws.ok("apply", "--auto-approve")
     ws.assert_content(known_versions.v2)
-    _LocalClients.close_all()  # free the folder for the next process
-    final = _cli(ws.manifest, "plan", "--json", "--refresh", "full")
-    assert final.returncode == 0, final.stderr
-    assert json.loads(final.stdout)["environments"][0]["changes"] == {"add": 0, "update": 0, "delete": 0}
+    assert ws.ok("plan", "--json", "--refresh", "full").json["environments"][0]["changes"] == {"add": 0, "update": 0, "delete": 0}
