@@ -245,8 +245,8 @@ def test_canaries_query_the_collection(ws: Workspace, known_versions: KnownVersi
 
 
 @pytest.mark.parametrize(("size", "distance", "says"), [
-    (8, models.Distance.COSINE, "the destination's dimension is 8 but the manifest declares 16"),
-    (16, models.Distance.DOT, "the destination's metric is dotproduct but the manifest declares cosine"),
+    (8, models.Distance.COSINE, "its dimension is 8 but the manifest declares 16"),
+    (16, models.Distance.DOT, "its metric is dotproduct but the manifest declares cosine"),
 ])
 def test_collection_made_for_another_embedding_is_refused_before_writing(ws: Workspace, size: int, distance: Any, says: str) -> None:
     with ws.client() as client:
