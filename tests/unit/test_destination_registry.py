@@ -104,13 +104,13 @@ def test_unknown_type_names_the_package_to_install(tmp_path: Path) -> None:
 def test_unknown_type_suggests_the_closest_installed_type(tmp_path: Path) -> None:
     msg = error(tmp_path, "pincone", "index: docs")
     assert "No installed package provides destination type 'pincone'. Did you mean 'pinecone'?" in msg
-    assert "Installed types: lancedb, pinecone" in msg
+    assert "Installed types: lancedb, pinecone, qdrant" in msg
     assert "entry-point group vectorops.destinations" in msg
 
 
 def test_installed_plugin_types_are_listed_as_available(tmp_path: Path, plugins: Path) -> None:
     msg = error(tmp_path, "milvus")
-    assert "Installed types: broken, lancedb, memory, pinecone, wrongname" in msg
+    assert "Installed types: broken, lancedb, memory, pinecone, qdrant, wrongname" in msg
 
 
 def test_a_broken_plugin_is_a_manifest_error_naming_its_package(tmp_path: Path, plugins: Path) -> None:
@@ -128,7 +128,7 @@ def test_built_in_types_win_over_a_plugin_of_the_same_name(tmp_path: Path, plugi
 
 def test_the_json_schema_holds_the_built_in_types_whatever_is_installed(plugins: Path) -> None:
     text = json.dumps(json_schema())
-    assert '"lancedb"' in text and '"pinecone"' in text
+    assert '"lancedb"' in text and '"pinecone"' in text and '"qdrant"' in text
     assert "MemorySettings" not in text
 
 
