@@ -21,12 +21,9 @@ import math
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -39,10 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the dataset-repo helpers and the local Pinecone server live in tests/
     sys.path.insert(0, str(ROOT))
 
-SOURCES = ("wiki", "docs", "tickets", "forum", "blog")
-LANGS = ("en", "de", "fr", "es")
-ENV = "staging"
-TABLE = "docs"
+from dataset_repo import BenchRepo, build_repo, warm  # noqa: E402  (bench/ is the script's own folder)
+from measured import ENV, TABLE, Run, Workspace, base_env, run_measured, vectorops_cmd, write_manifest  # noqa: E402
+
 PC_ENV = "prod"
 PC_INDEX = "bench-prod"
 PC_KEY_ENV = "VECTOROPS_BENCH_PINECONE_KEY"
@@ -50,219 +46,6 @@ PC_KEY = "pc-bench-local-key"
 # Pinecone documents "2MB" per upsert request and computes its own batch-size table with 2,000,000
 # bytes; the floor is taken at that reading (the local server lets up to 2 MiB through)
 PINECONE_MAX_REQUEST = 2_000_000
-
-
-# -- data ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Change:
-    """Which rows of v1 change in v2 (indices into v1), and how many rows v2 appends."""
-
-    n: int
-    deleted: np.ndarray
-    updated: np.ndarray
-    added: int
-
-    @staticmethod
-    def one_percent(n: int, seed: int = 7) -> Change:
-        k = max(1, n // 100)
-        picks = np.random.default_rng(seed).permutation(n)
-        return Change(n, np.sort(picks[:k]), np.sort(picks[k : 2 * k]), k)
-
-
-def _group(start: int, stop: int, dim: int, seed: int, title_suffix: np.ndarray | None = None) -> dict[str, Any]:
-    """Rows ``start..stop`` of the base data: same arguments, same rows (vectors seeded per group)."""
-    k = np.arange(start, stop)
-    rng = np.random.default_rng([seed, start])
-    vectors = rng.standard_normal((stop - start, dim), dtype=np.float32)
-    titles = np.char.add("Document ", k.astype(str)).astype(object)
-    if title_suffix is not None:
-        titles[title_suffix] = titles[title_suffix] + " (revised)"
-    return {
-        "id": np.char.add("doc-", np.char.zfill(k.astype(str), 9)).astype(object),
-        "vectors": vectors,
-        "title": titles,
-        "source": np.asarray(SOURCES, dtype=object)[k % len(SOURCES)],
-        "chunk": (k % 13).astype(np.int64),
-        "lang": np.asarray(LANGS, dtype=object)[k % len(LANGS)],
-    }
-
-
-def _table(cols: dict[str, Any], vector_type: str) -> pa.Table:
-    vectors = np.ascontiguousarray(cols["vectors"], dtype=np.float32)
-    n, dim = vectors.shape
-    if vector_type == "binary":
-        vec: pa.Array = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * dim), n, [None, pa.py_buffer(vectors)])
-    else:
-        vec = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dim)
-    return pa.table(
-        {
-            "id": pa.array(cols["id"], pa.string()),
-            "vector": vec,
-            "title": pa.array(cols["title"], pa.string()),
-            "source": pa.array(cols["source"], pa.string()),
-            "chunk": pa.array(cols["chunk"], pa.int64()),
-            "lang": pa.array(cols["lang"], pa.string()),
-        }
-    )
-
-
-def version_groups(change: Change, dim: int, version: int, row_group: int, seed: int = 1) -> Iterator[dict[str, Any]]:
-    """The row groups of v1 (``version=1``) or v2, generated one at a time (bounded memory)."""
-    for start in range(0, change.n, row_group):
-        stop = min(change.n, start + row_group)
-        if version == 1:
-            yield _group(start, stop, dim, seed)
-            continue
-        upd = change.updated[(change.updated >= start) & (change.updated < stop)] - start
-        meta_too = upd[::2]  # half the updated rows also change metadata; all change their vector
-        cols = _group(start, stop, dim, seed, title_suffix=meta_too)
-        if len(upd):
-            cols["vectors"][upd] = np.random.default_rng([seed + 1, start]).standard_normal((len(upd), dim), dtype=np.float32)
-        gone = change.deleted[(change.deleted >= start) & (change.deleted < stop)] - start
-        if len(gone):
-            keep = np.ones(stop - start, bool)
-            keep[gone] = False
-            cols = {k: v[keep] for k, v in cols.items()}
-        yield cols
-    if version == 2:
-        for start in range(change.n, change.n + change.added, row_group):
-            yield _group(start, min(change.n + change.added, start + row_group), dim, seed + 2)
-
-
-def write_version(path: Path, groups: Iterator[dict[str, Any]], vector_type: str, row_group: int, compression: str) -> int:
-    """Stream row groups into one Parquet file; returns the record count."""
-    if path.exists():
-        path.unlink()  # with DVC's hardlink cache the old file IS the cached object: never write through it
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer: pq.ParquetWriter | None = None
-    rows = 0
-    for cols in groups:
-        table = _table(cols, vector_type)
-        if writer is None:
-            writer = pq.ParquetWriter(path, table.schema, compression=None if compression == "none" else compression)
-        writer.write_table(table, row_group_size=row_group)
-        rows += table.num_rows
-    assert writer is not None
-    writer.close()
-    return rows
-
-
-@dataclass
-class BenchRepo:
-    root: Path
-    digests: dict[str, str] = field(default_factory=dict)
-    rows: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def file(self) -> Path:
-        return self.root / "data" / "docs.parquet"
-
-    def cached(self, tag: str) -> Path:
-        """The DVC cache object of a version: the very file the engine reads."""
-        d = self.digests[tag]
-        return self.root / ".dvc" / "cache" / "files" / "md5" / d[:2] / d[2:]
-
-
-def build_repo(root: Path, n: int, dim: int, args: argparse.Namespace) -> BenchRepo:
-    """git init + dvc init, then v1 and v2 each written, `dvc add`-ed, pushed, committed and tagged."""
-    from tests.fixtures.repo import BASE_EPOCH, DatasetRepo, _dvc, run_git
-
-    repo = DatasetRepo.create(root)
-    with _dvc(repo.root) as dvc, dvc.config.edit() as cfg:
-        cfg["cache"]["type"] = "hardlink"  # one copy of each version on disk, not two
-    run_git(repo.root, "commit", "-q", "-am", "dvc: hardlink cache", when=BASE_EPOCH + 60)
-    out = BenchRepo(repo.root)
-    change = Change.one_percent(n)
-    for version in (1, 2):
-        tag = f"v{version}"
-        out.rows[tag] = write_version(out.file, version_groups(change, dim, version, args.row_group), args.vector_type, args.row_group, args.compression)
-        with _dvc(repo.root) as dvc:
-            dvc.add(str(out.file))
-            if not args.no_push:
-                dvc.push()
-        run_git(repo.root, "add", "-A")
-        run_git(repo.root, "commit", "-q", "-m", f"dataset {tag}", when=BASE_EPOCH + 3600 * version)
-        run_git(repo.root, "tag", tag)
-        out.digests[tag] = repo.digest_in_dvc_file("HEAD")
-    return out
-
-
-# -- running things ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    seconds: float
-    max_rss_mb: float
-    stdout: str
-
-
-# A small launcher runs each measured command: a child forked from this (large) process would
-# report this process's memory as its own peak RSS, a child of the launcher reports only its own.
-LAUNCHER = r"""
-import json, os, subprocess, sys, time
-t0 = time.perf_counter()
-proc = subprocess.Popen(sys.argv[2:])
-_, status, usage = os.wait4(proc.pid, 0)
-seconds = time.perf_counter() - t0
-with open(sys.argv[1], "w") as f:
-    json.dump({"seconds": seconds, "max_rss_kb": usage.ru_maxrss, "code": os.waitstatus_to_exitcode(status)}, f)
-"""
-
-
-def run_measured(cmd: list[str], env: dict[str, str], cwd: Path, ok_codes: tuple[int, ...] = (0,)) -> Run:
-    """Wall time and the command's own peak RSS (``os.wait4`` in the launcher: that child only)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        stats = Path(tmp) / "stats.json"
-        with open(Path(tmp) / "out", "wb") as out, open(Path(tmp) / "err", "wb") as err:
-            subprocess.run([sys.executable, "-c", LAUNCHER, str(stats), *cmd], env=env, cwd=cwd, stdout=out, stderr=err,
-                           stdin=subprocess.DEVNULL, check=False)
-        stdout = (Path(tmp) / "out").read_text(errors="replace")
-        stderr = (Path(tmp) / "err").read_text(errors="replace")
-        measured = json.loads(stats.read_text()) if stats.exists() else {"code": -1}
-    if measured["code"] not in ok_codes:
-        raise SystemExit(f"bench: `{' '.join(cmd)}` exited {measured['code']}\n{stdout[-4000:]}\n{stderr[-4000:]}")
-    return Run(measured["seconds"], measured["max_rss_kb"] / 1024, stdout)
-
-
-def vectorops_cmd() -> list[str]:
-    exe = Path(sys.executable).parent / "vectorops"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "reconciler"]
-
-
-def base_env(cache: Path) -> dict[str, str]:
-    env = dict(os.environ, VECTOROPS_CACHE_DIR=str(cache), DVC_NO_ANALYTICS="1", VECTOROPS_ACTOR="bench")
-    env.pop("PINECONE_API_KEY", None)
-    return env
-
-
-def write_manifest(path: Path, repo: Path, dim: int, version: str, destination: str) -> None:
-    path.write_text(
-        f"""version: 1
-datasets:
-  docs:
-    path: data/docs.parquet
-    repo: {repo}
-    embedding:
-      model: bench-model
-      dimension: {dim}
-      metric: cosine
-environments:
-  {destination}
-"""
-    )
-
-
-def lancedb_env(uri: Path, version: str) -> str:
-    return f"""{ENV}:
-    dataset: docs
-    version: {version}
-    destination:
-      type: lancedb
-      uri: {uri}
-      table: {TABLE}"""
 
 
 def pinecone_env(version: str) -> str:
@@ -275,27 +58,10 @@ def pinecone_env(version: str) -> str:
       api_key_env: {PC_KEY_ENV}"""
 
 
-class Workspace:
-    """One manifest + its LanceDB folder; ``vo`` runs the CLI against it in a subprocess."""
-
-    def __init__(self, folder: Path, repo: BenchRepo, dim: int) -> None:
-        self.folder, self.repo, self.dim = folder, repo, dim
-        folder.mkdir(parents=True, exist_ok=True)
-        self.manifest = folder / "vectorops.yaml"
-        self.db = folder / "lancedb"
-
-    def pin(self, version: str) -> None:
-        write_manifest(self.manifest, self.repo.root, self.dim, version, lancedb_env(self.db, version))
-
-    def vo(self, cache: Path, *args: str, env_extra: dict[str, str] | None = None) -> Run:
-        env = base_env(cache)
-        env.update(env_extra or {})
-        return run_measured([*vectorops_cmd(), "-m", str(self.manifest), "--no-color", *args], env, self.folder)
-
-    def inner_plan(self, cache: Path) -> dict[str, float]:
-        """Same plan, timed inside a child after its imports: the engine's own time."""
-        run = run_measured([sys.executable, __file__, "--inner-plan", str(self.manifest), ENV], base_env(cache), self.folder)
-        return json.loads(run.stdout.strip().splitlines()[-1])
+def timed_inner_plan(ws: Workspace, cache: Path) -> dict[str, float]:
+    """Same plan, timed inside a child after its imports: the engine's own time."""
+    run = run_measured([sys.executable, __file__, "--inner-plan", str(ws.manifest), ENV], base_env(cache), ws.folder)
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def inner_plan(manifest: str, env_name: str) -> None:
@@ -311,20 +77,6 @@ def inner_plan(manifest: str, env_name: str) -> None:
 
 
 # -- phases -------------------------------------------------------------------------------------------
-
-
-def warm(*files: Path) -> None:
-    """Read files into the page cache right before a phase that reads them.
-
-    This VM pages out memory (page cache included) idle for ~60 s (DAMON ``pageout``, see
-    RESULTS.md), so without this a phase would read from disk or from memory depending on how long
-    ago the previous phase touched the file. Every phase that reads a version starts warm, like the
-    floor it is compared with: the stricter comparison (disk reads would dilute the ratios).
-    """
-    for f in files:
-        with open(f, "rb", buffering=0) as fh:
-            while fh.read(64 << 20):
-                pass
 
 
 def io_floor(repo: BenchRepo, batch_size: int = 65_536) -> float:
@@ -558,8 +310,8 @@ def lancedb_phases(n: int, args: argparse.Namespace, work: Path, full: bool) -> 
     r["io_floor_again_s"] = io_floor(repo)
     r["warm_plan"] = ws.vo(cache_b, "plan", "--json").__dict__ | {"stdout": None}
     warm(*both)
-    r["cold_plan_inproc"] = ws.inner_plan(cache_c)
-    r["warm_plan_inproc"] = ws.inner_plan(cache_c)
+    r["cold_plan_inproc"] = timed_inner_plan(ws, cache_c)
+    r["warm_plan_inproc"] = timed_inner_plan(ws, cache_c)
     r["help"] = run_measured([*vectorops_cmd(), "--help"], base_env(cache_b), ws.folder).__dict__ | {"stdout": None}
     r["incremental_apply"] = ws.vo(cache_b, "apply", "--auto-approve").__dict__ | {"stdout": None}
     r["after_apply"] = lancedb_truth(ws, n)

@@ -1,0 +1,115 @@
+"""Running the vectorops CLI as a user would, measured: wall time and the command's own peak RSS.
+
+Shared by bench/run.py and bench/peers.py. Every measured command is started by a tiny launcher
+that reads the command's peak RSS with ``os.wait4`` (``ru_maxrss``: the largest resident set of the
+command's process and of any descendant it waited for); a child forked straight from the large
+benchmark process would report the benchmark's memory as its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dataset_repo import BenchRepo
+
+ENV = "staging"
+TABLE = "docs"
+
+
+@dataclass
+class Run:
+    seconds: float
+    max_rss_mb: float
+    stdout: str
+    cpu_seconds: float = 0.0  # user + system CPU of the command and what it waited for: steadier than wall time on a busy machine
+
+
+# A small launcher runs each measured command: a child forked from this (large) process would
+# report this process's memory as its own peak RSS, a child of the launcher reports only its own.
+LAUNCHER = r"""
+import json, os, subprocess, sys, time
+t0 = time.perf_counter()
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+seconds = time.perf_counter() - t0
+with open(sys.argv[1], "w") as f:
+    json.dump({"seconds": seconds, "max_rss_kb": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime,
+               "code": os.waitstatus_to_exitcode(status)}, f)
+"""
+
+
+def run_measured(cmd: list[str], env: dict[str, str], cwd: Path, ok_codes: tuple[int, ...] = (0,)) -> Run:
+    """Wall time and the command's own peak RSS (``os.wait4`` in the launcher: that child only)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = Path(tmp) / "stats.json"
+        with open(Path(tmp) / "out", "wb") as out, open(Path(tmp) / "err", "wb") as err:
+            subprocess.run([sys.executable, "-c", LAUNCHER, str(stats), *cmd], env=env, cwd=cwd, stdout=out, stderr=err,
+                           stdin=subprocess.DEVNULL, check=False)
+        stdout = (Path(tmp) / "out").read_text(errors="replace")
+        stderr = (Path(tmp) / "err").read_text(errors="replace")
+        measured = json.loads(stats.read_text()) if stats.exists() else {"code": -1}
+    if measured["code"] not in ok_codes:
+        raise SystemExit(f"bench: `{' '.join(cmd)}` exited {measured['code']}\n{stdout[-4000:]}\n{stderr[-4000:]}")
+    return Run(measured["seconds"], measured["max_rss_kb"] / 1024, stdout, measured.get("cpu_s", 0.0))
+
+
+def vectorops_cmd() -> list[str]:
+    exe = Path(sys.executable).parent / "vectorops"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "reconciler"]
+
+
+def base_env(cache: Path) -> dict[str, str]:
+    env = dict(os.environ, VECTOROPS_CACHE_DIR=str(cache), DVC_NO_ANALYTICS="1", VECTOROPS_ACTOR="bench")
+    env.pop("PINECONE_API_KEY", None)
+    return env
+
+
+def write_manifest(path: Path, repo: Path, dim: int, version: str, destination: str) -> None:
+    path.write_text(
+        f"""version: 1
+datasets:
+  docs:
+    path: data/docs.parquet
+    repo: {repo}
+    embedding:
+      model: bench-model
+      dimension: {dim}
+      metric: cosine
+environments:
+  {destination}
+"""
+    )
+
+
+def lancedb_env(uri: Path, version: str) -> str:
+    return f"""{ENV}:
+    dataset: docs
+    version: {version}
+    destination:
+      type: lancedb
+      uri: {uri}
+      table: {TABLE}"""
+
+
+class Workspace:
+    """One manifest + its LanceDB folder; ``vo`` runs the CLI against it in a subprocess."""
+
+    def __init__(self, folder: Path, repo: BenchRepo, dim: int) -> None:
+        self.folder, self.repo, self.dim = folder, repo, dim
+        folder.mkdir(parents=True, exist_ok=True)
+        self.manifest = folder / "vectorops.yaml"
+        self.db = folder / "lancedb"
+
+    def pin(self, version: str) -> None:
+        write_manifest(self.manifest, self.repo.root, self.dim, version, lancedb_env(self.db, version))
+
+    def vo(self, cache: Path, *args: str, env_extra: dict[str, str] | None = None) -> Run:
+        env = base_env(cache)
+        env.update(env_extra or {})
+        return run_measured([*vectorops_cmd(), "-m", str(self.manifest), "--no-color", *args], env, self.folder)
