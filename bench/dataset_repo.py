@@ -172,3 +172,17 @@ def warm(*files: Path) -> None:
         with open(f, "rb", buffering=0) as fh:
             while fh.read(64 << 20):
                 pass
+
+
+def open_repo(root: Path) -> BenchRepo:
+    """A repository ``build_repo`` made earlier (``--reuse``): its tags' digests and row counts read back."""
+    import yaml
+
+    from tests.fixtures.repo import run_git
+
+    out = BenchRepo(root)
+    for tag in ("v1", "v2"):
+        doc = yaml.safe_load(run_git(root, "show", f"{tag}:data/docs.parquet.dvc"))
+        out.digests[tag] = str(doc["outs"][0]["md5"])
+        out.rows[tag] = pq.ParquetFile(out.cached(tag)).metadata.num_rows
+    return out

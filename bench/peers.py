@@ -41,7 +41,7 @@ BENCH = Path(__file__).resolve().parent
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-from dataset_repo import BenchRepo, Change, build_repo, warm  # noqa: E402
+from dataset_repo import BenchRepo, Change, build_repo, open_repo, warm  # noqa: E402
 from measured import TABLE, Run, Workspace, base_env, run_measured  # noqa: E402
 from peer_tools import META_KEYS, QUOTING_FIX, TOOLS, vectors_of, write_lookup  # noqa: E402
 
@@ -202,6 +202,8 @@ def measure(tool: str, repo: BenchRepo, lookups: Path, work: Path, dim: int, exp
         res.error = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else "failed"
     if not keep:  # a table per tool is ~3 GB at 1M x 768 (dlt's merges keep older versions too)
         shutil.rmtree(folder, ignore_errors=True)
+    print(f"peers: {tool} at {res.records:,}: load {fmt_s(res.load)} s, sync {fmt_s(res.sync)} s, peak RSS {res.peak_rss_mb:.0f} MB, "
+          f"exact: {verdict_of(res)}", flush=True)  # as it goes: a long run stopped early still tells what it measured
     return res
 
 
@@ -213,12 +215,19 @@ class Dataset:
     changes: dict[str, int]
 
 
-def make_dataset(folder: Path, n: int, dim: int) -> Dataset:
+def make_dataset(folder: Path, n: int, dim: int, reuse: bool) -> Dataset:
+    """The repo and the lookup side files; with ``reuse``, those an earlier run left in ``folder`` (``--keep``)."""
     args = argparse.Namespace(row_group=65_536, vector_type="fixed_size_list", compression="snappy", no_push=True)
-    repo = build_repo(folder / "repo", n, dim, args)
+    if reuse and (folder / "repo" / ".git").exists():
+        repo = open_repo(folder / "repo")
+        if repo.rows["v1"] != n:
+            raise SystemExit(f"peers: --reuse: {folder / 'repo'} holds {repo.rows['v1']:,} records, not {n:,}")
+    else:
+        repo = build_repo(folder / "repo", n, dim, args)
     lookups = folder / "lookups"
     for tag in ("v1", "v2"):
-        write_lookup(repo.cached(tag), lookups / tag)
+        if not (reuse and (lookups / tag / "order.npy").exists()):
+            write_lookup(repo.cached(tag), lookups / tag)
     change = Change.one_percent(n)  # what build_repo made v2 of v1
     changes = {"add": change.added, "update": len(change.updated), "delete": len(change.deleted)}
     return Dataset(repo, lookups, expected_records(repo.cached("v2")), changes)
@@ -326,6 +335,7 @@ def main(argv: list[str] | None = None) -> None:
                          "(default: llamaindex=100000, since it holds a whole run in memory)")
     ap.add_argument("--workdir", type=Path, default=None, help="where to build (default: a temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the workdir (repos, LanceDB tables, tools' state)")
+    ap.add_argument("--reuse", action="store_true", help="use the repos and lookups an earlier --keep run left in --workdir")
     ap.add_argument("--json-out", type=Path, default=None, help="also write every figure as JSON here")
     args = ap.parse_args(argv)
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
@@ -347,14 +357,14 @@ def main(argv: list[str] | None = None) -> None:
     datasets: dict[int, Dataset] = {}
     try:
         t0 = time.perf_counter()
-        datasets[args.records] = full = make_dataset(work / "full", args.records, args.dim)
+        datasets[args.records] = full = make_dataset(work / "full", args.records, args.dim, args.reuse)
         print(f"peers: dataset {args.records:,} x {args.dim} built in {time.perf_counter() - t0:.1f} s", flush=True)
         for tool in tools:
             if tool in smaller:
                 continue
             results.append(measure(tool, full.repo, full.lookups, work / "full" / "tools", args.dim, full.expected, args.keep))
         for n in sorted(set(smaller.values()), reverse=True):
-            datasets[n] = small = make_dataset(work / f"at-{n}", n, args.dim)
+            datasets[n] = small = make_dataset(work / f"at-{n}", n, args.dim, args.reuse)
             for tool in ("vectorops", *(t for t in tools if smaller.get(t) == n)):
                 results.append(measure(tool, small.repo, small.lookups, work / f"at-{n}" / "tools", args.dim, small.expected, args.keep))
             if not args.keep:
