@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         t0 = time.perf_counter()
         datasets[args.records] = full = make_dataset(work / "full", args.records, args.dim, args.reuse)
-        print(f"peers: dataset {args.records:,} x {args.dim} built in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"peers: dataset {args.records:,} x {args.dim} ready in {time.perf_counter() - t0:.1f} s", flush=True)
         for tool in tools:
             if tool in smaller:
                 continue
