@@ -4,6 +4,12 @@ Keeping state beside the records means every machine that can reach the index (a
 runner) agrees on what is deployed with nothing else to configure. The serial advances whenever an
 apply records its intent and again when it records its result, so a saved plan can tell that the
 world moved since it was made (Terraform's stale-plan check).
+
+Every document (state, lock, history entry) carries ``format_version`` and the ``vectorops_version``
+that wrote it (SPEC §6). Reading goes through ``read_document``: a document from an older format
+(0.1.0 wrote format 1, which had no such field) is upgraded in memory and written back in the
+current format by the next write; one from a newer format is refused with the version to install,
+before anything is written, so an older vectorops never rewrites what it cannot read.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler.errors import LeaseLostError, LockError, StateError
+from reconciler import __version__
+from reconciler.errors import LeaseLostError, LockError, StateError, StateFormatError
 from reconciler.providers.base import Destination
 
 STATE_KEY = "state"
@@ -65,6 +72,61 @@ class _Doc(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+#: the state format this vectorops writes. 1: what 0.1.0 wrote (no format field); 2: every
+#: document says its format and writer
+STATE_FORMAT_VERSION = 2
+FORMAT_FIELD = "format_version"
+WRITER_FIELD = "vectorops_version"
+
+
+def _from_format_1(doc: dict[str, Any]) -> dict[str, Any]:
+    """0.1.0's documents hold everything format 2 does; only the format fields are new."""
+    return doc
+
+
+#: format n -> the function that turns a format-n document into format n + 1
+UPGRADES = {1: _from_format_1}
+
+
+def read_document(doc: dict[str, Any], where: str) -> dict[str, Any]:
+    """``doc`` as the current format: upgraded from an older one, refused if from a newer one."""
+    found = doc.get(FORMAT_FIELD, 1)  # absent: written by 0.1.0
+    if not isinstance(found, int) or isinstance(found, bool) or found < 1:
+        raise StateError(
+            f"{where}: vectorops state document has format_version {found!r}, which no vectorops writes",
+            hint="Re-adopt the index with `vectorops import ENV --version REV`, which rewrites the state from what the index holds.",
+        )
+    if found > STATE_FORMAT_VERSION:
+        writer = doc.get(WRITER_FIELD)
+        newer = f"vectorops {writer}" if isinstance(writer, str) and writer else "a newer vectorops"
+        install = f"pip install 'vectorops>={writer}'" if isinstance(writer, str) and writer else "pip install -U vectorops"
+        raise StateFormatError(
+            f"{where}: vectorops state was written by {newer} (state format {found}); this is vectorops {__version__}, "
+            f"which reads state formats up to {STATE_FORMAT_VERSION}. Nothing was changed.",
+            hint=f"Install vectorops {writer} or newer ({install}) to work with this environment."
+            if isinstance(writer, str) and writer
+            else f"Install a newer vectorops ({install}) to work with this environment.",
+        )
+    out = dict(doc)
+    for version in range(found, STATE_FORMAT_VERSION):
+        out = UPGRADES[version](out)
+    out[FORMAT_FIELD] = STATE_FORMAT_VERSION
+    return out
+
+
+class _Document(_Doc):
+    """A top-level document (state, lock, history entry): written with its format and writer."""
+
+    format_version: int = STATE_FORMAT_VERSION
+    vectorops_version: str = __version__
+
+    def stamped(self) -> dict[str, Any]:
+        """The JSON form as this vectorops writes it: current format, this version as writer."""
+        doc = self.model_dump(mode="json")
+        doc[FORMAT_FIELD], doc[WRITER_FIELD] = STATE_FORMAT_VERSION, __version__
+        return doc
+
+
 class VersionRef(_Doc):
     version: str
     commit: str
@@ -91,7 +153,7 @@ class Intent(VersionRef):
     replace: bool = False
 
 
-class EnvState(_Doc):
+class EnvState(_Document):
     lineage: str
     serial: int = 0
     deployed: Deployed | None = None
@@ -103,7 +165,7 @@ class EnvState(_Doc):
         return EnvState(lineage=str(uuid.uuid4()))
 
 
-class Lock(_Doc):
+class Lock(_Document):
     id: str
     owner: str
     operation: str
@@ -126,6 +188,11 @@ class Lock(_Doc):
             unreadable=True,
         )
 
+    def stamped(self) -> dict[str, Any]:
+        doc = super().stamped()
+        doc.pop("unreadable", None)  # in memory only: what ``unknown_holder`` made of an unreadable document
+        return doc
+
     def expired(self, at: datetime | None = None) -> bool:
         return parse_iso(self.expires_at) <= (at or now())
 
@@ -147,7 +214,7 @@ class Lock(_Doc):
         return f"held by {self.owner} (lock id {self.id}, {self.operation} since {self.acquired_at}, lease expires {self.expires_at})"
 
 
-class HistoryEntry(_Doc):
+class HistoryEntry(_Document):
     serial: int
     started_at: str
     finished_at: str
@@ -165,13 +232,17 @@ class HistoryEntry(_Doc):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     def to_doc(self) -> dict[str, Any]:
-        doc = self.model_dump(mode="json", exclude={"from_"})
+        """The entry as `history --json` shows it (the stored form is ``stamped()``)."""
+        doc = self.model_dump(mode="json", exclude={"from_", FORMAT_FIELD, WRITER_FIELD})
         doc["from"] = self.from_.model_dump(mode="json") if self.from_ else None
         return doc
 
+    def stamped(self) -> dict[str, Any]:
+        return {**self.to_doc(), FORMAT_FIELD: STATE_FORMAT_VERSION, WRITER_FIELD: __version__}
+
     @staticmethod
-    def from_doc(doc: dict[str, Any]) -> HistoryEntry:
-        data = dict(doc)
+    def from_doc(doc: dict[str, Any], where: str = "history") -> HistoryEntry:
+        data = read_document(doc, where)
         data["from_"] = data.pop("from", None)
         return HistoryEntry.model_validate(data)
 
@@ -206,18 +277,19 @@ class StateStore:
         doc = self.destination.read_doc(STATE_KEY)
         if doc is None:
             return EnvState.new()
+        doc = read_document(doc, self.destination.address)
         try:
             return EnvState.model_validate(doc)
         except ValidationError as exc:
             raise _malformed("state", exc, self.destination.address) from None
 
     def save(self, state: EnvState) -> None:
-        self.destination.write_doc(STATE_KEY, state.model_dump(mode="json"))
+        self.destination.write_doc(STATE_KEY, state.stamped())
 
     # -- history -------------------------------------------------------------------------------
 
     def append_history(self, entry: HistoryEntry) -> None:
-        self.destination.write_doc(_history_key(entry), entry.to_doc())
+        self.destination.write_doc(_history_key(entry), entry.stamped())
 
     def history(self, limit: int | None = None) -> list[HistoryEntry]:
         """Newest first. With ``limit``, only that many readable documents are read (keys are listed
@@ -249,7 +321,7 @@ class StateStore:
                 self.unreadable_history.append((key, doc.message))
                 continue
             try:
-                entries.append(HistoryEntry.from_doc(doc))
+                entries.append(HistoryEntry.from_doc(doc, self.destination.address))
             except ValidationError as exc:
                 self.unreadable_history.append((key, f"not a history record ({str(exc).splitlines()[0]})"))
                 continue
@@ -272,7 +344,10 @@ class StateStore:
             doc = self.destination.read_doc(LOCK_KEY)
         except StateError:  # not JSON: a lock of unknown holder
             return Lock.unknown_holder(None)
-        if doc is None or doc.get(RELEASED_AT) is not None:
+        if doc is None:
+            return None
+        doc = read_document(doc, self.destination.address)  # a newer vectorops' lock is never taken over
+        if doc.get(RELEASED_AT) is not None:
             return None
         try:
             return Lock.model_validate(doc)
@@ -305,7 +380,7 @@ class StateStore:
                 host=socket.gethostname(),
                 pid=os.getpid(),
             )
-            self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json", exclude={"unreadable"}))
+            self.destination.write_doc(LOCK_KEY, lock.stamped())
         confirmed = self.current_lock()
         if confirmed is None or confirmed.id != lock.id:
             raise LockError(
@@ -325,7 +400,7 @@ class StateStore:
                 if held is None or held.id != lock.id:
                     return  # taken over or force-unlocked: never steal it back
                 lock.expires_at = iso(now() + timedelta(seconds=lease_seconds))
-                self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json", exclude={"unreadable"}))
+                self.destination.write_doc(LOCK_KEY, lock.stamped())
 
     def check_held(self, lock: Lock) -> None:
         """Raise ``LeaseLostError`` unless ``lock`` is still ours and its lease still runs.
@@ -365,7 +440,7 @@ class StateStore:
                 self.check_held(lock)
                 if parse_iso(lock.expires_at) - now() < timedelta(seconds=LEASE_SECONDS / 2):
                     lock.expires_at = iso(now() + timedelta(seconds=LEASE_SECONDS))
-                    self.destination.write_doc(LOCK_KEY, lock.model_dump(mode="json", exclude={"unreadable"}))
+                    self.destination.write_doc(LOCK_KEY, lock.stamped())
                 self._fencing = True
             try:
                 yield
@@ -406,9 +481,9 @@ class StateStore:
         written regardless and another apply's lock left alone.
         Call it inside ``locked()``; the release at the block's end is then a no-op.
         """
-        docs: dict[str, dict[str, Any]] = {STATE_KEY: state.model_dump(mode="json")}
+        docs: dict[str, dict[str, Any]] = {STATE_KEY: state.stamped()}
         if entry is not None:
-            docs[_history_key(entry)] = entry.to_doc()
+            docs[_history_key(entry)] = entry.stamped()
         heartbeat = self._heartbeats.pop(lock.id, None)
         if heartbeat is not None:  # a renewal racing the release could write the lock back
             heartbeat.stop()
@@ -417,7 +492,10 @@ class StateStore:
                 self.check_held(lock)
             held = self.current_lock()
             if held is not None and held.id == lock.id:
-                docs[LOCK_KEY] = {"id": lock.id, "owner": lock.owner, RELEASED_AT: iso(now())}
+                docs[LOCK_KEY] = {
+                    "id": lock.id, "owner": lock.owner, RELEASED_AT: iso(now()),
+                    FORMAT_FIELD: STATE_FORMAT_VERSION, WRITER_FIELD: __version__,
+                }
             self.destination.write_docs(docs)  # in this order where it takes several writes
         self._settled.add(lock.id)
 
