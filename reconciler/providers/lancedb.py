@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from pydantic import Field, StringConstraints
 
 from reconciler.diff import records_from_table, records_table
-from reconciler.errors import DestinationError, DestinationStorageError
+from reconciler.errors import DestinationError, DestinationMismatchError, DestinationStorageError
 from reconciler.providers.base import Capabilities, Destination, DestinationInfo, describe_exception
 from reconciler.providers.settings import DestinationContext, DestinationSettings
 from reconciler.records import RecordBatch
@@ -253,6 +253,17 @@ class LanceDBDestination(Destination):
 
     def ensure(self, dimension: int, metric: str) -> None:
         if self._open() is not None:
+            info = self.describe()
+            problems = []
+            if info.dimension is not None and info.dimension != dimension:
+                problems.append(f"dimension {info.dimension} (the dataset's embedding has {dimension})")
+            if info.metric and info.metric != metric:
+                problems.append(f"metric {info.metric} (the manifest says {metric})")
+            if problems:
+                raise DestinationMismatchError(
+                    f"{self.address}: the table has " + " and ".join(problems),
+                    hint="Point the environment at a table created for this embedding, or change the manifest.",
+                )
             return
         schema = pa.schema(
             [("id", pa.string()), ("vector", pa.list_(pa.float32(), dimension)), ("metadata", pa.string())],
@@ -564,12 +575,18 @@ class LanceDBDestination(Destination):
 
 
 def _from_lance(exc: BaseException) -> bool:
-    """An exception raised by lance/lancedb themselves (their Rust core raises builtin types)."""
-    module = type(exc).__module__ or ""
-    if module.split(".")[0] in ("lance", "lancedb"):
+    """A failure lance/lancedb raised: their own exception types, or the builtin ``RuntimeError``/
+    ``ValueError`` their Rust core and Python layer raise (a damaged table, a commit conflict, vectors
+    the table cannot hold), told apart from our own by the frame that raised it."""
+    if (type(exc).__module__ or "").split(".")[0] in ("lance", "lancedb"):
         return True
-    text = str(exc)
-    return isinstance(exc, (RuntimeError, ValueError)) and ("lance error" in text.lower() or "LanceError" in text)
+    if not isinstance(exc, (RuntimeError, ValueError)):
+        return False
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = str(tb.tb_frame.f_globals.get("__name__", "")) if tb is not None else ""
+    return module.split(".")[0] in ("lance", "lancedb") or "lance error" in str(exc).lower()
 
 
 def _fields_present(batch: RecordBatch) -> list[str]:

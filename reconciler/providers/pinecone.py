@@ -523,10 +523,10 @@ class PineconeDestination(Destination):
                 if track:
                     if lsn is not None:
                         self._target_lsn = max(self._target_lsn or 0, lsn)
-                    if len(self._written_sample) < _SAMPLE:
-                        self._written_sample.extend(
-                            (c["id"], c["values"]) for c in chunk[: _SAMPLE - len(self._written_sample)]
-                        )
+                    sample = self._written_sample
+                    for c in chunk:  # the sample must describe the final state: a rewrite replaces it
+                        if c["id"] in sample or len(sample) < _SAMPLE:
+                            sample[c["id"]] = c["values"]
 
         try:
             self._parallel(one, chunks)
@@ -543,7 +543,7 @@ class PineconeDestination(Destination):
         ids = list(ids)
         if self._written_sample:  # the freshness sample must describe the final state
             gone = set(ids)
-            self._written_sample = [(v, vals) for v, vals in self._written_sample if v not in gone]
+            self._written_sample = {v: vals for v, vals in self._written_sample.items() if v not in gone}
         self._delete_ids(self.namespace, ids, track=True)
 
     def _delete_ids(self, namespace: str, ids: list[str], *, track: bool) -> None:
@@ -585,7 +585,7 @@ class PineconeDestination(Destination):
 
     def _reset_tracking(self) -> None:
         self._target_lsn: int | None = None
-        self._written_sample: list[tuple[str, list[float]]] = []
+        self._written_sample: dict[str, list[float]] = {}
         self._deleted_sample: list[str] = []
 
     def after_apply(self) -> None:
@@ -613,9 +613,9 @@ class PineconeDestination(Destination):
             reached = _lsn(resp, reconciled=True)
             if reached is not None and reached < self._target_lsn:
                 return False
-        wanted = [i for i, _ in self._written_sample] + self._deleted_sample
+        wanted = [*self._written_sample, *self._deleted_sample]
         found = self._fetch_raw(self.namespace, wanted)
-        for vid, values in self._written_sample:
+        for vid, values in self._written_sample.items():
             got = found.get(vid)
             if got is None or not np.array_equal(np.float32(got.values), np.float32(values)):
                 return False
