@@ -7,6 +7,8 @@ one class here (or in its own package's tests, as examples/vectorops-memory-demo
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import uuid
 from pathlib import Path
 
@@ -45,3 +47,18 @@ class TestPinecone(DestinationContract):
 
         settings = PineconeSettings(type="pinecone", index="contract", namespace="docs")
         return lambda: settings.open(_context(tmp_path))
+
+
+def _example_plugin_contract() -> type[DestinationContract]:
+    """examples/plugin-jsondir's own contract test class, run here too so the template never rots."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "plugin-jsondir"
+    if str(example) not in sys.path:
+        sys.path.append(str(example))
+    spec = importlib.util.spec_from_file_location("jsondir_contract", example / "tests" / "test_contract.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.TestJsonDir  # type: ignore[no-any-return]
+
+
+TestExamplePluginJsonDir = _example_plugin_contract()
