@@ -1,6 +1,6 @@
 """Every state document carries its format; older ones are upgraded, newer ones refused (SPEC §6).
 
-Driven through ``StateStore`` on the in-memory destination; tests/integration/test_state_format.py
+Driven through ``StateStore`` on the in-memory destination; tests/integration/test_state_from_010.py
 does the same over state the 0.1.0 release really wrote to LanceDB and Pinecone.
 """
 
