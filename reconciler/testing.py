@@ -212,7 +212,7 @@ class DestinationContract:
     # -- capabilities -------------------------------------------------------------------------
 
     def test_capabilities_are_declared_and_keep_their_promises(self, ready: Destination) -> None:
-        caps = type(ready).capabilities
+        caps = ready.capabilities  # a class attribute, or a property where it depends on what the destination holds
         assert isinstance(caps, Capabilities)
         batch = make_batch(ids(300), seed=5)
         if caps.fill:
