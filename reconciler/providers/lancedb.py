@@ -307,6 +307,12 @@ class LanceDBDestination(Destination):
     def _rows(self, batch: RecordBatch, schema: pa.Schema) -> pa.Table:
         """Records as rows of this table: vectorops' JSON layout, or the adopted table's own columns."""
         layout = TableLayout.of(schema, self.address)
+        if len(batch) and batch.vectors.shape[1] != layout.vector_type.list_size:
+            raise DestinationMismatchError(
+                f"{self.address}: vectors of dimension {batch.vectors.shape[1]} cannot go into this table "
+                f"(dimension {layout.vector_type.list_size}); nothing was written",
+                hint="Point the environment at a table created for this embedding.",
+            )
         if layout.metadata == "json":
             return records_table(batch).cast(schema)
         flat = pa.array(np.ascontiguousarray(batch.vectors, dtype=np.float32).reshape(-1), pa.float32())
