@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from reconciler import failpoints
-from reconciler.errors import BlockedError, DatasetError, LeaseLostError, PlanFileError, VectorOpsError
+from reconciler.errors import BlockedError, DatasetError, DestinationStorageError, DestinationUnavailableError, LeaseLostError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
 from reconciler.redact import redact
 from reconciler.plan import EnvironmentPlan, Plan, plan_environment, stash_location
@@ -26,13 +26,17 @@ from reconciler.providers import open_destination
 from reconciler.providers.base import Destination
 from reconciler.records import RecordBatch
 from reconciler.stash import read_stashed
-from reconciler.state import Deployed, EnvState, HistoryEntry, Intent, Lock, StateStore, VersionRef, actor, iso, now
+from reconciler.state import Deployed, EnvState, HistoryEntry, Intent, Lock, StateStore, VersionRef, actor, interrupted_entry, iso, now
 
 WRITE_BATCH = int(os.environ.get("VECTOROPS_WRITE_BATCH", "5000"))
 #: a plan whose upserts fit in this many vector bytes is written in one step where the destination
 #: prefers it (LanceDB: one merge commit for every upsert, one delete commit)
 SINGLE_STEP_LIMIT_BYTES = int(os.environ.get("VECTOROPS_SINGLE_STEP_LIMIT_BYTES", str(512 * 1024 * 1024)))
 PROGRESS_SAVE_EVERY = 10  # batches between progress records in the state
+_IO_HINT = (
+    "Fix that, then run the apply again: an environment cut off mid-write is reported by the next plan and finished "
+    "by the next apply; environments after it were not attempted."
+)
 
 
 @dataclass
@@ -54,6 +58,7 @@ class EnvironmentResult:
     version: str | None = None
     message: str | None = None
     validation: dict[str, Any] | None = None
+    cause: BaseException | None = None  # the I/O failure behind a "failed", for -v's traceback
 
 
 def version_tag(commit: str) -> str:
@@ -181,7 +186,16 @@ def apply_environment(
             return EnvironmentResult(env_plan.name, "unchanged", dict(env_plan.changes), version=env_plan.desired["version"])
         started_at = iso(now())
         total = len(env_plan.ids.upsert) + len(env_plan.ids.delete)
+        cut_off = state.intent  # an apply that was interrupted; this one finishes it
+        whole_move = dict(env_plan.changes)
+        if cut_off is not None:
+            store.append_history(interrupted_entry(cut_off, state.serial, state.deployed, finished=True))
+            if cut_off.commit == env_plan.desired["commit"] and cut_off.counts:
+                whole_move = dict(cut_off.counts)  # history shows the whole move, not only what was left
+        intent_serial = state.serial + 1
         state.intent = Intent(
+            operation=operation,
+            counts=whole_move,
             version=env_plan.desired["version"],
             commit=env_plan.desired["commit"],
             digest=env_plan.desired["digest"],
@@ -240,9 +254,15 @@ def apply_environment(
                 operation=operation,
                 from_=VersionRef(**{k: previous.model_dump()[k] for k in ("version", "commit", "digest")}) if previous else None,
                 to=VersionRef(version=deployed.version, commit=deployed.commit, digest=deployed.digest),
-                counts=dict(env_plan.changes),
+                counts=whole_move,
                 result="success",
                 plan_id=plan_id,
+                intent_serial=intent_serial,
+                message=(
+                    f"finished an interrupted apply ({total:,} changes were left to write)"
+                    if cut_off is not None and whole_move != dict(env_plan.changes)
+                    else None
+                ),
             ),
             lock,
             check=True,  # a result is recorded only by the apply that still holds the lock
@@ -285,7 +305,7 @@ def _write(
             for batch in records:
                 yield batch
                 hooks.on_progress(env_plan.name, len(batch))
-                failpoints.hit("mid-write")
+                failpoints.hit("mid-write", where=getattr(dest, "uri", dest.address))
 
         with store.fenced(lock):  # one commit, which lands only when the stream ends
             dest.fill(streamed())
@@ -294,7 +314,7 @@ def _write(
         if batches:
             with store.fenced(lock):
                 dest.upsert(_concat(batches))
-        failpoints.hit("mid-write")
+        failpoints.hit("mid-write", where=getattr(dest, "uri", dest.address))
         with store.fenced(lock):
             dest.delete(delete_ids.to_pylist())
         hooks.on_progress(env_plan.name, total)
@@ -315,7 +335,7 @@ def _write(
             if (i + 1) % PROGRESS_SAVE_EVERY == 0:
                 with store.fenced(lock):
                     store.save(state)
-            failpoints.hit("mid-write")
+            failpoints.hit("mid-write", where=getattr(dest, "uri", dest.address))
         deletes = delete_ids.to_pylist()
         for i in range(0, len(deletes), WRITE_BATCH):
             chunk = deletes[i : i + WRITE_BATCH]
@@ -351,7 +371,13 @@ def _record_progress(store: StateStore, state: EnvState, lock: Lock) -> None:
 def apply_plan(
     manifest: LoadedManifest, plan: Plan, *, hooks: ApplyHooks | None = None, saved: bool = False, operation: str = "apply"
 ) -> list[EnvironmentResult]:
-    """Apply environments in order; stop at the first failure (later ones may require it)."""
+    """Apply environments in order; stop at the first that fails (error, I/O failure, blocked, failed canaries).
+
+    The rule is stated in the README: environments after a failed one are not attempted (and are
+    listed as such), because later ones may ``require`` it and a run that stops is easier to reason
+    about than one that skips. An environment cut off mid-write keeps its intent, so the next
+    apply finishes it.
+    """
     hooks = hooks or ApplyHooks()
     results: list[EnvironmentResult] = []
     for env_plan in plan.environments:
@@ -361,6 +387,15 @@ def apply_plan(
                 result = validate_after_apply(manifest, env_plan, result, hooks)
         except VectorOpsError as exc:
             result = EnvironmentResult(env_plan.name, "blocked" if isinstance(exc, BlockedError) else "failed", message=redact(str(exc)))
+            if isinstance(exc, (DestinationStorageError, DestinationUnavailableError)):
+                result.message, result.cause = f"{result.message}\n  {_IO_HINT}", exc
+        except Exception as exc:  # a full disk, a refused permission, an unreachable address: the user's to fix
+            from reconciler.ioerrors import as_io_error
+
+            io_error = as_io_error(exc, where=env_plan.destination, hint=_IO_HINT)
+            if io_error is None:
+                raise  # a bug, reported as one
+            result = EnvironmentResult(env_plan.name, "failed", message=redact(str(io_error)), cause=exc)
         results.append(result)
         hooks.on_done(env_plan.name, result)
         if result.status not in ("applied", "unchanged"):

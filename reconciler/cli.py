@@ -24,17 +24,30 @@ REFRESH = click.Choice(["none", "stats", "ids", "full"])
 
 class Settings:
     def __init__(self) -> None:
-        self.manifest = "vectorops.yaml"
+        self.manifest: str | None = None  # None: look for vectorops.yaml here and upward
         self.color = True
         self.verbose = False
+
+
+def _plain() -> bool:
+    """--no-color or NO_COLOR (any non-empty value, no-color.org): no escape sequence at all, not even bold."""
+    ctx = click.get_current_context(silent=True)
+    s: Settings = (ctx.find_object(Settings) if ctx else None) or Settings()
+    return not s.color or bool(os.environ.get("NO_COLOR"))
+
+
+def _verbose() -> bool:
+    ctx = click.get_current_context(silent=True)
+    s: Settings | None = ctx.find_object(Settings) if ctx else None
+    return bool(s and s.verbose)
 
 
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    s: Settings = click.get_current_context().find_object(Settings) or Settings()
-    no_color = not s.color or bool(os.environ.get("NO_COLOR"))
-    return Console(stderr=stderr, no_color=no_color, highlight=False, soft_wrap=True, emoji=False)
+    if _plain():  # color_system=None drops every style (bold included), not only colours
+        return Console(stderr=stderr, color_system=None, highlight=False, soft_wrap=True, emoji=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
 
 
 def out(text: str, *, stderr: bool = False) -> None:
@@ -66,16 +79,35 @@ def global_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbose, help="More detail on errors.")(f)
     f = click.option("--no-color", is_flag=True, expose_value=False, callback=_set_no_color, help="Plain output.")(f)
     f = click.option(
-        "-m", "--manifest", default=None, expose_value=False, callback=_set_manifest, metavar="PATH", help="Manifest (default ./vectorops.yaml)."
+        "-m", "--manifest", default=None, expose_value=False, callback=_set_manifest, metavar="PATH", help="Manifest (default: vectorops.yaml here or in the nearest folder above, up to the git root)."
     )(f)
     return f
+
+
+def _warn_if_dirty(m: Any) -> None:
+    """Terraform's dirty-workspace warning, on stderr so --json stays parseable."""
+    from reconciler.workspace import dirty_warnings
+
+    for text in dirty_warnings(m):
+        out(f"[yellow]Warning:[/] {text}", stderr=True)
 
 
 def _manifest():
     from reconciler.manifest import load_manifest
 
     s = click.get_current_context().find_object(Settings) or Settings()
-    return load_manifest(s.manifest)
+    if s.manifest is not None:  # -m wins
+        return load_manifest(s.manifest)
+    from reconciler.errors import ManifestError
+    from reconciler.manifest import MANIFEST_NAME, discover_manifest
+
+    found = discover_manifest(Path.cwd())
+    if found is None:
+        raise ManifestError(
+            f"no {MANIFEST_NAME} in {Path.cwd()} or a folder above it (the search stops at a git repository's root)",
+            hint="Run from the folder holding vectorops.yaml (or below it), or pass -m/--manifest PATH.",
+        )
+    return load_manifest(found)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -98,7 +130,8 @@ class _ProgressReporter:
     """A rich progress bar on a terminal; plain lines (every ~10%) otherwise."""
 
     def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
+        # a live bar redraws with cursor escapes, so plain output gets the plain lines
+        self.tty = sys.stderr.isatty() and not _plain()
         self._bar: Any = None
         self._task: Any = None
         self._last_pct: dict[str, int] = {}
@@ -131,7 +164,7 @@ class _ProgressReporter:
             self._ensure_bar()
             self._task = self._bar.add_task(f"applying {env}", total=total or 1)
         else:
-            click.echo(f"{env}: writing {total} changes", err=True)
+            click.echo(f"{env}: writing {total:,} changes", err=True)
         self._last_pct[env] = 0
         self._done = 0
         self._total = total
@@ -144,7 +177,7 @@ class _ProgressReporter:
             pct = int(100 * self._done / self._total)
             if pct >= self._last_pct.get(env, 0) + 10 or self._done == self._total:
                 self._last_pct[env] = pct
-                click.echo(f"{env}: {self._done}/{self._total} ({pct}%)", err=True)
+                click.echo(f"{env}: {self._done:,}/{self._total:,} ({pct}%)", err=True)
 
     def stop(self) -> None:
         if self._bar is not None:
@@ -162,20 +195,21 @@ class _ProgressReporter:
 def validate(canaries: bool) -> None:
     """Check the manifest (schema and meaning) without touching any destination."""
     from reconciler import dataset as ds
+    from reconciler.render.human import plural
 
     m = _manifest()
     lines = []
     for name, env in m.model.environments.items():
         src = m.dataset_source(env.dataset)
-        version = ds.resolve_version(src, env.version)
+        version = m.pinned_version(name)
         ds.read_schema(src, version)
         lines.append(f"  {name}: {env.dataset} @ {env.version} ({version.commit[:7]}, digest {version.digest[:12]})")
         if canaries and env.validation is not None:
             from reconciler.validation import check_canary_file
 
             n = check_canary_file(m, name, version)
-            lines.append(f"    canaries: {env.validation.canaries}: {n} queries OK")
-    out(f"[green]✓[/] {m.path.name} is valid: {len(m.model.datasets)} dataset(s), {len(m.model.environments)} environment(s)")
+            lines.append(f"    canaries: {env.validation.canaries}: {plural(n, 'query', 'queries')} OK")
+    out(f"[green]✓[/] {m.path.name} is valid: {plural(len(m.model.datasets), 'dataset')}, {plural(len(m.model.environments), 'environment')}")
     out("\n".join(lines))
 
 
@@ -204,30 +238,54 @@ def plan(
 
     m = _manifest()
     names = m.environment_names(environments)
+    if out_file:
+        _check_plan_folder(out_file)  # before the plan's work, not after
+    _warn_if_dirty(m)
     reporter = _ProgressReporter()
     try:
         p = build_plan(m, names, refresh=refresh, allow_deletes=allow_deletes, replace=replace, progress=reporter.hashing)
     finally:
         reporter.stop()
     if out_file:
-        p.save(out_file)
+        _save_plan(p, out_file)
     data = p.to_json()
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
-        out(render_plan(data))
+        out(render_plan(data, _console().width))
         if out_file:
             out(f"\nSaved the plan to {out_file}. Apply exactly this plan with: vectorops apply {out_file}")
     if detailed_exitcode and (p.has_changes or p.has_drift):
         sys.exit(2)  # SPEC §3: changes or drift, so drift that changes nothing (stats, prune: false) still shows
 
 
-def _confirm(question: str) -> bool:
-    if not sys.stdin.isatty():
-        raise UsageError(
-            f"{question.removesuffix(' [y/N]').rstrip('?')} needs confirmation, but there is no terminal to ask on",
-            hint="Re-run with --auto-approve (in CI), or apply a saved plan: vectorops plan -o PLAN && vectorops apply PLAN.",
+def _check_plan_folder(out_file: str) -> None:
+    folder = Path(out_file).parent
+    if not folder.is_dir():
+        from reconciler.ioerrors import EnvironmentIOError
+
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise EnvironmentIOError(
+            f"cannot save the plan to {out_file}: the folder {folder} {what}",
+            hint=f"Create the folder first (mkdir -p {folder}), or choose another path for -o.",
         )
+
+
+def _save_plan(p: Any, out_file: str) -> None:
+    from reconciler.ioerrors import as_io_error
+
+    try:
+        p.save(out_file)
+    except OSError as exc:  # the temp file beside it failed: name the file the user asked for
+        error = as_io_error(OSError(exc.errno, exc.strerror, out_file), hint="The plan was not saved; choose another path for -o.")
+        if error is None:
+            raise
+        raise error from None
+
+
+def _confirm(question: str, hint: str = "Re-run with --auto-approve (in CI), or apply a saved plan: vectorops plan -o PLAN && vectorops apply PLAN.") -> bool:
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question.removesuffix(' [y/N]').rstrip('?')} needs confirmation, but there is no terminal to ask on", hint=hint)
     return click.confirm(question.replace(" [y/N]", ""), default=False)
 
 
@@ -260,11 +318,17 @@ def _run_apply(m: Any, p: Any, *, saved: bool, operation: str = "apply") -> None
         if r.status == "applied":
             c = r.counts
             verb = "rolled back to" if operation == "rollback" else "applied"
-            out(f"[green]✓[/] {r.name}: {verb} {r.version}: +{c['add']} ~{c['update']} -{c['delete']} in {r.duration_s:.1f}s")
+            out(f"[green]✓[/] {r.name}: {verb} {r.version}: +{c['add']:,} ~{c['update']:,} -{c['delete']:,} in {r.duration_s:.1f}s")
         elif r.status == "unchanged":
             out(f"[green]✓[/] {r.name}: already at {r.version}; nothing to do")
         else:
             failed = True
+            if r.cause is not None and _verbose():
+                import traceback
+
+                from reconciler.redact import redact
+
+                click.echo(redact("".join(traceback.format_exception(r.cause))), err=True)
             out(f"[red]✗[/] {r.name}: {r.status}: {r.message}", stderr=True)
     skipped = [e.name for e in p.environments][len(results):]
     if skipped:
@@ -283,27 +347,53 @@ def apply(targets: tuple[str, ...], refresh: str, replace: bool, allow_deletes: 
     from reconciler.plan import Plan, build_plan
     from reconciler.render.human import render_plan
 
+    plan_files = [t for t in targets if Path(t).is_file()]
+    if plan_files:
+        _check_saved_plan_arguments(targets, plan_files[0])
     if len(targets) == 1 and Path(targets[0]).is_file():
         m = _manifest()
         p = Plan.load(targets[0])
         _check_plan_manifest(m, p, targets[0])
-        out(render_plan(p.to_json()))
+        out(render_plan(p.to_json(), _console().width))
         _run_apply(m, p, saved=True)
         return
     m = _manifest()
     names = m.environment_names(targets)
+    _warn_if_dirty(m)
     reporter = _ProgressReporter()
     try:
         p = build_plan(m, names, refresh=refresh, allow_deletes=allow_deletes, replace=replace, progress=reporter.hashing)
     finally:
         reporter.stop()
-    out(render_plan(p.to_json()))
+    out(render_plan(p.to_json(), _console().width))
     if not p.has_changes and not any(e.blocked for e in p.environments):
         return
     if not auto_approve and not _confirm("Apply? [y/N]"):
         out("Apply cancelled; nothing was written.")
         sys.exit(1)
     _run_apply(m, p, saved=False)
+
+
+def _check_saved_plan_arguments(targets: tuple[str, ...], plan_file: str) -> None:
+    """`apply PLANFILE` takes nothing else: the saved plan fixes the environments, the refresh and the approvals."""
+    if len(targets) > 1:
+        others = ", ".join(t for t in targets if t != plan_file)
+        raise UsageError(
+            f"apply takes either environments or one saved plan file, not both (got the plan file {plan_file} and {others})",
+            hint=f"A saved plan applies to the environments it was made for: vectorops apply {plan_file}. "
+            f"For other environments make a plan for them: vectorops plan {others} -o PLANFILE.",
+        )
+    ctx = click.get_current_context()
+    given = [
+        f"--{name.replace('_', '-')}" + (f" {ctx.params[name]}" if name == "refresh" else "")
+        for name in ("allow_deletes", "replace", "refresh")
+        if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+    ]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} cannot change a saved plan: {plan_file} carries its own approvals and was made at its own refresh level",
+            hint=f"Make the plan again with the option: vectorops plan {' '.join(given)} ... -o {plan_file}, review it, then apply it.",
+        )
 
 
 def _check_plan_manifest(m: Any, p: Any, path: str) -> None:
@@ -336,7 +426,7 @@ def show(planfile: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
-        out(render_plan(data))
+        out(render_plan(data, _console().width))
 
 
 @cli.command()
@@ -354,7 +444,7 @@ def status(environments: tuple[str, ...], as_json: bool) -> None:
     rows = []
     for name in m.environment_names(environments):
         env = m.model.environments[name]
-        desired = ds.resolve_version(m.dataset_source(env.dataset), env.version)
+        desired = m.pinned_version(name)
         dest = open_destination(m, name)
         store = StateStore(dest)
         st = store.load()
@@ -379,7 +469,11 @@ def status(environments: tuple[str, ...], as_json: bool) -> None:
                 "records": info.count,
                 "serial": st.serial,
                 "last_apply": history[0].to_doc() if history else None,
-                "lock": lock.describe() if lock and not lock.expired() else None,
+                "lock": (
+                    {"lock_id": lock.id, "owner": lock.owner, "operation": lock.operation, "acquired_at": lock.acquired_at, "expires_at": lock.expires_at}
+                    if lock and not lock.expired()
+                    else None
+                ),
                 "interrupted": st.intent.model_dump(mode="json") if st.intent else None,
             }
         )
@@ -400,23 +494,39 @@ def history(environment: str, limit: int | None, as_json: bool) -> None:
     from reconciler.render.human import render_history
     from reconciler.state import StateStore
 
+    from reconciler.state import interrupted_entry
+
     m = _manifest()
     (name,) = m.environment_names([environment])
     store = StateStore(open_destination(m, name))
-    entries = [e.to_doc() for e in store.history(limit)]
+    try:
+        st: Any = store.load()
+    except VectorOpsError:  # a corrupt state document: the history entries still show
+        st = None
+    found = []
+    if st is not None and st.intent is not None:  # an apply cut off (or still running): it has no entry of its own yet
+        lock = store.current_lock()
+        entry = interrupted_entry(st.intent, st.serial, st.deployed, finished=False)
+        if lock is not None and not lock.expired() and not lock.holder_is_dead():
+            entry.result, entry.message = "in progress", f"{st.intent.done:,} of {st.intent.total:,} changes written so far"
+        found.append(entry)
+    total = store.history_count() + len(found)
+    rest = None if limit is None else limit - len(found)
+    if rest is None or rest > 0:
+        found.extend(store.history(rest))
+    entries = [e.to_doc() for e in found]
     skipped = [{"key": key, "problem": why} for key, why in store.unreadable_history]
     if as_json:
-        body: dict[str, Any] = {"environment": name, "history": entries}
+        body: dict[str, Any] = {"environment": name, "total": total, "history": entries}
         if skipped:
             body["unreadable"] = skipped
         click.echo(json.dumps(body, indent=2))
     else:
-        out(render_history(name, entries))
+        out(render_history(name, entries, total))
     if skipped:  # reported, never fatal: one bad document must not hide every other apply
         out(f"Warning: skipped {len(skipped)} unreadable history entr{'y' if len(skipped) == 1 else 'ies'} of {name}:", stderr=True)
         for item in skipped:
             out(f"  {item['key']}: {item['problem']}", stderr=True)
-
 
 @cli.command()
 @global_options
@@ -470,7 +580,7 @@ def drift(environments: tuple[str, ...], refresh: str, as_json: bool) -> None:
     """Drift check only: exit 2 where the destination differs from what vectorops recorded."""
     from reconciler.errors import StateError
     from reconciler.plan import has_drift, plan_environment
-    from reconciler.render.human import drift_line
+    from reconciler.render.human import drift_line, id_lines
 
     if refresh == "none":
         raise UsageError("drift needs a refresh level that reads the destination", hint="Use --refresh stats, ids or full.")
@@ -513,7 +623,8 @@ def drift(environments: tuple[str, ...], refresh: str, as_json: bool) -> None:
             out(f"  drift  {drift_line(r['drift'])}")
             for k, ids in r["samples"].items():
                 if ids and r["drift"].get(k):
-                    out(f"         {k}: {', '.join(ids)}")
+                    out(f"         {k}:")
+                    out("\n".join(id_lines(ids, r["drift"][k], _console().width, indent=" " * 11)))
     if found:
         sys.exit(2)
 
@@ -545,10 +656,11 @@ def rollback(environment: str, to_rev: str | None, auto_approve: bool) -> None:
     if to_rev is None and st.previous is not None:
         env_plan.desired["version"] = st.previous.version
     p = Plan(environments=[env_plan], manifest_path=str(m.path))
-    out(render_plan(p.to_json()))
+    out(render_plan(p.to_json(), _console().width))
     if not p.has_changes and not env_plan.blocked:
         return
-    if not auto_approve and not _confirm("Roll back? [y/N]"):
+    again = f"vectorops rollback {name}" + (f" --to {to_rev}" if to_rev else "") + " --auto-approve"
+    if not auto_approve and not _confirm("Roll back? [y/N]", hint=f"Review the plan above, then re-run with --auto-approve: {again}"):
         out("Rollback cancelled; nothing was written.")
         sys.exit(1)
     _run_apply(m, p, saved=False, operation="rollback")
@@ -593,7 +705,7 @@ def promote(src: str, dst: str) -> None:
 def import_(environment: str, rev: str, refresh: str, auto_approve: bool, as_json: bool) -> None:
     """Adopt an existing index as deployed at REV, reporting how far it differs."""
     from reconciler.adopt import compare_for_import, record_import
-    from reconciler.render.human import drift_line
+    from reconciler.render.human import drift_line, id_lines
 
     m = _manifest()
     (name,) = m.environment_names([environment])
@@ -613,11 +725,15 @@ def import_(environment: str, rev: str, refresh: str, auto_approve: bool, as_jso
         out(f"  differs   {drift_line(report.drift)}")
         for key, ids in report.samples.items():
             if ids and report.drift.get(key):
-                out(f"            {key}: {', '.join(ids)}")
+                out(f"            {key}:")
+                out("\n".join(id_lines(ids, report.drift[key], _console().width, indent=" " * 14)))
     if not auto_approve:
         if as_json:
             return
-        if not _confirm("Record this index as deployed at that version? [y/N]"):
+        again = f"vectorops import {name} --version {rev} --refresh {refresh} --auto-approve"
+        if not _confirm(
+            "Record this index as deployed at that version? [y/N]", hint=f"Review the comparison above, then re-run with --auto-approve: {again}"
+        ):
             out("Import cancelled; nothing was written.")
             sys.exit(1)
     record_import(m, report, dest)
@@ -640,7 +756,11 @@ def export(environment: str, out_file: str) -> None:
         n = export_environment(open_destination(m, name), Path(out_file), progress=reporter.hashing)
     finally:
         reporter.stop()
-    out(f"[green]✓[/] wrote {n} records from {name} to {out_file}. Track it with: dvc add {out_file} && git commit")
+    tracked = f"{out_file}.dvc"
+    out(
+        f"[green]✓[/] wrote {n:,} records from {name} to {out_file}. Track it as a dataset version with:\n"
+        f"  dvc add {out_file} && git add {tracked} {Path(out_file).parent / '.gitignore'} && git commit -m 'dataset from {name}' && dvc push"
+    )
 
 
 # -- entry point ---------------------------------------------------------------------------------
@@ -648,7 +768,30 @@ def export(environment: str, out_file: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every failure becomes one message and exit 1 (2 stays 'changes present')."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        _main(argv)
+    finally:
+        if "--no-color" in args or os.environ.get("NO_COLOR"):
+            _drop_colorama_reset()
+
+
+def _drop_colorama_reset() -> None:
+    """DVC's logger calls ``colorama.init()``, whose exit hook writes a reset escape (ESC[0m) to a
+    terminal: plain output must end without it."""
+    import atexit
+
+    initialise = sys.modules.get("colorama.initialise")
+    if initialise is not None and hasattr(initialise, "reset_all"):
+        atexit.unregister(initialise.reset_all)
+
+
+def _main(argv: list[str] | None) -> None:
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    if not (sys.argv[1:] if argv is None else argv):  # like git: no arguments is a request for help, not an error
+        with click.Context(cli, info_name="vectorops") as ctx:
+            click.echo(cli.get_help(ctx))
+        sys.exit(0)
     try:
         cli.main(args=argv, prog_name="vectorops", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -671,12 +814,18 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted. The next plan reports any apply that was cut off, and the next apply finishes it.", err=True)
         sys.exit(130)
-    except Exception as exc:  # a bug: say so plainly, show the traceback only with -v
+    except Exception as exc:  # an ordinary I/O or network failure, else a bug; the traceback only with -v
+        from reconciler.ioerrors import as_io_error
         from reconciler.redact import printable_lines, redact
 
-        if "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv):
+        verbose = "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv)
+        if verbose:
             import traceback
 
             click.echo(printable_lines(redact(traceback.format_exc())), err=True)
+        io_error = as_io_error(exc)
+        if io_error is not None:
+            click.echo(f"Error: {printable_lines(redact(str(io_error)))}", err=True)
+            sys.exit(1)
         click.echo(f"Error: unexpected {exc.__class__.__name__}: {printable_lines(redact(str(exc)))}\n  This is a vectorops bug; re-run with -v for details and report it.", err=True)
         sys.exit(1)

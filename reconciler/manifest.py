@@ -440,7 +440,7 @@ class LoadedManifest:
         unknown = [s for s in selected if s not in self.model.environments]
         if unknown:
             raise ManifestError(
-                f"unknown environment(s) {', '.join(repr(u) for u in unknown)} in {self.path.name}",
+                f"unknown environment{'s' if len(unknown) > 1 else ''} {', '.join(repr(u) for u in unknown)} in {self.path.name}",
                 hint=f"Environments defined: {', '.join(names)}.",
             )
         return [n for n in names if n in selected] if selected else names
@@ -460,6 +460,25 @@ class LoadedManifest:
             dimension=ds.embedding.dimension,
             origin=self.where("datasets", name),
         )
+
+    def pinned_version(self, env_name: str, rev: str | None = None):  # -> reconciler.dataset.DatasetVersion
+        """The environment's dataset at its pin (or ``rev``). A pin that names no rev is reported at
+        the environment's ``version:`` line, naming the environment: that is the line to fix."""
+        from reconciler import dataset as ds
+        from reconciler.errors import DatasetError
+
+        env = self.model.environments[env_name]
+        src = self.dataset_source(env.dataset)
+        try:
+            return ds.resolve_version(src, rev or env.version)
+        except ds.UnknownRevError as exc:
+            if rev is not None and rev != env.version:
+                raise
+            raise DatasetError(
+                f"{self.where('environments', env_name, 'version')}: environment '{env_name}' pins version '{env.version}', "
+                f"which is not a git rev of dataset '{env.dataset}' (repo {src.repo})",
+                hint=exc.hint,
+            ) from None
 
     def dataset_repo(self, name: str) -> str:
         ds = self.model.datasets[name]
@@ -487,6 +506,23 @@ def _git_toplevel(folder: Path) -> Path | None:
     except FileNotFoundError:
         return None
     return Path(out.stdout.strip()).resolve() if out.returncode == 0 and out.stdout.strip() else None
+
+
+MANIFEST_NAME = "vectorops.yaml"
+
+
+def discover_manifest(start: Path) -> Path | None:
+    """The nearest ``vectorops.yaml`` in ``start`` or a folder above it, as git and DVC find their
+    own files: the search stops at the git repository's root (or the filesystem's root outside one),
+    so a manifest in an unrelated parent folder is never picked up. Shown relative to ``start``."""
+    here = start.resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / MANIFEST_NAME
+        if candidate.is_file():
+            return Path(os.path.relpath(candidate, start)) if folder != here else Path(MANIFEST_NAME)
+        if (folder / ".git").exists():
+            return None
+    return None
 
 
 def load_manifest(path: str | os.PathLike[str]) -> LoadedManifest:

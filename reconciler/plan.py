@@ -367,7 +367,7 @@ def plan_environment(
     env = manifest.model.environments[name]
     emb = manifest.model.datasets[env.dataset].embedding
     src = manifest.dataset_source(env.dataset)
-    desired = ds.resolve_version(src, version_override or env.version)
+    desired = manifest.pinned_version(name, version_override)
 
     dest = destination or open_destination(manifest, name)
     store = StateStore(dest)
@@ -445,10 +445,11 @@ def plan_environment(
         plan.samples["modified"] = d.sample(drift_diff.drift_modified)
     if replace:
         plan.warnings.append(
-            f"--replace: the destination is rebuilt from the dataset; all {len(desired_index)} records are rewritten"
+            f"--replace: the destination is rebuilt from the dataset; all {len(desired_index):,} records are rewritten"
         )
     if diff.kept_unexpected:
-        plan.warnings.append(f"{diff.kept_unexpected} record(s) not in the dataset are kept because policy.prune is false")
+        kept = diff.kept_unexpected
+        plan.warnings.append(f"{kept:,} record{'' if kept == 1 else 's'} not in the dataset {'is' if kept == 1 else 'are'} kept because policy.prune is false")
     if state.intent is not None:
         plan.interrupted = {
             "plan_id": state.intent.plan_id,
@@ -584,7 +585,7 @@ def blocked_reason(
     limit = env.policy.max_delete_fraction
     if deletes and not plan.allow_deletes and plan.destination_count and deletes > limit * plan.destination_count:
         return (
-            f"the plan deletes {deletes} of {plan.destination_count} records ({deletes / plan.destination_count:.0%}), "
+            f"the plan deletes {deletes:,} of {plan.destination_count:,} records ({deletes / plan.destination_count:.0%}), "
             f"over policy.max_delete_fraction {limit:.0%}; re-run with --allow-deletes to approve"
         )
     if env.requires and _moves_forward(plan, state, store, rollback=rollback):

@@ -151,6 +151,9 @@ class Intent(VersionRef):
     done: int = 0
     allow_deletes: bool = False
     replace: bool = False
+    operation: str = "apply"
+    #: the whole move's counts (add/update/delete), kept when a later apply finishes this one
+    counts: dict[str, int] | None = None
 
 
 class EnvState(_Document):
@@ -224,10 +227,13 @@ class HistoryEntry(_Document):
     from_: VersionRef | None = None
     to: VersionRef
     counts: dict[str, int]
-    result: str  # success | failed | validation_failed
+    result: str  # success | failed | validation_failed | interrupted (cut off; a later apply finished it)
     plan_id: str
     message: str | None = None
     validation: dict[str, Any] | None = None
+    #: the serial at which the apply recorded its intent (``serial`` is its result's): every serial
+    #: the state passed through belongs to one entry. None for entries that take one serial (import).
+    intent_serial: int | None = None
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -245,6 +251,26 @@ class HistoryEntry(_Document):
         data = read_document(doc, where)
         data["from_"] = data.pop("from", None)
         return HistoryEntry.model_validate(data)
+
+
+def interrupted_entry(intent: Intent, serial: int, deployed: Deployed | None, *, finished: bool) -> HistoryEntry:
+    """The history entry of an apply that was cut off (kill -9, a lost runner) after recording its
+    intent at ``serial``: never finished by itself, so it never wrote its own entry."""
+    later = "finished by the next apply" if finished else "the next apply finishes it"
+    return HistoryEntry(
+        serial=serial,
+        started_at=intent.started_at,
+        finished_at=intent.started_at,
+        duration_s=0.0,
+        actor=intent.actor,
+        operation=intent.operation,
+        from_=VersionRef(version=deployed.version, commit=deployed.commit, digest=deployed.digest) if deployed else None,
+        to=VersionRef(version=intent.version, commit=intent.commit, digest=intent.digest),
+        counts=dict(intent.counts or {}),
+        result="interrupted",
+        plan_id=intent.plan_id,
+        message=f"cut off after {intent.done:,} of {intent.total:,} changes were recorded as written; {later}",
+    )
 
 
 def _history_key(entry: HistoryEntry) -> str:
@@ -290,6 +316,9 @@ class StateStore:
 
     def append_history(self, entry: HistoryEntry) -> None:
         self.destination.write_doc(_history_key(entry), entry.stamped())
+
+    def history_count(self) -> int:
+        return len(self.destination.list_doc_keys(HISTORY_PREFIX))
 
     def history(self, limit: int | None = None) -> list[HistoryEntry]:
         """Newest first. With ``limit``, only that many readable documents are read (keys are listed

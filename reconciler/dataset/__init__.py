@@ -21,6 +21,7 @@ from reconciler.redact import printable
 __all__ = [
     "DatasetSource",
     "DatasetVersion",
+    "UnknownRevError",
     "VersionInfo",
     "count_records",
     "list_versions",
@@ -227,7 +228,11 @@ def _unknown_rev(src: DatasetSource, rev: str, repo: Path) -> DatasetError:
         )
     else:
         hint += " If the rev exists upstream, run `git fetch --tags`."
-    return DatasetError(f"dataset '{src.name}' ({src.origin}): unknown git rev '{printable(rev)}' in {src.repo}", hint=hint)
+    return UnknownRevError(f"dataset '{src.name}' ({src.origin}): unknown git rev '{printable(rev)}' in {src.repo}", hint=hint)
+
+
+class UnknownRevError(DatasetError):
+    """A rev that names no commit of the dataset's repo (the caller knows which manifest line pinned it)."""
 
 
 def _pin_from_dvc(src: DatasetSource, local: Path, commit: str) -> pins.Pin | None:

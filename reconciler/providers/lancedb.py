@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from pydantic import Field, StringConstraints
 
 from reconciler.diff import records_from_table, records_table
-from reconciler.errors import DestinationError, DestinationMismatchError, DestinationStorageError
+from reconciler.errors import DestinationError, DestinationMismatchError, DestinationStorageError, DestinationUnavailableError
 from reconciler.providers.base import Capabilities, Destination, DestinationInfo, describe_exception
 from reconciler.providers.settings import DestinationContext, DestinationSettings
 from reconciler.records import RecordBatch
@@ -173,11 +173,11 @@ class LanceDBDestination(Destination):
         os.environ.setdefault("LANCE_LOG", "error")
         if "lancedb" not in sys.modules:
             defer_rest_client()
-        import lancedb  # lazy: ~0.5 s of imports
-
         self.uri = uri
         self.table_name = table
         self.address = f"lancedb:{shown_uri or uri}#{table}"
+        import lancedb  # lazy: ~0.5 s of imports
+
         self._connect = lancedb.connect
         self._conn: Any = None
         self._table: Any = None
@@ -204,6 +204,10 @@ class LanceDBDestination(Destination):
 
     # -- tables --------------------------------------------------------------------------------
 
+    @property
+    def remote(self) -> bool:
+        return "://" in self.uri
+
     def _folder(self) -> Path | None:
         """The database folder of a local ``uri`` (None for object stores and other remote URIs)."""
         return None if "://" in self.uri else Path(self.uri)
@@ -219,13 +223,32 @@ class LanceDBDestination(Destination):
         included), so nothing that only reads may call it before the folder exists: readers ask
         ``_exists`` first, and only writers (``ensure``, documents) get here on a fresh uri."""
         if self._conn is None:
-            self._conn = self._connect(self.uri)
+            self._conn = self._call(lambda: self._connect(self.uri))
         return self._conn
+
+    def _call(self, action: Callable[[], Any]) -> Any:
+        """Run a LanceDB call that touches the store, telling a failure to reach it as what it is."""
+        try:
+            return action()
+        except OSError as exc:
+            if exc.filename is None:  # lance names no path: name the store
+                raise OSError(exc.errno, exc.strerror, self.uri) from exc
+            raise
+        except (RuntimeError, ValueError) as exc:
+            if not self.remote:
+                raise
+            from reconciler.ioerrors import lance_reason
+
+            raise DestinationUnavailableError(
+                f"{self.address}: cannot reach the LanceDB store at {self.uri}: {lance_reason(exc)}",
+                hint="Check the uri (bucket and path), network access and the storage credentials "
+                "(for s3://, AWS_REGION and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile), then run the command again.",
+            ) from None
 
     def _tables(self) -> list[str]:
         if not self._exists():
             return []
-        result = self._db.list_tables()
+        result = self._call(lambda: self._db.list_tables())
         names = getattr(result, "tables", result)
         return list(names)
 

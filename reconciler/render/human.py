@@ -19,12 +19,38 @@ def _short(ref: dict[str, Any] | None) -> str:
     return f"{ref['version']} ({ref['commit'][:7]})"
 
 
-def _ids(ids: list[str], total: int) -> str:
+WIDTH = 80
+ID_INDENT = " " * 12
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 environment', '2 environments', '1,638 records': counts written for people."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def id_lines(ids: list[str], total: int, width: int = WIDTH, indent: str = ID_INDENT) -> list[str]:
+    """Sample ids on their own lines, wrapped between ids (never inside one) to fit ``width``.
+
+    Ids are escaped for rich markup: an id such as ``[red]`` is data, not a style.
+    """
+    from rich.markup import escape
+
     if not ids:
-        return ""
+        return []
     more = total - len(ids)
-    shown = ", ".join(escape(printable(i)) for i in ids)  # ids come from data: no markup, no line breaks
-    return "  " + shown + (f", … {more} more" if more > 0 else "")
+    ids = [printable(i) for i in ids]  # ids come from data: no line breaks
+    words = [f"{i}," for i in ids[:-1]] + [ids[-1] + ("," if more > 0 else "")]
+    if more > 0:
+        words.append(f"… {more:,} more")
+    lines: list[str] = []
+    current = indent
+    for w in words:
+        if current.strip() and len(current) + 1 + len(w) > width:
+            lines.append(current)
+            current = indent
+        current = f"{current} {w}" if current.strip() else current + w
+    lines.append(current)
+    return [escape(line) for line in lines]
 
 
 def drift_line(drift: dict[str, Any]) -> str:
@@ -35,15 +61,20 @@ def drift_line(drift: dict[str, Any]) -> str:
     for key in ("missing", "unexpected", "modified"):
         value = drift.get(key)
         if value:
-            parts.append(f"{value} {key}")
+            parts.append(f"{value:,} {key}")
     found = drift.get("actual_count")
     expected = drift.get("expected_count")
+    counted = f"refresh: {level}; {_num(found)} records, {_num(expected)} expected"
     if not parts:
-        return f"none (refresh: {level}; {found} records, {expected} expected)"
-    return f"[yellow]{', '.join(parts)}[/] (refresh: {level}; {found} records, {expected} expected)"
+        return f"none ({counted})"
+    return f"[yellow]{', '.join(parts)}[/] ({counted})"
 
 
-def render_environment(env: dict[str, Any]) -> list[str]:
+def _num(n: int | None) -> str:
+    return "?" if n is None else f"{n:,}"
+
+
+def render_environment(env: dict[str, Any], width: int = WIDTH) -> list[str]:
     c = env["changes"]
     s = env.get("samples", {})
     lines = [f"[bold]{env['name']}[/]  {env['destination']}  (dataset {env['dataset']})"]
@@ -56,17 +87,21 @@ def render_environment(env: dict[str, Any]) -> list[str]:
         i = env["interrupted"]
         lines.append(
             f"  [red]interrupted[/] apply of {i['version']} ({i['commit'][:7]}) by {i['actor']} at {i['started_at']}: "
-            f"{i['done']} of {i['total']} changes recorded as written; this apply finishes it"
+            f"{i['done']:,} of {i['total']:,} changes recorded as written; this apply finishes it"
         )
     detail = env.get("update_detail") or {}
-    upd_note = f" ({detail.get('vector', 0)} vector, {detail.get('metadata', 0)} metadata-only)" if c["update"] else ""
-    lines.append(f"  [green]+ {c['add']:>7} to add[/]{_ids(s.get('add', []), c['add'])}")
-    lines.append(f"  [yellow]~ {c['update']:>7} to update[/]{upd_note}{_ids(s.get('update', []), c['update'])}")
-    lines.append(f"  [red]- {c['delete']:>7} to delete[/]{_ids(s.get('delete', []), c['delete'])}")
+    upd_note = f" ({detail.get('vector', 0):,} vector, {detail.get('metadata', 0):,} metadata-only)" if c["update"] else ""
+    lines.append(f"  [green]+ {c['add']:>7,} to add[/]")
+    lines.extend(id_lines(s.get("add", []), c["add"], width))
+    lines.append(f"  [yellow]~ {c['update']:>7,} to update[/]{upd_note}")
+    lines.extend(id_lines(s.get("update", []), c["update"], width))
+    lines.append(f"  [red]- {c['delete']:>7,} to delete[/]")
+    lines.extend(id_lines(s.get("delete", []), c["delete"], width))
     lines.append(f"  drift     {drift_line(env['drift'])}")
     for key in ("missing", "unexpected", "modified"):
         if s.get(key) and env["drift"].get(key):
-            lines.append(f"            {key}:{_ids(s[key], env['drift'][key])}")
+            lines.append(f"            {key}:")
+            lines.extend(id_lines(s[key], env["drift"][key], width, indent=ID_INDENT + "  "))
     for w in env.get("warnings", []):
         lines.append(f"  [yellow]warning[/]   {w}")
     if env.get("blocked"):
@@ -82,9 +117,11 @@ def summary_line(plan: dict[str, Any]) -> str:
     blocked = [e["name"] for e in envs if e.get("blocked")]
     moving = [e for e in envs if _moves(e) or any(e["changes"].values())]
     if not moving:
-        text = f"No changes. {len(envs)} environment(s) match their pinned versions."
+        matches = "matches its pinned version" if len(envs) == 1 else "match their pinned versions"
+        text = f"No changes. {plural(len(envs), 'environment')} {matches}."
     else:
-        text = f"Plan: {add} to add, {upd} to update, {dele} to delete in {len(moving)} of {len(envs)} environment(s)."
+        scope = plural(len(envs), "environment") if len(moving) == len(envs) == 1 else f"{len(moving)} of {plural(len(envs), 'environment')}"
+        text = f"Plan: {add:,} to add, {upd:,} to update, {dele:,} to delete in {scope}."
     drifted = [e["name"] for e in envs if any((e.get("drift") or {}).get(k) for k in ("missing", "unexpected", "modified"))]
     if drifted:
         text += f" Drift found in {', '.join(drifted)}."
@@ -98,10 +135,10 @@ def _moves(env: dict[str, Any]) -> bool:
     return cur is None or any(cur.get(k) != env["desired"].get(k) for k in ("version", "commit", "digest"))
 
 
-def render_plan(plan: dict[str, Any]) -> str:
+def render_plan(plan: dict[str, Any], width: int = WIDTH) -> str:
     out: list[str] = []
     for env in plan["environments"]:
-        out.extend(render_environment(env))
+        out.extend(render_environment(env, width))
         out.append("")
     out.append(f"[bold]{summary_line(plan)}[/]")
     return "\n".join(out)
@@ -112,27 +149,41 @@ def render_status(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         colour = {"Synced": "green", "OutOfSync": "yellow", "Drifted": "red"}.get(r["status"], "white")
         out.append(f"[bold]{r['name']}[/]  [{colour}]{r['status']}[/]  {r['destination']}")
-        out.append(f"  deployed  {_short(r.get('deployed'))}" + ("" if r.get("validated") is None else f"  validated: {r['validated']}"))
+        verdict = {True: "  canaries passed", False: "  [red]canaries failed[/]"}.get(r.get("validated"), "")
+        out.append(f"  deployed  {_short(r.get('deployed'))}{verdict}")
         out.append(f"  desired   {_short(r.get('desired'))}")
         if r.get("last_apply"):
             la = r["last_apply"]
             out.append(f"  last      {la['finished_at']} by {la['actor']}: {la['operation']} → {la['to']['version']} ({la['result']})")
         if r.get("lock"):
-            out.append(f"  [red]locked[/]    {r['lock']}")
+            lock = r["lock"]
+            out.append(
+                f"  [red]locked[/]    by {lock['owner']} ({lock['operation']} since {lock['acquired_at']}, lease expires "
+                f"{lock['expires_at']}; lock id {lock['lock_id']})"
+            )
         if r.get("interrupted"):
             out.append(f"  [red]interrupted[/] apply of {r['interrupted']['version']}: run `vectorops apply` to finish it")
     return "\n".join(out)
 
 
-def render_history(name: str, entries: list[dict[str, Any]]) -> str:
+def render_history(name: str, entries: list[dict[str, Any]], total: int | None = None) -> str:
     if not entries:
         return f"{name}: no applies recorded yet."
-    out = [f"[bold]{name}[/]: {len(entries)} appl{'y' if len(entries) == 1 else 'ies'} (newest first)"]
+    total = len(entries) if total is None else total
+    shown = plural(total, "apply", "applies") if total == len(entries) else f"{len(entries):,} of {plural(total, 'apply', 'applies')}"
+    out = [f"[bold]{name}[/]: {shown} (newest first)"]
     for e in entries:
         frm = e["from"]["version"] if e.get("from") else "∅"
         c = e["counts"]
+        first = e.get("intent_serial")
+        serials = f"#{first}-{e['serial']}" if first is not None and first != e["serial"] else f"#{e['serial']}"
+        when = e["started_at"] if e["result"] in ("interrupted", "in progress") else e["finished_at"]
+        took = "" if e["result"] in ("interrupted", "in progress") else f"  {e['duration_s']:.1f}s"
         out.append(
-            f"  #{e['serial']:<4} {e['finished_at']}  {e['operation']:<8} {frm} → {e['to']['version']} ({e['to']['commit'][:7]})  "
-            f"+{c.get('add', 0)} ~{c.get('update', 0)} -{c.get('delete', 0)}  {e['result']}  {e['duration_s']:.1f}s  by {e['actor']}"
+            f"  {serials:<7} {when}  {e['operation']:<8} {frm} → {e['to']['version']} ({e['to']['commit'][:7]})  "
+            + (f"+{c.get('add', 0):,} ~{c.get('update', 0):,} -{c.get('delete', 0):,}  " if c else "")
+            + f"{e['result']}{took}  by {e['actor']}"
         )
+        if e.get("message"):
+            out.append(f"          {e['message']}")
     return "\n".join(out)

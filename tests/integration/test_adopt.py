@@ -43,7 +43,7 @@ def test_import_of_a_hand_filled_index_reports_and_then_plans_the_exact_remainin
 
     result = run(repo, "import", "staging", "--version", "v1", "--refresh", "full", "--json")
     assert result.code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     ids = [r["id"] for r in v1[:10]]
     assert report["drift"]["missing"] == 9
     assert report["drift"]["unexpected"] == 1
@@ -55,7 +55,7 @@ def test_import_of_a_hand_filled_index_reports_and_then_plans_the_exact_remainin
     assert "(nothing deployed)" in run(repo, "status").output
 
     assert run(repo, "import", "staging", "--version", "v1", "--refresh", "full", "--auto-approve").code == 0
-    plan = json.loads(run(repo, "plan", "--json", "--refresh", "full").output)["environments"][0]
+    plan = json.loads(run(repo, "plan", "--json", "--refresh", "full").stdout)["environments"][0]
     assert plan["current"]["version"] == "v1"
     assert plan["drift"]["missing"] == 9 and plan["drift"]["unexpected"] == 1 and plan["drift"]["modified"] == 1
     assert plan["changes"] == {"add": 9, "update": 1, "delete": 1}
@@ -64,7 +64,7 @@ def test_import_of_a_hand_filled_index_reports_and_then_plans_the_exact_remainin
 
     assert run(repo, "apply", "--auto-approve", "--refresh", "full").code == 0
     assert run(repo, "drift", "--refresh", "full").code == 0
-    history = json.loads(run(repo, "history", "staging", "--json").output)["history"]
+    history = json.loads(run(repo, "history", "staging", "--json").stdout)["history"]
     assert [h["operation"] for h in history] == ["apply", "import"]
 
 
@@ -93,7 +93,7 @@ def test_export_then_dvc_add_then_import_reports_zero_drift(dataset_repo_copy, k
     shutil.copy(out, repo.file)
     repo._track("exported", "first version from export", True, None)
     result = run(repo, "import", "staging", "--version", "exported", "--refresh", "full", "--json")
-    drift = json.loads(result.output)["drift"]
+    drift = json.loads(result.stdout)["drift"]
     assert (drift["missing"], drift["unexpected"], drift["modified"]) == (0, 0, 0)
 
 
@@ -118,11 +118,11 @@ def test_pinecone_import_then_plan_shows_remaining_drift(dataset_repo_copy, know
     v1 = known_versions.v1
     fill_pinecone_by_hand(v1[3:] + [{**v1[0], "id": "foreign-1"}])
 
-    report = json.loads(run(repo, "import", "staging", "--version", "v1", "--refresh", "ids", "--json").output)
+    report = json.loads(run(repo, "import", "staging", "--version", "v1", "--refresh", "ids", "--json").stdout)
     assert (report["drift"]["missing"], report["drift"]["unexpected"]) == (3, 1)
     assert report["samples"]["unexpected"] == ["foreign-1"]
     assert run(repo, "import", "staging", "--version", "v1", "--auto-approve").code == 0
-    plan = json.loads(run(repo, "plan", "--json").output)["environments"][0]
+    plan = json.loads(run(repo, "plan", "--json").stdout)["environments"][0]
     assert plan["changes"] == {"add": 3, "update": 0, "delete": 1}
     assert run(repo, "drift").code == 2
     assert run(repo, "apply", "--auto-approve").code == 0
@@ -139,7 +139,7 @@ def test_pinecone_export_dvc_add_import_round_trip(dataset_repo_copy, known_vers
     assert pq.read_table(out).num_rows == len(known_versions.v2)  # vectorops' own state is not exported
     shutil.copy(out, repo.file)
     repo._track("exported", "first version from export", True, None)
-    drift = json.loads(run(repo, "import", "staging", "--version", "exported", "--refresh", "full", "--json").output)["drift"]
+    drift = json.loads(run(repo, "import", "staging", "--version", "exported", "--refresh", "full", "--json").stdout)["drift"]
     assert (drift["missing"], drift["unexpected"], drift["modified"]) == (0, 0, 0)
 
 

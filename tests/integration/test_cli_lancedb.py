@@ -375,7 +375,7 @@ def test_apply_while_locked_names_the_holder_and_writes_nothing(ws_v1: Workspace
     assert "bob@laptop" in result.stderr and lock_id in result.stderr
     assert ws.table_version() == version
     row = ws.ok("status", "--json").json["environments"][0]
-    assert "bob@laptop" in row["lock"] and row["deployed"]["version"] == "v1"
+    assert row["lock"]["owner"] == "bob@laptop" and row["lock"]["lock_id"] == lock_id and row["deployed"]["version"] == "v1"
 
 
 def test_force_unlock(ws_v1: Workspace, known_versions: KnownVersions, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -74,7 +74,7 @@ def test_validate_passes_and_prints_each_environments_commit(dataset_repo: Datas
     result = run("-m", str(path), "validate")
     assert result.code == 0, result.output
     v1, v2 = (dataset_repo.git("rev-parse", f"{t}^{{commit}}") for t in ("v1", "v2"))
-    assert "vectorops.yaml is valid: 1 dataset(s), 2 environment(s)" in result.stdout
+    assert "vectorops.yaml is valid: 1 dataset, 2 environments" in result.stdout
     assert f"staging: docs @ v1 ({v1[:7]}, digest {dataset_repo.digest_in_dvc_file('v1')[:12]})" in result.stdout
     assert f"prod: docs @ v2 ({v2[:7]}, digest {dataset_repo.digest_in_dvc_file('v2')[:12]})" in result.stdout
     assert result.stderr == ""
@@ -118,7 +118,7 @@ def test_global_options_before_or_after_the_command(dataset_repo: DatasetRepo, t
 def test_default_manifest_is_the_one_in_the_current_folder(dataset_repo: DatasetRepo, tmp_path: Path) -> None:
     manifest(tmp_path, dataset_repo.root)
     assert run("validate", cwd=tmp_path).code == 0
-    fails(run("validate", cwd=tmp_path / ".."), "vectorops.yaml: no such manifest", "-m/--manifest PATH")
+    fails(run("validate", cwd=tmp_path / ".."), "no vectorops.yaml in", "or a folder above it", "-m/--manifest PATH")
 
 
 def test_the_installed_script_with_options_on_both_sides(dataset_repo: DatasetRepo, tmp_path: Path) -> None:
@@ -187,9 +187,14 @@ def test_broken_manifest_reports_every_problem_once(dataset_repo: DatasetRepo, t
 
 
 def test_unknown_rev(dataset_repo: DatasetRepo, tmp_path: Path) -> None:
+    """The error points at the line to fix, the environment's ``version:``, and names the environment (issue 14 item 10)."""
     path = manifest(tmp_path, dataset_repo.root, version="v9")
-    stderr = fails(run("-m", str(path), "validate"), f"dataset 'docs' ({path}:4:5): unknown git rev 'v9'", "Pin an existing tag")
-    assert "Tags there: v2, v1" in stderr or "Tags there: v1, v2" in stderr
+    lines = path.read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.strip() == "version: v9")
+    where = f"{path}:{line}:{lines[line - 1].index('v9') + 1}"
+    for command in ("validate", "plan", "status"):
+        stderr = fails(run("-m", str(path), command), f"{where}: environment 'staging' pins version 'v9'", "dataset 'docs'", "Pin an existing tag")
+        assert "Tags there: v2, v1" in stderr or "Tags there: v1, v2" in stderr
 
 
 def test_path_not_tracked_at_that_rev(dataset_repo: DatasetRepo, tmp_path: Path) -> None:

@@ -272,7 +272,7 @@ def test_passing_canaries_are_recorded(ws: Workspace, kind: str, known_versions:
     assert entry["validation"] == {"passed": 1, "total": 1, "pass_rate": 1.0, "min_pass_rate": 0.95, "ok": True}
     row = ws.status("staging")
     assert row["validated"] is True and row["status"] == "Synced"
-    assert "validated: True" in ws.ok("status", "staging").stdout
+    assert "canaries passed" in ws.ok("status", "staging").stdout
 
 
 def test_failing_canaries_exit_1_and_mark_the_version_unvalidated(
@@ -347,7 +347,7 @@ def test_requires_gates_moving_forward_only(lws: Workspace, known_versions: Know
     # prod has nothing to do: a plain `apply` of every environment (what CI runs on each merge) passes
     assert _blocked(ws, "prod") is None
     result = ws.ok("apply", "--auto-approve")
-    assert "No changes. 2 environment(s) match their pinned versions." in result.stdout and "Blocked" not in result.stdout
+    assert "No changes. 2 environments match their pinned versions." in result.stdout and "Blocked" not in result.stdout
     ws.assert_content("prod", known_versions.v1)
 
     # drift at the deployed version is repaired, not frozen because staging moved on
@@ -611,4 +611,4 @@ def test_bad_canary_file_is_refused_before_anything_is_written(lws: Workspace, c
     assert not ws.exists("staging")  # nothing written
 
     ws.write_canaries("staging", canaries.texts["good"])
-    assert "1 queries OK" in ws.ok("validate", "--canaries").stdout
+    assert "1 query OK" in ws.ok("validate", "--canaries").stdout
