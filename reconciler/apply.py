@@ -309,6 +309,18 @@ def _write(
 
         with store.fenced(lock):  # one commit, which lands only when the stream ends
             dest.fill(streamed())
+    elif caps.single_commit:
+        # one transaction (pgvector): records are staged as they stream, then every upsert and
+        # delete becomes visible at COMMIT. A kill before it leaves nothing written.
+        done = 0
+        with store.fenced(lock):  # one transaction, which commits only when the stream ends
+            for landed in dest.apply_changes(records_for(manifest, env_plan, upsert_ids), delete_ids.to_pylist()):
+                done += landed
+                _progress(state, done)
+                hooks.on_progress(env_plan.name, landed)
+                failpoints.hit("mid-write")
+        if len(delete_ids):
+            hooks.on_progress(env_plan.name, len(delete_ids))
     elif caps.single_step and vector_bytes <= SINGLE_STEP_LIMIT_BYTES:
         batches = list(records_for(manifest, env_plan, upsert_ids, batch_size=max(1, len(upsert_ids))))
         if batches:

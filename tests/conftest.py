@@ -21,6 +21,7 @@ from fixtures.pytest_fixtures import (  # noqa: F401
     make_dataset_repo,
     qdrant_folder,
 )
+from fixtures.postgres import pg_env, pg_schema, postgres_dsn  # noqa: F401
 from tests.pinecone_server.fixtures import pinecone_server  # noqa: F401
 
 

@@ -61,8 +61,9 @@ class Capabilities:
     #: metadata types), so plan refuses them before anything is written. Plan reads the records it
     #: would write only for destinations that check.
     check_records: bool = False
-    #: an apply's upserts and deletes become visible together (one transaction or commit), so
-    #: readers see the old version or the new one, never a mix (pgvector, SPEC §7).
+    #: ``apply_changes(batches, delete_ids)``: an apply's upserts and deletes become visible
+    #: together (one transaction), so readers see the old version or the new one, never a mix, and
+    #: an apply cut off before the end leaves nothing written (pgvector, SPEC §7).
     single_commit: bool = False
     #: readers address a stable alias that can be repointed atomically between physical slots
     #: (``rollout: blue_green``, SPEC §9). Declared for the manifest check; the alias methods come
@@ -82,10 +83,10 @@ class DestinationInfo:
 GUARDED_METHODS = frozenset({
     "describe", "ensure", "iter_ids", "all_ids", "fetch", "iter_records", "upsert", "upsert_stream",
     "delete", "query", "read_doc", "write_doc", "write_docs", "delete_doc", "list_docs", "list_doc_keys",
-    "after_apply", "fill", "tag_version", "restore_tag", "close",
+    "after_apply", "fill", "tag_version", "restore_tag", "close", "apply_changes",
 })
 #: those that return iterators: their failures happen while the caller iterates
-_STREAMING = frozenset({"iter_ids", "iter_records", "upsert_stream"})
+_STREAMING = frozenset({"iter_ids", "iter_records", "upsert_stream", "apply_changes"})
 _DOING = {
     "describe": "describing it", "ensure": "creating it", "iter_ids": "listing ids", "all_ids": "listing ids",
     "fetch": "fetching records", "iter_records": "reading records", "upsert": "writing records",
@@ -95,6 +96,7 @@ _DOING = {
     "list_docs": "reading vectorops state", "list_doc_keys": "reading vectorops state",
     "after_apply": "finishing the apply", "fill": "writing records", "tag_version": "tagging the version",
     "restore_tag": "restoring a tagged version", "close": "closing the connection",
+    "apply_changes": "writing records",
 }
 
 
@@ -291,6 +293,16 @@ class Destination(ABC):
         """``capabilities.snapshots``: make the content that of ``tag`` again; False when the tag is
         gone (the engine then applies the diff instead)."""
         raise NotImplementedError(f"{type(self).__name__} does not declare capabilities.snapshots")
+
+    def apply_changes(self, batches: Iterable[RecordBatch], delete_ids: Sequence[str]) -> Iterator[int]:
+        """``capabilities.single_commit``: upsert every batch and delete ``delete_ids`` so that all of
+        it becomes visible at once, when the iterator is exhausted; yields how many records have
+        been staged as they are (progress). Abandoning the iterator writes nothing.
+
+        This default upserts then deletes, visibly step by step: a destination that declares
+        ``single_commit`` overrides it with one transaction."""
+        yield from self.upsert_stream(batches)
+        self.delete(list(delete_ids))
 
     def check_records(self, batch: RecordBatch, dimension: int) -> list[str]:
         """``capabilities.check_records``: what the destination would refuse in ``batch``, one sentence

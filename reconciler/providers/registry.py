@@ -29,10 +29,10 @@ BUILTIN: dict[str, str] = {
     "lancedb": "reconciler.providers.lancedb:LanceDBSettings",
     "pinecone": "reconciler.providers.pinecone:PineconeSettings",
     "qdrant": "reconciler.providers.qdrant:QdrantSettings",
+    "pgvector": "reconciler.providers.pgvector:PgvectorSettings",
 }
 #: first-party types that ship in an extra or a companion package: what to install for each
 KNOWN_PACKAGES: dict[str, str] = {
-    "pgvector": "vectorops[pgvector]",
 }
 
 

@@ -1,0 +1,613 @@
+"""PostgreSQL with pgvector: one table per environment, state in a side table, applies in one transaction.
+
+Records live in ``schema.table`` with columns ``id text primary key``, ``embedding vector(d)``
+and ``metadata jsonb`` (SPEC §7), so the index stays queryable with ordinary SQL and the JSONB
+operators. vectorops' own documents (state, lock, history) live in ``schema._vectorops_state``,
+one row per document, keyed ``<table>/<key>``.
+
+Why the writes look the way they do:
+
+* An apply is ONE transaction (``capabilities.single_commit``): the records to write are streamed
+  with binary ``COPY`` into a temporary table, then one ``INSERT … ON CONFLICT DO UPDATE`` and
+  one ``DELETE … WHERE id = ANY(…)`` move them into the table before ``COMMIT``. PostgreSQL's
+  MVCC then guarantees that a reader sees the old version or the new one, never a mix, and a
+  reader is never blocked (writers do not block readers). A crash before ``COMMIT`` leaves nothing
+  written, so the next apply simply redoes the work. Memory stays one batch: the staging table
+  lives on the server.
+* The HNSW index for the metric is built after the first bulk load (building it over an empty
+  table and inserting a million rows through it is several times slower than building it once).
+* Vectors round-trip bit-exact: ``vector`` stores float4, which is the dataset's float32.
+* The connection string comes from the environment variable named by ``dsn_env`` only; it holds a
+  password, so it is never part of an address, message or state, and every message derived from a
+  driver error is redacted with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field, StringConstraints
+
+from reconciler.diff import canonical_metadata_array
+from reconciler.errors import (
+    DestinationAuthError,
+    DestinationConfigError,
+    DestinationError,
+    DestinationMismatchError,
+    DestinationRejectedError,
+    DestinationUnavailableError,
+)
+from reconciler.providers.base import Capabilities, Destination, DestinationInfo, describe_exception
+from reconciler.providers.settings import ENV_VAR_PATTERN, DestinationContext, DestinationSettings
+from reconciler.records import RecordBatch
+from reconciler.redact import redact
+
+if TYPE_CHECKING:
+    import psycopg
+
+STATE_TABLE = "_vectorops_state"
+#: the operator class of the HNSW index and the distance operator of canary queries, per metric
+_OPCLASS = {"cosine": "vector_cosine_ops", "dotproduct": "vector_ip_ops", "euclidean": "vector_l2_ops"}
+_OPERATOR = {"cosine": "<=>", "dotproduct": "<#>", "euclidean": "<->"}
+#: pgvector's HNSW index takes vectors of at most this many dimensions
+HNSW_MAX_DIMENSION = 2000
+#: ids per ``= ANY(%s)`` parameter (fetch, delete): one round trip each
+ID_CHUNK = 10_000
+#: rows per fetch from a server-side cursor
+CURSOR_ROWS = 20_000
+_IDENT = r"^[a-z_][a-z0-9_]*$"
+_NUL = "\x00"
+
+
+def _q(name: str) -> str:
+    """A quoted SQL identifier (names are validated to ``[a-z_][a-z0-9_]*``; quoting is belt and braces)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class PgvectorSettings(DestinationSettings):
+    """PostgreSQL + pgvector: a table of (id text, embedding vector(d), metadata jsonb)."""
+
+    type: Literal["pgvector"]
+    dsn_env: str = Field(
+        "VECTOROPS_PG_DSN",
+        pattern=ENV_VAR_PATTERN,
+        description="NAME of the environment variable holding the connection string (it holds a password: never the DSN itself)",
+    )
+    schema_: Annotated[str, StringConstraints(pattern=_IDENT, max_length=63)] = Field(
+        "public", alias="schema", description="PostgreSQL schema of the table (created if missing)"
+    )
+    table: Annotated[str, StringConstraints(pattern=_IDENT, max_length=48)] = Field(
+        description="Table holding the records: id text primary key, embedding vector(dimension), metadata jsonb"
+    )
+
+    secret_env_fields = ("dsn_env",)
+    pattern_hints = {
+        "schema": "Schema names use lowercase letters, digits and '_', starting with a letter or '_'.",
+        "table": "Table names use lowercase letters, digits and '_' (at most 48), starting with a letter or '_'.",
+        "dsn_env": "Give the NAME of an environment variable (e.g. VECTOROPS_PG_DSN), never the connection string.",
+    }
+
+    def address(self) -> str:
+        return f"pgvector:${self.dsn_env}/{self.schema_}.{self.table}"
+
+    def open(self, context: DestinationContext) -> PgvectorDestination:
+        dsn = os.environ.get(self.dsn_env, "")
+        if not dsn:
+            raise DestinationConfigError(
+                f"environment '{context.environment}': the variable {self.dsn_env} is not set "
+                "(it must hold the PostgreSQL connection string)",
+                hint=f"export {self.dsn_env}='postgresql://USER:PASSWORD@HOST:5432/DB' (or set it as a CI secret).",
+            )
+        try:
+            import pgvector.psycopg  # noqa: F401
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise DestinationConfigError(
+                f"environment '{context.environment}': the pgvector destination needs psycopg and pgvector",
+                hint="pip install 'vectorops[pgvector]'",
+            ) from None
+        return PgvectorDestination(dsn=dsn, schema=self.schema_, table=self.table, address=self.address())
+
+
+class PgvectorDestination(Destination):
+    capabilities = Capabilities(single_commit=True, check_records=True)
+
+    def __init__(self, *, dsn: str, schema: str, table: str, address: str) -> None:
+        self._dsn = dsn
+        self.schema = schema
+        self.table_name = table
+        self.address = address
+        self._conn: psycopg.Connection[Any] | None = None
+        self._docs_conn: psycopg.Connection[Any] | None = None
+        #: one thread at a time on the documents connection (the lease heartbeat is a thread)
+        self._docs_guard = threading.RLock()
+        #: one thread at a time inside ``critical_section``
+        self._section_lock = threading.RLock()
+        self._section_depth = 0
+        self._vector_registered = False
+        self._table = f"{_q(schema)}.{_q(table)}"
+        self._state = f"{_q(schema)}.{_q(STATE_TABLE)}"
+        self._prefix = f"{table}/"
+        self._info: DestinationInfo | None = None
+
+    # -- connection and errors -------------------------------------------------------------------
+
+    def _secrets(self) -> list[str]:
+        """The DSN and the password inside it: masked in every message."""
+        out = [self._dsn]
+        with contextlib.suppress(ValueError):
+            password = urlsplit(self._dsn).password
+            if password:
+                out += [password, unquote(password)]
+        match = re.search(r"password\s*=\s*(\S+)", self._dsn)
+        if match:
+            out.append(match.group(1).strip("'\""))
+        return [s for s in out if s]
+
+    def _describe(self, exc: BaseException) -> str:
+        return redact(describe_exception(exc), self._secrets())
+
+    def translate_error(self, exc: Exception, doing: str) -> DestinationError | None:
+        import psycopg
+
+        if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            if isinstance(exc, psycopg.errors.InvalidPassword) or "password authentication failed" in str(exc):
+                return DestinationAuthError(
+                    f"{self.address}: {doing} failed: PostgreSQL refused the credentials",
+                    hint="Check the user and password in the connection string's variable.",
+                )
+            return DestinationUnavailableError(
+                f"{self.address}: {doing} failed: {self._describe(exc)}",
+                hint="Check that the PostgreSQL server is running and reachable at the connection string's "
+                "host and port, then run the command again.",
+            )
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            return DestinationAuthError(
+                f"{self.address}: {doing} failed: {self._describe(exc)}",
+                hint="Grant the connecting role the privileges it needs on the schema and table "
+                "(CREATE on the schema for the first apply; SELECT, INSERT, UPDATE, DELETE on the tables).",
+            )
+        if isinstance(exc, psycopg.errors.UndefinedFile) or (
+            isinstance(exc, psycopg.Error) and 'extension "vector" is not available' in str(exc)
+        ):
+            return DestinationConfigError(
+                f"{self.address}: {doing} failed: the pgvector extension is not installed on this server",
+                hint="Install pgvector on the PostgreSQL server (https://github.com/pgvector/pgvector), "
+                "or ask your database administrator to.",
+            )
+        if isinstance(exc, psycopg.Error):
+            return DestinationRejectedError(
+                f"{self.address}: {doing} failed: {self._describe(exc)}",
+                hint="PostgreSQL refused the request; the message above says why.",
+            )
+        return super().translate_error(exc, doing)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._new_connection()
+            self._vector_registered = False
+        return self._conn
+
+    def _new_connection(self) -> psycopg.Connection[Any]:
+        import psycopg
+
+        return psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+
+    def _docs(self) -> psycopg.Connection[Any]:
+        """A second connection for vectorops' documents: the lease heartbeat renews the lock while
+        an apply's records transaction is open, and a renewal inside that transaction would stay
+        invisible to other processes until COMMIT."""
+        if self._docs_conn is None or self._docs_conn.closed:
+            self._docs_conn = self._new_connection()
+        return self._docs_conn
+
+    def _vectors(self) -> psycopg.Connection[Any]:
+        """The connection with pgvector's types registered (needs the extension to exist)."""
+        conn = self._connect()
+        if not self._vector_registered:
+            from pgvector.psycopg import register_vector
+
+            register_vector(conn)
+            self._vector_registered = True
+        return conn
+
+    # -- the table -------------------------------------------------------------------------------
+
+    def _columns(self) -> dict[str, tuple[str, int]] | None:
+        """column -> (type name, type modifier) of the records table, or None when it does not exist."""
+        rows = self._connect().execute(
+            """
+            SELECT a.attname, t.typname, a.atttypmod
+            FROM pg_attribute a
+            JOIN pg_class c ON c.oid = a.attrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_type t ON t.oid = a.atttypid
+            WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
+              AND c.relkind IN ('r', 'p')
+            """,
+            (self.schema, self.table_name),
+        ).fetchall()
+        return {name: (typ, mod) for name, typ, mod in rows} or None
+
+    def _shape_error(self, columns: dict[str, tuple[str, int]]) -> str | None:
+        found = ", ".join(f"{name} {typ}" for name, (typ, _) in sorted(columns.items()))
+        wanted = {"id": "text", "embedding": "vector", "metadata": "jsonb"}
+        if any(columns.get(name, ("",))[0] != typ for name, typ in wanted.items()) or set(columns) - set(wanted):
+            return (
+                f"{self.address}: the table exists with columns ({found}); vectorops needs exactly "
+                "(id text primary key, embedding vector(DIMENSION), metadata jsonb)"
+            )
+        return None
+
+    def describe(self) -> DestinationInfo:
+        columns = self._columns()
+        if columns is None:
+            return DestinationInfo(exists=False)
+        problem = self._shape_error(columns)
+        if problem:
+            raise DestinationMismatchError(
+                problem,
+                hint="Point the environment at another table, or rename or convert this one "
+                "(e.g. ALTER TABLE … RENAME COLUMN); vectorops never changes a table's columns.",
+            )
+        dimension = columns["embedding"][1] if columns["embedding"][1] > 0 else None
+        conn = self._connect()
+        comment = conn.execute(
+            "SELECT obj_description(to_regclass(%s), 'pg_class')", (f"{self._table}",)
+        ).fetchone()
+        metric = None
+        with contextlib.suppress(ValueError, TypeError):
+            metric = json.loads(comment[0] or "{}").get("vectorops", {}).get("metric") if comment else None
+        metric = metric or self._index_metric()
+        count = conn.execute(f"SELECT count(*) FROM {self._table}").fetchone()
+        return DestinationInfo(exists=True, dimension=dimension, metric=metric, count=int(count[0]) if count else 0)
+
+    def _index_metric(self) -> str | None:
+        """The metric of an HNSW/IVFFlat index on ``embedding`` (a table vectorops did not create)."""
+        rows = self._connect().execute(
+            """
+            SELECT opc.opcname FROM pg_index i
+            JOIN pg_class c ON c.oid = i.indrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_opclass opc ON opc.oid = i.indclass[0]
+            WHERE n.nspname = %s AND c.relname = %s
+            """,
+            (self.schema, self.table_name),
+        ).fetchall()
+        by_opclass = {v: k for k, v in _OPCLASS.items()}
+        for (name,) in rows:
+            if name in by_opclass:
+                return by_opclass[name]
+        return None
+
+    def ensure(self, dimension: int, metric: str) -> None:
+        info = self.describe()
+        if info.exists:
+            if info.dimension not in (None, dimension) or (info.metric is not None and info.metric != metric):
+                raise DestinationMismatchError(
+                    f"{self.address}: the table holds vectors of dimension {info.dimension} and metric "
+                    f"{info.metric}; the manifest asks for {dimension} and {metric}",
+                    hint="Point the environment at a table made for this embedding, or change the manifest's embedding.",
+                )
+            return
+        conn = self._connect()
+        with conn.transaction():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(self.schema)}")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._table} "
+                f"(id text PRIMARY KEY, embedding vector({int(dimension)}) NOT NULL, metadata jsonb NOT NULL DEFAULT '{{}}')"
+            )
+            comment = json.dumps({"vectorops": {"metric": metric}})
+            conn.execute(f"COMMENT ON TABLE {self._table} IS {_literal(comment)}")
+        self._vector_registered = False
+
+    def _exists(self) -> bool:
+        row = self._connect().execute("SELECT to_regclass(%s)", (self._table,)).fetchone()
+        return bool(row and row[0])
+
+    # -- reading records -------------------------------------------------------------------------
+
+    def iter_ids(self, batch_size: int = 100_000) -> Iterator[list[str]]:
+        if not self._exists():
+            return
+        conn = self._connect()
+        with conn.transaction(), conn.cursor(name="vectorops_ids") as cur:
+            cur.itersize = batch_size
+            cur.execute(f"SELECT id FROM {self._table}")
+            while rows := cur.fetchmany(batch_size):
+                yield [r[0] for r in rows]
+
+    def all_ids(self, expected: pa.Array | None = None, progress: Callable[[int], None] | None = None) -> pa.Array:
+        """Every id through a server-side cursor, 100k a round trip (1M ids: about a second)."""
+        chunks, listed = [], 0
+        for batch in self.iter_ids():
+            chunks.append(pa.array(batch, pa.string()))
+            listed += len(batch)
+            if progress is not None:
+                progress(listed)
+        return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+
+    def _batch(self, rows: list[tuple[Any, ...]]) -> RecordBatch:
+        dimension = self._dimension()
+        ids = [r[0] for r in rows]
+        vectors = np.stack([_array(r[1]) for r in rows]) if rows else np.zeros((0, dimension), np.float32)
+        return RecordBatch.from_rows(ids, vectors, [r[2] or {} for r in rows], dimension)
+
+    def _dimension(self) -> int:
+        if self._info is None:
+            self._info = self.describe()
+        return self._info.dimension or 0
+
+    def fetch(self, ids: Sequence[str]) -> RecordBatch:
+        if not ids or not self._exists():
+            return self._batch([])
+        conn = self._vectors()
+        rows: list[tuple[Any, ...]] = []
+        unique = list(dict.fromkeys(ids))
+        with conn.cursor(binary=True) as cur:
+            for i in range(0, len(unique), ID_CHUNK):
+                cur.execute(
+                    f"SELECT id, embedding, metadata FROM {self._table} WHERE id = ANY(%s)", (unique[i : i + ID_CHUNK],)
+                )
+                rows.extend(cur.fetchall())
+        return self._batch(rows)
+
+    def iter_records(self, batch_size: int = CURSOR_ROWS, expected: pa.Array | None = None) -> Iterator[RecordBatch]:
+        if not self._exists():
+            return
+        conn = self._vectors()
+        with conn.transaction(), conn.cursor(name="vectorops_records", binary=True) as cur:
+            cur.itersize = batch_size
+            cur.execute(f"SELECT id, embedding, metadata FROM {self._table}")
+            while rows := cur.fetchmany(batch_size):
+                yield self._batch(rows)
+
+    # -- writing records -------------------------------------------------------------------------
+
+    def _stage(self, conn: psycopg.Connection[Any], batches: Iterable[RecordBatch]) -> Iterator[int]:
+        """Binary-COPY the batches into a temporary table of this transaction, yielding each batch's size."""
+        from psycopg.types.json import Jsonb
+
+        conn.execute(
+            f"CREATE TEMP TABLE _vectorops_stage (LIKE {self._table} INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+        for batch in batches:
+            if not len(batch):
+                continue
+            metadata = canonical_metadata_array(batch).to_pylist()
+            vectors = np.ascontiguousarray(batch.vectors, dtype=np.float32)
+            with conn.cursor().copy(
+                "COPY _vectorops_stage (id, embedding, metadata) FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["text", "vector", "jsonb"])
+                for vid, vec, meta in zip(batch.ids.to_pylist(), vectors, metadata):
+                    copy.write_row((vid, vec, Jsonb(meta, dumps=_as_is)))
+            yield len(batch)
+
+    def _merge_stage(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(
+            f"INSERT INTO {self._table} (id, embedding, metadata) SELECT id, embedding, metadata FROM _vectorops_stage "
+            "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding, metadata = EXCLUDED.metadata"
+        )
+
+    def _delete_in(self, conn: psycopg.Connection[Any], ids: Sequence[str]) -> None:
+        for i in range(0, len(ids), ID_CHUNK):
+            conn.execute(f"DELETE FROM {self._table} WHERE id = ANY(%s)", (list(ids[i : i + ID_CHUNK]),))
+
+    def apply_changes(self, batches: Iterable[RecordBatch], delete_ids: Sequence[str]) -> Iterator[int]:
+        """``capabilities.single_commit``: every upsert and delete of an apply in ONE transaction.
+
+        Yields how many records were staged as they are staged (progress); the table changes
+        only at the ``COMMIT`` after the last batch, all at once. Abandoning the iterator (an
+        exception, a kill) rolls everything back.
+        """
+        conn = self._vectors()
+        with conn.transaction():
+            yield from self._stage(conn, batches)
+            self._merge_stage(conn)
+            self._delete_in(conn, delete_ids)
+
+    def upsert(self, batch: RecordBatch) -> None:
+        if not len(batch):
+            return
+        conn = self._vectors()
+        with conn.transaction():
+            for _ in self._stage(conn, [batch]):
+                pass
+            self._merge_stage(conn)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if not ids or not self._exists():
+            return
+        conn = self._connect()
+        with conn.transaction():
+            self._delete_in(conn, ids)
+
+    def query(self, vector: np.ndarray, top_k: int) -> list[str]:
+        info = self.describe()
+        operator = _OPERATOR[info.metric or "cosine"]
+        conn = self._vectors()
+        with conn.transaction():
+            conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, 2 * int(top_k))}")
+            rows = conn.execute(
+                f"SELECT id FROM {self._table} ORDER BY embedding {operator} %s LIMIT %s",
+                (np.asarray(vector, dtype=np.float32), int(top_k)),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def check_records(self, batch: RecordBatch, dimension: int) -> list[str]:
+        """PostgreSQL text and jsonb cannot hold the NUL character, and an id may not be empty."""
+        problems = []
+        ids = batch.id_list
+        empty = [i for i in ids if not i]
+        if empty:
+            problems.append(f"{len(empty)} record(s) with an empty id")
+        nul_ids = [i for i in ids if _NUL in i]
+        if nul_ids:
+            problems.append(f"ids containing the NUL character, which PostgreSQL text cannot hold: {_sample(nul_ids)}")
+        nul_meta = [i for i, m in zip(ids, canonical_metadata_array(batch).to_pylist()) if "\\u0000" in m]
+        if nul_meta:
+            problems.append(f"metadata containing the NUL character, which PostgreSQL jsonb cannot hold: {_sample(nul_meta)}")
+        return problems
+
+    def after_apply(self) -> None:
+        """Build the HNSW index once the table holds data (first apply), and refresh the planner's statistics."""
+        self._info = None
+        info = self.describe()
+        if not info.exists or info.count == 0:
+            return
+        conn = self._connect()
+        if info.dimension is not None and info.dimension <= HNSW_MAX_DIMENSION and info.metric in _OPCLASS:
+            name = _q(_index_name(self.table_name))
+            conn.execute(
+                f"CREATE INDEX IF NOT EXISTS {name} ON {self._table} USING hnsw (embedding {_OPCLASS[info.metric]})"
+            )
+        conn.execute(f"ANALYZE {self._table}")
+
+    # -- vectorops documents -------------------------------------------------------------------
+
+    def _state_exists(self, conn: psycopg.Connection[Any]) -> bool:
+        row = conn.execute("SELECT to_regclass(%s)", (self._state,)).fetchone()
+        return bool(row and row[0])
+
+    def read_doc(self, key: str) -> dict[str, Any] | None:
+        with self._docs_guard:
+            conn = self._docs()
+            if not self._state_exists(conn):
+                return None
+            row = conn.execute(f"SELECT doc FROM {self._state} WHERE key = %s", (self._prefix + key,)).fetchone()
+        return None if row is None else _parse_doc(row[0], self.address, key)
+
+    def write_doc(self, key: str, doc: dict[str, Any]) -> None:
+        self.write_docs({key: doc})
+
+    def write_docs(self, docs: dict[str, dict[str, Any]]) -> None:
+        """Every document in one transaction: all land or none does."""
+        if not docs:
+            return
+        with self._docs_guard:
+            conn = self._docs()
+            with conn.transaction():
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(self.schema)}")
+                conn.execute(f"CREATE TABLE IF NOT EXISTS {self._state} (key text PRIMARY KEY, doc text NOT NULL)")
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        f"INSERT INTO {self._state} (key, doc) VALUES (%s, %s) "
+                        "ON CONFLICT (key) DO UPDATE SET doc = EXCLUDED.doc",
+                        [(self._prefix + k, json.dumps(d, sort_keys=True)) for k, d in docs.items()],
+                    )
+
+    def delete_doc(self, key: str) -> None:
+        with self._docs_guard:
+            conn = self._docs()
+            if self._state_exists(conn):
+                conn.execute(f"DELETE FROM {self._state} WHERE key = %s", (self._prefix + key,))
+
+    def _doc_rows(self, prefix: str, columns: str) -> list[tuple[Any, ...]]:
+        with self._docs_guard:
+            conn = self._docs()
+            if not self._state_exists(conn):
+                return []
+            return conn.execute(
+                f'SELECT {columns} FROM {self._state} WHERE starts_with(key, %s) ORDER BY key COLLATE "C"',
+                (self._prefix + prefix,),
+            ).fetchall()
+
+    def list_docs(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        strip = len(self._prefix)
+        return [(k[strip:], _parse_doc(d, self.address, k[strip:])) for k, d in self._doc_rows(prefix, "key, doc")]
+
+    def list_doc_keys(self, prefix: str) -> list[str]:
+        strip = len(self._prefix)
+        return [k[strip:] for (k,) in self._doc_rows(prefix, "key")]
+
+    @contextlib.contextmanager
+    def critical_section(self) -> Iterator[None]:
+        """A PostgreSQL advisory lock on a key derived from the table around state read-modify-write.
+
+        Session-level, on the documents connection: two processes (on any machines) never both win
+        vectorops' lease, and a holder that dies releases it with its session. Threads of this
+        process are kept apart by ``_section_lock``, since an advisory lock is re-entrant within
+        one session; ``_docs_guard`` is held only per statement, so the lease heartbeat can renew
+        the lock while an apply's write holds the section (``StateStore.fenced``).
+        """
+        with self._section_lock:
+            outermost = self._section_depth == 0
+            key = _advisory_key(self.schema, self.table_name)
+            if outermost:
+                with self._docs_guard:
+                    self._docs().execute("SELECT pg_advisory_lock(%s)", (key,))
+            self._section_depth += 1
+            try:
+                yield
+            finally:
+                self._section_depth -= 1
+                conn = self._docs_conn
+                if outermost and conn is not None and not conn.closed:
+                    with self._docs_guard, contextlib.suppress(Exception):
+                        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def close(self) -> None:
+        for conn in (self._conn, self._docs_conn):
+            if conn is not None and not conn.closed:
+                conn.close()
+        self._conn = self._docs_conn = None
+
+
+def _array(value: Any) -> np.ndarray:
+    """A loaded ``vector`` as float32 (pgvector's loader gives a ``Vector`` in recent releases, an array in older ones)."""
+    to_numpy = getattr(value, "to_numpy", None)
+    return np.asarray(to_numpy() if to_numpy is not None else value, dtype=np.float32)
+
+
+def _as_is(text: str) -> str:
+    """``Jsonb(text, dumps=_as_is)``: canonical JSON text goes to COPY as jsonb without a parse and re-dump."""
+    return text
+
+
+def _advisory_key(schema: str, table: str) -> int:
+    """A signed 64-bit advisory-lock key for ``schema.table`` (stable across processes and versions)."""
+    digest = hashlib.blake2b(f"vectorops:{schema}.{table}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _index_name(table: str) -> str:
+    return f"{table}_embedding_hnsw"[:63]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _sample(ids: list[str], n: int = 5) -> str:
+    shown = ", ".join(repr(i) for i in ids[:n])
+    return shown + (f" and {len(ids) - n} more" if len(ids) > n else "")
+
+
+def _parse_doc(text: str, address: str, key: str) -> dict[str, Any]:
+    from reconciler.errors import StateError
+
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise StateError(
+            f"{address}: vectorops' document '{key}' is not valid JSON",
+            hint="Rebuild vectorops' state with `vectorops import ENV --version REV`.",
+        )
+    return doc
+
+
+__all__ = ["PgvectorDestination", "PgvectorSettings"]
