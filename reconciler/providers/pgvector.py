@@ -143,8 +143,9 @@ class PgvectorDestination(Destination):
     # -- connection and errors -------------------------------------------------------------------
 
     def _secrets(self) -> list[str]:
-        """The DSN and the password inside it: masked in every message."""
-        out = [self._dsn]
+        """The password inside the DSN: masked in every message (the host and port stay, so an
+        unreachable server is named; the DSN itself is never put in a message)."""
+        out: list[str] = []
         with contextlib.suppress(ValueError):
             password = urlsplit(self._dsn).password
             if password:

@@ -95,22 +95,26 @@ def test_a_plugin_types_settings_are_validated_with_positions(tmp_path: Path, pl
     assert "vectorops.yaml:13:7: missing required key 'name' in environments.staging.destination" in msg
 
 
-def test_unknown_type_names_the_package_to_install(tmp_path: Path) -> None:
-    msg = error(tmp_path, "pgvector", "table: docs")
-    assert "vectorops.yaml:13:7: environments.staging.destination: Input tag 'pgvector'" in msg
-    assert "pip install 'vectorops[pgvector]'" in msg
+def test_unknown_type_names_the_package_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.providers import registry
+
+    # every first-party type is built in today; one that ships in an extra of its own is named so
+    monkeypatch.setitem(registry.KNOWN_PACKAGES, "weaviate", "vectorops[weaviate]")
+    msg = error(tmp_path, "weaviate", "table: docs")
+    assert "vectorops.yaml:13:7: environments.staging.destination: Input tag 'weaviate'" in msg
+    assert "pip install 'vectorops[weaviate]'" in msg
 
 
 def test_unknown_type_suggests_the_closest_installed_type(tmp_path: Path) -> None:
     msg = error(tmp_path, "pincone", "index: docs")
     assert "No installed package provides destination type 'pincone'. Did you mean 'pinecone'?" in msg
-    assert "Installed types: lancedb, pinecone, qdrant" in msg
+    assert "Installed types: lancedb, pgvector, pinecone, qdrant" in msg
     assert "entry-point group vectorops.destinations" in msg
 
 
 def test_installed_plugin_types_are_listed_as_available(tmp_path: Path, plugins: Path) -> None:
     msg = error(tmp_path, "milvus")
-    assert "Installed types: broken, lancedb, memory, pinecone, qdrant, wrongname" in msg
+    assert "Installed types: broken, lancedb, memory, pgvector, pinecone, qdrant, wrongname" in msg
 
 
 def test_a_broken_plugin_is_a_manifest_error_naming_its_package(tmp_path: Path, plugins: Path) -> None:

@@ -136,7 +136,7 @@ def test_unknown_key_at_each_level(tmp_path: Path, edit, where: str, key: str, o
         (lambda t: t.replace("    path: data/docs.parquet\n", ""), "vectorops.yaml:4:5: missing required key 'path' in datasets.docs. Add it."),
         (lambda t: t.replace("      dimension: 16\n", ""), "vectorops.yaml:6:7: missing required key 'dimension' in datasets.docs.embedding. Add it."),
         (lambda t: t.replace("      table: docs_staging\n", ""), "vectorops.yaml:13:7: missing required key 'table' in environments.staging.destination. Add it."),
-        (lambda t: t.replace("      type: lancedb\n", ""), "vectorops.yaml:13:7: missing required key 'type' in environments.staging.destination. Add type: lancedb or type: pinecone or type: qdrant."),
+        (lambda t: t.replace("      type: lancedb\n", ""), "vectorops.yaml:13:7: missing required key 'type' in environments.staging.destination. Add type: lancedb or type: pinecone or type: qdrant or type: pgvector."),
     ],
     ids=["version", "path", "dimension", "table", "destination-type"],
 )
