@@ -88,6 +88,10 @@ def main_() -> None:
     first = repo.git("rev-list", "--max-parents=0", "HEAD")
     shards = DatasetRepo(repo.root, repo.remote, "data/shards", "parquet", "fixed_size_list")
     shards.commit_shards([good[:15], [*good[15:], dict(good[0])]], tag="dup-across-files")
+    import pyarrow as pa
+
+    repo.commit_table(pa.table({"id": pa.array([], pa.string()), "vector": pa.array([], pa.list_(pa.float32(), DIM)),
+                                "title": pa.array([], pa.string())}), tag="empty")
     repo.commit_version(make_records(10, DIM, seed=8), tag="unpushed", push=False)
     clone = repo.clone(tmp / "clone")
 
@@ -237,7 +241,18 @@ def main_() -> None:
 
         open_destination(load_manifest(str(mpath)), "staging").write_doc("state", {"serial": "many"})
 
+    def corrupt_lock() -> None:
+        from reconciler.manifest import load_manifest
+        from reconciler.providers import open_destination
+
+        mpath.write_text(manifest(version="v2"))
+        run([*m, "import", "staging", "--version", "v1", "--auto-approve"], work)
+        open_destination(load_manifest(str(mpath)), "staging").write_doc("lock", {"id": 7, "owner": None})
+
     cases += [
+        Case("dataset", "a version with 0 records (without `policy.allow_empty: true`)", [*m, "plan"], write(manifest(version="empty"))),
+        Case("state", "unreadable lock document (`force-unlock ENV unreadable` removes it)", [*m, "force-unlock", "staging", "not-the-id"],
+             corrupt_lock),
         Case("plan file", "corrupt plan file", [*m, "apply", str(planfile)], lambda: (mpath.write_text(manifest()), planfile.write_text("{not a plan"))),
         Case("plan file", "plan for an environment the manifest lacks", [*m, "apply", str(planfile)],
              saved_plan(lambda: mpath.write_text(manifest(version="v2").replace("  staging:", "  other:")))),
@@ -263,6 +278,8 @@ def main_() -> None:
     os.environ["PINECONE_CONTROLLER_HOST"] = server.url
     os.environ[KEY_ENV] = KEY
     url = server.url
+    cases.append(Case("destination", "Pinecone `host:` that does not serve the index (404)", [*m, "plan"],
+                      write(manifest(dest=pinecone + f"      host: {url}\n"))))
     rows = []
     try:
         for case in cases:

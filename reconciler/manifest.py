@@ -345,9 +345,12 @@ def _format_validation_error(exc: ValidationError, pos: Positions, types: tuple[
     # a pasted key must never be echoed back; pattern hints say how each type's fields are spelled
     secret_fields = frozenset(f for t in types for f in t.secret_env_fields)
     pattern_hints = {f: h for t in types for f, h in t.pattern_hints.items()}
+    hints_of_type = {t.type_name(): t.pattern_hints for t in types}
     lines = []
     for err in exc.errors():
         loc = err["loc"]
+        # the destination type the error is about: its own hints win over another type's same field
+        tag = next((p for i, p in enumerate(loc) if p in tags and i > 0 and loc[i - 1] == "destination"), None)
         # pydantic inserts the union tag ("lancedb") into locations of tagged unions; drop it
         clean: list[Any] = []
         for i, part in enumerate(loc):
@@ -385,7 +388,8 @@ def _format_validation_error(exc: ValidationError, pos: Positions, types: tuple[
             if secret and kind == "string_pattern_mismatch":
                 msg = f"{dotted}: is not an environment variable name"
             if kind == "string_pattern_mismatch":
-                hint = pattern_hints.get(str(path[-1]) if path else "", _NAME_HINT)
+                field = str(path[-1]) if path else ""
+                hint = hints_of_type.get(str(tag), {}).get(field) or pattern_hints.get(field, _NAME_HINT)
         lines.append(f"{where}: {msg}. {hint}")
     return ManifestError("invalid manifest:\n" + "\n".join(f"  {line}" for line in lines))
 

@@ -190,6 +190,7 @@ def test_api_key_env_that_is_not_a_variable_name_is_not_echoed(tmp_path: Path) -
     msg = error(tmp_path, text)
     assert "vectorops.yaml:15:20: environments.staging.destination.api_key_env: is not an environment variable name." in msg
     assert "Give the NAME of the environment variable that holds the key" in msg
+    assert "e.g. PINECONE_API_KEY" in msg  # the hint of the type at hand, not of another type's field of that name
     assert "SECRET" not in msg
 
 
