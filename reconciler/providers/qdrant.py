@@ -286,6 +286,16 @@ class QdrantDestination(Destination):
                 f"{where}: Qdrant at {self.url or self.path} could not be reached ({self._redact(describe_exception(cause))})",
                 hint="Check that the server is running and the url in the manifest is right, then run the command again.",
             )
+        if isinstance(exc, (ValueError, AssertionError)) and _raised_in_local_mode(exc):
+            # local mode answers what a server answers with 404/400 by raising ValueError (e.g.
+            # "Collection docs not found") or failing an assertion (a vector of another size)
+            missing = "not found" in str(exc).lower()
+            return (DestinationError if missing else DestinationRejectedError)(
+                f"{where}: {self._redact(describe_exception(exc))}",
+                hint="Run `vectorops plan` again; if the collection was deleted, `vectorops apply` creates it."
+                if missing
+                else "The local Qdrant collection refused the request; the message above says why.",
+            )
         translated = super().translate_error(exc, doing)
         if translated is not None:
             translated.message = self._redact(translated.message)
@@ -633,3 +643,13 @@ def check_records(batch: RecordBatch, dimension: int) -> list[str]:
 
 
 __all__ = ["COSINE_TOLERANCE", "ID_FIELD", "POINT_NAMESPACE", "QdrantDestination", "QdrantSettings", "check_records", "point_id"]
+
+
+def _raised_in_local_mode(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside qdrant-client's embedded local mode (``qdrant_client.local``)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").startswith("qdrant_client.local"):
+            return True
+        tb = tb.tb_next
+    return False

@@ -62,3 +62,28 @@ def _example_plugin_contract() -> type[DestinationContract]:
 
 
 TestExamplePluginJsonDir = _example_plugin_contract()
+
+
+class TestPgvector(DestinationContract):
+    """A real PostgreSQL + pgvector (tests/fixtures/postgres.py), a schema of its own per test."""
+
+    @pytest.fixture
+    def open_destination(self, tmp_path: Path, pg_env: str, pg_schema: str) -> Opener:
+        pytest.importorskip("psycopg")
+        from fixtures.postgres import DSN_ENV
+        from reconciler.providers.pgvector import PgvectorSettings
+
+        settings = PgvectorSettings.model_validate({"type": "pgvector", "dsn_env": DSN_ENV, "schema": pg_schema, "table": "docs"})
+        return lambda: settings.open(_context(tmp_path))
+
+
+class TestQdrant(DestinationContract):
+    """qdrant-client's embedded local mode in a folder of its own per test."""
+
+    @pytest.fixture
+    def open_destination(self, tmp_path: Path, qdrant_folder: Path) -> Opener:
+        pytest.importorskip("qdrant_client")
+        from reconciler.providers.qdrant import QdrantSettings
+
+        settings = QdrantSettings.model_validate({"type": "qdrant", "path": str(qdrant_folder), "collection": "docs"})
+        return lambda: settings.open(_context(tmp_path))
