@@ -291,7 +291,16 @@ def parse_yaml_with_positions(text: str, file: str, *, echo: bool = True) -> tup
     pos = Positions(file=file)
     if len(text) > MAX_YAML_BYTES:
         raise ManifestError(f"{file}:1:1: the file is larger than {MAX_YAML_BYTES:,} bytes", hint="Check that the path names the right file.")
-    loader = _BoundedLoader(text, file)
+    try:
+        loader = _BoundedLoader(text, file)  # the reader refuses control characters as it is built
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        where = f"{file}:{before.count(chr(10)) + 1}:{exc.position - (before.rfind(chr(10)) + 1) + 1}"
+        character = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+        raise ManifestError(
+            f"{where}: invalid YAML: the control character U+{character:04X} is not allowed in YAML",
+            hint="Remove it; YAML files hold printable text only.",
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:
