@@ -67,7 +67,7 @@ def timed_inner_plan(ws: Workspace, cache: Path) -> dict[str, float]:
 def inner_plan(manifest: str, env_name: str) -> None:
     t0 = time.perf_counter()
     from reconciler.manifest import load_manifest
-    from reconciler.plan import build_plan
+    from reconciler.engine.plan import build_plan
 
     t1 = time.perf_counter()
     m = load_manifest(manifest)

@@ -205,7 +205,7 @@ def validate(canaries: bool) -> None:
         ds.read_schema(src, version)
         lines.append(f"  {name}: {env.dataset} @ {env.version} ({version.commit[:7]}, digest {version.digest[:12]})")
         if canaries and env.validation is not None:
-            from reconciler.validation import check_canary_file
+            from reconciler.engine.validation import check_canary_file
 
             n = check_canary_file(m, name, version)
             lines.append(f"    canaries: {env.validation.canaries}: {plural(n, 'query', 'queries')} OK")
@@ -233,7 +233,7 @@ def plan(
     environments: tuple[str, ...], refresh: str, replace: bool, allow_deletes: bool, as_json: bool, out_file: str | None, detailed_exitcode: bool
 ) -> None:
     """Show what apply would change, and any drift."""
-    from reconciler.plan import build_plan
+    from reconciler.engine.plan import build_plan
     from reconciler.render.human import render_plan
 
     m = _manifest()
@@ -290,7 +290,7 @@ def _confirm(question: str, hint: str = "Re-run with --auto-approve (in CI), or 
 
 
 def _run_apply(m: Any, p: Any, *, saved: bool, operation: str = "apply") -> None:
-    from reconciler.apply import ApplyHooks, apply_plan
+    from reconciler.engine.apply import ApplyHooks, apply_plan
 
     reporter = _ProgressReporter()
     results = []
@@ -311,7 +311,7 @@ def _run_apply(m: Any, p: Any, *, saved: bool, operation: str = "apply") -> None
     failed = False
     for r in results:
         if r.validation is not None:
-            from reconciler.validation import render_validation
+            from reconciler.engine.validation import render_validation
 
             out(f"{r.name}: canaries")
             out(render_validation(r.validation))
@@ -344,7 +344,7 @@ def _run_apply(m: Any, p: Any, *, saved: bool, operation: str = "apply") -> None
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 def apply(targets: tuple[str, ...], refresh: str, replace: bool, allow_deletes: bool, auto_approve: bool) -> None:
     """Apply the plan (asks first), or exactly a saved PLANFILE."""
-    from reconciler.plan import Plan, build_plan
+    from reconciler.engine.plan import Plan, build_plan
     from reconciler.render.human import render_plan
 
     plan_files = [t for t in targets if Path(t).is_file()]
@@ -419,7 +419,7 @@ def _check_plan_manifest(m: Any, p: Any, path: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def show(planfile: str, as_json: bool) -> None:
     """Print a saved plan as `plan` printed it."""
-    from reconciler.plan import Plan
+    from reconciler.engine.plan import Plan
     from reconciler.render.human import render_plan
 
     data = Plan.load(planfile).to_json()
@@ -438,7 +438,7 @@ def status(environments: tuple[str, ...], as_json: bool) -> None:
     from reconciler import dataset as ds
     from reconciler.providers import destination_address, open_destination
     from reconciler.render.human import render_status
-    from reconciler.state import StateStore
+    from reconciler.engine.state import StateStore
 
     m = _manifest()
     rows = []
@@ -492,9 +492,9 @@ def history(environment: str, limit: int | None, as_json: bool) -> None:
     """Every apply on ENVIRONMENT, newest first."""
     from reconciler.providers import open_destination
     from reconciler.render.human import render_history
-    from reconciler.state import StateStore
+    from reconciler.engine.state import StateStore
 
-    from reconciler.state import interrupted_entry
+    from reconciler.engine.state import interrupted_entry
 
     m = _manifest()
     (name,) = m.environment_names([environment])
@@ -563,7 +563,7 @@ def versions(dataset: str, limit: int | None, as_json: bool) -> None:
 def force_unlock(environment: str, lock_id: str) -> None:
     """Release a stuck lock (use the id the lock error printed)."""
     from reconciler.providers import open_destination
-    from reconciler.state import StateStore
+    from reconciler.engine.state import StateStore
 
     m = _manifest()
     (name,) = m.environment_names([environment])
@@ -579,7 +579,7 @@ def force_unlock(environment: str, lock_id: str) -> None:
 def drift(environments: tuple[str, ...], refresh: str, as_json: bool) -> None:
     """Drift check only: exit 2 where the destination differs from what vectorops recorded."""
     from reconciler.errors import StateError
-    from reconciler.plan import has_drift, plan_environment
+    from reconciler.engine.plan import has_drift, plan_environment
     from reconciler.render.human import drift_line, id_lines
 
     if refresh == "none":
@@ -588,7 +588,7 @@ def drift(environments: tuple[str, ...], refresh: str, as_json: bool) -> None:
     rows = []
     for name in m.environment_names(environments):
         from reconciler.providers import open_destination
-        from reconciler.state import StateStore
+        from reconciler.engine.state import StateStore
 
         dest = open_destination(m, name)
         st = StateStore(dest).load()
@@ -637,10 +637,10 @@ def drift(environments: tuple[str, ...], refresh: str, as_json: bool) -> None:
 def rollback(environment: str, to_rev: str | None, auto_approve: bool) -> None:
     """Apply the previously deployed version (or --to REV), as a diff."""
     from reconciler.errors import StateError
-    from reconciler.plan import Plan, plan_environment
+    from reconciler.engine.plan import Plan, plan_environment
     from reconciler.providers import open_destination
     from reconciler.render.human import render_plan
-    from reconciler.state import StateStore
+    from reconciler.engine.state import StateStore
 
     m = _manifest()
     (name,) = m.environment_names([environment])
@@ -675,7 +675,7 @@ def promote(src: str, dst: str) -> None:
     from reconciler.errors import StateError
     from reconciler.promote import promote as rewrite
     from reconciler.providers import open_destination
-    from reconciler.state import StateStore
+    from reconciler.engine.state import StateStore
 
     m = _manifest()
     m.environment_names([src, dst])
@@ -704,7 +704,7 @@ def promote(src: str, dst: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON (implies no prompt unless --auto-approve).")
 def import_(environment: str, rev: str, refresh: str, auto_approve: bool, as_json: bool) -> None:
     """Adopt an existing index as deployed at REV, reporting how far it differs."""
-    from reconciler.adopt import compare_for_import, record_import
+    from reconciler.engine.adopt import compare_for_import, record_import
     from reconciler.render.human import drift_line, id_lines
 
     m = _manifest()
@@ -746,7 +746,7 @@ def import_(environment: str, rev: str, refresh: str, auto_approve: bool, as_jso
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="Parquet file to write.")
 def export(environment: str, out_file: str) -> None:
     """Write the live index (ids, vectors, metadata) to a Parquet dataset file for `dvc add`."""
-    from reconciler.adopt import export_environment
+    from reconciler.engine.adopt import export_environment
     from reconciler.providers import open_destination
 
     m = _manifest()

@@ -29,12 +29,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from reconciler.diff import hash_batch
+from reconciler.engine.hashing import hash_batchNone
 from reconciler.errors import DestinationError, DestinationMismatchError, LockError
 from reconciler.providers.base import Capabilities, Destination
 from reconciler.providers.memory import MemoryDestination
 from reconciler.records import RecordBatch
-from reconciler.state import STATE_FORMAT_VERSION, StateStore
+from reconciler.engine.state import STATE_FORMAT_VERSION, StateStore
 
 DIMENSION = 8
 Opener = Callable[[], Destination]

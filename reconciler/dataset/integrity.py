@@ -186,7 +186,7 @@ def _identity(path: str) -> str:
 
 
 def _marker(path: str, md5: str) -> Path:
-    from reconciler.diff import cache_dir
+    from reconciler.caches import cache_dirNone
 
     key = hashlib.sha256(f"{_identity(path)}|{md5}".encode()).hexdigest()
     return cache_dir() / "verified" / key[:2] / key

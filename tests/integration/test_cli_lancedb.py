@@ -357,7 +357,7 @@ def test_versions_newest_first(ws: Workspace, versions_repo: DatasetRepo) -> Non
 
 def _hold_lock(ws: Workspace, owner: str, monkeypatch: pytest.MonkeyPatch) -> str:
     from reconciler.providers.lancedb import LanceDBDestination
-    from reconciler.state import StateStore
+    from reconciler.engine.state import StateStore
 
     monkeypatch.setenv("VECTOROPS_ACTOR", owner)
     lock = StateStore(LanceDBDestination(uri=str(ws.db_uri), table=TABLE)).acquire("apply")

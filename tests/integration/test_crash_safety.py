@@ -25,7 +25,7 @@ from fixtures.manifests import environment, lancedb_destination, pinecone_destin
 from fixtures.records import KnownVersions
 from fixtures.repo import DatasetRepo
 from reconciler.providers.lancedb import LanceDBDestination
-from reconciler.state import Lock, StateStore, iso, now
+from reconciler.engine.state import Lock, StateStore, iso, now
 from tests.pinecone_server import PineconeServer
 
 LANCE = lancedb_destination("docs")  # the `staging` destination; uri "db" is in each project's own folder

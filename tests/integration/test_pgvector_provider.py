@@ -13,7 +13,7 @@ pytest.importorskip("psycopg")
 pytest.importorskip("pgvector")
 
 from fixtures.postgres import DSN_ENV  # noqa: E402
-from reconciler.diff import hash_batch  # noqa: E402
+from reconciler.engine.hashing import hash_batch  # noqa: E402
 from reconciler.errors import DestinationConfigError, DestinationError  # noqa: E402
 from reconciler.providers.pgvector import PgvectorDestination, PgvectorSettings  # noqa: E402
 from reconciler.providers.settings import DestinationContext  # noqa: E402

@@ -183,7 +183,7 @@ class Workspace:
     def deployed_state(self, env: str) -> Any:
         from reconciler.manifest import load_manifest
         from reconciler.providers import open_destination
-        from reconciler.state import StateStore
+        from reconciler.engine.state import StateStore
 
         return StateStore(open_destination(load_manifest(self.manifest), env)).load().deployed
 

@@ -32,7 +32,7 @@ from fixtures.repo import DatasetRepo  # noqa: E402
 from reconciler.cli import main  # noqa: E402
 from reconciler.manifest import load_manifest  # noqa: E402
 from reconciler.providers import open_destination  # noqa: E402
-from reconciler.state import StateStore  # noqa: E402
+from reconciler.engine.state import StateStore  # noqa: E402
 from tests.pinecone_server import PineconeServer  # noqa: E402
 from tests.pinecone_server.fixtures import reset_sdk_host_state  # noqa: E402
 

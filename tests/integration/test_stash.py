@@ -11,7 +11,7 @@ import numpy as np
 
 from fixtures.records import KnownVersions
 from fixtures.repo import DatasetRepo
-from reconciler import diff as d
+from reconciler import caches
 from fixtures.cli import run_vectorops
 from fixtures.manifests import environment, lancedb_destination, manifest_text
 
@@ -38,7 +38,7 @@ def test_apply_uses_the_plans_stash_and_never_rereads_the_dataset(dataset_repo_c
     repo.write_manifest(manifest("v2"))
     assert vectorops(repo, "plan") == 0  # cold for v2: hashes it and stashes the 165 changed records
 
-    stashes = list((d.cache_dir() / "stash").glob("*.arrow"))
+    stashes = list((caches.cache_dir() / "stash").glob("*.arrow"))
     assert len(stashes) == 1
     # make the dataset unreadable: no DVC cache, no remote. Only git (and the stash) remain.
     shutil.rmtree(repo.root / ".dvc" / "cache")

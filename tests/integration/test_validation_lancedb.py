@@ -22,7 +22,7 @@ from reconciler.manifest import LoadedManifest, load_manifest
 from reconciler.providers.base import Destination
 from reconciler.providers.lancedb import LanceDBDestination
 from reconciler.records import RecordBatch
-from reconciler.validation import CanaryFile, check_canaries, load_canaries, render_validation, resolve_query_vectors, run_canaries
+from reconciler.engine.validation import CanaryFile, check_canaries, load_canaries, render_validation, resolve_query_vectors, run_canaries
 
 TOP_K = 5
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from reconciler.errors import CanaryError
-from reconciler.validation import check_canaries, load_canaries, render_validation
+from reconciler.engine.validation import check_canaries, load_canaries, render_validation
 
 IDS = pa.array([f"doc-{i}" for i in range(20)], pa.string())
 

@@ -9,7 +9,10 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler import diff as d
+from reconciler.engine import diff as d
+from reconciler import canonical
+from reconciler.engine import hashing
+from reconciler.engine import index_cache
 from reconciler.errors import DatasetError
 from reconciler.records import RecordBatch
 
@@ -24,22 +27,22 @@ def index(rows: dict[str, tuple[list[float], dict]]) -> d.VersionIndex:
 
 
 def test_negative_zero_hashes_like_positive_zero() -> None:
-    vh1, _ = d.hash_batch(batch(["a"], [[0.0, 1.0]], [{}]))
-    vh2, _ = d.hash_batch(batch(["a"], [[-0.0, 1.0]], [{}]))
+    vh1, _ = hashing.hash_batch(batch(["a"], [[0.0, 1.0]], [{}]))
+    vh2, _ = hashing.hash_batch(batch(["a"], [[-0.0, 1.0]], [{}]))
     assert vh1[0] == vh2[0]
 
 
 def test_metadata_hash_ignores_key_order_and_integral_float_form() -> None:
-    _, m1 = d.hash_batch(batch(["a"], [[1.0]], [{"b": 1, "a": "x"}]))
-    _, m2 = d.hash_batch(batch(["a"], [[1.0]], [{"a": "x", "b": 1.0}]))
-    _, m3 = d.hash_batch(batch(["a"], [[1.0]], [{"a": "x", "b": 1.5}]))
+    _, m1 = hashing.hash_batch(batch(["a"], [[1.0]], [{"b": 1, "a": "x"}]))
+    _, m2 = hashing.hash_batch(batch(["a"], [[1.0]], [{"a": "x", "b": 1.0}]))
+    _, m3 = hashing.hash_batch(batch(["a"], [[1.0]], [{"a": "x", "b": 1.5}]))
     assert m1[0] == m2[0] != m3[0]
 
 
 def test_canonical_json_is_sorted_compact_utf8_and_rejects_nan() -> None:
-    assert d.canonical_json({"b": [1, 2.5], "a": "é", "n": None}) == '{"a":"é","b":[1,2.5],"n":null}'.encode()
+    assert canonical.canonical_json({"b": [1, 2.5], "a": "é", "n": None}) == '{"a":"é","b":[1,2.5],"n":null}'.encode()
     with pytest.raises(ValueError):
-        d.canonical_json({"x": float("nan")})
+        canonical.canonical_json({"x": float("nan")})
 
 
 def test_duplicate_ids_across_batches_are_named() -> None:
@@ -98,10 +101,10 @@ def test_present_but_never_written_ids_are_rewritten() -> None:
 def test_index_cache_round_trip(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("VECTOROPS_CACHE_DIR", str(tmp_path))
     idx = index({"b": ([2.0], {"k": "v"}), "a": ([1.0], {})})
-    key = d.index_cache_key("abc123", "sig")
-    assert d.load_cached_index(key) is None
-    d.store_cached_index(key, idx)
-    again = d.load_cached_index(key)
+    key = index_cache.index_cache_key("abc123", "sig")
+    assert index_cache.load_cached_index(key) is None
+    index_cache.store_cached_index(key, idx)
+    again = index_cache.load_cached_index(key)
     assert again is not None and again.table.equals(idx.table)
     assert again.ids.to_pylist() == ["a", "b"]
 
@@ -118,7 +121,7 @@ def test_column_wise_canonical_metadata_equals_canonical_json_per_row() -> None:
         }
     )
     b = RecordBatch(ids=pa.array(["a", "b", "c"]), vectors=np.zeros((3, 2), np.float32), metadata=meta)
-    assert d.canonical_metadata_array(b).to_pylist() == [d.canonical_json(row).decode() for row in b.metadata_rows()]
+    assert canonical.canonical_metadata_array(b).to_pylist() == [canonical.canonical_json(row).decode() for row in b.metadata_rows()]
 
 
 _text = st.text(st.characters(codec="utf-8"), max_size=12)
@@ -151,24 +154,24 @@ def test_canonical_metadata_equals_canonical_json_for_any_rows(rows) -> None:
             columns[key] = pa.array([r.get(key) for r in rows], kind)
     b = RecordBatch(ids=pa.array([f"r{i}" for i in range(len(rows))]), vectors=np.zeros((len(rows), 1), np.float32),
                     metadata=pa.table(columns) if columns else pa.table({"x": pa.nulls(len(rows))}).drop_columns(["x"]))
-    expected = [d.canonical_json(row).decode() for row in b.metadata_rows()]
-    assert d.canonical_metadata_array(b).to_pylist() == expected
-    _, mh = d.hash_batch(b)
+    expected = [canonical.canonical_json(row).decode() for row in b.metadata_rows()]
+    assert canonical.canonical_metadata_array(b).to_pylist() == expected
+    _, mh = hashing.hash_batch(b)
     assert mh.tolist() == [xxhash.xxh3_64_intdigest(e.encode()) for e in expected]
 
 
 def test_nan_metadata_names_the_record() -> None:
     b = RecordBatch(ids=pa.array(["a", "b"]), vectors=np.zeros((2, 2), np.float32), metadata=pa.table({"s": [1.0, float("nan")]}))
     with pytest.raises(DatasetError, match="record 'b'.*'s'"):
-        d.hash_batch(b)
+        hashing.hash_batch(b)
 
 
 def test_records_without_metadata_hash_and_slice() -> None:
     b = RecordBatch.from_rows(["a", "b"], [[1.0], [2.0]], [{}, {}], 1)
     assert len(b.take(np.array([1]))) == 1
-    _, mh = d.hash_batch(b)
+    _, mh = hashing.hash_batch(b)
     assert mh[0] == mh[1]
-    assert d.canonical_metadata_array(b).to_pylist() == ["{}", "{}"]
+    assert canonical.canonical_metadata_array(b).to_pylist() == ["{}", "{}"]
 
 
 # -- compute_diff against a plain-Python model -----------------------------------------------------
@@ -221,4 +224,4 @@ def test_hash_strings_reads_arrow_buffers_like_hashing_each_string() -> None:
     for arr in (values, values.slice(3, 70_001), pa.chunked_array([values.slice(0, 5), values.slice(9, 4)]),
                 values.cast(pa.large_string()), pa.array([], pa.string())):
         expected = [xxhash.xxh3_64_intdigest(s.encode()) for s in arr.to_pylist()]
-        assert d.hash_strings(arr).tolist() == expected
+        assert hashing.hash_strings(arr).tolist() == expected

@@ -14,7 +14,7 @@ from fixtures.state import history_entry
 from reconciler.errors import LockError
 from reconciler.providers.base import Destination, DestinationInfo
 from reconciler.records import RecordBatch
-from reconciler.state import (
+from reconciler.engine.state import (
     LOCK_KEY,
     RELEASED_AT,
     EnvState,

@@ -21,12 +21,14 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
-from reconciler import diff as d
+from reconciler.engine import diff as d
+from reconciler.engine import hashing
+from reconciler.engine import index_cache
 from reconciler.errors import DatasetError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
 from reconciler.providers import destination_address, open_destination
 from reconciler.providers.base import Destination
-from reconciler.state import EnvState, StateStore, iso, now
+from reconciler.engine.state import EnvState, StateStore, iso, now
 
 FORMAT_VERSION = "1"
 REFRESH_LEVELS = ("none", "stats", "ids", "full")
@@ -238,9 +240,9 @@ def dataset_signature(manifest: LoadedManifest, dataset: str) -> str:
 
 
 def stash_location(manifest: LoadedManifest, dataset: str, desired_digest: str, baseline_digest: str) -> Path:
-    from reconciler.stash import stash_path
+    from reconciler.engine.stash import stash_path
 
-    return stash_path(desired_digest, baseline_digest, d.signature_key(dataset_signature(manifest, dataset)))
+    return stash_path(desired_digest, baseline_digest, index_cache.signature_key(dataset_signature(manifest, dataset)))
 
 
 def version_index(
@@ -257,11 +259,11 @@ def version_index(
     table, the records that differ from it are kept for the apply that follows (``stash.py``).
     """
     from reconciler import dataset as ds
-    from reconciler.stash import StashWriter
+    from reconciler.engine.stash import StashWriter
 
     src = manifest.dataset_source(dataset)
-    key = d.index_cache_key(version.digest, dataset_signature(manifest, dataset))
-    cached = d.load_cached_index(key)
+    key = index_cache.index_cache_key(version.digest, dataset_signature(manifest, dataset))
+    cached = index_cache.load_cached_index(key)
     if cached is not None:
         return cached
     total = ds.count_records(src, version)
@@ -289,7 +291,7 @@ def version_index(
         raise
     if writer is not None:
         writer.close()
-    d.store_cached_index(key, index)
+    index_cache.store_cached_index(key, index)
     return index
 
 
@@ -312,7 +314,7 @@ def refresh_actual(
     parts = []
     done = 0
     for batch in dest.iter_records(expected=hint):
-        vh, mh = d.hash_batch(batch)
+        vh, mh = hashing.hash_batch(batch)
         parts.append(pa.table({"id": batch.ids, "vh": vh, "mh": mh}, schema=d.INDEX_SCHEMA))
         done += len(batch)
         if progress:
@@ -465,7 +467,7 @@ def plan_environment(
         if state.intent.allow_deletes and state.intent.commit == desired.commit:
             plan.allow_deletes = True  # finishing an interrupted apply keeps the approval it started with
     if env.validation is not None:  # a bad canary file is refused before anything is written
-        from reconciler.validation import check_canary_file
+        from reconciler.engine.validation import check_canary_file
 
         check_canary_file(manifest, name, desired, desired_index.ids)
     unreadable = unreadable_records(manifest, plan, desired)
@@ -483,7 +485,7 @@ def unreadable_records(manifest: LoadedManifest, plan: EnvironmentPlan, desired:
     only whether the data exists (cache or remote) for the records the stash does not hold.
     """
     from reconciler import dataset as ds
-    from reconciler.stash import unstashed
+    from reconciler.engine.stash import unstashed
 
     wanted = plan.ids.upsert
     if len(wanted) and plan.current is not None:

@@ -18,7 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from reconciler import diff as d
+from reconciler.engine import diff as d
+from reconciler import canonical
+from reconciler import caches
+from reconciler.engine import hashing
 from reconciler.records import RecordBatch
 
 #: stop stashing (and drop the stash) beyond this many vector bytes: a big change reads the dataset
@@ -27,7 +30,7 @@ MAX_STASH_BYTES = int(os.environ.get("VECTOROPS_STASH_MAX_BYTES", str(1024 * 102
 
 def stash_path(desired_digest: str, baseline_digest: str, signature_key: str) -> Path:
     name = f"{desired_digest}-from-{baseline_digest}-{signature_key}".replace(".dir", "-dir")
-    return d.cache_dir() / "stash" / f"{name}.arrow"
+    return caches.cache_dir() / "stash" / f"{name}.arrow"
 
 
 class StashWriter:
@@ -61,7 +64,7 @@ class StashWriter:
         if self._bytes > MAX_STASH_BYTES:
             self.abandon()
             return
-        table = d.records_table(picked)
+        table = canonical.records_table(picked)
         self._writer.write_table(table)
 
     def abandon(self) -> None:
@@ -86,7 +89,7 @@ def _content_keys(ids: pa.Array | pa.ChunkedArray, vh: np.ndarray, mh: np.ndarra
     table of the whole baseline every time). A collision can only leave a changed record out of
     the stash, and apply reads what the stash lacks from the dataset, so it costs time, never data.
     """
-    idh = d.hash_strings(ids)
+    idh = hashing.hash_strings(ids)
     return idh ^ (vh.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ (mh.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F))
 
 
@@ -101,7 +104,7 @@ def read_stashed(path: Path, ids: pa.Array, batch_size: int) -> tuple[list[Recor
     table = table.filter(pc.is_in(table.column("id"), value_set=ids))
     found = table.column("id").combine_chunks() if table.num_rows else pa.array([], pa.string())
     missing = ids.filter(pc.invert(pc.is_in(ids, value_set=found))) if len(found) else ids
-    batches = [d.records_from_table(table.slice(start, batch_size)) for start in range(0, table.num_rows, batch_size)]
+    batches = [canonical.records_from_table(table.slice(start, batch_size)) for start in range(0, table.num_rows, batch_size)]
     return batches, missing
 
 

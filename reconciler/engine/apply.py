@@ -21,12 +21,12 @@ from reconciler import failpoints
 from reconciler.errors import BlockedError, DatasetError, DestinationStorageError, DestinationUnavailableError, LeaseLostError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
 from reconciler.redact import redact
-from reconciler.plan import EnvironmentPlan, Plan, plan_environment, stash_location
+from reconciler.engine.plan import EnvironmentPlan, Plan, plan_environment, stash_location
 from reconciler.providers import open_destination
 from reconciler.providers.base import Destination
 from reconciler.records import RecordBatch
-from reconciler.stash import read_stashed
-from reconciler.state import Deployed, EnvState, HistoryEntry, Intent, Lock, StateStore, VersionRef, actor, interrupted_entry, iso, now
+from reconciler.engine.stash import read_stashed
+from reconciler.engine.state import Deployed, EnvState, HistoryEntry, Intent, Lock, StateStore, VersionRef, actor, interrupted_entry, iso, now
 
 WRITE_BATCH = int(os.environ.get("VECTOROPS_WRITE_BATCH", "5000"))
 #: a plan whose upserts fit in this many vector bytes is written in one step where the destination
@@ -148,7 +148,7 @@ def _check_readable(manifest: LoadedManifest, env_plan: EnvironmentPlan) -> None
     """Refuse, before anything is written (not even an empty table or an intent), a plan whose
     records cannot be read here: a saved plan made where the data was, applied where it is not."""
     from reconciler import dataset as ds
-    from reconciler.plan import unreadable_records
+    from reconciler.engine.plan import unreadable_records
 
     if not env_plan.has_changes or len(env_plan.ids.upsert) == 0:
         return
@@ -424,7 +424,7 @@ def validate_after_apply(
     it) and, with ``rollback_on_failure``, rolls the environment back to the previous version.
     """
     from reconciler import dataset as ds
-    from reconciler.validation import validate_deployment
+    from reconciler.engine.validation import validate_deployment
 
     env = manifest.model.environments[env_plan.name]
     if env.validation is None:
