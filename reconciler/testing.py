@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from reconciler.engine.hashing import hash_batchNone
+from reconciler.engine.hashing import hash_batch
 from reconciler.errors import DestinationError, DestinationMismatchError, LockError
 from reconciler.providers.base import Capabilities, Destination
 from reconciler.providers.memory import MemoryDestination

@@ -186,7 +186,7 @@ def _identity(path: str) -> str:
 
 
 def _marker(path: str, md5: str) -> Path:
-    from reconciler.caches import cache_dirNone
+    from reconciler.caches import cache_dir
 
     key = hashlib.sha256(f"{_identity(path)}|{md5}".encode()).hexdigest()
     return cache_dir() / "verified" / key[:2] / key

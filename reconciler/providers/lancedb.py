@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, StringConstraints
 
-from reconciler.canonical import records_from_table, records_tableNone
+from reconciler.canonical import records_from_table, records_table
 from reconciler.errors import DestinationError, DestinationMismatchError, DestinationStorageError, DestinationUnavailableError
 from reconciler.providers.base import Capabilities, Destination, DestinationInfo, describe_exception
 from reconciler.providers.settings import DestinationContext, DestinationSettings

@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, StringConstraints
 
-from reconciler.canonical import canonical_metadata_arrayNone
+from reconciler.canonical import canonical_metadata_array
 from reconciler.errors import (
     DestinationAuthError,
     DestinationConfigError,

@@ -226,7 +226,7 @@ def test_vectorops_reads_both_versions_back_from_the_dvc_remote(
     built: tuple[Path, subprocess.CompletedProcess[str]], v1: Version, v2: Version, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from reconciler.dataset import read_batches, resolve_version
-    from reconciler.engine.diff import VersionIndex, compute_diffNone
+    from reconciler.engine.diff import VersionIndex, compute_diff
     from reconciler.manifest import load_manifest
 
     repo, proc = built
