@@ -475,6 +475,7 @@ def status(environments: tuple[str, ...], as_json: bool) -> None:
                     else None
                 ),
                 "interrupted": st.intent.model_dump(mode="json") if st.intent else None,
+                "suspended": st.suspended.model_dump(mode="json") if st.suspended else None,
             }
         )
     if as_json:
@@ -761,6 +762,78 @@ def export(environment: str, out_file: str) -> None:
         f"[green]✓[/] wrote {n:,} records from {name} to {out_file}. Track it as a dataset version with:\n"
         f"  dvc add {out_file} && git add {tracked} {Path(out_file).parent / '.gitignore'} && git commit -m 'dataset from {name}' && dvc push"
     )
+
+
+@cli.command()
+@global_options
+@click.argument("environment")
+@click.option("--reason", default=None, help="Why (shown by status, plan and the agent's log).")
+def suspend(environment: str, reason: str | None) -> None:
+    """Stop the reconcile agent from applying ENVIRONMENT (recorded in its state; it is still planned)."""
+    from reconciler.engine.suspension import set_suspended
+
+    m = _manifest()
+    (name,) = m.environment_names([environment])
+    state, changed = set_suspended(m, name, suspended=True, reason=reason)
+    assert state.suspended is not None
+    if changed:
+        out(f"[yellow]Suspended[/] {name} ({state.suspended.describe()}). The agent plans it but does not apply it; lift it with: vectorops resume {name}")
+    else:
+        out(f"{name} is already suspended ({state.suspended.describe()}); nothing changed.")
+
+
+@cli.command()
+@global_options
+@click.argument("environment")
+def resume(environment: str) -> None:
+    """Let the reconcile agent apply ENVIRONMENT again."""
+    from reconciler.engine.suspension import set_suspended
+
+    m = _manifest()
+    (name,) = m.environment_names([environment])
+    _state, changed = set_suspended(m, name, suspended=False)
+    out(f"[green]Resumed[/] {name}: the agent applies it again at its next cycle." if changed else f"{name} is not suspended; nothing changed.")
+
+
+@cli.command()
+@global_options
+@click.argument("environments", nargs=-1)
+@click.option("--repo", default=".", show_default=True, metavar="URL|.",
+              help="Git URL (or path) of the repository to follow, cloned into a folder the agent owns; '.' reads the current checkout as it is.")
+@click.option("--branch", default="main", show_default=True, help="The branch to follow (with --repo URL).")
+@click.option("--workdir", default=None, metavar="DIR", help="Where the agent keeps its clone (default: under ~/.cache/vectorops/agent).")
+@click.option("--interval", default="5m", show_default=True, help="Time between cycles: 30s, 5m, 1h.")
+@click.option("--backoff", default="5s", show_default=True, help="First retry delay after a failure; doubles per failure, capped at the interval.")
+@click.option("--refresh", type=REFRESH, default="ids", show_default=True, help="How closely each plan reads the destination.")
+@click.option("--once", is_flag=True, help="Run one cycle and exit (1 if anything failed): for cron jobs and checks.")
+@click.option("--listen", default=None, metavar="HOST:PORT", help="Serve GET /metrics and GET /healthz here (port 0: any free port).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="Same as --listen 0.0.0.0:PORT.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="json: one object per line on stderr.")
+@click.option("--shutdown-grace", type=click.FloatRange(min=0), default=20.0, show_default=True,
+              help="Seconds a SIGTERM waits for the write batch in flight before abandoning it.")
+def reconcile(
+    environments: tuple[str, ...], repo: str, branch: str, workdir: str | None, interval: str, backoff: str, refresh: str, once: bool,
+    listen: str | None, metrics_port: int | None, log_format: str, shutdown_grace: float,
+) -> None:
+    """Keep environments in sync with the branch, like Argo CD (SPEC §11): a long-running agent.
+
+    \b
+    Each cycle fetches the branch, plans every selected environment, applies those whose manifest
+    says sync: {auto: true} (and repairs drift with self_heal: true), and reports the rest.
+    Failures are retried with backoff and never stop it; SIGTERM stops it cleanly.
+    """
+    from reconciler.agent import AgentOptions, parse_duration, run
+
+    if listen is not None and metrics_port is not None:
+        raise UsageError("--listen and --metrics-port both say where to serve metrics", hint="Give one of them.")
+    ctx_settings = click.get_current_context().find_object(Settings) or Settings()
+    options = AgentOptions(
+        repo=repo, branch=branch, manifest=ctx_settings.manifest, environments=environments,
+        interval=parse_duration(interval, "--interval"), backoff=parse_duration(backoff, "--backoff"), refresh=refresh, once=once,
+        listen=listen if listen is not None else (f"0.0.0.0:{metrics_port}" if metrics_port is not None else None),
+        log_format=log_format, shutdown_grace=shutdown_grace, workdir=workdir, verbose=_verbose(),
+    )
+    sys.exit(run(options))
 
 
 # -- entry point ---------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ and how to fix it. Anything else that escapes is a bug and is reported as one.
     │   └── StateFormatError             state written by a newer vectorops
     ├── PlanFileError
     ├── BlockedError
+    ├── ApplyStopped                     an apply asked to stop (SIGTERM to the agent) stopped between batches
     └── UsageError
 
 Callers catch a base class (``DestinationError``), never a list of leaves; the leaves exist so a
@@ -110,6 +111,11 @@ class PlanFileError(VectorOpsError):
 
 class BlockedError(VectorOpsError):
     """Apply refuses an environment the plan marked as blocked."""
+
+
+class ApplyStopped(VectorOpsError):
+    """An apply stopped between write batches because its process was asked to stop (the agent's
+    SIGTERM). Its intent stays recorded, so the next apply finishes it, as after a crash."""
 
 
 class UsageError(VectorOpsError):

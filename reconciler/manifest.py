@@ -73,6 +73,15 @@ class Policy(_Model):
     allow_empty: bool = Field(False, description="Deploy a dataset version with 0 records (refused by default: it is almost always a broken pipeline)")
 
 
+class Sync(_Model):
+    """How `vectorops reconcile` treats the environment (SPEC §11); `plan`/`apply` ignore it."""
+
+    auto: bool = Field(False, description="The reconcile agent applies this environment when its pin (or the branch's commit) moves; otherwise it only plans it and reports OutOfSync")
+    self_heal: bool = Field(
+        False, description="With auto: the agent also repairs drift found while the pin stays put (records changed behind its back); otherwise drift is only reported"
+    )
+
+
 class Environment(_Model):
     dataset: Name
     version: str = Field(min_length=1, description="The pin: a git rev (tag, branch or commit) of the dataset's repo")
@@ -81,6 +90,7 @@ class Environment(_Model):
     requires: list[Name] = Field(default_factory=list, description="Environments that must have this version applied and validated first")
     policy: Policy = Field(default_factory=Policy)
     rollback_on_failure: bool = Field(False, description="Roll back automatically when validation fails")
+    sync: Sync = Field(default_factory=Sync, description="What the reconcile agent (`vectorops reconcile`) may do on its own")
 
 
 class Manifest(_Model):
@@ -631,6 +641,11 @@ def check_meaning(m: LoadedManifest) -> list[str]:
                     f"{m.where('environments', name, 'requires', i)}: environment '{name}' requires '{req}', which deploys another dataset "
                     f"('{model.environments[req].dataset}'); requires only makes sense between environments of one dataset."
                 )
+        if env.sync.self_heal and not env.sync.auto:
+            problems.append(
+                f"{m.where('environments', name, 'sync', 'self_heal')}: environment '{name}' sets sync.self_heal without sync.auto; "
+                "the agent repairs drift only in environments it may apply. Set sync: {auto: true, self_heal: true}, or drop self_heal."
+            )
         if env.validation is not None:
             canary = m.resolve_local(env.validation.canaries)
             outside = m.outside_repository(canary)

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from reconciler import failpoints
-from reconciler.errors import BlockedError, DatasetError, DestinationStorageError, DestinationUnavailableError, LeaseLostError, PlanFileError, VectorOpsError
+from reconciler.errors import ApplyStopped, BlockedError, DatasetError, DestinationStorageError, DestinationUnavailableError, LeaseLostError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
 from reconciler.redact import redact
 from reconciler.engine.plan import EnvironmentPlan, Plan, plan_environment, stash_location
@@ -47,12 +47,22 @@ class ApplyHooks:
     on_progress: Callable[[str, int], None] = lambda env, n: None
     on_done: Callable[[str, EnvironmentResult], None] = lambda env, result: None
     on_message: Callable[[str, str], None] = lambda env, text: None
+    #: asked between write batches: True makes the apply stop there (``ApplyStopped``), its intent
+    #: recorded and its lock released, for the next apply to finish (the agent's SIGTERM)
+    should_stop: Callable[[], bool] = lambda: False
+
+    def check_stop(self, env: str) -> None:
+        if self.should_stop():
+            raise ApplyStopped(
+                f"environment '{env}': the apply stopped between write batches because vectorops was asked to stop",
+                hint="What it wrote is recorded as an interrupted apply; the next apply (or the restarted agent) finishes it.",
+            )
 
 
 @dataclass
 class EnvironmentResult:
     name: str
-    status: str  # applied | unchanged | failed | blocked | validation_failed
+    status: str  # applied | unchanged | failed | blocked | validation_failed | stopped
     counts: dict[str, int] = field(default_factory=dict)
     duration_s: float = 0.0
     version: str | None = None
@@ -167,7 +177,10 @@ def apply_environment(
     saved: bool,
     operation: str = "apply",
     destination: Destination | None = None,
+    refuse_suspended: bool = False,
 ) -> EnvironmentResult:
+    """Apply one environment's plan. ``refuse_suspended``: a suspended environment is refused
+    (the agent); otherwise it is applied with a warning (a person asked for it)."""
     if env_plan.blocked:
         raise BlockedError(f"environment '{env_plan.name}' is blocked: {env_plan.blocked}")
     _check_readable(manifest, env_plan)
@@ -182,6 +195,14 @@ def apply_environment(
     with store.locked(operation) as lock:
         state = store.load()
         _check_fresh(env_plan, state, saved, store)
+        if state.suspended is not None:  # read under the lock: a suspension made after the plan counts
+            if refuse_suspended:
+                raise BlockedError(f"environment '{env_plan.name}' is suspended ({state.suspended.describe()}); `vectorops resume {env_plan.name}` lifts it")
+            hooks.on_message(
+                env_plan.name,
+                f"warning: this environment is suspended ({state.suspended.describe()}); applying it because you asked. "
+                f"The reconcile agent leaves it alone until `vectorops resume {env_plan.name}`.",
+            )
         if not env_plan.has_changes:
             return EnvironmentResult(env_plan.name, "unchanged", dict(env_plan.changes), version=env_plan.desired["version"])
         started_at = iso(now())
@@ -306,6 +327,7 @@ def _write(
                 yield batch
                 hooks.on_progress(env_plan.name, len(batch))
                 failpoints.hit("mid-write", where=getattr(dest, "uri", dest.address))
+                hooks.check_stop(env_plan.name)  # the one commit is abandoned: the table stays empty
 
         with store.fenced(lock):  # one commit, which lands only when the stream ends
             dest.fill(streamed())
@@ -319,6 +341,7 @@ def _write(
                 _progress(state, done)
                 hooks.on_progress(env_plan.name, landed)
                 failpoints.hit("mid-write")
+                hooks.check_stop(env_plan.name)  # the transaction rolls back: nothing written
         if len(delete_ids):
             hooks.on_progress(env_plan.name, len(delete_ids))
     elif caps.single_step and vector_bytes <= SINGLE_STEP_LIMIT_BYTES:
@@ -327,6 +350,7 @@ def _write(
             with store.fenced(lock):
                 dest.upsert(_concat(batches))
         failpoints.hit("mid-write", where=getattr(dest, "uri", dest.address))
+        hooks.check_stop(env_plan.name)
         with store.fenced(lock):
             dest.delete(delete_ids.to_pylist())
         hooks.on_progress(env_plan.name, total)
@@ -335,6 +359,7 @@ def _write(
         def checked() -> Iterator[RecordBatch]:
             # a stream's requests go out as its batches arrive: each batch is checked before it is handed on
             for batch in records_for(manifest, env_plan, upsert_ids):
+                hooks.check_stop(env_plan.name)
                 store.check_held(lock)
                 yield batch
             store.check_held(lock)  # before the requests held back for the stream's end
@@ -351,6 +376,7 @@ def _write(
         deletes = delete_ids.to_pylist()
         for i in range(0, len(deletes), WRITE_BATCH):
             chunk = deletes[i : i + WRITE_BATCH]
+            hooks.check_stop(env_plan.name)
             with store.fenced(lock):
                 dest.delete(chunk)
             done += len(chunk)
@@ -381,7 +407,13 @@ def _record_progress(store: StateStore, state: EnvState, lock: Lock) -> None:
 
 
 def apply_plan(
-    manifest: LoadedManifest, plan: Plan, *, hooks: ApplyHooks | None = None, saved: bool = False, operation: str = "apply"
+    manifest: LoadedManifest,
+    plan: Plan,
+    *,
+    hooks: ApplyHooks | None = None,
+    saved: bool = False,
+    operation: str = "apply",
+    refuse_suspended: bool = False,
 ) -> list[EnvironmentResult]:
     """Apply environments in order; stop at the first that fails (error, I/O failure, blocked, failed canaries).
 
@@ -394,11 +426,14 @@ def apply_plan(
     results: list[EnvironmentResult] = []
     for env_plan in plan.environments:
         try:
-            result = apply_environment(manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation)
+            result = apply_environment(
+                manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation, refuse_suspended=refuse_suspended
+            )
             if result.status in ("applied", "unchanged"):
                 result = validate_after_apply(manifest, env_plan, result, hooks)
         except VectorOpsError as exc:
-            result = EnvironmentResult(env_plan.name, "blocked" if isinstance(exc, BlockedError) else "failed", message=redact(str(exc)))
+            status = "blocked" if isinstance(exc, BlockedError) else "stopped" if isinstance(exc, ApplyStopped) else "failed"
+            result = EnvironmentResult(env_plan.name, status, message=redact(str(exc)))
             if isinstance(exc, (DestinationStorageError, DestinationUnavailableError)):
                 result.message, result.cause = f"{result.message}\n  {_IO_HINT}", exc
         except Exception as exc:  # a full disk, a refused permission, an unreachable address: the user's to fix

@@ -69,6 +69,8 @@ class EnvironmentPlan:
     update_detail: dict[str, int] = field(default_factory=lambda: {"vector": 0, "metadata": 0})
     interrupted: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    #: who suspended the environment, when and why (``vectorops suspend``); None when it is not
+    suspended: dict[str, Any] | None = None
     # private: what apply needs
     serial: int = 0
     lineage: str | None = None
@@ -101,6 +103,7 @@ class EnvironmentPlan:
             "update_detail": dict(self.update_detail),
             "interrupted": self.interrupted,
             "warnings": list(self.warnings),
+            "suspended": self.suspended,
         }
 
     def private(self) -> dict[str, Any]:
@@ -218,6 +221,7 @@ def _env_from_saved(pub: dict[str, Any], priv: dict[str, Any], ids_table: pa.Tab
         update_detail=pub.get("update_detail", {}),
         interrupted=pub.get("interrupted"),
         warnings=pub.get("warnings", []),
+        suspended=pub.get("suspended"),
         serial=priv["serial"],
         lineage=priv["lineage"],
         embedding=priv["embedding"],
@@ -439,6 +443,7 @@ def plan_environment(
         replace=replace,
         destination_count=info.count if info.exists else 0,
         ids=ChangeIds(diff.add, diff.update, diff.delete),
+        suspended=state.suspended.model_dump(mode="json") if state.suspended is not None else None,
     )
     if drift_diff.drift_missing is not None:
         plan.samples["missing"] = d.sample(drift_diff.drift_missing)

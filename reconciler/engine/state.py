@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler import __version__
 from reconciler.errors import LeaseLostError, LockError, StateError, StateFormatError
+from reconciler.redact import printable
 from reconciler.providers.base import Destination
 
 STATE_KEY = "state"
@@ -156,12 +157,40 @@ class Intent(VersionRef):
     counts: dict[str, int] | None = None
 
 
+class Suspension(_Doc):
+    """Who suspended the environment, when and why (``vectorops suspend``): the reconcile agent
+    plans a suspended environment but never applies it; `apply` from a laptop warns."""
+
+    by: str
+    at: str
+    reason: str | None = None
+
+    def describe(self) -> str:
+        return f"by {printable(self.by)} since {self.at}" + (f": {printable(self.reason)}" if self.reason else "")
+
+
 class EnvState(_Document):
+    """One environment's state document.
+
+    ``suspended`` was added without a new format version on purpose: the field is optional (a
+    document without it, from 0.1.0 on, reads as not suspended), and a reader of format 2 that
+    predates it keeps it untouched (unknown fields are kept, ``extra="allow"``) and loses nothing
+    it relies on, since only the agent, which is newer, acts on it. A format bump would make every
+    older vectorops refuse every environment this one writes, for a field they can safely ignore.
+    """
+
     lineage: str
     serial: int = 0
     deployed: Deployed | None = None
     previous: Deployed | None = None
     intent: Intent | None = None
+    suspended: Suspension | None = None
+
+    def stamped(self) -> dict[str, Any]:
+        doc = super().stamped()
+        if doc.get("suspended") is None:  # not suspended: the document stays as earlier releases wrote it
+            doc.pop("suspended", None)
+        return doc
 
     @staticmethod
     def new() -> EnvState:

@@ -104,9 +104,17 @@ def render_environment(env: dict[str, Any], width: int = WIDTH) -> list[str]:
             lines.extend(id_lines(s[key], env["drift"][key], width, indent=ID_INDENT + "  "))
     for w in env.get("warnings", []):
         lines.append(f"  [yellow]warning[/]   {w}")
+    if env.get("suspended"):
+        lines.append(f"  [yellow]suspended[/] {suspension_line(env['suspended'])}")
     if env.get("blocked"):
         lines.append(f"  [bold red]blocked[/]   {env['blocked']}")
     return lines
+
+
+def suspension_line(suspended: dict[str, Any]) -> str:
+    """'by ann@laptop since 2026-…: reason; the agent does not apply it (vectorops resume ENV)'."""
+    reason = f": {escape(printable(suspended['reason']))}" if suspended.get("reason") else ""
+    return f"by {escape(printable(suspended['by']))} since {suspended['at']}{reason}; the reconcile agent plans it but does not apply it"
 
 
 def summary_line(plan: dict[str, Any]) -> str:
@@ -161,6 +169,8 @@ def render_status(rows: list[dict[str, Any]]) -> str:
                 f"  [red]locked[/]    by {lock['owner']} ({lock['operation']} since {lock['acquired_at']}, lease expires "
                 f"{lock['expires_at']}; lock id {lock['lock_id']})"
             )
+        if r.get("suspended"):
+            out.append(f"  [yellow]suspended[/] {suspension_line(r['suspended'])}")
         if r.get("interrupted"):
             out.append(f"  [red]interrupted[/] apply of {r['interrupted']['version']}: run `vectorops apply` to finish it")
     return "\n".join(out)

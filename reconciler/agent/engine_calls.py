@@ -1,0 +1,56 @@
+"""The agent's only door into the engine: the same functions `vectorops plan` and `apply` call.
+
+The agent adds a loop, not a second engine. Every call it makes into ``reconciler.engine`` (and
+the manifest loader) goes through this module, so when the engine's API moves, this is the one
+file to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine.apply import ApplyHooks, EnvironmentResult, apply_plan
+from reconciler.engine.plan import EnvironmentPlan, Plan, has_drift, plan_environment
+from reconciler.manifest import LoadedManifest, load_manifest
+
+__all__ = [
+    "ApplyHooks",
+    "EnvironmentPlan",
+    "EnvironmentResult",
+    "LoadedManifest",
+    "apply_one",
+    "drift_records",
+    "load",
+    "plan_one",
+    "sync_settings",
+]
+
+
+def load(path: Path) -> LoadedManifest:
+    """The manifest, validated as `vectorops validate` does (raises ``ManifestError``)."""
+    return load_manifest(path)
+
+
+def sync_settings(manifest: LoadedManifest, name: str) -> tuple[bool, bool]:
+    """(auto, self_heal) of environment ``name``."""
+    sync = manifest.model.environments[name].sync
+    return sync.auto, sync.self_heal
+
+
+def plan_one(manifest: LoadedManifest, name: str, *, refresh: str, progress: Callable[[str, int, int | None], None] | None = None) -> EnvironmentPlan:
+    """What `vectorops plan NAME --refresh REFRESH` computes."""
+    return plan_environment(manifest, name, refresh=refresh, progress=progress)
+
+
+def apply_one(manifest: LoadedManifest, env_plan: EnvironmentPlan, hooks: ApplyHooks) -> EnvironmentResult:
+    """What `vectorops apply NAME --auto-approve` does with that plan, except that a suspended
+    environment is refused (under the lock, so a suspension made after the plan counts)."""
+    (result,) = apply_plan(manifest, Plan(environments=[env_plan], manifest_path=str(manifest.path)), hooks=hooks, refuse_suspended=True)
+    return result
+
+
+def drift_records(drift: dict[str, Any]) -> int:
+    """Records found drifted (missing + unexpected + modified); 0 when the refresh level found none."""
+    return sum(int(drift.get(key) or 0) for key in ("missing", "unexpected", "modified")) if has_drift(drift) else 0
