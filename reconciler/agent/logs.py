@@ -41,7 +41,7 @@ class LogWriter:
         self.fmt = fmt
         self.stream = stream or sys.stderr
         self.threshold = LEVELS[level]
-        self._lock = threading.Lock()  # the HTTP server's thread may log too
+        self._lock = threading.RLock()  # the webhook's thread logs too
 
     def __call__(self, event: Event) -> None:
         if LEVELS.get(event.level, 20) < self.threshold:

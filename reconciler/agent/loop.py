@@ -119,7 +119,7 @@ class Agent:
             left = due - time.monotonic()
             if left <= 0:
                 return
-            self.shutdown.requested.wait(min(left, HEALTH_BEAT_S))
+            self.shutdown.wait(min(left, HEALTH_BEAT_S))
             self.health.beat()
 
     # -- the branch ------------------------------------------------------------------------------

@@ -6,14 +6,21 @@ recorded and its lock released, so the restarted agent finishes it. If that batc
 after ``grace`` seconds (a destination that hangs), or a second signal comes, ``Abandoned`` is
 raised in the main thread wherever it is: the engine unwinds as after any failure (the intent
 stays, ``locked()`` releases the lock), which is exactly as safe as a crash, and the agent exits 0.
-A last-resort timer ends the process at ``HARD_LIMIT_S`` whatever happens, since a pod is killed
+A last-resort thread ends the process at ``HARD_LIMIT_S`` whatever happens, since a pod is killed
 at 30 s anyway.
+
+The handler itself takes no lock and does no I/O beyond one ``os.write`` (a handler runs in the
+main thread between two bytecodes, possibly inside a ``with lock:`` of the code it interrupted:
+taking that lock again would hang forever). The loop sleeps in ``select`` on the wake-up file
+descriptor that CPython writes to on every signal, so a signal ends the sleep at once.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -33,32 +40,57 @@ class Shutdown:
 
     def __init__(self, grace: float, on_request: Callable[[str], None] = lambda name: None) -> None:
         self.grace = grace
-        self.requested = threading.Event()
-        self.on_request = on_request
+        self.on_request = on_request  # called once, from the loop (never from the handler)
+        self._signal: str | None = None
+        self._announced = False
         self._previous: dict[int, object] = {}
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._hard_r, self._hard_w = os.pipe()
 
     def install(self) -> None:
+        for end in (self._wake_r, self._wake_w):
+            end.setblocking(False)
+        self._previous_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._previous[sig] = signal.signal(sig, self._handle)
+        signal.signal(signal.SIGALRM, self._abandon)
+        threading.Thread(target=self._last_resort, name="vectorops-shutdown", daemon=True).start()
 
     def restore(self) -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
+        signal.set_wakeup_fd(self._previous_fd)
 
     def should_stop(self) -> bool:
-        return self.requested.is_set()
+        if self._signal is not None and not self._announced:
+            self._announced = True
+            self.on_request(self._signal)
+        return self._signal is not None
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds, less if a signal comes; True when asked to stop."""
+        if not self.should_stop():
+            select.select([self._wake_r], [], [], max(0.0, timeout))
+            try:
+                while self._wake_r.recv(64):
+                    pass
+            except (BlockingIOError, InterruptedError):
+                pass
+        return self.should_stop()
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        if self.requested.is_set():
-            raise Abandoned(f"a second {signal.Signals(signum).name}")
-        self.requested.set()
-        self.on_request(signal.Signals(signum).name)
-        signal.signal(signal.SIGALRM, self._abandon)
-        signal.setitimer(signal.ITIMER_REAL, self.grace)
-        last_resort = threading.Timer(HARD_LIMIT_S, lambda: os._exit(0))
-        last_resort.daemon = True
-        last_resort.start()
+        name = signal.Signals(signum).name
+        if self._signal is not None:
+            raise Abandoned(f"a second signal ({name})")
+        self._signal = name
+        signal.setitimer(signal.ITIMER_REAL, max(self.grace, 0.001))
+        os.write(self._hard_w, b"x")
 
     def _abandon(self, _signum: int, _frame: FrameType | None) -> None:
         raise Abandoned(f"the write batch in flight did not finish within {self.grace:g} s")
+
+    def _last_resort(self) -> None:
+        os.read(self._hard_r, 1)  # blocks until the first signal
+        threading.Event().wait(HARD_LIMIT_S)
+        os._exit(0)
