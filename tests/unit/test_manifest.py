@@ -367,3 +367,22 @@ def test_python_object_tag_is_refused_with_its_position(tmp_path) -> None:
     path.write_text("!!python/object version: 1\n")
     with pytest.raises(ManifestError, match=r"vectorops.yaml:1:1: invalid YAML: could not determine a constructor"):
         load_manifest(path)
+
+
+def test_sync_defaults_to_manual_and_takes_auto_and_self_heal(tmp_path: Path) -> None:
+    plain = load_manifest(write(tmp_path, GOOD)).model.environments["staging"].sync
+    assert (plain.auto, plain.self_heal) == (False, False)
+    text = GOOD + "    sync: {auto: true, self_heal: true}\n"
+    sync = load_manifest(write(tmp_path, text)).model.environments["staging"].sync
+    assert (sync.auto, sync.self_heal) == (True, True)
+
+
+def test_self_heal_without_auto_is_refused_at_its_line(tmp_path: Path) -> None:
+    text = error(tmp_path, GOOD + "    sync:\n      self_heal: true\n")
+    assert "vectorops.yaml:16:18: environment 'staging' sets sync.self_heal without sync.auto" in text
+    assert "sync: {auto: true, self_heal: true}" in text
+
+
+def test_unknown_sync_key_is_refused(tmp_path: Path) -> None:
+    text = error(tmp_path, GOOD + "    sync: {auto: true, selfHeal: true}\n")
+    assert "vectorops.yaml:15:24: unknown key 'selfHeal' in environments.staging.sync" in text

@@ -67,3 +67,26 @@ def test_a_format_version_no_vectorops_writes_is_malformed_state(bad: object) ->
     with pytest.raises(StateError, match="which no vectorops writes") as err:
         StateStore(dest).load()
     assert not isinstance(err.value, StateFormatError) and "vectorops import" in str(err.value)
+
+
+def test_a_suspension_is_an_optional_field_older_documents_read_as_not_suspended() -> None:
+    """Added without a format bump: a document without it (0.1.0's, or format 2's) is not
+    suspended, and a state that is not suspended is written exactly as before."""
+    from reconciler.engine.state import Suspension
+
+    dest = MemoryDestination()
+    dest.write_doc("state", OLD_STATE)
+    store = StateStore(dest)
+    state = store.load()
+    assert state.suspended is None
+    store.save(state)
+    assert "suspended" not in dest.read_doc("state")  # type: ignore[operator]
+
+    state.suspended = Suspension(by="ann@laptop", at="2026-12-06T10:00:00Z", reason="reindexing")
+    store.save(state)
+    doc = dest.read_doc("state")
+    assert doc is not None and doc["format_version"] == STATE_FORMAT_VERSION
+    assert store.load().suspended == state.suspended
+    state.suspended = None
+    store.save(state)
+    assert "suspended" not in dest.read_doc("state")  # type: ignore[operator]
