@@ -204,3 +204,32 @@ def test_failures_never_stop_the_agent_and_back_off(gitops: GitOpsRepo, agents: 
     assert agent.proc.poll() is None and agent.get("/healthz")[0] == 200
     assert metrics(agent)[("vectorops_reconcile_failures_total", (("environment", "staging"),))] >= 4
     assert agent.stop() == 0
+
+
+def test_once_with_repo_dot_reads_the_checkout_as_it_is_and_exits_with_the_cycle_result(gitops: GitOpsRepo, known_versions: KnownVersions) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from fixtures.manifests import manifest_text
+
+    root = gitops.repo.root
+    (root / "vectorops.yaml").write_text(manifest_text(gitops.environments({"staging": "v2"}, {"staging": AUTO})))  # not committed
+
+    def once() -> tuple[int, list[dict[str, Any]]]:
+        proc = subprocess.run([sys.executable, "-m", "reconciler", "reconcile", "--once", "--log-format", "json"],
+                              cwd=root, capture_output=True, text=True, env=dict(os.environ), timeout=120)
+        return proc.returncode, [json.loads(line) for line in proc.stderr.splitlines()]
+
+    code, events = once()
+    assert code == 0, events
+    applied = [e for e in events if e["action"] == "apply"]
+    assert [(e["environment"], e["result"], e["to"]["version"]) for e in applied] == [("staging", "applied", "v2")]
+    assert gitops.ids("staging") == {r["id"] for r in known_versions.v2}
+
+    (root / "vectorops.yaml").write_text(manifest_text(gitops.environments({"staging": "v9"}, {"staging": AUTO})))
+    code, events = once()
+    assert code == 1
+    (failed,) = [e for e in events if e["level"] == "error"]
+    assert failed["action"] == "plan" and "'v9'" in failed["message"] and failed["retry_in_s"] > 0
