@@ -10,8 +10,9 @@ as bench/run.py does: pushing N records through HTTP would measure the test serv
 
 1. requests per steady cycle (the environment is synced, nothing to do), per refresh level:
    the server's request counts between two "cycle ended" log lines;
-2. idle cost: with the default interval (5 min) the agent finishes its first cycle, then waits;
-   CPU seconds (utime + stime from /proc/PID/stat) over ``--idle-seconds``, and VmRSS / VmHWM.
+2. idle cost: with the default interval (5 min) and /metrics served, the agent finishes its first
+   cycle, then waits; CPU seconds (utime + stime of every thread, /proc/PID/stat) over
+   ``--idle-seconds``, and VmRSS / VmHWM.
 
 Nothing here asserts: it measures and prints one table (copied into bench/RESULTS.md).
 """
@@ -151,7 +152,8 @@ def main() -> None:
         adopt = subprocess.run([sys.executable, "-m", "reconciler", "-m", str(repo.root / "vectorops.yaml"), "import", "prod",
                                 "--version", "v1", "--auto-approve"], env=env, capture_output=True, text=True)
         assert adopt.returncode == 0, adopt.stderr
-        base = [sys.executable, "-m", "reconciler", "reconcile", "--repo", str(bare), "--log-format", "json", "-v"]
+        # as deployed: /metrics served (its thread polls every 0.5 s), JSON logs
+        base = [sys.executable, "-m", "reconciler", "reconcile", "--repo", str(bare), "--log-format", "json", "-v", "--listen", "127.0.0.1:0"]
         for refresh in ("ids", "stats"):
             agent = Agent(base + ["--workdir", str(work / f"clone-{refresh}"), "--interval", args.cycle_interval, "--refresh", refresh], env)
             first = agent.wait("cycle", "ended")
