@@ -134,7 +134,7 @@ def run(options: AgentOptions) -> int:
     health = Health(stale_after=max(900.0, 3 * options.interval))
     shutdown = Shutdown(
         options.shutdown_grace,
-        on_request=lambda name: reporter.emit(Event(cycle=0, action="stop", result="requested", message=f"{name}: stopping after the write batch in flight")),
+        on_request=lambda name: reporter.emit(Event(cycle=agent.cycle, action="stop", result="requested", message=f"{name}: stopping after the write batch in flight")),
     )
     root_logger = logging.getLogger()
     bridge = _LogRecordsAsEvents(reporter.emit)
