@@ -100,14 +100,6 @@ def _manifest_path(options: AgentOptions, root: Path) -> Path:
 
 def run(options: AgentOptions) -> int:
     """Run the agent until SIGTERM/SIGINT (or one cycle with ``once``); returns the exit code."""
-    from reconciler.agent.events import Event, Reporter
-    from reconciler.agent.logs import LogWriter
-    from reconciler.agent.loop import Agent, LoopSettings
-    from reconciler.agent.metrics import AgentMetrics
-    from reconciler.agent.notify import Webhook
-    from reconciler.agent.server import Health, parse_listen, serve
-    from reconciler.agent.shutdown import Shutdown
-
     try:
         import prometheus_client  # noqa: F401
     except ImportError:
@@ -117,6 +109,14 @@ def run(options: AgentOptions) -> int:
             "vectorops reconcile needs the prometheus_client package (for GET /metrics), which is not installed",
             hint="Install the agent extra: pip install 'vectorops[agent]'.",
         ) from None
+    from reconciler.agent.events import Event, Reporter
+    from reconciler.agent.logs import LogWriter
+    from reconciler.agent.loop import Agent, LoopSettings
+    from reconciler.agent.metrics import AgentMetrics
+    from reconciler.agent.notify import Webhook
+    from reconciler.agent.server import Health, parse_listen, serve
+    from reconciler.agent.shutdown import Shutdown
+
     source = _source(options)
     manifest = _manifest_path(options, source.root)
     listen = None

@@ -59,3 +59,11 @@ def test_destination_without_its_client_names_the_extra(kind: str, command: str,
     assert "Traceback" not in out and "vectorops bug" not in out, out
     assert "pw-not-shown" not in out and "pc-key-not-shown" not in out
     assert not (tmp_path / "qdrant").exists(), "nothing is written when the client is missing"
+
+
+def test_the_agent_without_prometheus_client_names_the_agent_extra(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", _RUN_WITHOUT, "prometheus_client", "reconcile", "--once"], capture_output=True,
+                          text=True, env=dict(os.environ), cwd=tmp_path, timeout=120)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "pip install 'vectorops[agent]'" in out and "Traceback" not in out, out
