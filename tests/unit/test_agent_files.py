@@ -73,3 +73,21 @@ def test_kubernetes_example_flags_are_flags_vectorops_reconcile_takes() -> None:
     help_text = CliRunner().invoke(cli, ["reconcile", "--help"]).output
     for arg in container["args"][1:]:
         assert arg.split("=", 1)[0] in help_text, arg
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--interval", "0s"], "--interval '0s' is not a duration"),
+        (["--interval", "five minutes"], "Give a positive duration such as 30s, 5m or 1h"),
+        (["--listen", "localhost:http"], "expected HOST:PORT, :PORT or PORT"),
+        (["--listen", ":9464", "--metrics-port", "9464"], "--listen and --metrics-port both say where to serve metrics"),
+    ],
+)
+def test_reconcile_refuses_bad_flags_with_one_message(args: list[str], expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fixtures.cli import run_vectorops
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vectorops.yaml").write_text("version: 1\n")
+    result = run_vectorops("reconcile", "--once", *args)
+    assert result.code == 1 and expected in result.stderr and "Traceback" not in result.stderr, result.stderr
