@@ -19,7 +19,8 @@ import click
 from reconciler import __version__
 from reconciler.errors import UsageError, VectorOpsError
 
-REFRESH = click.Choice(["none", "stats", "ids", "full"])
+REFRESH = click.Choice(["none", "stats", "sample", "ids", "full"])
+REFRESH_HELP = "How closely to read the destination [default: the environment's policy.refresh, else ids]."
 
 
 class Settings:
@@ -217,9 +218,38 @@ def _plan_common(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--replace", is_flag=True, help="Rebuild the destination from the dataset: every record rewritten, others deleted (e.g. a new embedding model)."
     )(f)
-    f = click.option("--refresh", type=REFRESH, default="ids", show_default=True, help="How closely to read the destination.")(f)
+    f = click.option("--refresh", type=REFRESH, default=None, help=REFRESH_HELP)(f)
+    f = _sample_size_option(f)
     f = click.option("--allow-deletes", is_flag=True, help="Approve deletes over policy.max_delete_fraction.")(f)
-    return f
+    return _jobs_option(f)
+
+
+def _set_jobs(_ctx: click.Context, _p: click.Parameter, value: int | None) -> None:
+    from reconciler.engine import shards
+
+    shards.configure(value)
+
+
+def _set_sample_size(_ctx: click.Context, _p: click.Parameter, value: int | None) -> None:
+    from reconciler.engine import sampling
+
+    sampling.configure(value)
+
+
+def _sample_size_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--sample-size N``: expected ids the `sample` refresh fetches and compares (default 10,000)."""
+    return click.option(
+        "--sample-size", type=click.IntRange(min=1), default=None, expose_value=False, callback=_set_sample_size,
+        help="With --refresh sample: how many expected ids to fetch and compare [default: 10,000].",
+    )(f)
+
+
+def _jobs_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--jobs N``: processes hashing a sharded dataset's shards (default: one per core)."""
+    return click.option(
+        "--jobs", type=click.IntRange(min=1), default=None, expose_value=False, callback=_set_jobs,
+        help="Processes that hash a sharded dataset's shards in parallel [default: the number of cores].",
+    )(f)
 
 
 @cli.command()
@@ -575,16 +605,18 @@ def force_unlock(environment: str, lock_id: str) -> None:
 @cli.command()
 @global_options
 @click.argument("environments", nargs=-1)
-@click.option("--refresh", type=REFRESH, default="ids", show_default=True)
+@click.option("--refresh", type=REFRESH, default=None, help=REFRESH_HELP)
 @click.option("--json", "as_json", is_flag=True)
-def drift(environments: tuple[str, ...], refresh: str, as_json: bool) -> None:
+@_jobs_option
+@_sample_size_option
+def drift(environments: tuple[str, ...], refresh: str | None, as_json: bool) -> None:
     """Drift check only: exit 2 where the destination differs from what vectorops recorded."""
     from reconciler.errors import StateError
     from reconciler.engine.plan import has_drift, plan_environment
     from reconciler.render.human import drift_line, id_lines
 
     if refresh == "none":
-        raise UsageError("drift needs a refresh level that reads the destination", hint="Use --refresh stats, ids or full.")
+        raise UsageError("drift needs a refresh level that reads the destination", hint="Use --refresh stats, sample, ids or full.")
     m = _manifest()
     rows = []
     for name in m.environment_names(environments):
@@ -598,7 +630,9 @@ def drift(environments: tuple[str, ...], refresh: str, as_json: bool) -> None:
                 f"environment '{name}' has no deployed version recorded, so there is nothing to compare against",
                 hint=f"Apply it first, or adopt an existing index with `vectorops import {name} --version REV`.",
             )
-        p = plan_environment(m, name, refresh=refresh, version_override=st.deployed.commit, destination=dest)
+        policy = m.model.environments[name].policy.refresh
+        level = refresh or (policy if policy not in (None, "none") else "ids")
+        p = plan_environment(m, name, refresh=level, version_override=st.deployed.commit, destination=dest)
         samples = {k: p.samples.get(k, []) for k in ("missing", "unexpected", "modified")}
         # plan-shaped (SPEC §4 keys), so the Action and scripts render drift like a plan: changes are the repairs
         rows.append(

@@ -43,6 +43,17 @@ class VectorOpsError(Exception):
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n  {self.hint}"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled whole (hint included) so an error raised in a worker process reads the same."""
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[VectorOpsError], message: str, fields: dict[str, object]) -> VectorOpsError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(fields)
+    return error
+
 
 class ManifestError(VectorOpsError):
     """The manifest is unreadable, breaks the schema, or means something impossible."""

@@ -71,6 +71,11 @@ class Policy(_Model):
     prune: bool = Field(True, description="Delete records that are not in the dataset")
     max_delete_fraction: float = Field(0.10, ge=0.0, le=1.0, description="Refuse plans deleting more than this share unless --allow-deletes")
     allow_empty: bool = Field(False, description="Deploy a dataset version with 0 records (refused by default: it is almost always a broken pipeline)")
+    refresh: Literal["none", "stats", "sample", "ids", "full"] | None = Field(
+        None,
+        description="How closely plan reads this environment's destination when --refresh is not given (default ids; "
+        "sample: a count check plus a fixed-size random sample, for large indexes)",
+    )
 
 
 class Sync(_Model):

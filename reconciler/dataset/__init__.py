@@ -13,23 +13,29 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.dataset import decode, git, integrity, pins, readers, storage
-from reconciler.dataset.model import DatasetSource, DatasetVersion, VersionInfo, where
+from reconciler.dataset.model import DatasetShard, DatasetSource, DatasetVersion, VersionInfo, where
 from reconciler.errors import DatasetError
 from reconciler.records import RecordBatch
 from reconciler.redact import printable
 
 __all__ = [
+    "DatasetShard",
     "DatasetSource",
     "DatasetVersion",
     "UnknownRevError",
     "VersionInfo",
     "count_records",
+    "is_sharded",
+    "list_shards",
     "list_versions",
+    "read_shard",
+    "read_shard_records",
     "read_batches",
     "read_records",
     "read_schema",
     "resolve_version",
     "unreadable",
+    "verify_shard",
     "verify_version",
 ]
 
@@ -69,11 +75,56 @@ def read_batches(
         yield from _read_file(src, version, fs, file, batch_size, ids_only, expected=expected[file])
 
 
+def is_sharded(version: DatasetVersion) -> bool:
+    """A version stored as a DVC-tracked directory (its digest names a ``.dir`` listing)."""
+    return version.digest.endswith(".dir")
+
+
+def list_shards(src: DatasetSource, version: DatasetVersion) -> list[DatasetShard]:
+    """The data files of a directory version in a stable order, each with its pinned md5.
+
+    Reads only the directory listing (git and DVC's ``.dir`` object): no shard is opened.
+    """
+    _fs, files, expected = _files(src, version)
+    return [DatasetShard(file, expected[file].md5, expected[file].size) for file in files]
+
+
+def read_shard(
+    src: DatasetSource, version: DatasetVersion, shard: DatasetShard, batch_size: int = 65_536, ids_only: bool = False
+) -> Iterator[RecordBatch]:
+    """Every record of one shard, verified against its pinned md5 in the same pass."""
+    fs = storage.filesystem(src.repo, git.local_repo(src.repo, _who(src)), version.commit)
+    pinned_in = f"the directory listing {version.digest} (pinned in {version.pinned_in or 'the .dvc file'})"
+    yield from _read_file(src, version, fs, shard.path, batch_size, ids_only, expected=integrity.Expected(shard.md5, shard.size, pinned_in))
+
+
+def read_shard_records(src: DatasetSource, version: DatasetVersion, shard: DatasetShard, ids: Any) -> Iterator[RecordBatch]:
+    """Only the records of one shard with these ids, the shard checked before its first record."""
+    yield from _pick(_read_verified_first(src, version, only=shard.path), ids)
+
+
+def verify_shard(src: DatasetSource, version: DatasetVersion, shard: DatasetShard) -> None:
+    """Check one shard against its pinned md5 now (remembered once verified)."""
+    fs = storage.filesystem(src.repo, git.local_repo(src.repo, _who(src)), version.commit)
+    pinned_in = f"the directory listing {version.digest} (pinned in {version.pinned_in or 'the .dvc file'})"
+    expected = integrity.Expected(shard.md5, shard.size, pinned_in)
+    with storage.open_binary(fs, shard.path, where(src, version, shard.path)) as handle:
+        if not _verify_whole(src, version, fs, shard.path, handle, expected):
+            batches = _read_file(src, version, fs, shard.path, 65_536, True, expected=expected)
+            for _ in batches:  # a remote stream: spooled and verified before its first batch
+                break
+            batches.close()
+
+
 def read_records(src: DatasetSource, version: DatasetVersion, ids: Any) -> Iterator[RecordBatch]:
     """Only the records with these ids, streamed batch by batch; stops once every id was seen.
 
     ``ids`` is a pyarrow string array (or a list); batches without any of them are skipped.
     """
+    yield from _pick(_read_verified_first(src, version), ids)
+
+
+def _pick(batches: Any, ids: Any) -> Iterator[RecordBatch]:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -82,8 +133,8 @@ def read_records(src: DatasetSource, version: DatasetVersion, ids: Any) -> Itera
     wanted = wanted.cast(pa.string())
     remaining = len(wanted)
     if remaining == 0:
+        batches.close()
         return
-    batches = _read_verified_first(src, version)
     try:
         for batch in batches:
             rows = pc.indices_nonzero(pc.is_in(batch.ids, value_set=wanted)).to_numpy()
@@ -97,7 +148,9 @@ def read_records(src: DatasetSource, version: DatasetVersion, ids: Any) -> Itera
         batches.close()  # releases the open file when we stop early
 
 
-def _read_verified_first(src: DatasetSource, version: DatasetVersion, batch_size: int = 65_536) -> Iterator[RecordBatch]:
+def _read_verified_first(
+    src: DatasetSource, version: DatasetVersion, batch_size: int = 65_536, only: str | None = None
+) -> Iterator[RecordBatch]:
     """Every record, each file checked against its pinned md5 *before* its first record is handed out.
 
     For reads that may stop early and whose records are written (an apply's upserts): hashing
@@ -105,7 +158,7 @@ def _read_verified_first(src: DatasetSource, version: DatasetVersion, batch_size
     since, is not hashed again (``integrity.already_verified``).
     """
     fs, files, expected = _files(src, version)
-    for file in files:
+    for file in files if only is None else [only]:
         with storage.open_binary(fs, file, where(src, version, file)) as handle:
             verified = _verify_whole(src, version, fs, file, handle, expected[file])
         yield from _read_file(src, version, fs, file, batch_size, False, expected=None if verified else expected[file])

@@ -33,6 +33,19 @@ class DatasetVersion:
 
 
 @dataclass(frozen=True)
+class DatasetShard:
+    """One data file of a version stored as a DVC-tracked directory, with the md5 DVC pinned for it.
+
+    The md5 names the shard's content wherever it appears (any version, any dataset), which is
+    what lets a shard's hashes be computed once per machine.
+    """
+
+    path: str  # posix path in the repo, e.g. data/docs/part-007.parquet
+    md5: str
+    size: int | None
+
+
+@dataclass(frozen=True)
 class VersionInfo:
     """One entry of `vectorops versions`: a commit that changed the dataset's content."""
 

@@ -21,7 +21,8 @@ from reconciler import failpoints
 from reconciler.errors import ApplyStopped, BlockedError, DatasetError, DestinationStorageError, DestinationUnavailableError, LeaseLostError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
 from reconciler.redact import redact
-from reconciler.engine.plan import EnvironmentPlan, Plan, plan_environment, stash_location
+from reconciler.engine.index_cache import signature_key
+from reconciler.engine.plan import EnvironmentPlan, Plan, dataset_signature, plan_environment, stash_location
 from reconciler.providers import open_destination
 from reconciler.providers.base import Destination
 from reconciler.records import RecordBatch
@@ -95,6 +96,12 @@ def records_for(manifest: LoadedManifest, env_plan: EnvironmentPlan, ids: pa.Arr
             hint="Make a new plan.",
         )
     wanted = ids.cast(pa.string())
+    if ds.is_sharded(version):  # per-shard stashes, then only the shards that hold the rest
+        from reconciler.engine.shards import changed_records
+
+        baseline = env_plan.current["digest"] if env_plan.current is not None else None
+        sig = signature_key(dataset_signature(manifest, env_plan.dataset))
+        return _rebatch(changed_records(src, version, sig, baseline, wanted, batch_size), batch_size)
     stashed: list[RecordBatch] = []
     if env_plan.current is not None:  # records the plan already read (and verified), kept beside the hash cache
         path = stash_location(manifest, env_plan.dataset, version.digest, env_plan.current["digest"])
@@ -110,9 +117,14 @@ def _records_stream(src: Any, version: Any, stashed: list[RecordBatch], wanted: 
     yield from stashed
     if len(wanted) == 0:
         return
+    yield from _rebatch(ds.read_records(src, version, wanted), batch_size)
+
+
+def _rebatch(batches: Iterator[RecordBatch], batch_size: int) -> Iterator[RecordBatch]:
+    """Records in write-sized batches whatever sizes they were read in."""
     pending: list[RecordBatch] = []
     pending_n = 0
-    for picked in ds.read_records(src, version, wanted):
+    for picked in batches:
         pending.append(picked)
         pending_n += len(picked)
         while pending_n >= batch_size:

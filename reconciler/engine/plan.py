@@ -31,7 +31,10 @@ from reconciler.providers.base import Destination
 from reconciler.engine.state import EnvState, StateStore, iso, now
 
 FORMAT_VERSION = "1"
-REFRESH_LEVELS = ("none", "stats", "ids", "full")
+REFRESH_LEVELS = ("none", "stats", "sample", "ids", "full")
+DEFAULT_REFRESH = "ids"
+#: beyond this many list requests an `ids` refresh is slow enough to suggest `sample`
+LIST_REQUESTS_HINT = 10_000
 
 Progress = Callable[[str, int, int | None], None]  # (what, done, total)
 
@@ -71,6 +74,7 @@ class EnvironmentPlan:
     warnings: list[str] = field(default_factory=list)
     #: who suspended the environment, when and why (``vectorops suspend``); None when it is not
     suspended: dict[str, Any] | None = None
+    shards: dict[str, Any] | None = None  # sharded datasets: how many shards were decoded (engine/shards.py)
     # private: what apply needs
     serial: int = 0
     lineage: str | None = None
@@ -104,6 +108,7 @@ class EnvironmentPlan:
             "interrupted": self.interrupted,
             "warnings": list(self.warnings),
             "suspended": self.suspended,
+            **({"shards": dict(self.shards)} if self.shards is not None else {}),
         }
 
     def private(self) -> dict[str, Any]:
@@ -222,6 +227,7 @@ def _env_from_saved(pub: dict[str, Any], priv: dict[str, Any], ids_table: pa.Tab
         interrupted=pub.get("interrupted"),
         warnings=pub.get("warnings", []),
         suspended=pub.get("suspended"),
+        shards=pub.get("shards"),
         serial=priv["serial"],
         lineage=priv["lineage"],
         embedding=priv["embedding"],
@@ -256,6 +262,7 @@ def version_index(
     progress: Progress | None = None,
     *,
     stash_against: tuple[d.VersionIndex, str] | None = None,
+    log: Any = None,
 ) -> d.VersionIndex:
     """The id→hash table of a dataset version: from the local cache, else hashed once and cached.
 
@@ -266,6 +273,11 @@ def version_index(
     from reconciler.engine.stash import StashWriter
 
     src = manifest.dataset_source(dataset)
+    if ds.is_sharded(version):  # a directory of shards: cached per shard (engine/shards.py)
+        from reconciler.engine import shards
+
+        sig = index_cache.signature_key(dataset_signature(manifest, dataset))
+        return shards.sharded_index(src, version, sig, progress=progress, stash_against=stash_against, log=log)
     key = index_cache.index_cache_key(version.digest, dataset_signature(manifest, dataset))
     cached = index_cache.load_cached_index(key)
     if cached is not None:
@@ -309,7 +321,7 @@ def refresh_actual(
     """What the destination holds, read at the requested level. ``expected``: the version it should
     hold, a hint for how to split the listing (``Destination.all_ids``); ``count``: how many records
     it reports, the listing's progress total."""
-    if level in ("none", "stats"):
+    if level in ("none", "stats", "sample"):  # sample: engine/sampling.py fetches by id instead
         return None, None
     hint = expected.ids.combine_chunks() if expected is not None and len(expected) else None
     if level == "ids":
@@ -358,7 +370,7 @@ def plan_environment(
     manifest: LoadedManifest,
     name: str,
     *,
-    refresh: str = "ids",
+    refresh: str | None = "ids",
     allow_deletes: bool = False,
     version_override: str | None = None,
     replace: bool = False,
@@ -369,9 +381,12 @@ def plan_environment(
     """What apply would do to one environment. ``rollback``: the plan goes back to a version this
     environment ran before, which `requires` does not gate (SPEC §1)."""
     from reconciler import dataset as ds
+    from reconciler.engine.shards import ShardLog
 
     env = manifest.model.environments[name]
     emb = manifest.model.datasets[env.dataset].embedding
+    shard_log = ShardLog()
+    refresh = refresh or env.policy.refresh or DEFAULT_REFRESH  # --refresh, else policy.refresh
     src = manifest.dataset_source(env.dataset)
     desired = manifest.pinned_version(name, version_override)
 
@@ -386,7 +401,7 @@ def plan_environment(
         current = {"version": state.deployed.version, "commit": state.deployed.commit, "digest": state.deployed.digest}
         try:
             deployed_version = ds.resolve_version(src, state.deployed.commit)
-            deployed_index = version_index(manifest, env.dataset, deployed_version, progress)
+            deployed_index = version_index(manifest, env.dataset, deployed_version, progress, log=shard_log)
         except DatasetError as exc:
             raise DatasetError(
                 f"environment '{name}': the deployed version {state.deployed.version} ({state.deployed.commit[:7]}) "
@@ -394,7 +409,7 @@ def plan_environment(
                 hint="Fetch the full git history (fetch-depth: 0) and make sure its data is in the DVC remote.",
             ) from None
     stash_against = (deployed_index, state.deployed.digest) if deployed_index is not None and state.deployed else None
-    desired_index = version_index(manifest, env.dataset, desired, progress, stash_against=stash_against)
+    desired_index = version_index(manifest, env.dataset, desired, progress, stash_against=stash_against, log=shard_log)
     if len(desired_index) == 0 and not env.policy.allow_empty:
         _refuse_empty(manifest, name, desired)
 
@@ -418,12 +433,22 @@ def plan_environment(
     else:
         diff = d.compute_diff(desired_index, deployed_index, actual_ids, actual_hashes, prune=env.policy.prune)
         drift_diff = diff
+    sample_check = None
+    if level == "sample" and info.exists and deployed_index is not None and len(deployed_index):
+        from reconciler.engine import sampling
+
+        sample_check = sampling.check_sample(dest, deployed_index)
+        sampling.repair(diff, sample_check, desired_index)
     if state.intent is not None and actual_hashes is not None:
         target = ds.resolve_version(src, state.intent.commit)
-        _explain_in_flight(drift_diff, deployed_index, version_index(manifest, env.dataset, target, progress), actual_hashes)
+        _explain_in_flight(drift_diff, deployed_index, version_index(manifest, env.dataset, target, progress, log=shard_log), actual_hashes)
 
     expected = len(deployed_index) if deployed_index is not None else 0
     drift = drift_summary(level, expected, info.count if info.exists else 0, drift_diff)
+    if level == "sample":
+        from reconciler.engine import sampling
+
+        drift = sampling.drift_summary(drift, sample_check)
     counts = diff.counts()
     plan = EnvironmentPlan(
         name=name,
@@ -445,6 +470,18 @@ def plan_environment(
         ids=ChangeIds(diff.add, diff.update, diff.delete),
         suspended=state.suspended.model_dump(mode="json") if state.suspended is not None else None,
     )
+    if shard_log.total:
+        plan.shards = shard_log.public()
+    if sample_check is not None:
+        plan.samples["missing"] = d.sample(sample_check.missing)
+        plan.samples["modified"] = d.sample(sample_check.modified)
+    pages = dest.list_page_size
+    if level == "ids" and pages and max(expected, plan.destination_count) / pages > LIST_REQUESTS_HINT:
+        requests = -(-max(expected, plan.destination_count) // pages)
+        plan.warnings.append(
+            f"the ids refresh lists every id: ~{requests:,} list requests of {pages} ids; `--refresh sample` "
+            f"(or policy.refresh: sample) checks the count and a random sample in a fixed number of requests"
+        )
     if drift_diff.drift_missing is not None:
         plan.samples["missing"] = d.sample(drift_diff.drift_missing)
         plan.samples["unexpected"] = d.sample(drift_diff.drift_unexpected)
@@ -493,7 +530,12 @@ def unreadable_records(manifest: LoadedManifest, plan: EnvironmentPlan, desired:
     from reconciler.engine.stash import unstashed
 
     wanted = plan.ids.upsert
-    if len(wanted) and plan.current is not None:
+    if len(wanted) and plan.current is not None and ds.is_sharded(desired):
+        from reconciler.engine.shards import unstashed_ids
+
+        sig = index_cache.signature_key(dataset_signature(manifest, plan.dataset))
+        wanted = unstashed_ids(manifest.dataset_source(plan.dataset), desired, sig, plan.current["digest"], wanted)
+    elif len(wanted) and plan.current is not None:
         wanted = unstashed(stash_location(manifest, plan.dataset, desired.digest, plan.current["digest"]), wanted)
     if len(wanted) == 0:
         return None
@@ -655,7 +697,7 @@ def build_plan(
     manifest: LoadedManifest,
     names: list[str],
     *,
-    refresh: str = "ids",
+    refresh: str | None = "ids",
     allow_deletes: bool = False,
     replace: bool = False,
     progress: Progress | None = None,
@@ -663,4 +705,6 @@ def build_plan(
     envs = [
         plan_environment(manifest, n, refresh=refresh, allow_deletes=allow_deletes, replace=replace, progress=progress) for n in names
     ]
-    return Plan(environments=envs, manifest_path=str(manifest.path), refresh=refresh)
+    levels = {e.drift.get("level") for e in envs}
+    shown = refresh or (levels.pop() if len(levels) == 1 else "per environment")
+    return Plan(environments=envs, manifest_path=str(manifest.path), refresh=str(shown))

@@ -36,10 +36,10 @@ def stash_path(desired_digest: str, baseline_digest: str, signature_key: str) ->
 class StashWriter:
     """Collects the records of a version that differ from a baseline, batch by batch."""
 
-    def __init__(self, path: Path, baseline: d.VersionIndex, dimension: int) -> None:
+    def __init__(self, path: Path, baseline: d.VersionIndex | np.ndarray, dimension: int) -> None:
+        """``baseline``: the version to compare with, or its ``baseline_keys`` (shared by shard workers)."""
         self.path = path
-        t = baseline.table
-        self._known = np.sort(_content_keys(t.column("id"), t.column("vh").to_numpy(), t.column("mh").to_numpy()))
+        self._known = baseline if isinstance(baseline, np.ndarray) else baseline_keys(baseline)
         self.schema = pa.schema([("id", pa.string()), ("vector", pa.list_(pa.float32(), dimension)), ("metadata", pa.string())])
         path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -80,6 +80,12 @@ class StashWriter:
         self._writer.close()
         self._sink.close()
         os.replace(self._tmp, self.path)  # atomic: a reader never sees half a stash
+
+
+def baseline_keys(baseline: d.VersionIndex) -> np.ndarray:
+    """The sorted content keys of a version: what a stash compares each decoded record with."""
+    t = baseline.table
+    return np.sort(_content_keys(t.column("id"), t.column("vh").to_numpy(), t.column("mh").to_numpy()))
 
 
 def _content_keys(ids: pa.Array | pa.ChunkedArray, vh: np.ndarray, mh: np.ndarray) -> np.ndarray:

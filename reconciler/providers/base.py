@@ -150,6 +150,10 @@ class Destination(ABC):
     #: what this destination can do beyond the required methods (see ``Capabilities``)
     capabilities: ClassVar[Capabilities] = Capabilities()
 
+    #: ids per list request where listing pages (Pinecone: 100), so a plan can tell how many
+    #: requests an `ids` refresh costs; None where ids come in one scan
+    list_page_size: int | None = None
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name in GUARDED_METHODS & set(vars(cls)):

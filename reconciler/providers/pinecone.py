@@ -65,6 +65,7 @@ MAX_METADATA_BYTES = 40960
 MAX_ID_LENGTH = 512
 #: id listings run this many at once when the expected ids split them (``all_ids``)
 LIST_IN_FLIGHT = int(os.environ.get("VECTOROPS_PINECONE_LIST_IN_FLIGHT", "8"))
+LIST_PAGE_SIZE = 100  # the most ids one list request returns (Pinecone's documented maximum)
 LIST_SPLIT_MIN = 20_000  # fewer ids are 200 pages: one listing is quick enough
 #: where contenders for vectorops' lock leave their claims (``PineconeDestination.exclusive``)
 CLAIMS_PREFIX = "claims/"
@@ -127,6 +128,7 @@ class PineconeDestination(Destination):
 
     # requests are independent (no commits to save, no snapshots); records are checked at plan time
     capabilities = Capabilities(check_records=True)
+    list_page_size = LIST_PAGE_SIZE
 
     def __init__(
         self,
@@ -398,7 +400,7 @@ class PineconeDestination(Destination):
             return
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"namespace": namespace, "limit": 100}
+            kwargs: dict[str, Any] = {"namespace": namespace, "limit": LIST_PAGE_SIZE}
             if prefix:
                 kwargs["prefix"] = prefix
             if token:

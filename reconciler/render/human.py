@@ -70,6 +70,13 @@ def drift_line(drift: dict[str, Any]) -> str:
     return f"[yellow]{', '.join(parts)}[/] ({counted})"
 
 
+def shards_line(shards: dict[str, Any]) -> str:
+    """How much of a sharded dataset this plan had to decode (the rest came from the hash cache)."""
+    files = shards.get("decoded_files", [])
+    named = ": " + ", ".join(escape(f) for f in files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "") if files else ""
+    return f"{shards['decoded']:,} of {shards['total']:,} shards decoded ({shards['from_cache']:,} from the hash cache){named}"
+
+
 def _num(n: int | None) -> str:
     return "?" if n is None else f"{n:,}"
 
@@ -98,6 +105,8 @@ def render_environment(env: dict[str, Any], width: int = WIDTH) -> list[str]:
     lines.append(f"  [red]- {c['delete']:>7,} to delete[/]")
     lines.extend(id_lines(s.get("delete", []), c["delete"], width))
     lines.append(f"  drift     {drift_line(env['drift'])}")
+    if env.get("shards"):
+        lines.append(f"  shards    {shards_line(env['shards'])}")
     for key in ("missing", "unexpected", "modified"):
         if s.get(key) and env["drift"].get(key):
             lines.append(f"            {key}:")

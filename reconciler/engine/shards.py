@@ -1,0 +1,348 @@
+"""Sharded dataset versions: per-shard hash tables, cached by the shard's md5, hashed in parallel.
+
+A version stored as a DVC-tracked directory of Parquet (or JSONL) files is read shard by shard.
+Each shard's id→hash table is cached under the shard's md5 (plus how it is read), so a shard is
+decoded once per machine whatever version or dataset it appears in: a new version that changes
+one shard of a hundred costs one shard. Shards never seen are hashed by ``--jobs`` worker
+processes, each decoding one row group at a time, so memory is about jobs × one row group.
+
+The records of a decoded shard that differ from the deployed version are stashed per shard, so
+the apply that follows reads those from a small file, and everything else it needs from only the
+shards that hold it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from reconciler import caches
+from reconciler.dataset import DatasetShard, DatasetSource, DatasetVersion
+from reconciler.engine.diff import INDEX_SCHEMA, SAMPLE_SIZE, VersionIndex
+from reconciler.errors import DatasetError, UsageError
+from reconciler.records import RecordBatch
+
+Progress = Callable[[str, int, int | None], None]
+
+_jobs: int | None = None  # None: one per core
+
+
+def configure(jobs: int | None) -> None:
+    """How many processes hash shards (``--jobs``); None means the number of cores."""
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs {jobs}: needs at least 1", hint="Pass --jobs 1 to hash in this process, or leave it out for one per core.")
+    global _jobs
+    _jobs = jobs
+
+
+def jobs() -> int:
+    return _jobs if _jobs is not None else (os.cpu_count() or 1)
+
+
+@dataclass
+class ShardLog:
+    """Which shards a plan had to decode (the rest came from the cache): what `plan --json` shows.
+
+    Shards are counted by content (md5) across every version the plan read: the deployed and the
+    desired version share most of theirs.
+    """
+
+    seen: set[str] = field(default_factory=set)
+    decoded: dict[str, str] = field(default_factory=dict)  # md5 -> path
+
+    @property
+    def total(self) -> int:
+        return len(self.seen)
+
+    def public(self) -> dict[str, Any]:
+        return {"total": self.total, "decoded": len(self.decoded), "from_cache": self.total - len(self.decoded),
+                "decoded_files": sorted(self.decoded.values())[:100]}
+
+
+# -- the per-shard cache ----------------------------------------------------------------------------
+
+
+def shard_cache_path(shard: DatasetShard, signature_key: str) -> Path:
+    return caches.cache_dir() / "shards" / f"{shard.md5}-{signature_key}.parquet"
+
+
+def load_shard_index(path: Path) -> pa.Table | None:
+    if not path.exists():
+        return None
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid):
+        return None  # a torn cache file is rebuilt, never trusted
+    return table if table.schema.equals(INDEX_SCHEMA) else None
+
+
+def _store(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+
+def shard_stash_path(shard: DatasetShard, baseline_digest: str, signature_key: str) -> Path:
+    name = f"shard-{shard.md5}-from-{baseline_digest}-{signature_key}".replace(".dir", "-dir")
+    return caches.cache_dir() / "stash" / f"{name}.arrow"
+
+
+@dataclass(frozen=True)
+class StashSpec:
+    """Where a worker stashes the decoded records that differ from the deployed version."""
+
+    keys_file: str  # sorted content keys of the deployed version (``stash.baseline_keys``), .npy
+    baseline_digest: str
+    dimension: int
+
+
+# -- hashing one shard (in this process or a worker) ------------------------------------------------
+
+
+def hash_shard(src: DatasetSource, version: DatasetVersion, shard: DatasetShard, signature_key: str, stash: StashSpec | None) -> int:
+    """Decode and hash one shard, write its cached table (and its stash); the number of records."""
+    from reconciler import dataset as ds
+    from reconciler.engine.stash import StashWriter
+
+    writer = None
+    if stash is not None:
+        known = np.load(stash.keys_file, mmap_mode="r")
+        writer = StashWriter(shard_stash_path(shard, stash.baseline_digest, signature_key), known, stash.dimension)
+    try:
+        index = VersionIndex.build(
+            ds.read_shard(src, version, shard), what=f"dataset '{src.name}' ({src.origin}) at {version.rev}, file {shard.path}",
+            on_batch=writer.offer if writer else None,
+        )
+    except BaseException:
+        if writer is not None:
+            writer.abandon()
+        raise
+    if writer is not None:
+        writer.close()
+    _store(shard_cache_path(shard, signature_key), index.table)
+    return len(index)
+
+
+def _init_worker() -> None:
+    """One row group at a time per worker: memory is jobs × a row group, not jobs × read-ahead."""
+    from reconciler.dataset import readers
+
+    readers.READ_THREADS = 0
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+
+
+def _hash_all(
+    src: DatasetSource, version: DatasetVersion, todo: list[DatasetShard], signature_key: str, stash: StashSpec | None,
+    progress: Callable[[int], None],
+) -> None:
+    """Hash shards with up to ``jobs()`` processes; the first error (in shard order) is raised."""
+    workers = min(jobs(), len(todo))
+    if workers <= 1:
+        for done, shard in enumerate(todo, start=1):
+            hash_shard(src, version, shard, signature_key, stash)
+            progress(done)
+        return
+    context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
+        pending: dict[Future[int], int] = {}
+        queue: Iterator[tuple[int, DatasetShard]] = iter(enumerate(todo))
+        errors: dict[int, BaseException] = {}
+        done = 0
+
+        def submit() -> None:
+            for position, shard in queue:
+                pending[pool.submit(hash_shard, src, version, shard, signature_key, stash)] = position
+                return
+
+        for _ in range(workers * 2):  # a couple queued per worker: no idle gap, few tasks in flight
+            submit()
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                position = pending.pop(future)
+                error = future.exception()
+                if error is not None:
+                    errors[position] = error
+                    continue
+                done += 1
+                progress(done)
+                if not errors:
+                    submit()
+        if errors:
+            raise errors[min(errors)]
+
+
+# -- a version's index from its shards --------------------------------------------------------------
+
+
+def sharded_index(
+    src: DatasetSource,
+    version: DatasetVersion,
+    signature_key: str,
+    *,
+    progress: Progress | None = None,
+    stash_against: tuple[VersionIndex, str] | None = None,
+    log: ShardLog | None = None,
+) -> VersionIndex:
+    """The version's id→hash table, assembled from per-shard tables; only unseen shards are decoded."""
+    from reconciler import dataset as ds
+
+    shards = ds.list_shards(src, version)
+    todo: dict[str, DatasetShard] = {}
+    for shard in shards:
+        if shard.md5 not in todo and load_shard_index(shard_cache_path(shard, signature_key)) is None:
+            todo[shard.md5] = shard
+    if log is not None:
+        log.seen.update(s.md5 for s in shards)
+        log.decoded.update((s.md5, s.path) for s in todo.values())
+    if todo:
+        label = f"hashing {src.name}@{version.rev} ({len(todo)} of {len(shards)} shards)"
+        report = (lambda n: progress(label, n, len(todo))) if progress is not None else (lambda n: None)
+        with _stash_spec(src, stash_against) as stash:
+            _hash_all(src, version, list(todo.values()), signature_key, stash, report)
+    tables = []
+    for shard in shards:
+        table = load_shard_index(shard_cache_path(shard, signature_key))
+        if table is None:  # removed while we ran (another process pruning the cache): hash it here
+            hash_shard(src, version, shard, signature_key, None)
+            table = load_shard_index(shard_cache_path(shard, signature_key))
+            assert table is not None
+        tables.append(table)
+    return _combine(src, version, shards, tables)
+
+
+class _stash_spec:
+    """The deployed version's content keys in a temporary .npy the workers memory-map (one copy)."""
+
+    def __init__(self, src: DatasetSource, stash_against: tuple[VersionIndex, str] | None) -> None:
+        self._against = stash_against if stash_against is not None and len(stash_against[0]) else None
+        self._dimension = src.dimension
+        self._file: str | None = None
+
+    def __enter__(self) -> StashSpec | None:
+        if self._against is None:
+            return None
+        from reconciler.engine.stash import baseline_keys
+
+        folder = caches.cache_dir() / "stash"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, self._file = tempfile.mkstemp(prefix=".keys-", suffix=".npy", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, baseline_keys(self._against[0]))
+        return StashSpec(self._file, self._against[1], self._dimension)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            Path(self._file).unlink(missing_ok=True)
+
+
+def _combine(src: DatasetSource, version: DatasetVersion, shards: list[DatasetShard], tables: list[pa.Table]) -> VersionIndex:
+    """One sorted table; an id in two shards is an error naming both shards."""
+    if not tables:
+        return VersionIndex.empty()
+    table = pa.concat_tables(tables)
+    shard_no = np.repeat(np.arange(len(tables), dtype=np.int32), [t.num_rows for t in tables])
+    order = pc.sort_indices(table.column("id"))
+    table = table.take(order).combine_chunks()
+    ids = table.column("id")
+    if len(ids) > 1:
+        same = pc.equal(ids.slice(1), ids.slice(0, len(ids) - 1))
+        if pc.any(same).as_py():
+            shard_no = shard_no[order.to_numpy()]
+            at = np.flatnonzero(same.to_numpy(zero_copy_only=False))
+            first = int(at[0])
+            dup = ids[first].as_py()
+            a, b = sorted({shards[int(shard_no[first])].path, shards[int(shard_no[first + 1])].path})
+            others = sorted({ids[int(i)].as_py() for i in at} - {dup})
+            more = ""
+            if others:
+                shown = ", ".join(f"'{o}'" for o in others[:SAMPLE_SIZE])
+                more = f"; also duplicated: {shown}" + (f" and {len(others) - SAMPLE_SIZE} more" if len(others) > SAMPLE_SIZE else "")
+            raise DatasetError(
+                f"dataset '{src.name}' ({src.origin}) at {version.rev}, directory {src.path}: id '{dup}' is in both {a} and {b}{more}",
+                hint="Ids must be unique across all shards of a version; keep each record in one shard, then `dvc add` the directory and commit again.",
+            )
+    return VersionIndex(table)
+
+
+# -- what apply reads -------------------------------------------------------------------------------
+
+
+def shards_holding(src: DatasetSource, version: DatasetVersion, signature_key: str, ids: pa.Array) -> list[tuple[DatasetShard, pa.Array]]:
+    """For each shard that holds some of ``ids``, those ids (from the cached shard tables).
+
+    Ids no cached table places (the cache was cleared) are given to every uncached shard.
+    """
+    from reconciler import dataset as ds
+
+    ids = ids.cast(pa.string())
+    out: list[tuple[DatasetShard, pa.Array]] = []
+    placed = np.zeros(len(ids), bool)
+    unknown: list[DatasetShard] = []
+    for shard in ds.list_shards(src, version):
+        table = load_shard_index(shard_cache_path(shard, signature_key))
+        if table is None:
+            unknown.append(shard)
+            continue
+        hit = pc.is_in(ids, value_set=table.column("id")).to_numpy(zero_copy_only=False)
+        if hit.any():
+            out.append((shard, ids.filter(pa.array(hit))))
+            placed |= hit
+    rest = ids.filter(pa.array(~placed))
+    if len(rest):
+        out.extend((shard, rest) for shard in unknown)
+    return out
+
+
+def unstashed_ids(src: DatasetSource, version: DatasetVersion, signature_key: str, baseline_digest: str, ids: pa.Array) -> pa.Array:
+    """The ids among ``ids`` no shard stash holds (what apply would have to read from the data)."""
+    from reconciler.engine.stash import unstashed
+
+    left = []
+    for shard, wanted in shards_holding(src, version, signature_key, ids):
+        left.append(unstashed(shard_stash_path(shard, baseline_digest, signature_key), wanted))
+    return pa.concat_arrays(left) if left else pa.array([], pa.string())
+
+
+def changed_records(
+    src: DatasetSource, version: DatasetVersion, signature_key: str, baseline_digest: str | None, ids: pa.Array, batch_size: int
+) -> Iterator[RecordBatch]:
+    """The records with ``ids``: from each shard's stash first, the rest from only the shards holding them.
+
+    Every shard that has to be read is verified against its md5 here, before the stream is handed
+    to a destination (which may consume it from native code that would wrap a refusal).
+    """
+    from reconciler import dataset as ds
+    from reconciler.engine.stash import read_stashed
+
+    plan: list[tuple[list[RecordBatch], DatasetShard, pa.Array]] = []
+    for shard, wanted in shards_holding(src, version, signature_key, ids):
+        stashed: list[RecordBatch] = []
+        if baseline_digest is not None:
+            stashed, wanted = read_stashed(shard_stash_path(shard, baseline_digest, signature_key), wanted, batch_size)
+        if len(wanted):
+            ds.verify_shard(src, version, shard)
+        plan.append((stashed, shard, wanted))
+    return _stream(src, version, plan)
+
+
+def _stream(src: DatasetSource, version: DatasetVersion, plan: list[tuple[list[RecordBatch], DatasetShard, pa.Array]]) -> Iterator[RecordBatch]:
+    from reconciler import dataset as ds
+
+    for stashed, shard, wanted in plan:
+        yield from stashed
+        if len(wanted):
+            yield from ds.read_shard_records(src, version, shard, wanted)

@@ -1,0 +1,202 @@
+"""Sharded datasets end to end through the CLI (SPEC §10, issue 19): a DVC-tracked directory of
+shards, hash tables cached per shard by md5, only changed shards decoded, `--jobs`.
+
+The dataset repo is real git + DVC; the destination is real LanceDB. What the user sees of the
+per-shard cache is `plan --json`'s ``shards`` block: how many shards there are and which had to
+be decoded (the rest came from the cache).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from fixtures.cli import Result, run_vectorops
+from fixtures.manifests import environment, lancedb_destination, write_manifest
+from fixtures.records import make_records
+from fixtures.repo import DatasetRepo
+
+SHARDS, PER_SHARD, DIM = 20, 1000, 8
+CHANGED = 7  # the shard v2 changes
+
+
+def _shards(n: int = SHARDS, per: int = PER_SHARD) -> list[list[dict[str, Any]]]:
+    return [make_records(per, DIM, seed=100 + s, id_prefix="doc-", start=s * per) for s in range(n)]
+
+
+@pytest.fixture(scope="module")
+def sharded_repo(tmp_path_factory: pytest.TempPathFactory) -> DatasetRepo:
+    """v1: 20 shards × 1k records. v2: shard 7 changes (3 vectors, 2 metadata, 1 record gone, 1 new)."""
+    repo = DatasetRepo.create(tmp_path_factory.mktemp("sharded") / "repo", path="data/docs")
+    shards = _shards()
+    repo.commit_shards(shards, tag="v1")
+    changed = [dict(r) for r in shards[CHANGED]]
+    for r in changed[:3]:
+        r["vector"] = [v + 1.0 for v in r["vector"]]
+    for r in changed[3:5]:
+        r["title"] = r["title"] + " (edited)"
+    del changed[5]
+    changed.append(make_records(1, DIM, seed=999, start=99_999)[0])
+    v2 = list(shards)
+    v2[CHANGED] = changed
+    repo.commit_shards(v2, tag="v2")
+    return repo
+
+
+class Project:
+    def __init__(self, folder: Path, repo: DatasetRepo) -> None:
+        self.folder, self.repo = folder, repo
+        self.manifest = folder / "vectorops.yaml"
+        self.pin("v1")
+
+    def pin(self, version: str) -> None:
+        env = environment(version, lancedb_destination("docs"))
+        write_manifest(self.manifest, {"staging": env}, repo=self.repo.root, dimension=DIM, dataset_keys={"path": "data/docs"})
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        return run_vectorops("-m", str(self.manifest), "--no-color", *args, env=env)
+
+    def ok(self, *args: str, code: int = 0, env: dict[str, str] | None = None) -> Result:
+        result = self.run(*args, env=env)
+        assert result.code == code, f"vectorops {shlex.join(args)} exited {result.code}\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def content(self) -> dict[str, tuple[bytes, dict[str, Any]]]:
+        t = lancedb.connect(str(self.folder / "db")).open_table("docs").to_arrow()
+        ids = t.column("id").to_pylist()
+        vectors = t.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(len(ids), -1)
+        meta = [json.loads(m) for m in t.column("metadata").to_pylist()]
+        return {i: (vectors[n].astype(np.float32).tobytes(), meta[n]) for n, i in enumerate(ids)}
+
+
+def _expected(records: list[dict[str, Any]]) -> dict[str, tuple[bytes, dict[str, Any]]]:
+    return {
+        r["id"]: (np.asarray(r["vector"], np.float32).tobytes(), {k: v for k, v in r.items() if k not in ("id", "vector")})
+        for r in records
+    }
+
+
+@pytest.fixture
+def project(tmp_path: Path, sharded_repo: DatasetRepo) -> Project:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    return Project(folder, sharded_repo)
+
+
+def test_changing_one_shard_decodes_only_that_shard_and_applies_exactly(project: Project, sharded_repo: DatasetRepo) -> None:
+    first = project.ok("plan", "--json").json["environments"][0]
+    assert first["shards"]["total"] == SHARDS and first["shards"]["decoded"] == SHARDS
+    assert first["changes"] == {"add": SHARDS * PER_SHARD, "update": 0, "delete": 0}
+    project.ok("apply", "--auto-approve")
+    assert project.content() == _expected(sharded_repo.versions[0].records or [])
+
+    again = project.ok("plan", "--json").json["environments"][0]
+    assert again["shards"] == {"total": SHARDS, "decoded": 0, "from_cache": SHARDS, "decoded_files": []}
+    assert again["changes"] == {"add": 0, "update": 0, "delete": 0}
+
+    project.pin("v2")
+    saved = project.folder / "v2.plan"
+    human = project.ok("plan", "-o", str(saved)).output
+    assert f"1 of {SHARDS + 1} shards decoded" in human and f"part-{CHANGED:04d}.parquet" in human
+    plan = project.ok("show", str(saved), "--json").json["environments"][0]
+    # v1's twenty shards come from the cache; of v2 only the one new md5 is decoded
+    assert plan["shards"]["decoded_files"] == [f"data/docs/part-{CHANGED:04d}.parquet"]
+    assert plan["shards"]["decoded"] == 1 and plan["shards"]["total"] == SHARDS + 1  # distinct shards of v1 and v2
+    assert plan["changes"] == {"add": 1, "update": 5, "delete": 1}
+    assert plan["update_detail"] == {"vector": 3, "metadata": 2}
+    warm = project.ok("plan", "--json").json["environments"][0]
+    assert warm["shards"]["decoded"] == 0 and warm["changes"] == plan["changes"]
+
+    project.ok("apply", str(saved))
+    assert project.content() == _expected(sharded_repo.versions[1].records or [])
+
+
+def test_apply_reads_changed_records_from_the_shard_stash(project: Project, sharded_repo: DatasetRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the plan decoded the changed shard, apply needs nothing else from the dataset: with every
+    other shard file made unreadable in the DVC cache, the apply still writes v2 exactly."""
+    project.ok("apply", "--auto-approve")
+    project.pin("v2")
+    project.ok("plan", "--json")
+    import reconciler.dataset as ds
+
+    def refuse(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("apply read a shard although the stash holds every changed record")
+
+    monkeypatch.setattr(ds, "read_shard_records", refuse)
+    monkeypatch.setattr(ds, "read_records", refuse)
+    project.ok("apply", "--auto-approve")
+    assert project.content() == _expected(sharded_repo.versions[1].records or [])
+
+
+def test_an_id_in_two_shards_names_both_shards(tmp_path: Path) -> None:
+    repo = DatasetRepo.create(tmp_path / "dup", path="data/docs")
+    shards = _shards(3, 50)
+    shards[2].append(dict(shards[0][17]))  # doc-17 also in the third shard
+    repo.commit_shards(shards, tag="v1")
+    project = Project(tmp_path / "p", repo) if (tmp_path / "p").mkdir() is None else None
+    assert project is not None
+    result = project.run("plan")
+    assert result.code == 1
+    assert "id 'doc-17' is in both data/docs/part-0000.parquet and data/docs/part-0002.parquet" in result.stderr
+    assert "unique across all shards" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (project.folder / "db").exists()
+
+
+def test_jsonl_shards(tmp_path: Path) -> None:
+    repo = DatasetRepo.create(tmp_path / "jsonl", path="data/docs", fmt="jsonl")
+    shards = _shards(4, 25)
+    repo.commit_shards(shards, tag="v1")
+    (tmp_path / "p").mkdir()
+    project = Project(tmp_path / "p", repo)
+    write_manifest(project.manifest, {"staging": environment("v1", lancedb_destination("docs"))}, repo=repo.root, dimension=DIM,
+                   dataset_keys={"path": "data/docs", "format": "jsonl"})
+    plan = project.ok("plan", "--json").json["environments"][0]
+    assert plan["shards"]["decoded"] == 4 and plan["changes"]["add"] == 100
+    project.ok("apply", "--auto-approve")
+    assert project.content() == _expected([r for s in shards for r in s])
+
+
+def test_jobs_2_gives_the_same_plan_and_hash_tables_as_jobs_1(project: Project, tmp_path: Path) -> None:
+    """Hashing in two worker processes is the same computation as in one: same plan, same tables."""
+    tables = {}
+    plans = {}
+    for jobs in ("1", "2"):
+        cache = tmp_path / f"cache-{jobs}"
+        result = project.ok("plan", "--json", "--jobs", jobs, env={"VECTOROPS_CACHE_DIR": str(cache)})
+        body = result.json
+        env = body["environments"][0]
+        assert env["shards"]["decoded"] == SHARDS
+        for key in ("plan_id", "created_at"):
+            body.pop(key)
+        plans[jobs] = body
+        tables[jobs] = {p.name: pq.read_table(p) for p in sorted((cache / "shards").glob("*.parquet"))}
+    assert plans["1"] == plans["2"]
+    assert list(tables["1"]) == list(tables["2"]) and len(tables["1"]) == SHARDS
+    for name, table in tables["1"].items():
+        assert table.equals(tables["2"][name]), name
+
+
+def test_a_bad_record_in_a_worker_is_the_same_clear_message(tmp_path: Path) -> None:
+    repo = DatasetRepo.create(tmp_path / "bad", path="data/docs")
+    shards = _shards(3, 20)
+    shards[1][4]["vector"] = [float("nan")] * DIM
+    repo.commit_shards(shards, tag="v1")
+    (tmp_path / "p").mkdir()
+    project = Project(tmp_path / "p", repo)
+    result = project.run("plan", "--jobs", "2")
+    assert result.code == 1
+    assert "file data/docs/part-0001.parquet: record 'doc-24' has NaN" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_jobs_must_be_positive(project: Project) -> None:
+    result = project.run("plan", "--jobs", "0")
+    assert result.code == 1 and "--jobs" in result.stderr and "Traceback" not in result.output
