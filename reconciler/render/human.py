@@ -65,6 +65,12 @@ def drift_line(drift: dict[str, Any]) -> str:
     found = drift.get("actual_count")
     expected = drift.get("expected_count")
     counted = f"refresh: {level}; {_num(found)} records, {_num(expected)} expected"
+    if level == "sample" and drift.get("sampled"):
+        bound = drift.get("drifted_fraction_upper_bound") or 0.0
+        counted += (
+            f"; sampled {drift['sampled']:,}, {drift.get('sample_drifted', 0):,} drifted: "
+            f"at most {bound:.3%} of records drifted (95% confidence)"
+        )
     if not parts:
         return f"none ({counted})"
     return f"[yellow]{', '.join(parts)}[/] ({counted})"
