@@ -23,6 +23,7 @@ The API key is read from the named environment variable and redacted from every 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -51,6 +52,7 @@ from reconciler.errors import (
     StateError,
 )
 from reconciler.providers import listing
+from reconciler.providers.listing_resume import ListingCheckpoint, Pacer
 from reconciler.providers import pinecone_payload as payload
 from reconciler.providers.base import Capabilities, Destination, DestinationInfo, describe_exception
 from reconciler.providers.settings import ENV_VAR_PATTERN, DestinationContext, DestinationSettings
@@ -66,6 +68,10 @@ MAX_ID_LENGTH = 512
 #: id listings run this many at once when the expected ids split them (``all_ids``)
 LIST_IN_FLIGHT = int(os.environ.get("VECTOROPS_PINECONE_LIST_IN_FLIGHT", "8"))
 LIST_PAGE_SIZE = 100  # the most ids one list request returns (Pinecone's documented maximum)
+#: list requests a second at most, across threads: Pinecone documents 200 list requests/s per index
+#: (bench/RESULTS.md: at 20 ms a round trip 8 in flight would send ~400/s and be throttled)
+LIST_RATE = float(os.environ.get("VECTOROPS_PINECONE_LIST_RATE", "180"))
+_LIST_PACER = Pacer(LIST_RATE)
 LIST_SPLIT_MIN = 20_000  # fewer ids are 200 pages: one listing is quick enough
 #: where contenders for vectorops' lock leave their claims (``PineconeDestination.exclusive``)
 CLAIMS_PREFIX = "claims/"
@@ -373,32 +379,72 @@ class PineconeDestination(Destination):
             if prefixes is not None and not all(p.isascii() for p in prefixes):
                 prefixes = None  # such ids cannot be in Pinecone; the hint is about something else
         if prefixes is None:
-            return super().all_ids(progress=progress)
-        listed = [0]
-
-        def under(prefix: str) -> pa.Array:
-            ids: list[str] = []
-            for page in self._list_pages(self.namespace, prefix):
-                ids.extend(page)
-                if progress is not None:
-                    with self._lock:
-                        listed[0] += len(page)
-                        progress(listed[0])
-            return pa.array(ids, pa.string())
-
-        found = pa.concat_arrays(self._parallel(under, prefixes, in_flight=LIST_IN_FLIGHT))
+            return self._list_parts([""], progress)
+        found = self._list_parts(prefixes, progress)
         idx = self._index()
         count = self._count(self._reads("reading index stats", lambda: idx.describe_index_stats()))
         if len(found) == count:
             return found
         log.debug("%s: %d ids under %d prefixes, %d in the namespace: listing it whole", self.address, len(found), len(prefixes), count)
-        return super().all_ids(progress=progress)
+        return self._list_parts([""], progress)
+
+    def _list_parts(self, prefixes: list[str], progress: Callable[[int], None] | None) -> pa.Array:
+        """The ids under each prefix ("" for all), ``LIST_IN_FLIGHT`` listings side by side.
+
+        A listing cut off when retries run out leaves a checkpoint (``listing_resume``): the
+        next listing of this namespace, split the same way, continues from each part's last page
+        token instead of starting over.
+        """
+        checkpoint = ListingCheckpoint(f"{self.address}|{self.host or ''}|{self.namespace}", prefixes)
+        parts, resumed = checkpoint.load()
+        if resumed:
+            log.info("%s: resuming an interrupted id listing (%d ids already listed)", self.address, sum(len(p.ids) for p in parts.values()))
+        listed = [sum(len(p.ids) for p in parts.values())]
+
+        def under(prefix: str) -> None:
+            part = parts[prefix]
+            if part.done:
+                return
+            try:
+                pages = self._list_pages_from(self.namespace, prefix or None, part.token)
+                first = next(pages, None)
+            except DestinationRejectedError:
+                if part.token is None:
+                    raise
+                log.info("%s: a saved page token was refused: listing '%s' from the start", self.address, prefix)
+                with self._lock:
+                    listed[0] -= len(part.ids)
+                    part.ids, part.token = [], None
+                pages = self._list_pages_from(self.namespace, prefix or None, None)
+                first = next(pages, None)
+            for ids, token in itertools.chain([first] if first is not None else [], pages):
+                with self._lock:
+                    part.ids.extend(ids)
+                    part.token = token
+                    listed[0] += len(ids)
+                    if progress is not None:
+                        progress(listed[0])
+            part.done = True
+
+        try:
+            self._parallel(under, prefixes, in_flight=LIST_IN_FLIGHT)
+        except BaseException:
+            with self._lock:
+                checkpoint.save(parts)
+            raise
+        checkpoint.clear()
+        return pa.array([i for p in prefixes for i in parts[p].ids], pa.string())
 
     def _list_pages(self, namespace: str, prefix: str | None) -> Iterator[list[str]]:
+        for ids, _token in self._list_pages_from(namespace, prefix, None):
+            if ids:
+                yield ids
+
+    def _list_pages_from(self, namespace: str, prefix: str | None, token: str | None) -> Iterator[tuple[list[str], str | None]]:
+        """Pages of ids from ``token`` on (None: the first page), each with the next page's token."""
         idx = self._index(required=False)
         if idx is None:
             return
-        token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"namespace": namespace, "limit": LIST_PAGE_SIZE}
             if prefix:
@@ -406,13 +452,13 @@ class PineconeDestination(Destination):
             if token:
                 kwargs["pagination_token"] = token
             try:
+                _LIST_PACER.wait()
                 page = self._reads("listing ids", lambda kw=kwargs: idx.list_paginated(**kw))
             except _Missing:
                 return
             ids = [v if isinstance(v, str) else v.id for v in (page.vectors or [])]
-            if ids:
-                yield ids
             token = page.pagination.next if page.pagination is not None else None
+            yield ids, token
             if not token:
                 return
 

@@ -194,6 +194,11 @@ class PineconeServer:
         with self._lock:
             self._script.append(_Script(kind, operation, count))
 
+    def clear_script(self) -> None:
+        """Forget scripted failures not yet used (the outage is over)."""
+        with self._lock:
+            self._script.clear()
+
     @property
     def request_counts(self) -> dict[str, int]:
         with self._lock:

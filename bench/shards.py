@@ -1,0 +1,198 @@
+"""Sharded datasets (issue 19): plan cost when a new version changes few shards, and with --jobs.
+
+Two versions of a DVC-tracked directory of Parquet shards in a real git + DVC repo:
+
+* ``--change one``: v2 changes records in ONE shard (1% of that shard's rows deleted, updated and
+  added): the "new version rewrites one file" case. The cold plan has v1's shard tables cached
+  (v1 is deployed: its apply hashed them) and must decode only v2's changed shard.
+* ``--change spread``: v2 changes 1% of the records, spread over every shard: every shard's md5
+  changes, so a cold plan decodes all of v2 (that is where ``--jobs`` matters).
+
+Measured, each as a fresh ``vectorops`` process (wall time and its own peak RSS, children included):
+
+* the I/O floor: pyarrow reading every column of every shard of both versions, nothing else;
+* ``apply v1`` (fills LanceDB, hashes v1's shards);
+* cold plan of v2 (v1's shard tables cached, v2's new shards not);
+* warm plan of v2 (everything cached).
+
+    nice -n 10 python bench/shards.py --records 1000000 --dim 768 --shards 100 --change one
+    nice -n 10 python bench/shards.py --records 10000000 --dim 128 --shards 100 --change spread --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dataset_repo import ROOT, _group, _table, warm  # noqa: E402
+from measured import base_env, run_measured, vectorops_cmd  # noqa: E402
+
+
+def write_shard(path: Path, cols: dict[str, Any], row_group: int) -> None:
+    if path.exists():
+        path.unlink()  # with DVC's hardlink cache the old file IS the cached object
+    pq.write_table(_table(cols, "fixed_size_list"), path, row_group_size=row_group, compression=None)
+
+
+def shard_rows(n: int, shards: int, s: int) -> tuple[int, int]:
+    per = -(-n // shards)
+    return s * per, min(n, (s + 1) * per)
+
+
+def changed(cols: dict[str, Any], start: int, seed: int, dim: int) -> dict[str, Any]:
+    """1% of a shard's rows deleted, 1% updated (new vector), 1% added."""
+    n = len(cols["id"])
+    k = max(1, n // 100)
+    rng = np.random.default_rng([seed, start])
+    picks = rng.permutation(n)
+    upd, gone = picks[:k], picks[k : 2 * k]
+    cols["vectors"][upd] = rng.standard_normal((k, dim), dtype=np.float32)
+    keep = np.ones(n, bool)
+    keep[gone] = False
+    cols = {key: v[keep] for key, v in cols.items()}
+    extra = _group(10**9 + start, 10**9 + start + k, dim, seed + 2)
+    return {key: np.concatenate([cols[key], extra[key]]) for key in cols}
+
+
+def build(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from tests.fixtures.repo import BASE_EPOCH, DatasetRepo, _dvc, run_git
+
+    repo = DatasetRepo.create(root, path="data/docs")
+    with _dvc(repo.root) as dvc, dvc.config.edit() as cfg:
+        cfg["cache"]["type"] = "hardlink"
+    run_git(repo.root, "commit", "-q", "-am", "dvc: hardlink cache", when=BASE_EPOCH + 60)
+    folder = repo.root / "data" / "docs"
+    folder.mkdir(parents=True)
+    for version in (1, 2):
+        for s in range(args.shards):
+            if version == 2 and args.change == "one" and s != args.shards // 2:
+                continue  # unchanged shards stay as they are (same bytes, same md5)
+            start, stop = shard_rows(args.records, args.shards, s)
+            cols = _group(start, stop, args.dim, 1)
+            if version == 2:
+                cols = changed(cols, start, 11, args.dim)
+            write_shard(folder / f"part-{s:04d}.parquet", cols, args.row_group)
+        with _dvc(repo.root) as dvc:
+            dvc.add(str(folder))
+        run_git(repo.root, "add", "-A")
+        run_git(repo.root, "commit", "-q", "-m", f"v{version}", when=BASE_EPOCH + 3600 * version)
+        run_git(repo.root, "tag", f"v{version}")
+    return {"root": str(repo.root)}
+
+
+def objects(root: Path, tag: str) -> list[Path]:
+    """The DVC cache objects of a version's shards (the very files the engine reads)."""
+    import yaml
+
+    from tests.fixtures.repo import run_git
+
+    doc = yaml.safe_load(run_git(root, "show", f"{tag}:data/docs.dvc"))
+    listing = doc["outs"][0]["md5"]
+    cache = root / ".dvc" / "cache" / "files" / "md5"
+    entries = json.loads((cache / listing[:2] / listing[2:]).read_text())
+    return [cache / e["md5"][:2] / e["md5"][2:] for e in entries]
+
+
+def io_floor(files: list[Path]) -> tuple[float, float]:
+    """(wall, CPU) seconds of pyarrow reading every column of ``files``: CPU is steadier on a shared machine."""
+    warm(*files)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for f in files:
+        for _ in pq.ParquetFile(f, memory_map=True).iter_batches(batch_size=65_536, use_threads=True):
+            pass
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def manifest(path: Path, repo: Path, dim: int, version: str, db: Path) -> None:
+    path.write_text(f"""version: 1
+datasets:
+  docs:
+    path: data/docs
+    repo: {repo}
+    embedding: {{model: bench-model, dimension: {dim}, metric: cosine}}
+environments:
+  staging:
+    dataset: docs
+    version: {version}
+    destination: {{type: lancedb, uri: {db}, table: docs}}
+""")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--records", type=int, default=1_000_000)
+    p.add_argument("--dim", type=int, default=768)
+    p.add_argument("--shards", type=int, default=100)
+    p.add_argument("--change", choices=("one", "spread"), default="one")
+    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--row-group", type=int, default=16_384)
+    p.add_argument("--work", type=Path, default=None, help="keep everything here (default: a temp folder, removed)")
+    p.add_argument("--json-out", type=Path, default=None)
+    args = p.parse_args(argv)
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    sys.path.insert(0, str(ROOT))
+    work = args.work or Path(tempfile.mkdtemp(prefix="vectorops-shards-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    res: dict[str, Any] = {"records": args.records, "dim": args.dim, "shards": args.shards, "change": args.change,
+                           "jobs": args.jobs, "load_average_start": os.getloadavg()}
+    try:
+        t0 = time.perf_counter()
+        root = Path(build(work / "repo", args)["root"])
+        res["build_s"] = time.perf_counter() - t0
+        v1, v2 = objects(root, "v1"), objects(root, "v2")
+        res["bytes_v1"] = sum(f.stat().st_size for f in v1)
+        res["shards_changed"] = len(set(v2) - set(v1))
+        res["io_floor_s"], res["io_floor_cpu_s"] = io_floor(v1 + v2)
+        ws = work / "ws"
+        ws.mkdir(exist_ok=True)
+        m, db = ws / "vectorops.yaml", ws / "db"
+        jobs = ["--jobs", str(args.jobs)] if args.jobs else []
+        cache_v1 = work / "cache-v1"
+
+        def vo(cache: Path, *a: str) -> Any:
+            return run_measured([*vectorops_cmd(), "-m", str(m), "--no-color", *a], base_env(cache), ws)
+
+        manifest(m, root, args.dim, "v1", db)
+        warm(*v1)
+        run = vo(cache_v1, "apply", "--auto-approve", *jobs)
+        res["apply_v1"] = {"s": run.seconds, "rss_mb": run.max_rss_mb, "cpu_s": run.cpu_seconds}
+        manifest(m, root, args.dim, "v2", db)
+        cache = work / "cache-v2"
+        shutil.copytree(cache_v1, cache)  # v1 seen before (its shards cached); v2's new shards not
+        warm(*v1, *v2)
+        run = vo(cache, "plan", "--json", *jobs)
+        env = json.loads(run.stdout)["environments"][0]
+        res["cold_plan"] = {"s": run.seconds, "rss_mb": run.max_rss_mb, "cpu_s": run.cpu_seconds,
+                            "shards": env["shards"], "changes": env["changes"]}
+        warm(*v1, *v2)
+        run = vo(cache, "plan", "--json", *jobs)
+        res["warm_plan"] = {"s": run.seconds, "rss_mb": run.max_rss_mb, "cpu_s": run.cpu_seconds,
+                            "shards": json.loads(run.stdout)["environments"][0]["shards"]["decoded"]}
+        res["cold_over_floor"] = res["cold_plan"]["s"] / res["io_floor_s"]
+        res["warm_over_floor"] = res["warm_plan"]["s"] / res["io_floor_s"]
+        res["cold_over_floor_cpu"] = res["cold_plan"]["cpu_s"] / res["io_floor_cpu_s"]
+        res["warm_over_floor_cpu"] = res["warm_plan"]["cpu_s"] / res["io_floor_cpu_s"]
+        res["load_average_end"] = os.getloadavg()
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    text = json.dumps(res, indent=2, default=str)
+    print(text)
+    if args.json_out:
+        args.json_out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Resuming an id listing that failed halfway, and pacing list requests under the rate limit.
+
+Listing a big Pinecone namespace is thousands of pages, each needing the previous page's token.
+When retries run out halfway (an outage longer than the retry budget, a laptop losing its
+network), the ids listed so far and each part's next page token are saved in the local cache;
+the next listing of the same namespace, split the same way, continues from those tokens instead
+of starting over. A checkpoint is trusted for ``MAX_AGE_S`` only (records may be written
+meanwhile), is removed once a listing completes, and the caller still checks the total against
+the namespace's own count, so a stale checkpoint costs a re-listing, never a wrong plan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import xxhash
+
+from reconciler import caches
+
+MAX_AGE_S = 15 * 60
+FORMAT = 1
+
+
+@dataclass
+class ListingPart:
+    """One prefix's listing: the ids so far, the token of the next page, whether it reached the end."""
+
+    prefix: str
+    ids: list[str] = field(default_factory=list)
+    token: str | None = None
+    done: bool = False
+
+
+class ListingCheckpoint:
+    """Where one namespace's interrupted listing is kept (ids and page tokens, no secrets)."""
+
+    def __init__(self, scope: str, prefixes: list[str]) -> None:
+        key = xxhash.xxh3_64_hexdigest(json.dumps([FORMAT, scope, prefixes]).encode())
+        self.path: Path = caches.cache_dir() / "listing" / f"{key}.json"
+        self.prefixes = prefixes
+
+    def load(self) -> tuple[dict[str, ListingPart], bool]:
+        """The parts to list (resumed where a checkpoint says so) and whether it resumed."""
+        fresh = {p: ListingPart(p) for p in self.prefixes}
+        try:
+            doc = json.loads(self.path.read_text())
+            if time.time() - float(doc["saved_at"]) > MAX_AGE_S or doc.get("format") != FORMAT:
+                return fresh, False
+            parts = {
+                p: ListingPart(p, list(doc["parts"][p]["ids"]), doc["parts"][p]["token"], bool(doc["parts"][p]["done"]))
+                for p in self.prefixes
+            }
+        except (OSError, ValueError, KeyError, TypeError):
+            return fresh, False
+        return parts, any(part.ids or part.done for part in parts.values())
+
+    def save(self, parts: dict[str, ListingPart]) -> None:
+        doc = {
+            "format": FORMAT,
+            "saved_at": time.time(),
+            "parts": {p: {"ids": part.ids, "token": part.token, "done": part.done} for p, part in parts.items()},
+        }
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(doc))
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # an optimisation: a listing that cannot be saved is simply listed again
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class Pacer:
+    """At most ``rate`` requests a second across threads: each caller waits for its own slot."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
