@@ -266,14 +266,13 @@ def _combine(src: DatasetSource, version: DatasetVersion, shards: list[DatasetSh
             first = int(at[0])
             dup = ids[first].as_py()
             a, b = sorted({shards[int(shard_no[first])].path, shards[int(shard_no[first + 1])].path})
-            others = sorted({ids[int(i)].as_py() for i in at} - {dup})
-            more = ""
-            if others:
-                shown = ", ".join(f"'{o}'" for o in others[:SAMPLE_SIZE])
-                more = f"; also duplicated: {shown}" + (f" and {len(others) - SAMPLE_SIZE} more" if len(others) > SAMPLE_SIZE else "")
+            dups = sorted({ids[int(i)].as_py() for i in at})
+            shown = ", ".join(dups[:SAMPLE_SIZE]) + (f" and {len(dups) - SAMPLE_SIZE} more" if len(dups) > SAMPLE_SIZE else "")
             raise DatasetError(
-                f"dataset '{src.name}' ({src.origin}) at {version.rev}, directory {src.path}: id '{dup}' is in both {a} and {b}{more}",
-                hint="Ids must be unique across all shards of a version; keep each record in one shard, then `dvc add` the directory and commit again.",
+                f"dataset '{src.name}' ({src.origin}) at {version.rev}, directory {src.path}: duplicate ids: {shown}; "
+                f"'{dup}' is in both {a} and {b}",
+                hint="Ids must be unique across all shards of a version: deduplicate (keep each record in one shard), "
+                "then `dvc add` the directory and commit again.",
             )
     return VersionIndex(table)
 

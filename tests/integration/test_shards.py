@@ -144,7 +144,7 @@ def test_an_id_in_two_shards_names_both_shards(tmp_path: Path) -> None:
     assert project is not None
     result = project.run("plan")
     assert result.code == 1
-    assert "id 'doc-17' is in both data/docs/part-0000.parquet and data/docs/part-0002.parquet" in result.stderr
+    assert "duplicate ids: doc-17; 'doc-17' is in both data/docs/part-0000.parquet and data/docs/part-0002.parquet" in result.stderr
     assert "unique across all shards" in result.stderr
     assert "Traceback" not in result.output
     assert not (project.folder / "db").exists()
