@@ -565,10 +565,10 @@ def _check_writable(manifest: LoadedManifest, plan: EnvironmentPlan, dest: Desti
 
     Only the records apply would write are checked; a destination opts in with ``capabilities.check_records``.
     """
-    from reconciler import dataset as ds
+    from reconciler.engine.shards import read_by_id
 
     problems: list[str] = []
-    for picked in ds.read_records(manifest.dataset_source(plan.dataset), desired, plan.ids.upsert):
+    for picked in read_by_id(manifest, plan.dataset, desired, plan.ids.upsert):
         problems.extend(dest.check_records(picked, plan.embedding["dimension"]))
     if problems:
         shown = "\n".join(f"  - {p}" for p in problems[:20])

@@ -345,3 +345,17 @@ def _stream(src: DatasetSource, version: DatasetVersion, plan: list[tuple[list[R
         yield from stashed
         if len(wanted):
             yield from ds.read_shard_records(src, version, shard, wanted)
+
+
+def read_by_id(manifest: Any, dataset: str, version: DatasetVersion, ids: Any) -> Iterator[RecordBatch]:
+    """The records with these ids from any version: a sharded one reads only the shards that hold
+    them (and their stashes' records never), a single file is streamed until every id is found."""
+    from reconciler import dataset as ds
+    from reconciler.engine.index_cache import signature_key
+    from reconciler.engine.plan import dataset_signature
+
+    src = manifest.dataset_source(dataset)
+    if not ds.is_sharded(version):
+        return ds.read_records(src, version, ids)
+    wanted = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array(list(ids), pa.string())
+    return changed_records(src, version, signature_key(dataset_signature(manifest, dataset)), None, wanted.cast(pa.string()), 65_536)

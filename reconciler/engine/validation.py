@@ -229,13 +229,14 @@ def resolve_query_vectors(
     The version is streamed batch by batch and only the wanted rows are kept, stopping as soon as
     every id is found, so memory stays bounded whatever the dataset's size.
     """
-    from reconciler.dataset import read_records, resolve_version
+    from reconciler.dataset import resolve_version
+    from reconciler.engine.shards import read_by_id
 
     src = manifest.dataset_source(dataset_name)
     ver = resolve_version(src, version) if isinstance(version, str) else version
     wanted = sorted({q.vector_of for q in canaries.queries if q.vector_of is not None})
     found: dict[str, np.ndarray] = {}
-    for batch in read_records(src, ver, wanted):
+    for batch in read_by_id(manifest, dataset_name, ver, wanted):
         for row, rid in enumerate(batch.id_list):
             found[rid] = np.array(batch.vectors[row], dtype=np.float32)
     lost = [w for w in wanted if w not in found]

@@ -200,3 +200,27 @@ def test_a_bad_record_in_a_worker_is_the_same_clear_message(tmp_path: Path) -> N
 def test_jobs_must_be_positive(project: Project) -> None:
     result = project.run("plan", "--jobs", "0")
     assert result.code == 1 and "--jobs" in result.stderr and "Traceback" not in result.output
+
+
+def test_canaries_and_plan_checks_read_only_the_shards_holding_their_ids(tmp_path: Path, sharded_repo: DatasetRepo,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vector_of` canaries are read from the one shard holding each id, not by scanning the version."""
+    (tmp_path / "canaries.yaml").write_text("top_k: 5\nqueries:\n  - name: three\n    vector_of: doc-3003\n    expect: [doc-3003]\n")
+    project = Project(tmp_path, sharded_repo)
+    env = environment("v1", lancedb_destination("docs"), validation={"canaries": "canaries.yaml", "min_pass_rate": 1.0})
+    write_manifest(project.manifest, {"staging": env}, repo=sharded_repo.root, dimension=DIM, dataset_keys={"path": "data/docs"})
+    project.ok("plan")  # hashes every shard once
+    import reconciler.dataset as ds
+
+    opened: list[str] = []
+    original = ds.read_shard_records
+
+    def recording(src: Any, version: Any, shard: Any, ids: Any) -> Any:
+        opened.append(shard.path)
+        return original(src, version, shard, ids)
+
+    monkeypatch.setattr(ds, "read_shard_records", recording)
+    monkeypatch.setattr(ds, "read_records", lambda *a, **k: pytest.fail("a sharded version was scanned whole"))
+    result = project.ok("apply", "--auto-approve")
+    assert "1/1 canary queries passed" in result.output
+    assert "data/docs/part-0003.parquet" in opened
