@@ -50,6 +50,11 @@ def jobs() -> int:
     return _jobs if _jobs is not None else (os.cpu_count() or 1)
 
 
+def parallel_min_bytes() -> int:
+    """Below this many bytes of shards to decode, hashing stays in this process."""
+    return int(os.environ.get("VECTOROPS_PARALLEL_MIN_BYTES", str(64 * 1024 * 1024)))
+
+
 @dataclass
 class ShardLog:
     """Which shards a plan had to decode (the rest came from the cache): what `plan --json` shows.
@@ -60,6 +65,7 @@ class ShardLog:
 
     seen: set[str] = field(default_factory=set)
     decoded: dict[str, str] = field(default_factory=dict)  # md5 -> path
+    workers: int = 0  # processes that hashed them (1: this one)
 
     @property
     def total(self) -> int:
@@ -67,7 +73,7 @@ class ShardLog:
 
     def public(self) -> dict[str, Any]:
         return {"total": self.total, "decoded": len(self.decoded), "from_cache": self.total - len(self.decoded),
-                "decoded_files": sorted(self.decoded.values())[:100]}
+                "decoded_files": sorted(self.decoded.values())[:100], "workers": self.workers}
 
 
 # -- the per-shard cache ----------------------------------------------------------------------------
@@ -147,14 +153,16 @@ def _init_worker() -> None:
 def _hash_all(
     src: DatasetSource, version: DatasetVersion, todo: list[DatasetShard], signature_key: str, stash: StashSpec | None,
     progress: Callable[[int], None],
-) -> None:
-    """Hash shards with up to ``jobs()`` processes; the first error (in shard order) is raised."""
+) -> int:
+    """Hash shards with up to ``jobs()`` processes (returned); the first error (in shard order) is raised."""
     workers = min(jobs(), len(todo))
+    if sum(s.size or 0 for s in todo) < parallel_min_bytes():
+        workers = 1  # starting worker processes (~1 s of imports each) costs more than hashing this here
     if workers <= 1:
         for done, shard in enumerate(todo, start=1):
             hash_shard(src, version, shard, signature_key, stash)
             progress(done)
-        return
+        return 1
     context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
         pending: dict[Future[int], int] = {}
@@ -183,6 +191,7 @@ def _hash_all(
                     submit()
         if errors:
             raise errors[min(errors)]
+    return workers
 
 
 # -- a version's index from its shards --------------------------------------------------------------
@@ -212,7 +221,9 @@ def sharded_index(
         label = f"hashing {src.name}@{version.rev} ({len(todo)} of {len(shards)} shards)"
         report = (lambda n: progress(label, n, len(todo))) if progress is not None else (lambda n: None)
         with _stash_spec(src, stash_against) as stash:
-            _hash_all(src, version, list(todo.values()), signature_key, stash, report)
+            workers = _hash_all(src, version, list(todo.values()), signature_key, stash, report)
+        if log is not None:
+            log.workers = max(log.workers, workers)
     tables = []
     for shard in shards:
         table = load_shard_index(shard_cache_path(shard, signature_key))

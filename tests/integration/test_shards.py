@@ -98,7 +98,7 @@ def test_changing_one_shard_decodes_only_that_shard_and_applies_exactly(project:
     assert project.content() == _expected(sharded_repo.versions[0].records or [])
 
     again = project.ok("plan", "--json").json["environments"][0]
-    assert again["shards"] == {"total": SHARDS, "decoded": 0, "from_cache": SHARDS, "decoded_files": []}
+    assert again["shards"] == {"total": SHARDS, "decoded": 0, "from_cache": SHARDS, "decoded_files": [], "workers": 0}
     assert again["changes"] == {"add": 0, "update": 0, "delete": 0}
 
     project.pin("v2")
@@ -170,10 +170,12 @@ def test_jobs_2_gives_the_same_plan_and_hash_tables_as_jobs_1(project: Project, 
     plans = {}
     for jobs in ("1", "2"):
         cache = tmp_path / f"cache-{jobs}"
-        result = project.ok("plan", "--json", "--jobs", jobs, env={"VECTOROPS_CACHE_DIR": str(cache)})
+        # VECTOROPS_PARALLEL_MIN_BYTES=0: worker processes even for shards this small
+        result = project.ok("plan", "--json", "--jobs", jobs, env={"VECTOROPS_CACHE_DIR": str(cache), "VECTOROPS_PARALLEL_MIN_BYTES": "0"})
         body = result.json
         env = body["environments"][0]
         assert env["shards"]["decoded"] == SHARDS
+        assert env["shards"].pop("workers") == int(jobs)
         for key in ("plan_id", "created_at"):
             body.pop(key)
         plans[jobs] = body
@@ -191,7 +193,7 @@ def test_a_bad_record_in_a_worker_is_the_same_clear_message(tmp_path: Path) -> N
     repo.commit_shards(shards, tag="v1")
     (tmp_path / "p").mkdir()
     project = Project(tmp_path / "p", repo)
-    result = project.run("plan", "--jobs", "2")
+    result = project.run("plan", "--jobs", "2", env={"VECTOROPS_PARALLEL_MIN_BYTES": "0"})
     assert result.code == 1
     assert "file data/docs/part-0001.parquet: record 'doc-24' has NaN" in result.stderr
     assert "Traceback" not in result.output
