@@ -422,7 +422,7 @@ class PineconeDestination(Destination):
                     part.ids.extend(ids)
                     part.token = token
                     listed[0] += len(ids)
-                    if progress is not None:
+                    if progress is not None and ids:
                         progress(listed[0])
             part.done = True
 
