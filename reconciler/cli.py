@@ -749,22 +749,23 @@ def import_(environment: str, rev: str, refresh: str, auto_approve: bool, as_jso
         report, dest, _version = compare_for_import(m, name, rev, refresh=refresh, progress=reporter.hashing)
     finally:
         reporter.stop()
-    if as_json:
+    if as_json:  # one JSON document on stdout, after the import when it was approved: it says whether it was
+        if auto_approve:
+            record_import(m, report, dest)
         click.echo(json.dumps({"environment": name, "destination": report.destination, "version": report.version,
-                               "drift": report.drift, "samples": report.samples, "previous": report.previous}, indent=2))
-    else:
-        out(f"[bold]{name}[/]  {report.destination}")
-        out(f"  adopt as  {report.version['version']} ({report.version['commit'][:7]})")
-        if report.previous:
-            out(f"  [yellow]replaces the recorded deployment {report.previous['version']} ({report.previous['commit'][:7]})[/]")
-        out(f"  differs   {drift_line(report.drift)}")
-        for key, ids in report.samples.items():
-            if ids and report.drift.get(key):
-                out(f"            {key}:")
-                out("\n".join(id_lines(ids, report.drift[key], _console().width, indent=" " * 14)))
+                               "drift": report.drift, "samples": report.samples, "previous": report.previous,
+                               "recorded": auto_approve}, indent=2))
+        return
+    out(f"[bold]{name}[/]  {report.destination}")
+    out(f"  adopt as  {report.version['version']} ({report.version['commit'][:7]})")
+    if report.previous:
+        out(f"  [yellow]replaces the recorded deployment {report.previous['version']} ({report.previous['commit'][:7]})[/]")
+    out(f"  differs   {drift_line(report.drift)}")
+    for key, ids in report.samples.items():
+        if ids and report.drift.get(key):
+            out(f"            {key}:")
+            out("\n".join(id_lines(ids, report.drift[key], _console().width, indent=" " * 14)))
     if not auto_approve:
-        if as_json:
-            return
         again = f"vectorops import {name} --version {rev} --refresh {refresh} --auto-approve"
         if not _confirm(
             "Record this index as deployed at that version? [y/N]", hint=f"Review the comparison above, then re-run with --auto-approve: {again}"

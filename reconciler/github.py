@@ -54,6 +54,7 @@ class Config:
     environments: list[str]
     args: list[str]
     comment: bool
+    fail_on_drift: bool
     token: str | None
     api_url: str
     repository: str | None
@@ -71,9 +72,8 @@ class Config:
         command = env.get("VECTOROPS_COMMAND", "plan").strip() or "plan"
         if command not in COMMANDS:
             raise ActionError(f"input `command` is {command!r}; use one of: {', '.join(COMMANDS)}")
-        comment_raw = env.get("VECTOROPS_COMMENT", "true").strip().lower()
-        if comment_raw not in ("true", "false", "1", "0", "yes", "no", ""):
-            raise ActionError(f"input `comment` is {comment_raw!r}; use true or false")
+        comment = _boolean_input(env, "VECTOROPS_COMMENT", "comment")
+        fail_on_drift = _boolean_input(env, "VECTOROPS_FAIL_ON_DRIFT", "fail-on-drift")
         try:
             args = shlex.split(env.get("VECTOROPS_ARGS", ""))
         except ValueError as exc:
@@ -89,7 +89,8 @@ class Config:
             manifest=env.get("VECTOROPS_MANIFEST", "").strip() or "vectorops.yaml",
             environments=env.get("VECTOROPS_ENVIRONMENTS", "").split(),
             args=args,
-            comment=comment_raw in ("true", "1", "yes", ""),
+            comment=comment,
+            fail_on_drift=fail_on_drift,
             token=token,
             api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
             repository=env.get("GITHUB_REPOSITORY") or None,
@@ -125,6 +126,14 @@ class Outcome:
     error: str | None = None  # the end of the CLI's error output when it failed
 
 
+def _boolean_input(env: Mapping[str, str], variable: str, name: str) -> bool:
+    """A true/false input; empty means its default, true (as action.yml declares for every one)."""
+    raw = env.get(variable, "true").strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no", ""):
+        raise ActionError(f"input `{name}` is {raw!r}; use true or false")
+    return raw in ("true", "1", "yes", "")
+
+
 def _key_variables(manifest: str) -> set[str]:
     """The variables the manifest's destinations name as holding secrets (Pinecone's ``api_key_env``,
     any type's ``secret_env_fields``, defaults included), whatever they are called.
@@ -153,15 +162,20 @@ def _key_variables(manifest: str) -> set[str]:
 
 
 def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
-    """Run the action; returns the step's exit code (0 also for plan/drift's "2 = changes")."""
+    """Run the action; returns the step's exit code.
+
+    plan's "2 = changes" is success (0); drift's "2 = drift found" fails the step (1) unless
+    `fail-on-drift` is false, because a scheduled drift check exists to tell someone.
+    """
     env = os.environ if env is None else env
     out = out or sys.stdout
     try:
         cfg = Config.from_env(env)
     except ActionError as exc:
-        print(f"::error title=vectorops::{_escape_command(str(exc))}", file=out, flush=True)
+        print(workflow_command("error", str(exc), title="vectorops"), file=out, flush=True)
         return 1
     mask_secrets(cfg, out)
+    warn_about_runner_disk(cfg, out)
     cfg.runner_temp.mkdir(parents=True, exist_ok=True)
     outside = manifest_outside_workspace(cfg.manifest, os.getcwd())
     outcome = Outcome(None, 1, error=outside) if outside else run(cfg, out)
@@ -194,6 +208,55 @@ def mask_secrets(cfg: Config, out: TextIO) -> None:
             if line.strip():
                 print(f"::add-mask::{line}", file=out)
     out.flush()
+
+
+def warn_about_runner_disk(cfg: Config, out: TextIO) -> None:
+    """Warn for every LanceDB destination whose files would vanish with the runner.
+
+    A GitHub-hosted runner is a fresh VM per job, and `actions/checkout` cleans the workspace on a
+    self-hosted one: a table (with vectorops' state and history) kept on that disk is gone by the
+    next run, which then plans everything from scratch, and no laptop can see what CI applied.
+    """
+    for name, uri, where in runner_disk_destinations(cfg):
+        message = (
+            f"environment '{name}' keeps its LanceDB table at the local path {uri} ({where}), so the table "
+            "and vectorops' state and history there vanish after this job: the next run starts from nothing "
+            "and no other machine sees what was applied. Use object storage (s3://, gs://, az://) or "
+            "LanceDB Cloud (db://) as the uri, or a self-hosted runner with a folder outside the workspace."
+        )
+        title = "vectorops LanceDB table on the runner disk"
+        print(workflow_command("warning", cfg.redact(message), title=title), file=out, flush=True)
+
+
+def runner_disk_destinations(cfg: Config) -> list[tuple[str, str, str]]:
+    """(environment, uri, why it is ephemeral) for the selected LanceDB environments on this runner's disk."""
+    from reconciler.manifest import parse_yaml_with_positions, read_bounded_text
+
+    hosted = cfg.environ.get("RUNNER_ENVIRONMENT", "").strip().lower() == "github-hosted"
+    workspace = cfg.environ.get("GITHUB_WORKSPACE", "").strip()
+    manifest = Path(cfg.manifest)
+    try:  # bounded like every manifest read: a pull request can make it a YAML bomb
+        doc, _ = parse_yaml_with_positions(read_bounded_text(manifest, cfg.manifest), cfg.manifest)
+        envs = (doc.get("environments") if isinstance(doc, dict) else None) or {}
+    except Exception:  # noqa: BLE001 - an unreadable manifest is the CLI's to report
+        return []
+    found = []
+    for name, env in envs.items() if isinstance(envs, dict) else ():
+        if cfg.environments and name not in cfg.environments:
+            continue
+        dest = env.get("destination") if isinstance(env, dict) else None
+        if not isinstance(dest, dict) or dest.get("type") != "lancedb":
+            continue
+        uri = str(dest.get("uri") or ".vectorops/lancedb")
+        if re.match(r"^[a-z][a-z0-9+.-]*://", uri, re.IGNORECASE) and not uri.lower().startswith("file://"):
+            continue  # object storage or LanceDB Cloud: outlives the runner
+        local = Path(os.path.expanduser(uri.removeprefix("file://")))
+        local = (local if local.is_absolute() else manifest.resolve().parent / local).resolve()
+        if hosted:
+            found.append((str(name), uri, "a GitHub-hosted runner is discarded after the job"))
+        elif workspace and local.is_relative_to(Path(workspace).resolve()):
+            found.append((str(name), uri, "inside the workspace, which actions/checkout cleans on the next run"))
+    return found
 
 
 # -- running the CLI -----------------------------------------------------------------------------
@@ -330,17 +393,42 @@ def publish(
     step_rc = 0 if exitcode in (0, 2) and cfg.command in ("plan", "drift") else exitcode
     if plan is None and step_rc == 0:
         step_rc = 1
+    drift_fails = cfg.command == "drift" and exitcode == 2 and plan is not None and cfg.fail_on_drift
+    if drift_fails:
+        step_rc = 1
     try:
         url = post_comment(cfg, render_report(cfg, plan, exitcode, applied=applied, error=error, limit=COMMENT_BUDGET))
     except ActionError as exc:
-        print(f"::error title=vectorops: PR comment failed::{_escape_command(cfg.redact(str(exc)))}", file=out, flush=True)
+        print(workflow_command("error", cfg.redact(str(exc)), title="vectorops: PR comment failed"), file=out, flush=True)
         return step_rc or 1
     if url:
         print(f"Posted to the pull request: {url}", file=out, flush=True)
     if error and step_rc:
         last = "\n".join(error.splitlines()[-5:])  # the full output is just above in the log
-        print(f"::error title=vectorops {cfg.command} failed::{_escape_command(cfg.redact(last))}", file=out, flush=True)
+        print(workflow_command("error", cfg.redact(last), title=f"vectorops {cfg.command} failed"), file=out, flush=True)
+    if drift_fails:
+        print(workflow_command("error", _drift_message(plan), title="vectorops found drift"), file=out, flush=True)
     return step_rc
+
+
+def _drift_message(plan: dict[str, Any] | None) -> str:
+    """Which environments drifted, and what to do: the step fails so someone is told (fail-on-drift)."""
+    names = [str(e.get("name")) for e in (plan or {}).get("environments") or [] if _has_drift(e)]
+    where = f" in {', '.join(names)}" if names else ""
+    return (
+        f"drift found{where}: the destination differs from what vectorops last applied (details in the job "
+        "summary). Run `vectorops plan` to see the repair and `vectorops apply` to make it; set the input "
+        "`fail-on-drift: false` to report drift without failing the step."
+    )
+
+
+def _has_drift(env: dict[str, Any]) -> bool:
+    drift = env.get("drift") or {}
+    if not isinstance(drift, dict):
+        return False
+    counts = [drift.get(k) for k in ("missing", "unexpected", "modified")]
+    count_differs = drift.get("expected_count") is not None and drift.get("actual_count") not in (None, drift.get("expected_count"))
+    return any(isinstance(c, int) and c > 0 for c in counts) or bool(count_differs)
 
 
 def render_report(
@@ -488,9 +576,22 @@ def _explain(exc: GitHubAPIError, cfg: Config, number: int) -> str:
     return f"commenting on {where} failed: {exc}"
 
 
-def _escape_command(text: str) -> str:
-    """Escape a workflow-command message the way the runner expects (%, CR, LF)."""
-    return re.sub(r"[%\r\n]", lambda m: {"%": "%25", "\r": "%0D", "\n": "%0A"}[m.group()], text)
+_MESSAGE_ESCAPES = {"%": "%25", "\r": "%0D", "\n": "%0A"}
+_PROPERTY_ESCAPES = {**_MESSAGE_ESCAPES, ":": "%3A", ",": "%2C"}
+
+
+def workflow_command(command: str, message: str, **properties: str) -> str:
+    """``::command key=value,...::message`` escaped as the runner's parser expects.
+
+    The message escapes %, CR and LF; property values also escape ':' and ',', which otherwise end
+    the properties or split them (a title "vectorops: x" would be cut at its colon).
+    """
+    props = ",".join(f"{key}={_escape(value, _PROPERTY_ESCAPES)}" for key, value in properties.items())
+    return f"::{command}{' ' + props if props else ''}::{_escape(message, _MESSAGE_ESCAPES)}"
+
+
+def _escape(text: str, table: dict[str, str]) -> str:
+    return re.sub("[" + re.escape("".join(table)) + "]", lambda m: table[m.group()], text)
 
 # -- a minimal GitHub REST client (stdlib only) ----------------------------------------------------
 

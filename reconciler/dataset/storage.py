@@ -12,6 +12,7 @@ import contextlib
 import os
 import posixpath
 import re
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from reconciler.redact import redact
 
 _KEEP = 8  # open DVC views kept for reuse (a plan reads two versions, `versions` a few more)
 _open: OrderedDict[tuple[str, str], Any] = OrderedDict()
+# the commit each open DVC view was opened at, for messages (DVCFileSystem keeps it only privately)
+_commit_of: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def filesystem(repo: str, local: Path, commit: str) -> Any:
@@ -34,8 +37,12 @@ def filesystem(repo: str, local: Path, commit: str) -> Any:
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     from dvc.api import DVCFileSystem
 
-    fs = DVCFileSystem(str(local), rev=commit, remote_config=_relative_remote_fix(repo, local))
+    try:
+        fs = DVCFileSystem(str(local), rev=commit, remote_config=_relative_remote_fix(repo, local))
+    except ImportError as exc:
+        raise missing_plugin(exc, None, f"DVC cannot open {local} at commit {commit}") or exc
     _open[key] = fs
+    _commit_of[fs] = commit
     while len(_open) > _KEEP:
         _close(_open.popitem(last=False)[1])
     return fs
@@ -82,6 +89,39 @@ def _is_absolute(url: str) -> bool:
     return os.path.isabs(url) or bool(re.match(r"^[a-z][a-z0-9+.-]*://", url, re.IGNORECASE))
 
 
+# DVC's plugin for a remote's storage, and the vectorops extra that installs it (pyproject.toml)
+_PLUGIN_EXTRAS = {"dvc-s3": "s3", "dvc-gs": "gs", "dvc-azure": "azure"}
+_MISSING_PLUGIN = re.compile(r"(?P<scheme>[\w-]+) is supported, but requires '(?P<plugin>dvc-[\w-]+)' to be installed")
+
+
+def missing_plugin(exc: BaseException, fs: Any, what: str) -> DatasetError | None:
+    """The error to show when DVC lacks the plugin for the remote's storage (s3, gs, azure, ...), else None.
+
+    DVC raises a bare ImportError naming its own package ("requires 'dvc-s3'"), which a vectorops
+    user did not choose to install: name the vectorops extra that brings it instead.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        match = _MISSING_PLUGIN.search(str(cause)) if isinstance(cause, ImportError) else None
+        if match:
+            scheme, plugin = match["scheme"], match["plugin"]
+            extra = _PLUGIN_EXTRAS.get(plugin)
+            install = (
+                f"pip install 'vectorops[{extra}]' (in the GitHub Action: `extras: {extra}`)"
+                if extra
+                else f"pip install {plugin} (into the same environment as vectorops)"
+            )
+            remote = describe_remote(fs) if fs is not None else "the DVC remote"
+            return DatasetError(
+                f"{what}: {remote} is {scheme} storage, and support for {scheme} remotes is not installed",
+                hint=f"Install it with: {install}.",
+            )
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def describe_remote(fs: Any) -> str:
     """'remote "name" (url)' for messages; the url without credentials."""
     try:
@@ -109,10 +149,22 @@ def info(fs: Any, path: str) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except Exception as exc:  # noqa: BLE001 - e.g. a malformed .dvc file at that commit
+        plugin = missing_plugin(exc, fs, f"DVC cannot read {path}{_at_commit(fs)}")
+        if plugin:
+            raise plugin from exc
         raise DatasetError(
-            f"DVC cannot read {path} at commit {getattr(fs, 'rev', '?')}: {type(exc).__name__}: {redact(str(exc))}",
+            f"DVC cannot read {path}{_at_commit(fs)}: {type(exc).__name__}: {redact(str(exc))}",
             hint="Check the .dvc / dvc.yaml files at that commit (`dvc status` there shows what is wrong).",
         ) from exc
+
+
+def _at_commit(fs: Any) -> str:
+    """' at commit <sha>' for messages about a DVC view opened by `filesystem`, else nothing."""
+    try:
+        commit = _commit_of.get(fs)
+    except TypeError:  # not weakly referenceable: not one of ours
+        commit = None
+    return f" at commit {commit}" if commit else ""
 
 
 def data_files(fs: Any, path: str, suffixes: tuple[str, ...], missing: str) -> list[str]:
@@ -123,6 +175,9 @@ def data_files(fs: Any, path: str, suffixes: tuple[str, ...], missing: str) -> l
     try:  # listing needs the directory's .dir object from the cache or the remote
         found = fs.find(path)
     except Exception as exc:  # noqa: BLE001 - DVC raises several types for a missing .dir object
+        plugin = missing_plugin(exc, fs, missing)
+        if plugin:
+            raise plugin from exc
         raise DatasetError(
             f"{missing}: the directory listing is in neither {describe_cache(fs)} nor {describe_remote(fs)}",
             hint="Run `dvc push` where this version was `dvc add`-ed, or make the remote that holds it the default.",
@@ -143,6 +198,9 @@ def open_binary(fs: Any, path: str, missing: str) -> Iterator[IO[bytes]]:
             "or make the remote that holds it the default.",
         ) from exc
     except Exception as exc:  # noqa: BLE001 - DVC raises many types for unreachable storage
+        plugin = missing_plugin(exc, fs, missing)
+        if plugin:
+            raise plugin from exc
         raise DatasetError(
             f"{missing}: DVC could not read the data from {describe_remote(fs)}: {type(exc).__name__}: {redact(str(exc))}",
             hint="Check that the DVC remote is reachable and its credentials are set (e.g. in .dvc/config.local).",

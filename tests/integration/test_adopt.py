@@ -68,6 +68,23 @@ def test_import_of_a_hand_filled_index_reports_and_then_plans_the_exact_remainin
     assert [h["operation"] for h in history] == ["apply", "import"]
 
 
+def test_import_json_with_auto_approve_prints_one_json_document_that_says_it_recorded(dataset_repo_copy, known_versions) -> None:
+    repo = dataset_repo_copy
+    repo.write_manifest(MANIFEST)
+    fill_by_hand(repo, known_versions.v1)
+
+    looked = run(repo, "import", "staging", "--version", "v1", "--json")
+    assert looked.code == 0, looked.output
+    assert json.loads(looked.stdout)["recorded"] is False  # the whole of stdout is the document
+
+    result = run(repo, "import", "staging", "--version", "v1", "--json", "--auto-approve")
+    assert result.code == 0, result.output
+    report = json.loads(result.stdout)  # nothing after the document (json.loads refuses extra data)
+    assert report["recorded"] is True and report["version"]["version"] == "v1"
+    assert "recorded as deployed" not in result.output
+    assert json.loads(run(repo, "status", "--json").stdout)["environments"][0]["deployed"]["version"] == "v1"
+
+
 def test_import_without_terminal_or_approval_is_refused(dataset_repo_copy, known_versions) -> None:
     repo = dataset_repo_copy
     repo.write_manifest(MANIFEST)

@@ -296,3 +296,25 @@ def test_readme_adoption_snippet_commits_the_dvc_file_and_pushes() -> None:
     snippet = readme_section("### Adopting an existing index")
     assert "vectorops export prod --out data/docs.parquet" in snippet
     assert "git add data/*.dvc" in snippet and "dvc push" in snippet
+
+
+def test_a_corrupt_dvc_file_at_the_pinned_commit_is_named_with_that_commit(tmp_path: Path) -> None:
+    from fixtures.records import make_records
+
+    repo = DatasetRepo.create(tmp_path / "repo")
+    repo.commit_version(make_records(5, 16, seed=1), tag="v1")
+    good = (repo.root / "data" / "docs.parquet.dvc").read_text()
+    broken = repo.commit_file("data/docs.parquet.dvc", good.replace("md5:", "md5: [unclosed"), "a bad hand edit")
+    repo.git("tag", "broken")
+    manifest = write_manifest(
+        tmp_path / "project" / "vectorops.yaml",
+        {"staging": environment("broken", lancedb_destination("docs", uri=str(tmp_path / "db")))},
+        repo=repo.root, dimension=16, metric=None,
+    )
+
+    result = run_vectorops("-m", str(manifest), "plan", env={"NO_COLOR": "1"})
+
+    assert result.code == 1, result.output
+    assert f"DVC cannot read data/docs.parquet at commit {broken}:" in result.stderr  # was "at commit ?"
+    assert "docs.parquet.dvc" in result.stderr and "commit ?" not in result.output
+    assert "Traceback" not in result.output and "vectorops bug" not in result.output

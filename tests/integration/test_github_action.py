@@ -244,17 +244,23 @@ def test_no_changes_reports_false_and_exit_zero(tmp_path: Path, gh: FakeGitHub) 
     assert "**No changes.**" in gh.bodies(PR)[0]
 
 
-def test_drift_found_is_success_with_has_changes(tmp_path: Path, gh: FakeGitHub) -> None:
-    env = action_env(tmp_path, gh, VECTOROPS_COMMAND="drift", GITHUB_EVENT_NAME="schedule")
+def _drifted_plan() -> dict[str, Any]:
     drifted = env_plan("prod", add=0, update=0)
     drifted["desired"] = drifted["current"]
     drifted["drift"].update(missing=4)
     plan = plan_of(drifted)
     plan["has_changes"] = False
+    return plan
 
-    rc, _ = publish(env, plan, 2)
 
-    assert rc == 0
+def test_drift_found_fails_the_step_and_says_where(tmp_path: Path, gh: FakeGitHub) -> None:
+    env = action_env(tmp_path, gh, VECTOROPS_COMMAND="drift", GITHUB_EVENT_NAME="schedule")
+
+    rc, log = publish(env, _drifted_plan(), 2)
+
+    assert rc == 1  # a scheduled drift check exists to tell someone: the step (and job) fails
+    assert "::error title=vectorops found drift::drift found in prod:" in log
+    assert "fail-on-drift: false" in log
     out = read_outputs(Path(env["GITHUB_OUTPUT"]))
     assert (out["has-changes"], out["exitcode"]) == ("true", "2")
     assert out["plan-json"].endswith("vectorops-drift.json")
@@ -276,6 +282,33 @@ def test_plan_with_drift_only_reports_has_changes(tmp_path: Path, gh: FakeGitHub
     out = read_outputs(Path(env["GITHUB_OUTPUT"]))
     assert (out["has-changes"], out["exitcode"]) == ("true", "2")
     assert "Drift found in `prod`" in gh.bodies(PR)[0]
+
+
+def test_fail_on_drift_false_only_reports_it(tmp_path: Path, gh: FakeGitHub) -> None:
+    env = action_env(tmp_path, gh, VECTOROPS_COMMAND="drift", GITHUB_EVENT_NAME="schedule",
+                     VECTOROPS_FAIL_ON_DRIFT="false")
+
+    rc, log = publish(env, _drifted_plan(), 2)
+
+    assert rc == 0
+    assert "::error" not in log
+    out = read_outputs(Path(env["GITHUB_OUTPUT"]))
+    assert (out["has-changes"], out["exitcode"]) == ("true", "2")
+
+
+def test_no_drift_passes_and_fail_on_drift_is_checked(tmp_path: Path, gh: FakeGitHub) -> None:
+    env = action_env(tmp_path, gh, VECTOROPS_COMMAND="drift", GITHUB_EVENT_NAME="schedule")
+    clean = env_plan("prod", add=0, update=0)
+    rc, log = publish(env, plan_of(clean), 0)
+    assert rc == 0 and "::error" not in log
+    with pytest.raises(action.ActionError, match="input `fail-on-drift` is 'sometimes'; use true or false"):
+        action.Config.from_env(action_env(tmp_path, gh, VECTOROPS_FAIL_ON_DRIFT="sometimes"))
+
+
+def test_plan_with_drift_does_not_fail_the_step(tmp_path: Path, gh: FakeGitHub) -> None:
+    """fail-on-drift is about `drift`; a plan showing drift (and its repair) is the plan's job."""
+    rc, _ = publish(action_env(tmp_path, gh), _drifted_plan(), 2)
+    assert rc == 0
 
 
 def test_failed_apply_fails_the_step_and_says_so(tmp_path: Path, gh: FakeGitHub) -> None:
@@ -326,6 +359,31 @@ def test_read_only_token_fails_with_the_permission_to_add(tmp_path: Path, gh: Fa
     assert "Resource not accessible by integration" in log
     assert gh.token not in without_masks(log)
     assert Path(env["GITHUB_STEP_SUMMARY"]).read_text()  # the summary is still there to read
+
+
+def parse_workflow_command(line: str) -> tuple[str, dict[str, str], str]:
+    """(command, properties, message) as the runner parses `::command k=v,k=v::message`, strictly:
+    a property value may hold no raw ':' or ',' (GitHub's docs: escape them as %3A and %2C)."""
+    m = re.fullmatch(r"::([\w-]+)(?: ([^:]*))?::(.*)", line)
+    assert m, f"not a workflow command the runner can parse: {line!r}"
+    unescape = lambda t: t.replace("%0D", "\r").replace("%0A", "\n").replace("%3A", ":").replace("%2C", ",").replace("%25", "%")  # noqa: E731
+    props = {}
+    for pair in (m.group(2) or "").split(","):
+        if pair:
+            key, _, value = pair.partition("=")
+            props[key] = unescape(value)
+    return m.group(1), props, unescape(m.group(3))
+
+
+def test_a_title_with_a_colon_is_escaped_in_the_workflow_command(tmp_path: Path, gh: FakeGitHub) -> None:
+    gh.read_only = True  # the PR comment fails: its error's title is "vectorops: PR comment failed"
+
+    rc, log = publish(action_env(tmp_path, gh), plan_of(env_plan("staging")), 2)
+
+    assert rc == 1
+    errors = [parse_workflow_command(line) for line in log.splitlines() if line.startswith("::error")]
+    assert [(c, p) for c, p, _ in errors] == [("error", {"title": "vectorops: PR comment failed"})]
+    assert "permissions: pull-requests: write" in errors[0][2]  # the message keeps its colons as they are
 
 
 def test_bad_token_says_so_without_printing_it(tmp_path: Path, gh: FakeGitHub) -> None:
@@ -506,6 +564,35 @@ def test_apply_job_of_an_environment_with_nothing_to_do_stays_green(tmp_path: Pa
     assert "blocked" not in out.getvalue()
 
 
+def test_end_to_end_drift_fails_the_step_unless_told_not_to(tmp_path: Path, gh: FakeGitHub) -> None:
+    import lancedb
+
+    repo = _dataset_repo(tmp_path)
+    root = str(Path(action.__file__).resolve().parents[1])
+    pythonpath = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    base = {**os.environ, **GIT_ID, "PYTHONPATH": pythonpath, "VECTOROPS_CACHE_DIR": str(tmp_path / "hashes")}
+    applied = subprocess.run([sys.executable, "-m", "reconciler", "apply", "--auto-approve"], cwd=repo, env=base,
+                             capture_output=True, text=True, timeout=300)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+
+    def drift(**over: str) -> subprocess.CompletedProcess[str]:
+        env = {**base, **action_env(tmp_path, gh, VECTOROPS_COMMAND="drift", GITHUB_EVENT_NAME="schedule", **over)}
+        return subprocess.run([sys.executable, "-m", "reconciler.github"], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    clean = drift()
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    lancedb.connect(str(repo / ".vectorops" / "lancedb")).open_table("docs_staging").delete("id = 'doc-3'")
+
+    found = drift()
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert "::error title=vectorops found drift::drift found in staging" in found.stdout
+    assert read_outputs(tmp_path / "output.txt")["exitcode"] == "2"
+    reported = drift(VECTOROPS_FAIL_ON_DRIFT="false")
+    assert reported.returncode == 0, reported.stdout + reported.stderr
+    assert read_outputs(tmp_path / "output.txt")["has-changes"] == "true"
+
+
 # -- the subprocess flow, against a stand-in that follows the CLI's contract ---------------------
 # Until the CLI lands this checks our side of the contract (argv, files, exit codes, log wrapping);
 # the end-to-end test above checks it against the real CLI.
@@ -593,12 +680,76 @@ def test_a_plan_error_stops_before_apply(tmp_path: Path, gh: FakeGitHub, stand_i
     assert "failed" in gh.bodies(PR)[0]
 
 
-def test_drift_runs_drift_json(tmp_path: Path, gh: FakeGitHub, stand_in: Path) -> None:
-    rc, _, calls = run_main(tmp_path, gh, stand_in, VECTOROPS_COMMAND="drift", VECTOROPS_ENVIRONMENTS="prod",
-                            GITHUB_EVENT_NAME="schedule")
-    assert rc == 0
+def test_drift_runs_drift_json_and_fails_the_step_on_drift(tmp_path: Path, gh: FakeGitHub, stand_in: Path) -> None:
+    rc, log, calls = run_main(tmp_path, gh, stand_in, VECTOROPS_COMMAND="drift", VECTOROPS_ENVIRONMENTS="prod",
+                              GITHUB_EVENT_NAME="schedule")
+    assert rc == 1
     assert [c["argv"][2:] for c in calls] == [["drift", "prod", "--json"]]
     assert read_outputs(tmp_path / "output.txt")["exitcode"] == "2"
+    assert "::error title=vectorops found drift::" in log
+
+
+def test_drift_with_fail_on_drift_off_passes(tmp_path: Path, gh: FakeGitHub, stand_in: Path) -> None:
+    rc, log, _ = run_main(tmp_path, gh, stand_in, VECTOROPS_COMMAND="drift", GITHUB_EVENT_NAME="schedule",
+                          VECTOROPS_FAIL_ON_DRIFT="false")
+    assert rc == 0 and "::error" not in log
+    assert read_outputs(tmp_path / "output.txt")["has-changes"] == "true"
+
+
+def test_drift_that_finds_nothing_passes(tmp_path: Path, gh: FakeGitHub, stand_in: Path) -> None:
+    rc, log, _ = run_main(tmp_path, gh, stand_in, VECTOROPS_COMMAND="drift", GITHUB_EVENT_NAME="schedule",
+                          STAND_IN_RC="0")
+    assert rc == 0 and "::error" not in log
+
+
+# -- a LanceDB table on the runner's own disk ----------------------------------------------------
+
+LANCEDB_MANIFEST = """\
+version: 1
+datasets:
+  docs: {path: data/docs.parquet, embedding: {model: m, dimension: 4}}
+environments:
+  local: {dataset: docs, version: v1, destination: {type: lancedb, uri: .vectorops/lancedb, table: t}}
+  default_uri: {dataset: docs, version: v1, destination: {type: lancedb, table: t2}}
+  outside: {dataset: docs, version: v1, destination: {type: lancedb, uri: /srv/lancedb, table: t3}}
+  cloud: {dataset: docs, version: v1, destination: {type: lancedb, uri: "s3://bucket/lancedb", table: t}}
+  pine: {dataset: docs, version: v1, destination: {type: pinecone, index: docs}}
+"""
+
+
+def _warned(log: str) -> list[str]:
+    return re.findall(r"^::warning title=vectorops LanceDB table on the runner disk::environment '(\w+)'", log, re.M)
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_a_local_lancedb_uri_on_a_hosted_runner_is_warned_about(
+    tmp_path: Path, gh: FakeGitHub, stand_in: Path, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the action refuses a manifest outside the checkout
+    manifest = tmp_path / "vectorops.yaml"
+    manifest.write_text(LANCEDB_MANIFEST)
+    rc, log, _ = run_main(tmp_path, gh, stand_in, VECTOROPS_COMMAND=command, VECTOROPS_MANIFEST=str(manifest),
+                          GITHUB_EVENT_NAME="push", RUNNER_ENVIRONMENT="github-hosted")
+    assert rc == 0, log
+    assert _warned(log) == ["local", "default_uri", "outside"]  # s3:// and Pinecone outlive the runner
+    assert "vanish after this job" in log and "s3://" in log
+    # the warning comes before the CLI runs, outside the ::stop-commands:: fence, so the runner shows it
+    assert log.index("::warning") < log.index("::stop-commands::")
+
+
+def test_a_self_hosted_runner_is_warned_only_about_paths_inside_the_workspace(
+    tmp_path: Path, gh: FakeGitHub, stand_in: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the action refuses a manifest outside the checkout
+    manifest = tmp_path / "vectorops.yaml"
+    manifest.write_text(LANCEDB_MANIFEST)
+    rc, log, _ = run_main(tmp_path, gh, stand_in, VECTOROPS_MANIFEST=str(manifest), GITHUB_EVENT_NAME="push",
+                          RUNNER_ENVIRONMENT="self-hosted", GITHUB_WORKSPACE=str(tmp_path))
+    assert rc == 0, log
+    assert _warned(log) == ["local", "default_uri"]  # /srv/lancedb survives the job there
+    rc, log, _ = run_main(tmp_path, gh, stand_in, VECTOROPS_MANIFEST=str(manifest), GITHUB_EVENT_NAME="push",
+                          RUNNER_ENVIRONMENT="github-hosted", VECTOROPS_ENVIRONMENTS="cloud pine")
+    assert _warned(log) == []  # only the selected environments are considered
 
 
 def test_the_variable_a_manifest_names_for_its_key_is_masked_whatever_its_name(tmp_path: Path) -> None:
