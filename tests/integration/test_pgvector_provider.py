@@ -132,3 +132,13 @@ def test_settings_refuse_a_pasted_dsn_and_report_a_missing_variable(pg_schema: s
     assert DSN_ENV in str(info.value)
     assert issubclass(DestinationConfigError, DestinationError)
     assert pa is not None
+
+
+def test_hnsw_build_memory_follows_the_table_and_is_capped() -> None:
+    """The HNSW build gets what its graph needs (PostgreSQL's 64 MB default holds ~20k vectors of 768
+    dimensions; past that pgvector builds many times slower), never less than the default, never more than the cap."""
+    from reconciler.providers.pgvector import INDEX_BUILD_MEMORY_CAP_MB, _index_build_memory_mb
+
+    assert _index_build_memory_mb(1_000, 768) == 64
+    assert 700 < _index_build_memory_mb(200_000, 768) < 1_000
+    assert _index_build_memory_mb(10_000_000, 768) == INDEX_BUILD_MEMORY_CAP_MB
