@@ -349,6 +349,8 @@ def _run_apply(m: Any, p: Any, *, saved: bool, operation: str = "apply") -> None
             c = r.counts
             verb = "rolled back to" if operation == "rollback" else "applied"
             out(f"[green]✓[/] {r.name}: {verb} {r.version}: +{c['add']:,} ~{c['update']:,} -{c['delete']:,} in {r.duration_s:.1f}s")
+            if r.message:
+                out(f"  {r.message}")
         elif r.status == "unchanged":
             out(f"[green]✓[/] {r.name}: already at {r.version}; nothing to do")
         else:
@@ -478,7 +480,14 @@ def status(environments: tuple[str, ...], as_json: bool) -> None:
         dest = open_destination(m, name)
         store = StateStore(dest)
         st = store.load()
-        info = dest.describe()
+        rollout = None
+        if env.rollout.strategy == "blue_green":  # readers see the live slot: count what it holds
+            from reconciler.engine.rollout import rollout_status
+
+            rollout, live_slot = rollout_status(m, name, dest, st)
+            info = live_slot.describe() if live_slot is not None else dest.describe()
+        else:
+            info = dest.describe()
         dep = st.deployed
         history = store.history(limit=1)
         lock = store.current_lock()
@@ -506,6 +515,7 @@ def status(environments: tuple[str, ...], as_json: bool) -> None:
                 ),
                 "interrupted": st.intent.model_dump(mode="json") if st.intent else None,
                 "suspended": st.suspended.model_dump(mode="json") if st.suspended else None,
+                **({"rollout": rollout} if rollout is not None else {}),
             }
         )
     if as_json:
@@ -686,8 +696,11 @@ def rollback(environment: str, to_rev: str | None, auto_approve: bool) -> None:
         if st.previous is None:
             raise StateError(f"environment '{name}' has no previous version to roll back to", hint="Name one with --to REV.")
         target = st.previous.commit
-    # naming the target approves its deletes (SPEC §3)
-    env_plan = plan_environment(m, name, version_override=target, allow_deletes=True, destination=dest, rollback=True)
+    # naming the target approves its deletes (SPEC §3); blue/green plans against its slots (no destination given)
+    blue_green = m.model.environments[name].rollout.strategy == "blue_green"
+    env_plan = plan_environment(
+        m, name, version_override=target, allow_deletes=True, destination=None if blue_green else dest, rollback=True
+    )
     if to_rev is None and st.previous is not None:
         env_plan.desired["version"] = st.previous.version
     p = Plan(environments=[env_plan], manifest_path=str(m.path))

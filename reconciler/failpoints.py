@@ -18,7 +18,9 @@ import signal
 import time
 from pathlib import Path
 
-POINTS = ("after-intent", "mid-write", "before-result")
+#: blue/green adds "before-switch" (slot written and validated, alias not moved) and "after-switch"
+#: (alias moved, the environment's state not yet recorded)
+POINTS = ("after-intent", "mid-write", "before-result", "before-switch", "after-switch")
 _ERRORS = {"enospc": errno.ENOSPC, "eacces": errno.EACCES}
 
 

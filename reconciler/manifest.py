@@ -87,6 +87,17 @@ class Sync(_Model):
     )
 
 
+class Rollout(_Model):
+    """How a new version reaches readers (SPEC §9)."""
+
+    strategy: Literal["in_place", "blue_green"] = Field(
+        "in_place",
+        description="in_place: write the diff into the index readers use. blue_green: build the version in an inactive "
+        "slot, run the canaries there, then repoint the alias readers use in one atomic step",
+    )
+    keep: int = Field(2, ge=2, le=10, description="blue_green: how many slots exist; older ones are deleted after a switch")
+
+
 class Environment(_Model):
     dataset: Name
     version: str = Field(min_length=1, description="The pin: a git rev (tag, branch or commit) of the dataset's repo")
@@ -96,6 +107,7 @@ class Environment(_Model):
     policy: Policy = Field(default_factory=Policy)
     rollback_on_failure: bool = Field(False, description="Roll back automatically when validation fails")
     sync: Sync = Field(default_factory=Sync, description="What the reconcile agent (`vectorops reconcile`) may do on its own")
+    rollout: Rollout = Field(default_factory=Rollout, description="in_place (default) or blue_green through an alias (SPEC §9)")
 
 
 class Manifest(_Model):
@@ -662,6 +674,11 @@ def check_meaning(m: LoadedManifest) -> list[str]:
                     f"(looked for {canary}). Create it, or fix the path: it is relative to the manifest's folder."
                 )
     problems.extend(_requires_cycles(m))
+    for name, env in model.environments.items():
+        if env.rollout.strategy == "blue_green":
+            why = env.destination.blue_green_refusal()
+            if why:
+                problems.append(f"{m.where('environments', name, 'rollout', 'strategy')}: environment '{name}': {why}")
     seen: dict[str, str] = {}
     for name, env in model.environments.items():
         addr = destination_key(m, env)

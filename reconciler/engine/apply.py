@@ -438,10 +438,15 @@ def apply_plan(
     results: list[EnvironmentResult] = []
     for env_plan in plan.environments:
         try:
-            result = apply_environment(
-                manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation, refuse_suspended=refuse_suspended
-            )
-            if result.status in ("applied", "unchanged"):
+            if env_plan.rollout is not None:  # blue/green: validated in its slot before readers see it
+                from reconciler.engine.rollout import apply_blue_green
+
+                result = apply_blue_green(manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation)
+            else:
+                result = apply_environment(
+                    manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation, refuse_suspended=refuse_suspended
+                )
+            if result.status in ("applied", "unchanged") and env_plan.rollout is None:
                 result = validate_after_apply(manifest, env_plan, result, hooks)
         except VectorOpsError as exc:
             status = "blocked" if isinstance(exc, BlockedError) else "stopped" if isinstance(exc, ApplyStopped) else "failed"

@@ -83,6 +83,9 @@ class EnvironmentPlan:
     replace: bool = False
     destination_count: int = 0
     ids: ChangeIds = field(default_factory=ChangeIds.empty)
+    #: ``rollout: blue_green`` (SPEC §9): the live slot, every slot, the slot this apply targets and
+    #: what it does there (``engine/rollout.py``); None for in-place environments
+    rollout: dict[str, Any] | None = None
 
     @property
     def moves_version(self) -> bool:
@@ -91,10 +94,13 @@ class EnvironmentPlan:
 
     @property
     def has_changes(self) -> bool:
-        return any(self.changes.values()) or self.moves_version
+        switching = self.rollout is not None and self.rollout.get("action") not in (None, "none")
+        return any(self.changes.values()) or self.moves_version or switching
 
     def public(self) -> dict[str, Any]:
+        extra = {"rollout": self.rollout} if self.rollout is not None else {}
         return {
+            **extra,
             "name": self.name,
             "dataset": self.dataset,
             "destination": self.destination,
@@ -235,6 +241,7 @@ def _env_from_saved(pub: dict[str, Any], priv: dict[str, Any], ids_table: pa.Tab
         replace=priv.get("replace", False),
         destination_count=priv.get("destination_count", 0),
         ids=ChangeIds(pick("add"), pick("update"), pick("delete")),
+        rollout=pub.get("rollout"),
     )
 
 
@@ -384,6 +391,13 @@ def plan_environment(
     from reconciler.engine.shards import ShardLog
 
     env = manifest.model.environments[name]
+    if env.rollout.strategy == "blue_green" and destination is None:
+        from reconciler.engine.rollout import plan_blue_green  # plans against the slot it will write
+
+        return plan_blue_green(
+            manifest, name, refresh=refresh, allow_deletes=allow_deletes, version_override=version_override,
+            progress=progress, rollback=rollback,
+        )
     emb = manifest.model.datasets[env.dataset].embedding
     shard_log = ShardLog()
     refresh = refresh or env.policy.refresh or DEFAULT_REFRESH  # --refresh, else policy.refresh

@@ -169,6 +169,28 @@ class Suspension(_Doc):
         return f"by {printable(self.by)} since {self.at}" + (f": {printable(self.reason)}" if self.reason else "")
 
 
+class SlotRef(VersionRef):
+    """One blue/green slot as the environment's state records it (its own state says more)."""
+
+    name: str
+    model: str | None = None
+    applied_at: str | None = None
+    validated: bool | None = None
+
+
+class RolloutState(_Doc):
+    """``rollout: blue_green`` (SPEC §9): which slot the alias points at and what every slot holds.
+
+    Added to format 2 as an optional field: a vectorops that predates it keeps it untouched
+    (documents allow unknown fields) and an in-place environment never has it."""
+
+    strategy: str = "blue_green"
+    live: str | None = None
+    slots: list[SlotRef] = []
+    #: a rollout that recorded its target slot and was cut off before recording its result
+    pending: dict[str, Any] | None = None
+
+
 class EnvState(_Document):
     """One environment's state document.
 
@@ -185,11 +207,13 @@ class EnvState(_Document):
     previous: Deployed | None = None
     intent: Intent | None = None
     suspended: Suspension | None = None
+    rollout: RolloutState | None = None
 
     def stamped(self) -> dict[str, Any]:
         doc = super().stamped()
-        if doc.get("suspended") is None:  # not suspended: the document stays as earlier releases wrote it
-            doc.pop("suspended", None)
+        for optional in ("suspended", "rollout"):  # absent: the document stays as earlier releases wrote it
+            if doc.get(optional) is None:
+                doc.pop(optional, None)
         return doc
 
     @staticmethod

@@ -66,8 +66,10 @@ class Capabilities:
     #: an apply cut off before the end leaves nothing written (pgvector, SPEC §7).
     single_commit: bool = False
     #: readers address a stable alias that can be repointed atomically between physical slots
-    #: (``rollout: blue_green``, SPEC §9). Declared for the manifest check; the alias methods come
-    #: with blue/green rollouts.
+    #: (``rollout: blue_green``, SPEC §9): ``open_slot``, ``list_slots``, ``alias_target``,
+    #: ``switch_alias`` and ``drop_slot`` work. The destination opened from the manifest stands
+    #: for the alias (its documents hold the environment's state); each slot is a destination of
+    #: its own, with its own state, written by the ordinary apply.
     aliases: bool = False
 
 
@@ -84,6 +86,7 @@ GUARDED_METHODS = frozenset({
     "describe", "ensure", "iter_ids", "all_ids", "fetch", "iter_records", "upsert", "upsert_stream",
     "delete", "query", "read_doc", "write_doc", "write_docs", "delete_doc", "list_docs", "list_doc_keys",
     "after_apply", "fill", "tag_version", "restore_tag", "close", "apply_changes",
+    "open_slot", "list_slots", "alias_target", "switch_alias", "drop_slot",
 })
 #: those that return iterators: their failures happen while the caller iterates
 _STREAMING = frozenset({"iter_ids", "iter_records", "upsert_stream", "apply_changes"})
@@ -96,7 +99,8 @@ _DOING = {
     "list_docs": "reading vectorops state", "list_doc_keys": "reading vectorops state",
     "after_apply": "finishing the apply", "fill": "writing records", "tag_version": "tagging the version",
     "restore_tag": "restoring a tagged version", "close": "closing the connection",
-    "apply_changes": "writing records",
+    "apply_changes": "writing records", "open_slot": "opening a slot", "list_slots": "listing slots",
+    "alias_target": "reading the alias", "switch_alias": "switching the alias", "drop_slot": "deleting a slot",
 }
 
 
@@ -312,6 +316,34 @@ class Destination(ABC):
         """``capabilities.check_records``: what the destination would refuse in ``batch``, one sentence
         per problem naming the ids; no I/O."""
         raise NotImplementedError(f"{type(self).__name__} does not declare capabilities.check_records")
+
+    # -- optional: ``capabilities.aliases`` (blue/green rollouts, SPEC §9) -----------------------
+
+    def open_slot(self, slot: str) -> Destination:
+        """``capabilities.aliases``: the physical slot ``slot`` (a namespace, collection or table
+        beside the alias) as a destination of its own, with its own state documents. Opening
+        creates nothing."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare capabilities.aliases")
+
+    def list_slots(self) -> list[str]:
+        """``capabilities.aliases``: the names of the slots that exist, sorted."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare capabilities.aliases")
+
+    def alias_target(self) -> str | None:
+        """``capabilities.aliases``: the slot the alias points at now, None when there is no alias
+        yet. A name the alias cannot take (a real table, collection or namespace of that name) is
+        a ``DestinationConfigError`` that says how to move it aside."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare capabilities.aliases")
+
+    def switch_alias(self, slot: str) -> None:
+        """``capabilities.aliases``: point the alias at ``slot`` (creating it the first time) in ONE
+        atomic step: readers see the old slot or the new one, never neither. Safe to repeat."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare capabilities.aliases")
+
+    def drop_slot(self, slot: str) -> None:
+        """``capabilities.aliases``: delete the slot's records and its own documents. Never called
+        for the slot the alias points at. Idempotent."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare capabilities.aliases")
 
     def close(self) -> None:
         """Release connections."""

@@ -106,6 +106,13 @@ class LanceDBSettings(DestinationSettings):
     def key(self, context: DestinationContext) -> str:
         return f"lancedb:{self._uri(context)}#{self.table}"
 
+    def blue_green_refusal(self) -> str | None:
+        return (
+            "rollout: blue_green needs an alias readers address, and LanceDB has none (a table cannot be repointed). "
+            "A LanceDB apply is already one atomic commit, so readers never see a half-written version, and "
+            "`vectorops rollback` restores a tagged snapshot in about a second. Remove `rollout` (in_place is the default)"
+        )
+
     def open(self, context: DestinationContext) -> LanceDBDestination:
         return LanceDBDestination(uri=self._uri(context), table=self.table, shown_uri=self.uri)
 

@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     import psycopg
 
 STATE_TABLE = "_vectorops_state"
+#: blue/green slots are tables ``<table>__<slot>`` behind a view named ``<table>``
+SLOT_SEPARATOR = "__"
 #: the operator class of the HNSW index and the distance operator of canary queries, per metric
 _OPCLASS = {"cosine": "vector_cosine_ops", "dotproduct": "vector_ip_ops", "euclidean": "vector_l2_ops"}
 _OPERATOR = {"cosine": "<=>", "dotproduct": "<#>", "euclidean": "<->"}
@@ -120,7 +122,8 @@ class PgvectorSettings(DestinationSettings):
 
 
 class PgvectorDestination(Destination):
-    capabilities = Capabilities(single_commit=True, check_records=True)
+    # a view of the configured name, replaced in one transaction, is the alias of blue/green rollouts
+    capabilities = Capabilities(single_commit=True, check_records=True, aliases=True)
 
     def __init__(self, *, dsn: str, schema: str, table: str, address: str) -> None:
         self._dsn = dsn
@@ -564,6 +567,103 @@ class PgvectorDestination(Destination):
                 if outermost and conn is not None and not conn.closed:
                     with self._docs_guard, contextlib.suppress(Exception):
                         conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    # -- blue/green: slot tables behind a view (SPEC §9) --------------------------------------------
+
+    def _slot_table(self, slot: str) -> str:
+        return f"{self.table_name}{SLOT_SEPARATOR}{slot}"
+
+    def open_slot(self, slot: str) -> PgvectorDestination:
+        """The table ``<table>__<slot>``; its documents are keyed by its own name in the state table."""
+        name = self._slot_table(slot)
+        address = self.address.rsplit(".", 1)[0] + f".{name}"
+        return PgvectorDestination(dsn=self._dsn, schema=self.schema, table=name, address=address)
+
+    def list_slots(self) -> list[str]:
+        prefix = self.table_name + SLOT_SEPARATOR
+        rows = self._connect().execute(
+            """
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND starts_with(c.relname, %s)
+            """,
+            (self.schema, prefix),
+        ).fetchall()
+        return sorted(name[len(prefix):] for (name,) in rows if name[len(prefix):].isalnum())
+
+    def _relkind(self) -> str | None:
+        row = self._connect().execute(
+            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+            (self.schema, self.table_name),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def alias_target(self) -> str | None:
+        """The slot table the view selects from (read from PostgreSQL's dependency catalog, so a
+        view replaced by hand is reported as it is), None when there is no view yet."""
+        kind = self._relkind()
+        if kind is None:
+            return None
+        if kind != "v":
+            raise DestinationConfigError(
+                f"{self.address}: {self.schema}.{self.table_name} is a table, so it cannot become the view readers use "
+                "under rollout: blue_green",
+                hint=f"Rename it to {self._slot_table('blue')} (ALTER TABLE … RENAME) or apply with rollout: in_place, "
+                "or point the environment at a new table name.",
+            )
+        rows = self._connect().execute(
+            """
+            SELECT DISTINCT t.relname FROM pg_rewrite r
+            JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+            JOIN pg_class t ON t.oid = d.refobjid
+            WHERE r.ev_class = to_regclass(%s) AND t.oid <> r.ev_class
+            """,
+            (self._table,),
+        ).fetchall()
+        prefix = self.table_name + SLOT_SEPARATOR
+        slots = [name[len(prefix):] for (name,) in rows if name.startswith(prefix)]
+        if len(slots) != 1 or len(rows) != 1:
+            raise DestinationConfigError(
+                f"{self.address}: the view {self.schema}.{self.table_name} does not select from exactly one of vectorops' "
+                f"slot tables ({prefix}<slot>)",
+                hint="Drop the view or point it back at a slot table, then apply again.",
+            )
+        return slots[0]
+
+    def switch_alias(self, slot: str) -> None:
+        """``CREATE OR REPLACE VIEW`` in one transaction: a reader's query runs against the old
+        table or the new one, never neither. A slot of another dimension changes the view's column
+        type, which ``OR REPLACE`` cannot do; then the view is dropped and created inside the same
+        transaction, still one atomic step for readers."""
+        target = f"{_q(self.schema)}.{_q(self._slot_table(slot))}"
+        conn = self._connect()
+        with conn.transaction():
+            kind = self._relkind()
+            if kind not in (None, "v"):
+                self.alias_target()  # raises: a table of that name
+            if kind == "v" and self._view_dimension(self._table) != self._view_dimension(target):
+                conn.execute(f"DROP VIEW {self._table}")
+            conn.execute(f"CREATE OR REPLACE VIEW {self._table} AS SELECT id, embedding, metadata FROM {target}")
+
+    def _view_dimension(self, relation: str) -> int:
+        row = self._connect().execute(
+            "SELECT a.atttypmod FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attname = 'embedding'",
+            (relation,),
+        ).fetchone()
+        return int(row[0]) if row else -1
+
+    def drop_slot(self, slot: str) -> None:
+        if self._relkind() == "v" and self.alias_target() == slot:
+            raise DestinationError(f"{self.address}: refusing to delete the slot '{slot}': the view selects from it")
+        slot_dest = self.open_slot(slot)
+        try:
+            conn = self._connect()
+            conn.execute(f"DROP TABLE IF EXISTS {slot_dest._table}")
+            with self._docs_guard:
+                docs = self._docs()
+                if self._state_exists(docs):
+                    docs.execute(f"DELETE FROM {self._state} WHERE starts_with(key, %s)", (slot_dest._prefix,))
+        finally:
+            slot_dest.close()
 
     def close(self) -> None:
         for conn in (self._conn, self._docs_conn):

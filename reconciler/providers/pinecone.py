@@ -79,6 +79,10 @@ CLAIMS_PREFIX = "claims/"
 CLAIM_TTL_S = 30.0
 #: how long contenders keep yielding to one another before giving up
 EXCLUSIVE_WAIT_S = float(os.environ.get("VECTOROPS_PINECONE_EXCLUSIVE_WAIT_S", "30"))
+#: the Pinecone API version of the namespace-alias endpoints (the SDK has no methods for them)
+ALIAS_API_VERSION = "2026-07"
+#: blue/green slots are namespaces ``<namespace>__<slot>`` behind the alias ``<namespace>``
+SLOT_SEPARATOR = "__"
 DOC_CHUNK_CHARS = 16_000  # escaped JSON at most doubles: 32 KB stays under the 40 KB metadata cap
 _SAMPLE = 64
 
@@ -112,6 +116,14 @@ class PineconeSettings(DestinationSettings):
     def key(self, context: DestinationContext) -> str:
         return f"pinecone:{self.host or self.index}/{_default_namespace(self.namespace)}"
 
+    def blue_green_refusal(self) -> str | None:
+        if not _default_namespace(self.namespace):
+            return (
+                "rollout: blue_green makes `namespace` the alias readers use, and the default namespace cannot be an "
+                "alias. Set destination.namespace to the name your application reads (e.g. namespace: docs)"
+            )
+        return super().blue_green_refusal()
+
     def open(self, context: DestinationContext) -> PineconeDestination:
         try:
             import pinecone  # noqa: F401 - only to say what is missing before anything else
@@ -132,8 +144,9 @@ class PineconeSettings(DestinationSettings):
 class PineconeDestination(Destination):
     """One namespace of one Pinecone index."""
 
-    # requests are independent (no commits to save, no snapshots); records are checked at plan time
-    capabilities = Capabilities(check_records=True)
+    # requests are independent (no commits to save, no snapshots); records are checked at plan time;
+    # namespace aliases (API 2026-07) repoint atomically
+    capabilities = Capabilities(check_records=True, aliases=True)
     list_page_size = LIST_PAGE_SIZE
 
     def __init__(
@@ -182,6 +195,11 @@ class PineconeDestination(Destination):
             ) from exc
         self._pc = self._guard("connecting", lambda: Pinecone(api_key=key))
         self._idx: Any = None
+        self._alias_client: Any = None
+        self._settings = dict(
+            index=index, host=host, api_key_env=api_key_env, max_in_flight=max_in_flight, retry_timeout=retry_timeout,
+            consistency_timeout=consistency_timeout, cloud=cloud, region=region,
+        )
         self._info: DestinationInfo | None = None
         self._lock = threading.Lock()
         self._reset_tracking()
@@ -955,7 +973,143 @@ class PineconeDestination(Destination):
                     raise f.exception()  # type: ignore[misc]
             return [f.result() for f in futures]
 
+    # -- blue/green: namespace aliases (API 2026-07, SPEC §9) -------------------------------------
+
+    def _slot_namespace(self, slot: str) -> str:
+        return f"{self.namespace}{SLOT_SEPARATOR}{slot}"
+
+    def open_slot(self, slot: str) -> PineconeDestination:
+        """The namespace ``<namespace>__<slot>`` of the same index; its documents are scoped by it."""
+        slot_dest = PineconeDestination(namespace=self._slot_namespace(slot), **self._settings)
+        if self._idx is not None:  # the same index: one handle, closed by its owner only
+            slot_dest._idx, slot_dest._idx_shared = self._idx, True
+        return slot_dest
+
+    def list_slots(self) -> list[str]:
+        """Slots that hold records (index stats list namespaces; an empty namespace does not exist)."""
+        idx = self._index(required=False)
+        if idx is None:
+            return []
+        stats = self._reads("reading index stats", lambda: idx.describe_index_stats())
+        prefix = self.namespace + SLOT_SEPARATOR
+        return sorted(n[len(prefix):] for n in (stats.namespaces or {}) if n.startswith(prefix) and n[len(prefix):].isalnum())
+
+    def _aliases_http(self) -> Any:
+        """An HTTP client for the alias endpoints, which the SDK has no methods for: the SDK's own
+        client class, built from the index handle's configuration (host, key, TLS, proxy, headers)
+        with the 2026-07 API version, and the SDK's retries off (``_call`` retries)."""
+        if self._alias_client is None:
+            idx = self._index()
+            try:
+                from pinecone._internal.http_client import HTTPClient
+
+                config = idx._config
+            except (ImportError, AttributeError):
+                raise DestinationConfigError(
+                    f"{self.address}: rollout: blue_green needs Pinecone's namespace aliases, which this vectorops reaches "
+                    "through the pinecone SDK 10",
+                    hint="pip install 'pinecone>=10,<11'",
+                ) from None
+            client = HTTPClient(config, ALIAS_API_VERSION)
+            _disable_sdk_retries(type("_Handle", (), {"_http": client})())
+            self._alias_client = client
+        return self._alias_client
+
+    def _alias_request(self, what: str, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """(status, JSON body) of one alias request; a refusal (4xx but 429) is an answer here, not an
+        error, so callers can read its ``details[0].reason``. Transient failures are retried."""
+        http = self._aliases_http()
+
+        def send() -> tuple[int, Any]:
+            try:
+                call = getattr(http, method)
+                resp = call(path, json=body) if body is not None else call(path)
+            except Exception as exc:  # noqa: BLE001 - the SDK's ApiError carries the status and body
+                status = getattr(exc, "status_code", None)
+                if isinstance(status, int) and 400 <= status < 500 and status not in (401, 403, 408, 429):
+                    return status, getattr(exc, "body", None)
+                raise
+            try:
+                return resp.status_code, resp.json() if resp.content else {}
+            except ValueError:
+                return resp.status_code, {}
+
+        try:
+            return self._call(what, send)
+        except _Transient as exc:
+            raise DestinationUnavailableError(f"{self.address}: {exc}", hint="Pinecone is throttling or unavailable; try again shortly.") from None
+
+    def _alias_path(self) -> str:
+        from urllib.parse import quote
+
+        return f"/namespace-aliases/{quote(self.namespace, safe='')}"
+
+    def alias_target(self) -> str | None:
+        if self._index(required=False) is None:
+            return None  # no index yet: no alias either
+        status, body = self._alias_request("reading the namespace alias", "get", self._alias_path())
+        if status == 404:
+            if self._count(self._reads("reading index stats", lambda: self._index().describe_index_stats())):
+                raise DestinationConfigError(
+                    f"{self.address}: '{self.namespace}' is a namespace holding records, so it cannot become the alias "
+                    "readers use under rollout: blue_green",
+                    hint="Point the environment at a new namespace name (readers then switch to it once), or apply "
+                    "with rollout: in_place.",
+                )
+            return None
+        if status != 200:
+            raise self._alias_refusal("reading the namespace alias", status, body)
+        target = str((body or {}).get("target_namespace", ""))
+        prefix = self.namespace + SLOT_SEPARATOR
+        if not target.startswith(prefix):
+            raise DestinationConfigError(
+                f"{self.address}: the namespace alias '{self.namespace}' points at '{target}', which vectorops does not manage",
+                hint=f"Repoint it at one of vectorops' slots ({prefix}<slot>) or delete the alias, then apply again.",
+            )
+        return target[len(prefix):]
+
+    def switch_alias(self, slot: str) -> None:
+        """Create the alias, or repoint it (``PATCH``, atomic and safe to retry). A create answered
+        409 ``ALIAS_ALREADY_EXISTS`` whose target is ours means an earlier try already landed."""
+        target = self._slot_namespace(slot)
+        status, body = self._alias_request(
+            "creating the namespace alias", "post", "/namespace-aliases", {"name": self.namespace, "target_namespace": target}
+        )
+        if status == 200:
+            return
+        if status == 409 and _reason(body) == "ALIAS_ALREADY_EXISTS":
+            if _detail_metadata(body).get("target_namespace") == target:
+                return
+            status, body = self._alias_request("repointing the namespace alias", "patch", self._alias_path(), {"target_namespace": target})
+            if status == 200:
+                return
+        raise self._alias_refusal("switching the namespace alias", status, body)
+
+    def _alias_refusal(self, what: str, status: int, body: Any) -> DestinationError:
+        reason = _reason(body) or f"HTTP {status}"
+        message = str((body or {}).get("message", "")) if isinstance(body, dict) else ""
+        return DestinationRejectedError(
+            f"{self.address}: {what} failed: {reason}" + (f" ({printable(redact(message))[:300]})" if message else ""),
+            hint="The alias was left as it was; run the apply again once the cause is fixed.",
+        )
+
+    def drop_slot(self, slot: str) -> None:
+        if self.alias_target() == slot:
+            raise DestinationError(f"{self.address}: refusing to delete the slot '{slot}': the alias points at it")
+        slot_dest = self.open_slot(slot)
+        namespace = slot_dest.namespace
+        idx = self._index()
+        try:
+            self._call("deleting a slot's records", lambda: idx.delete(delete_all=True, namespace=namespace))
+        except _Missing:
+            pass  # nothing was there
+        for key in slot_dest.list_doc_keys(""):
+            slot_dest.delete_doc(key)
+
     def close(self) -> None:
+        if getattr(self, "_idx_shared", False):
+            self._idx = None
+            return
         if self._idx is not None and hasattr(self._idx, "close"):
             try:
                 self._idx.close()
@@ -990,6 +1144,21 @@ def _describe(exc: BaseException) -> str:
     """An SDK error as one line: secrets masked first, then cut (a cut copy of a key would slip past)."""
     text = redact(str(exc) or type(exc).__name__)
     return printable(" ".join(text.split())[:500])
+
+
+def _reason(body: Any) -> str | None:
+    """``details[0].reason`` of a Pinecone error body: what callers branch on, never the message."""
+    details = body.get("details") if isinstance(body, dict) else None
+    first = details[0] if isinstance(details, list) and details and isinstance(details[0], dict) else {}
+    reason = first.get("reason")
+    return reason if isinstance(reason, str) else None
+
+
+def _detail_metadata(body: Any) -> dict[str, Any]:
+    details = body.get("details") if isinstance(body, dict) else None
+    first = details[0] if isinstance(details, list) and details and isinstance(details[0], dict) else {}
+    metadata = first.get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
 
 
 def _retryable(exc: BaseException) -> bool:

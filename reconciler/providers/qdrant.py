@@ -83,6 +83,8 @@ ID_FIELD = "_vectorops_id"
 VECTOR_FIELD = "_vectorops_vector"  # Cosine collections only: the dataset's float32 bytes, base64
 RESERVED_PREFIX = "_vectorops_"
 STATE_PREFIX = "_vectorops_state__"
+#: blue/green slots are collections ``<collection>__<slot>`` behind the alias ``<collection>``
+SLOT_SEPARATOR = "__"
 COSINE_TOLERANCE = 1e-6
 _DISTANCE = {"cosine": "Cosine", "dotproduct": "Dot", "euclidean": "Euclid"}
 _METRIC = {v: k for k, v in _DISTANCE.items()}
@@ -207,8 +209,9 @@ class _LocalClients:
 class QdrantDestination(Destination):
     """One Qdrant collection, its state in ``_vectorops_state__<collection>``."""
 
-    # requests are independent (no commits, no snapshots); records are checked at plan time
-    capabilities = Capabilities(check_records=True)
+    # requests are independent (no commits, no snapshots); records are checked at plan time;
+    # collection aliases repoint atomically (``update_collection_aliases``)
+    capabilities = Capabilities(check_records=True, aliases=True)
 
     def __init__(
         self,
@@ -547,6 +550,69 @@ class QdrantDestination(Destination):
     def list_doc_keys(self, prefix: str) -> list[str]:
         keys = (str((p.payload or {}).get("key", "")) for ps in self._scroll(self.state_collection, payload=["key"], vectors=False) for p in ps)
         return sorted(k for k in keys if k.startswith(prefix))
+
+    # -- blue/green: collection aliases (SPEC §9) --------------------------------------------------
+
+    def _slot_collection(self, slot: str) -> str:
+        return f"{self.collection}{SLOT_SEPARATOR}{slot}"
+
+    def open_slot(self, slot: str) -> QdrantDestination:
+        """The collection ``<collection>__<slot>``; its state lives in its own state collection."""
+        name = self._slot_collection(slot)
+        where = self.url or self.path
+        return QdrantDestination(
+            collection=name, url=self.url, path=self.path, api_key=self._api_key, max_in_flight=self.max_in_flight,
+            address=f"qdrant:{where}#{name}",
+        )
+
+    def list_slots(self) -> list[str]:
+        prefix = self.collection + SLOT_SEPARATOR
+        names = [c.name for c in self._call(lambda: self._client.get_collections()).collections]
+        return sorted(n[len(prefix):] for n in names if n.startswith(prefix) and n[len(prefix):].isalnum())
+
+    def _aliases(self) -> dict[str, str]:
+        return {a.alias_name: a.collection_name for a in self._call(lambda: self._client.get_aliases()).aliases}
+
+    def alias_target(self) -> str | None:
+        target = self._aliases().get(self.collection)
+        if target is None:
+            if self._call(lambda: self._client.collection_exists(self.collection)):
+                raise DestinationConfigError(
+                    f"{self.address}: '{self.collection}' is a collection, so it cannot become the alias readers use "
+                    "under rollout: blue_green",
+                    hint=f"Move the data aside first (e.g. recreate it as '{self._slot_collection('blue')}', or apply "
+                    "with rollout: in_place), or point the environment at a new collection name.",
+                )
+            return None
+        prefix = self.collection + SLOT_SEPARATOR
+        if not target.startswith(prefix):
+            raise DestinationConfigError(
+                f"{self.address}: the alias '{self.collection}' points at the collection '{target}', which vectorops does not manage",
+                hint=f"Point it at one of vectorops' slots ({prefix}<slot>) or delete the alias, then apply again.",
+            )
+        return target[len(prefix):]
+
+    def switch_alias(self, slot: str) -> None:
+        """Delete and create the alias in ONE ``update_collection_aliases`` call: Qdrant applies the
+        operations of one call together, so readers never find the alias missing."""
+        from qdrant_client import models
+
+        target = self._slot_collection(slot)
+        operations: list[Any] = []
+        if self.collection in self._aliases():
+            operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=self.collection)))
+        operations.append(
+            models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=target, alias_name=self.collection))
+        )
+        self._call(lambda: self._client.update_collection_aliases(change_aliases_operations=operations))
+
+    def drop_slot(self, slot: str) -> None:
+        name = self._slot_collection(slot)
+        if self._aliases().get(self.collection) == name:
+            raise DestinationError(f"{self.address}: refusing to delete the slot '{slot}': the alias points at it")
+        for collection in (name, STATE_PREFIX + name):
+            if self._call(lambda c=collection: self._client.collection_exists(c)):
+                self._call(lambda c=collection: self._client.delete_collection(c))
 
     def close(self) -> None:
         if self._closed:

@@ -91,6 +91,29 @@ class DestinationSettings(BaseModel):
         """Connect (lazily where possible) and return the destination. Raise ``DestinationError``s."""
         raise NotImplementedError
 
+    @classmethod
+    def destination_type(cls) -> type[Destination] | None:
+        """The ``Destination`` class ``open`` returns (from its annotation), to read its capabilities
+        without connecting; None when the annotation does not name one."""
+        from reconciler.providers.base import Destination
+
+        try:
+            found = typing.get_type_hints(cls.open).get("return")
+        except Exception:  # noqa: BLE001 - an annotation that does not resolve says nothing
+            return None
+        return found if isinstance(found, type) and issubclass(found, Destination) else None
+
+    def blue_green_refusal(self) -> str | None:
+        """Why ``rollout: blue_green`` cannot work on this destination (a sentence that says what to
+        do), or None. Blue/green needs an alias readers address (``Capabilities.aliases``)."""
+        found = self.destination_type()
+        if found is None or not found.capabilities.aliases:
+            return (
+                f"rollout: blue_green needs a destination with aliases (Pinecone namespace aliases, Qdrant collection "
+                f"aliases, a PostgreSQL view), and '{self.type}' has none. Use rollout: in_place (the default)"
+            )
+        return None
+
     def secret_variables(self) -> list[str]:
         """The environment variables these settings name as holding secrets."""
         return [str(v) for f in self.secret_env_fields if (v := getattr(self, f, None))]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tests.pinecone_server import store
+from tests.pinecone_server.aliases import refuse_write_to_alias, resolve
 from tests.pinecone_server.server import as_float_list, decode_token, encode_token, lsn_headers
 from tests.pinecone_server.store import (
     DEFAULT_NAMESPACE,
@@ -63,6 +64,7 @@ def upsert(h: _Handler, _: str, body: dict[str, Any], query: Any) -> Result:
             f"{store.MAX_VECTORS_PER_UPSERT} per upsert request"
         )
     ns = canonical_namespace(body.get("namespace"))
+    refuse_write_to_alias(state, ns)
     parsed: list[tuple[str, np.ndarray, dict[str, Any]]] = []
     for item in vectors:
         if not isinstance(item, dict):
@@ -85,16 +87,18 @@ def upsert(h: _Handler, _: str, body: dict[str, Any], query: Any) -> Result:
 def fetch(h: _Handler, _: str, body: dict[str, Any], query: dict[str, list[str]]) -> Result:
     state = h.index_state
     ids = _check_ids(query.get("ids"), "Fetch")
-    ns = canonical_namespace((query.get("namespace") or [""])[0])
+    asked = canonical_namespace((query.get("namespace") or [""])[0])
+    ns = resolve(state, asked)
     with state.lock:
         records = state.visible_records(ns)
         found = {vid: _vector_json(vid, *records[vid]) for vid in ids if vid in records}
-    return 200, {"vectors": found, "namespace": shown_namespace(ns), "usage": {"readUnits": max(1, len(found) // 10)}}, {}
+    return 200, {"vectors": found, "namespace": shown_namespace(asked), "usage": {"readUnits": max(1, len(found) // 10)}}, {}
 
 
 def delete(h: _Handler, _: str, body: dict[str, Any], query: Any) -> Result:
     state = h.index_state
     ns = canonical_namespace(body.get("namespace"))
+    refuse_write_to_alias(state, ns)
     ids, delete_all, flt = body.get("ids"), bool(body.get("deleteAll")), body.get("filter")
     selectors = sum(x for x in (ids is not None, delete_all, flt is not None))
     if selectors != 1:
@@ -127,6 +131,7 @@ def delete(h: _Handler, _: str, body: dict[str, Any], query: Any) -> Result:
 def update(h: _Handler, _: str, body: dict[str, Any], query: Any) -> Result:
     state = h.index_state
     ns = canonical_namespace(body.get("namespace"))
+    refuse_write_to_alias(state, ns)
     vid, flt = body.get("id"), body.get("filter")
     set_metadata = body.get("setMetadata")
     if (vid is None) == (flt is None):
@@ -170,7 +175,8 @@ def update(h: _Handler, _: str, body: dict[str, Any], query: Any) -> Result:
 
 def list_ids(h: _Handler, _: str, body: dict[str, Any], query: dict[str, list[str]]) -> Result:
     state = h.index_state
-    ns = canonical_namespace((query.get("namespace") or [""])[0])
+    asked = canonical_namespace((query.get("namespace") or [""])[0])
+    ns = resolve(state, asked)
     prefix = (query.get("prefix") or [""])[0]
     if len(prefix) > store.MAX_ID_LENGTH or not prefix.isascii():
         raise invalid(f"Prefix must be ASCII and at most {store.MAX_ID_LENGTH} characters")
@@ -186,7 +192,7 @@ def list_ids(h: _Handler, _: str, body: dict[str, Any], query: dict[str, list[st
         window = ordered[start : start + limit + 1]
     ids = [v for v in window if v.startswith(prefix)]
     page = ids[:limit]
-    payload: dict[str, Any] = {"vectors": [{"id": v} for v in page], "namespace": shown_namespace(ns),
+    payload: dict[str, Any] = {"vectors": [{"id": v} for v in page], "namespace": shown_namespace(asked),
                                "usage": {"readUnits": 1}}
     if len(ids) > limit:
         payload["pagination"] = {"next": encode_token(page[-1], prefix)}
@@ -195,7 +201,8 @@ def list_ids(h: _Handler, _: str, body: dict[str, Any], query: dict[str, list[st
 
 def query(h: _Handler, _: str, body: dict[str, Any], qs: Any) -> Result:
     state = h.index_state
-    ns = canonical_namespace(body.get("namespace"))
+    asked = canonical_namespace(body.get("namespace"))
+    ns = resolve(state, asked)
     top_k = body.get("topK")
     if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 10000:
         raise invalid("topK must be an integer between 1 and 10000")
@@ -208,7 +215,7 @@ def query(h: _Handler, _: str, body: dict[str, Any], qs: Any) -> Result:
         if by_id is not None:
             check_id(by_id)
             if by_id not in records:
-                return 200, {"matches": [], "namespace": shown_namespace(ns), "usage": {"readUnits": 1}}, \
+                return 200, {"matches": [], "namespace": shown_namespace(asked), "usage": {"readUnits": 1}}, \
                     _indexed_header(state, ns)
             q = records[by_id][0]
         else:
@@ -224,7 +231,7 @@ def query(h: _Handler, _: str, body: dict[str, Any], qs: Any) -> Result:
         if body.get("includeMetadata") and md:
             match["metadata"] = md
         out.append(match)
-    return 200, {"matches": out, "namespace": shown_namespace(ns), "usage": {"readUnits": 5}}, headers
+    return 200, {"matches": out, "namespace": shown_namespace(asked), "usage": {"readUnits": 5}}, headers
 
 
 def _indexed_header(state: store.IndexState, ns: str) -> dict[str, str]:
@@ -286,11 +293,12 @@ def list_namespaces(h: _Handler, _: str, body: dict[str, Any], query: dict[str, 
 
 def describe_namespace(h: _Handler, name: str, body: dict[str, Any], query: Any) -> Result:
     state = h.index_state
-    ns = canonical_namespace(name)
+    asked = canonical_namespace(name)
+    ns = resolve(state, asked)
     with state.lock:
         if ns not in state.namespaces:
             raise rpc_error(404, 5, "Namespace not found")
-        return 200, _namespace_json(ns, len(state.visible_records(ns))), {}
+        return 200, _namespace_json(asked, len(state.visible_records(ns))), {}
 
 
 def delete_namespace(h: _Handler, name: str, body: dict[str, Any], query: Any) -> Result:

@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 WRITE_OPERATIONS = frozenset({"upsert", "delete", "update"})
 DATA_OPERATIONS = frozenset(
     {"upsert", "fetch", "delete", "update", "list", "query", "describe_index_stats", "list_namespaces",
-     "describe_namespace", "delete_namespace"}
+     "describe_namespace", "delete_namespace", "create_namespace_alias", "list_namespace_aliases",
+     "describe_namespace_alias", "repoint_namespace_alias", "delete_namespace_alias"}
 )
 FAULT_KINDS = ("429", "500", "503", "drop", "lost")
 
@@ -585,6 +586,7 @@ def _delete_index(h: _Handler, name: str, body: dict[str, Any], query: Any) -> R
 
 
 def _data_route(method: str, path: str) -> tuple[str, Any, str]:
+    from tests.pinecone_server import aliases as al
     from tests.pinecone_server import data_plane as dp
 
     table = {
@@ -597,6 +599,8 @@ def _data_route(method: str, path: str) -> tuple[str, Any, str]:
         ("POST", "/describe_index_stats"): ("describe_index_stats", dp.describe_index_stats),
         ("GET", "/describe_index_stats"): ("describe_index_stats", dp.describe_index_stats),
         ("GET", "/namespaces"): ("list_namespaces", dp.list_namespaces),
+        ("POST", "/namespace-aliases"): ("create_namespace_alias", al.create),
+        ("GET", "/namespace-aliases"): ("list_namespace_aliases", al.list_aliases),
     }
     if (method, path) in table:
         op, fn = table[(method, path)]
@@ -606,6 +610,14 @@ def _data_route(method: str, path: str) -> tuple[str, Any, str]:
         ns = unquote(m.group(1))
         return ("describe_namespace", dp.describe_namespace, ns) if method == "GET" else (
             "delete_namespace", dp.delete_namespace, ns)
+    m = re.fullmatch(r"/namespace-aliases/([^/]+)", path)
+    if m and method in ("GET", "PATCH", "DELETE"):
+        name = unquote(m.group(1))
+        return {
+            "GET": ("describe_namespace_alias", al.describe, name),
+            "PATCH": ("repoint_namespace_alias", al.repoint, name),
+            "DELETE": ("delete_namespace_alias", al.delete, name),
+        }[method]
     raise rpc_error(404, 5, f"{method} {path} is not served by this local Pinecone server")
 
 

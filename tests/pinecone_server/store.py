@@ -285,6 +285,8 @@ class IndexState:
     tags: dict[str, str] | None = None
     host: str = ""
     namespaces: dict[str, Namespace] = field(default_factory=dict)
+    #: namespace aliases (API 2026-07): alias name -> ``aliases.Alias``
+    aliases: dict[str, Any] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     visibility_delay: Callable[[], float] = lambda: 0.0
 
