@@ -11,6 +11,7 @@ from typing import Any
 from rich.markup import escape
 
 from reconciler.redact import printable
+from reconciler.render.rollout import rollout_lines
 
 
 def _short(ref: dict[str, Any] | None) -> str:
@@ -96,6 +97,7 @@ def render_environment(env: dict[str, Any], width: int = WIDTH) -> list[str]:
         lines.append(f"  version   {_short(des)}  (deployed)")
     else:
         lines.append(f"  version   {_short(cur)} → [bold]{_short(des)}[/]")
+    lines.extend(rollout_lines(env.get("rollout"), planned=True))
     if env.get("interrupted"):
         i = env["interrupted"]
         lines.append(
@@ -175,6 +177,7 @@ def render_status(rows: list[dict[str, Any]]) -> str:
         verdict = {True: "  canaries passed", False: "  [red]canaries failed[/]"}.get(r.get("validated"), "")
         out.append(f"  deployed  {_short(r.get('deployed'))}{verdict}")
         out.append(f"  desired   {_short(r.get('desired'))}")
+        out.extend(rollout_lines(r.get("rollout"), planned=False))
         if r.get("last_apply"):
             la = r["last_apply"]
             out.append(f"  last      {la['finished_at']} by {la['actor']}: {la['operation']} → {la['to']['version']} ({la['result']})")

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from reconciler.redact import printable
+from reconciler.render.rollout import action_sentence, slot_summary
 
 DEFAULT_CUT_POINTER = "the full plan, with every sample id, is in this run's job summary"
 _OPS = ("add", "update", "delete")
@@ -152,6 +153,13 @@ def _notes(envs: Sequence[Mapping[str, Any]]) -> list[str]:
             )
         for w in e.get("warnings") or []:
             out.append(f"- :warning: {name}: {_text(str(w))}")
+        rollout = e.get("rollout")
+        if isinstance(rollout, Mapping) and rollout.get("strategy") == "blue_green":
+            live = _code(rollout["live"]) if rollout.get("live") else "nothing yet"
+            out.append(
+                f"- :large_blue_circle: {name} blue/green: the alias is on {live}; this apply {_text(action_sentence(rollout))}. "
+                f"Slots: {_text(slot_summary(rollout))}."
+            )
     return out
 
 

@@ -223,9 +223,17 @@ def test_full_flow_validate_switch_refuse_roll_back_and_change_model(ws: Workspa
     assert ws.sees() == "v1"
 
     ws.pin("v2")
-    plan = ws.ok("plan", "--json").json["environments"][0]
+    whole = ws.ok("plan", "--json").json
+    plan = whole["environments"][0]
     assert (plan["rollout"]["live"], plan["rollout"]["target"]) == ("blue", "green")
     assert plan["current"]["version"] == "v1" and plan["changes"]["add"] == N  # a fresh slot is filled whole
+    human = ws.ok("plan").stdout
+    assert "rollout   blue/green (keep 3): alias on blue; slots: blue v1 (live, canaries passed)" in human
+    assert "this apply writes slot green (filled whole: a fresh slot), runs the canaries there" in human
+    from reconciler.render.markdown import render_plan_markdown  # the Action's PR comment
+
+    comment = render_plan_markdown(whole, title="vectorops plan")
+    assert "blue/green: the alias is on `blue`; this apply writes slot green" in comment and "blue v1 (live" in comment
     ws.ok("apply", "--auto-approve")
     assert ws.sees() == "v2"
     rollout = ws.rollout()
@@ -236,6 +244,8 @@ def test_full_flow_validate_switch_refuse_roll_back_and_change_model(ws: Workspa
     failed = ws.ok("apply", "--auto-approve", code=1)
     assert "canaries failed in slot amber" in failed.stderr and "still points at green" in failed.stderr
     assert ws.sees() == "v2"
+    shown = ws.ok("status").stdout
+    assert "slots: amber v3 (canaries failed), blue v1 (canaries passed), green v2 (live, canaries passed)" in shown
     status = ws.ok("status", "--json").json["environments"][0]
     assert status["deployed"]["version"] == "v2" and status["rollout"]["live"] == "green"
     assert {s["name"]: (s["version"], s["validated"]) for s in status["rollout"]["slots"]}["amber"] == ("v3", False)
@@ -276,6 +286,7 @@ def test_keep_two_reuses_the_oldest_slot_as_a_diff(ws: Workspace) -> None:
     ws.pin("v2", keep=2)
     ws.ok("apply", "--auto-approve")  # green holds v2
     ws.pin("v3", keep=2)  # into blue as a diff from v1 (blue's own version)
+    assert "this apply writes slot blue (a diff from its own v1)" in ws.ok("plan").stdout
     plan = ws.ok("plan", "--json").json["environments"][0]
     assert plan["rollout"]["target"] == "blue" and plan["rollout"]["slot_current"]["version"] == "v1"
     assert plan["current"]["version"] == "v2"
