@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "record_write_requests_inplace": records_ns(inplace_writes), "record_write_requests_bluegreen": records_ns(bg_writes),
         "apply_s_inplace": round(apply_s, 2), "apply_s_bluegreen": round(bg_s, 2),
         "rollback_wall_s_in_process": round(rollback_s, 3), "rollback_entry_duration_s": entry["duration_s"],
-        "rollback_wall_s_new_process": round(process_s, 3),
+        "rollback_wall_s_new_process": round(process_s, 3), "rollback_switch_call_s": entry["rollout"]["switch_s"],
         "rollback_record_write_requests": records_ns(rollback_writes) + records_ns(process_writes),
         "rollback_state_write_requests": rollback_writes.get("__vectorops__", 0),
         "rollback_message": entry["message"],
@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{figures['record_write_requests_bluegreen']} record write requests, {bg_s:.2f} s")
     print(f"  write requests blue/green / in-place: {ratio:.2f}")
     print(f"  rollback by switch: {rollback_s:.3f} s in-process CLI, {process_s:.3f} s as a new process, "
-          f"{entry['duration_s']:.3f} s inside the rollout; record write requests: {figures['rollback_record_write_requests']}")
+          f"{entry['duration_s']:.3f} s inside the rollout (lock, checks, switch, state), {entry['rollout']['switch_s']:.4f} s "
+          f"the switch call itself; record write requests: {figures['rollback_record_write_requests']}")
     print(f"    ({entry['message']})")
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -236,7 +236,8 @@ def apply_blue_green(manifest: LoadedManifest, env_plan: Any, *, plan_id: str, h
             outcome = apply_environment(manifest, slot_plan, plan_id=plan_id, hooks=hooks, saved=saved, operation=operation, destination=slot_dest)
             written = dict(outcome.counts)
         slot_store = StateStore(slot_dest)
-        slot_state = slot_store.load()
+        slots = read_slots(env_dest, state)  # what every slot holds, the target's new version included
+        slot_state = slots[target] = slot_store.load()
         dep = slot_state.deployed
         assert dep is not None and slot_state.intent is None
         verdict = dep.validation if dep.validated is True else None
@@ -244,7 +245,8 @@ def apply_blue_green(manifest: LoadedManifest, env_plan: Any, *, plan_id: str, h
             verdict = _validate_slot(manifest, name, slot_dest, slot_store, dep)
             if not verdict["ok"]:
                 rs.pending = None
-                rs.slots = slot_refs(read_slots(env_dest, state))
+                slots[target] = slot_store.load()  # with its verdict
+                rs.slots = slot_refs(slots)
                 state.serial += 1
                 message = (
                     f"canaries failed in slot {target}: passed {verdict['passed']}/{verdict['total']} "
@@ -256,11 +258,14 @@ def apply_blue_green(manifest: LoadedManifest, env_plan: Any, *, plan_id: str, h
                 return EnvironmentResult(name, "validation_failed", written, time.monotonic() - started,
                                          version=dep.version, message=message, validation=verdict)
         failpoints.hit("before-switch")
+        switch_s = 0.0
         if action in ("write", "switch"):
             with store.fenced(lock):
+                switching = time.monotonic()
                 env_dest.switch_alias(target)
+                switch_s = time.monotonic() - switching
             failpoints.hit("after-switch")
-        slots = read_slots(env_dest, state)
+        slots[target] = slot_store.load()
         dropped = _prune(env_dest, store, lock, slots, target, env.rollout.keep)
         previous = state.deployed
         deployed = Deployed(**{**dep.model_dump(), "validated": verdict["ok"] if verdict else dep.validated,
@@ -281,8 +286,10 @@ def apply_blue_green(manifest: LoadedManifest, env_plan: Any, *, plan_id: str, h
                 message += f", which already held {deployed.version}: no records written"
         if dropped:
             message += f"; deleted slot{'s' if len(dropped) > 1 else ''} {', '.join(dropped)} (keep: {env.rollout.keep})"
-        store.save_and_release(state, _entry(state, env_plan, started, started_at, operation, written, plan_id,
-                                             "success", message, verdict, target, live, dropped, previous), lock, check=True)
+        entry = _entry(state, env_plan, started, started_at, operation, written, plan_id, "success", message, verdict, target,
+                       live, dropped, previous)
+        entry.rollout["switch_s"] = round(switch_s, 4)  # type: ignore[attr-defined]
+        store.save_and_release(state, entry, lock, check=True)
     env_dest.close()
     slot_dest.close()
     result = EnvironmentResult(name, "applied", written, time.monotonic() - started, version=deployed.version, message=message)
