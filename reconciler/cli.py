@@ -623,6 +623,7 @@ def drift(environments: tuple[str, ...], refresh: str | None, as_json: bool) -> 
     """Drift check only: exit 2 where the destination differs from what vectorops recorded."""
     from reconciler.errors import StateError
     from reconciler.engine.plan import has_drift, plan_environment
+    from reconciler.engine.rollout import readers_destination
     from reconciler.render.human import drift_line, id_lines
 
     if refresh == "none":
@@ -633,7 +634,7 @@ def drift(environments: tuple[str, ...], refresh: str | None, as_json: bool) -> 
         from reconciler.providers import open_destination
         from reconciler.engine.state import StateStore
 
-        dest = open_destination(m, name)
+        dest = readers_destination(m, name)
         st = StateStore(dest).load()
         if st.deployed is None:
             raise StateError(
@@ -796,13 +797,14 @@ def import_(environment: str, rev: str, refresh: str, auto_approve: bool, as_jso
 def export(environment: str, out_file: str) -> None:
     """Write the live index (ids, vectors, metadata) to a Parquet dataset file for `dvc add`."""
     from reconciler.engine.adopt import export_environment
+    from reconciler.engine.rollout import readers_destination
     from reconciler.providers import open_destination
 
     m = _manifest()
     (name,) = m.environment_names([environment])
     reporter = _ProgressReporter()
     try:
-        n = export_environment(open_destination(m, name), Path(out_file), progress=reporter.hashing)
+        n = export_environment(readers_destination(m, name), Path(out_file), progress=reporter.hashing)
     finally:
         reporter.stop()
     tracked = f"{out_file}.dvc"

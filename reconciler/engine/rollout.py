@@ -375,3 +375,15 @@ def rollout_status(manifest: LoadedManifest, name: str, env_dest: Destination, e
         ],
     }
     return section, (env_dest.open_slot(live) if live is not None else None)
+
+
+def readers_destination(manifest: LoadedManifest, name: str) -> Destination:
+    """What readers of the environment read: its destination, or under blue/green the slot the
+    alias points at (with that slot's own state), for drift and export."""
+    dest = open_destination(manifest, name)
+    if manifest.model.environments[name].rollout.strategy != "blue_green":
+        return dest
+    live = dest.alias_target()
+    if live is None:
+        return dest  # nothing deployed yet: the caller says so
+    return dest.open_slot(live)  # the alias's destination stays open: a slot may share its connection

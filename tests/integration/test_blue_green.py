@@ -290,6 +290,15 @@ def test_keep_two_reuses_the_oldest_slot_as_a_diff(ws: Workspace) -> None:
     plan = ws.ok("plan", "--json").json["environments"][0]
     assert plan["rollout"]["target"] == "blue" and plan["rollout"]["slot_current"]["version"] == "v1"
     assert plan["current"]["version"] == "v2"
+    # drift and export read what readers read: the live slot
+    drift = ws.ok("drift", "--json").json["environments"][0]["drift"]
+    assert (drift["expected_count"], drift["actual_count"], drift["missing"], drift["unexpected"]) == (N, N, 0, 0)
+    out = ws.folder / "live.parquet"
+    ws.ok("export", "prod", "--out", str(out))
+    import pyarrow.parquet as pq
+
+    exported = pq.read_table(out)
+    assert exported.num_rows == N and set(exported.column("version").to_pylist()) == {"v2"}
 
 
 def test_blue_green_on_lancedb_is_a_manifest_error(tmp_path: Path, bg_repo: DatasetRepo) -> None:
