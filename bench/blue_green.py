@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--dim", type=int, default=768)
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--json-out", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     n, dim = args.records, args.dim
 
@@ -170,8 +171,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{entry['duration_s']:.3f} s inside the rollout (lock, checks, switch, state), {entry['rollout']['switch_s']:.4f} s "
           f"the switch call itself; record write requests: {figures['rollback_record_write_requests']}")
     print(f"    ({entry['message']})")
-    if args.json:
-        print(json.dumps(figures, indent=2))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(figures, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
     return figures
 
 
