@@ -161,7 +161,10 @@ class PineconeDestination(Destination):
         consistency_timeout: float = 60.0,
         cloud: str = "aws",
         region: str = "us-east-1",
+        client: Any = None,
     ) -> None:
+        """``client``: a ``Pinecone`` client to share (a blue/green slot shares its alias's: each
+        client loads the CA bundle, a third of a second)."""
         import os
 
         self.index_name = index
@@ -193,7 +196,7 @@ class PineconeDestination(Destination):
             raise DestinationConfigError(
                 "the Pinecone SDK is not installed", hint="pip install 'vectorops[pinecone]'"
             ) from exc
-        self._pc = self._guard("connecting", lambda: Pinecone(api_key=key))
+        self._pc = client if client is not None else self._guard("connecting", lambda: Pinecone(api_key=key))
         self._idx: Any = None
         self._alias_client: Any = None
         self._settings = dict(
@@ -980,9 +983,10 @@ class PineconeDestination(Destination):
 
     def open_slot(self, slot: str) -> PineconeDestination:
         """The namespace ``<namespace>__<slot>`` of the same index; its documents are scoped by it."""
-        slot_dest = PineconeDestination(namespace=self._slot_namespace(slot), **self._settings)
-        if self._idx is not None:  # the same index: one handle, closed by its owner only
-            slot_dest._idx, slot_dest._idx_shared = self._idx, True
+        slot_dest = PineconeDestination(namespace=self._slot_namespace(slot), client=self._pc, **self._settings)
+        idx = self._index(required=False)
+        if idx is not None:  # the same index: one handle (and connection pool), closed by its owner only
+            slot_dest._idx, slot_dest._idx_shared = idx, True
         return slot_dest
 
     def list_slots(self) -> list[str]:
@@ -1069,20 +1073,27 @@ class PineconeDestination(Destination):
         return target[len(prefix):]
 
     def switch_alias(self, slot: str) -> None:
-        """Create the alias, or repoint it (``PATCH``, atomic and safe to retry). A create answered
-        409 ``ALIAS_ALREADY_EXISTS`` whose target is ours means an earlier try already landed."""
+        """Repoint the alias (``PATCH``: atomic, safe to retry), or create it the first time. A create
+        answered 409 ``ALIAS_ALREADY_EXISTS`` whose ``details[0].metadata.target_namespace`` is ours
+        means an earlier attempt landed (its response was lost and the request retried)."""
         target = self._slot_namespace(slot)
-        status, body = self._alias_request(
-            "creating the namespace alias", "post", "/namespace-aliases", {"name": self.namespace, "target_namespace": target}
-        )
+        status, body = self._alias_request("repointing the namespace alias", "patch", self._alias_path(), {"target_namespace": target})
         if status == 200:
             return
-        if status == 409 and _reason(body) == "ALIAS_ALREADY_EXISTS":
-            if _detail_metadata(body).get("target_namespace") == target:
-                return
-            status, body = self._alias_request("repointing the namespace alias", "patch", self._alias_path(), {"target_namespace": target})
+        if status == 404 and _reason(body) == "ALIAS_NOT_FOUND":
+            status, body = self._alias_request(
+                "creating the namespace alias", "post", "/namespace-aliases", {"name": self.namespace, "target_namespace": target}
+            )
             if status == 200:
                 return
+            if status == 409 and _reason(body) == "ALIAS_ALREADY_EXISTS":
+                if _detail_metadata(body).get("target_namespace") == target:
+                    return
+                status, body = self._alias_request(  # created meanwhile with another target: repoint it
+                    "repointing the namespace alias", "patch", self._alias_path(), {"target_namespace": target}
+                )
+                if status == 200:
+                    return
         raise self._alias_refusal("switching the namespace alias", status, body)
 
     def _alias_refusal(self, what: str, status: int, body: Any) -> DestinationError:

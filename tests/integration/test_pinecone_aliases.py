@@ -102,13 +102,15 @@ def test_destination_switches_idempotently_and_refuses_what_it_must(index: tuple
     server, host = index
     dest = PineconeDestination(index="idx", host=None, namespace="docs")
     assert dest.alias_target() is None and dest.list_slots() == ["blue", "green"]
-    dest.switch_alias("blue")
-    dest.switch_alias("blue")  # a retried create: 409 ALIAS_ALREADY_EXISTS naming our target is success
+    server.reset_counts()
+    server.fail_next("lost", operation="create_namespace_alias")  # the create lands, its response is lost
+    dest.switch_alias("blue")  # retried: 409 ALIAS_ALREADY_EXISTS naming our target is success
     assert dest.alias_target() == "blue"
     counts = server.request_counts
-    assert counts["create_namespace_alias"] == 2 and counts.get("repoint_namespace_alias", 0) == 0
-    dest.switch_alias("green")  # the alias exists with another target: repointed
-    assert dest.alias_target() == "green" and server.request_counts["repoint_namespace_alias"] == 1
+    assert counts["create_namespace_alias"] == 2 and counts["repoint_namespace_alias"] == 1  # the first PATCH: 404
+    dest.switch_alias("green")  # the alias exists: one PATCH
+    assert dest.alias_target() == "green" and server.request_counts["repoint_namespace_alias"] == 2
+    assert server.request_counts["create_namespace_alias"] == 2
     with pytest.raises(Exception, match="refusing to delete the slot 'green'"):
         dest.drop_slot("green")
     dest.drop_slot("blue")
