@@ -110,7 +110,7 @@ class LanceDBSettings(DestinationSettings):
         return (
             "rollout: blue_green needs an alias readers address, and LanceDB has none (a table cannot be repointed). "
             "A LanceDB apply is already one atomic commit, so readers never see a half-written version, and "
-            "`vectorops rollback` restores a tagged snapshot in about a second. Remove `rollout` (in_place is the default)"
+            "`vectorops rollback` restores a tagged snapshot in about a second. Remove `rollout` (in_place is the default)."
         )
 
     def open(self, context: DestinationContext) -> LanceDBDestination:

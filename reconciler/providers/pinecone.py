@@ -120,7 +120,7 @@ class PineconeSettings(DestinationSettings):
         if not _default_namespace(self.namespace):
             return (
                 "rollout: blue_green makes `namespace` the alias readers use, and the default namespace cannot be an "
-                "alias. Set destination.namespace to the name your application reads (e.g. namespace: docs)"
+                "alias. Set destination.namespace to the name your application reads (e.g. namespace: docs)."
             )
         return super().blue_green_refusal()
 

@@ -110,7 +110,7 @@ class DestinationSettings(BaseModel):
         if found is None or not found.capabilities.aliases:
             return (
                 f"rollout: blue_green needs a destination with aliases (Pinecone namespace aliases, Qdrant collection "
-                f"aliases, a PostgreSQL view), and '{self.type}' has none. Use rollout: in_place (the default)"
+                f"aliases, a PostgreSQL view), and '{self.type}' has none. Use rollout: in_place (the default)."
             )
         return None
 
