@@ -303,17 +303,29 @@ def test_keep_two_reuses_the_oldest_slot_as_a_diff(ws: Workspace) -> None:
 
 def test_blue_green_on_lancedb_is_a_manifest_error(tmp_path: Path, bg_repo: DatasetRepo) -> None:
     manifest = tmp_path / "vectorops.yaml"
-    manifest.write_text(yaml.safe_dump({
-        "version": 1,
-        "datasets": {"docs": {"path": "data/docs.parquet", "repo": str(bg_repo.root), "embedding": {"model": "m", "dimension": DIM}}},
-        "environments": {"prod": {"dataset": "docs", "version": "v1", "rollout": {"strategy": "blue_green"},
-                                  "destination": {"type": "lancedb", "uri": "db", "table": "docs"}}},
-    }, sort_keys=False))
+    text = f"""version: 1
+datasets:
+  docs:
+    path: data/docs.parquet
+    repo: {bg_repo.root}
+    embedding: {{model: m, dimension: {DIM}}}
+environments:
+  prod:
+    dataset: docs
+    version: v1
+    rollout: {{strategy: blue_green}}
+    destination: {{type: lancedb, uri: db, table: docs}}
+"""
+    manifest.write_text(text)
     result = run_vectorops("-m", str(manifest), "validate")
     assert result.code == 1 and "Traceback" not in result.stderr
-    assert "LanceDB has none" in result.stderr and "rollout: in_place" in result.stderr or "Remove `rollout`" in result.stderr
-    assert "vectorops.yaml:" in result.stderr  # the file and line
+    assert "LanceDB has none" in result.stderr and "Remove `rollout` (in_place is the default)." in result.stderr
+    assert "vectorops.yaml:11:25:" in result.stderr  # the file, line and column of the strategy
     assert not (tmp_path / "db").exists()
+
+    manifest.write_text(text.replace("{type: lancedb, uri: db, table: docs}", "{type: pinecone, index: docs}"))
+    result = run_vectorops("-m", str(manifest), "validate")
+    assert result.code == 1 and "the default namespace cannot be an alias" in result.stderr
 
 
 @pytest.mark.parametrize("failpoint", ["mid-write", "before-switch", "after-switch"])
