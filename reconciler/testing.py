@@ -235,6 +235,37 @@ class DestinationContract:
             problems = ready.check_records(bad, DIMENSION)
             assert problems and all(isinstance(p, str) for p in problems)
 
+    def test_aliases_switch_between_slots_that_keep_their_own_state(self, dest: Destination) -> None:
+        """``capabilities.aliases`` (blue/green, SPEC §9): slots are destinations of their own, the
+        alias is repointed in one step, reads through it see the slot it points at, the live slot
+        cannot be dropped."""
+        if not dest.capabilities.aliases:
+            pytest.skip("the destination declares no aliases")
+        assert dest.alias_target() is None
+        batches = {"blue": make_batch(ids(20), seed=11), "green": make_batch(ids(20), seed=12)}
+        slots = {name: dest.open_slot(name) for name in batches}
+        for name, slot in slots.items():
+            slot.ensure(DIMENSION, "cosine")
+            slot.upsert(batches[name])
+            slot.after_apply()
+        assert {"blue", "green"} <= set(dest.list_slots())
+        slots["blue"].write_doc("state", {"slot": "blue"})
+        assert slots["green"].read_doc("state") is None and dest.read_doc("state") is None  # state of their own
+        for name in ("blue", "green", "green"):  # a repeated switch is harmless
+            dest.switch_alias(name)
+            assert dest.alias_target() == name
+            probe = batches[name]
+            assert dest.query(probe.vectors[3], 1) == [probe.id_list[3]]  # read through the alias
+        with pytest.raises(DestinationError):
+            dest.drop_slot("green")
+        dest.drop_slot("blue")
+        dest.drop_slot("blue")  # idempotent
+        reopened = dest.open_slot("blue")
+        assert "blue" not in dest.list_slots() and reopened.read_doc("state") is None
+        assert dest.alias_target() == "green"
+        for slot in (*slots.values(), reopened):
+            slot.close()
+
     # -- errors -------------------------------------------------------------------------------
 
     def test_failures_leave_as_destination_errors(self, dest: Destination, open_destination: Opener) -> None:
