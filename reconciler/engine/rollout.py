@@ -24,14 +24,20 @@ The alias is only ever pointed at a slot whose own state says it holds exactly t
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler import failpoints
-from reconciler.engine.state import Deployed, EnvState, HistoryEntry, RolloutState, SlotRef, StateStore, VersionRef, actor, iso, now
+from reconciler.engine.state import (
+    Deployed, EnvState, HistoryEntry, Lock, RolloutState, SlotRef, StateStore, VersionRef, actor, iso, now,
+)
 from reconciler.errors import BlockedError, PlanFileError
 from reconciler.manifest import LoadedManifest
 from reconciler.providers import open_destination
 from reconciler.providers.base import Destination
+
+if TYPE_CHECKING:  # plan and apply import this module inside functions
+    from reconciler.engine.apply import ApplyHooks, EnvironmentResult
+    from reconciler.engine.plan import EnvironmentPlan, Progress
 
 #: slot names in the order fresh slots are taken (``keep`` is at most 10)
 SLOT_NAMES = ("blue", "green", "amber", "violet", "teal", "coral", "olive", "plum", "slate", "ivory")
@@ -116,9 +122,9 @@ def plan_blue_green(
     refresh: str = "ids",
     allow_deletes: bool = False,
     version_override: str | None = None,
-    progress: Any = None,
+    progress: Progress | None = None,
     rollback: bool = False,
-) -> Any:
+) -> EnvironmentPlan:
     """The plan of a blue/green environment: the diff into the slot this apply will write (from
     that slot's own version), ``current`` being what readers see now, and the rollout section."""
     from reconciler.engine.plan import plan_environment
@@ -135,7 +141,7 @@ def plan_blue_green(
     keep = env.rollout.keep
     pending = str(env_state.rollout.pending.get("slot")) if env_state.rollout and env_state.rollout.pending else None
 
-    def plan_against(slot: str, level: str) -> Any:
+    def plan_against(slot: str, level: str) -> EnvironmentPlan:
         dest = env_dest.open_slot(slot)
         return plan_environment(
             manifest, name, refresh=level, allow_deletes=allow_deletes, version_override=version_override,
@@ -195,13 +201,16 @@ def _env_lock_blocked(env_dest: Destination, name: str) -> str | None:
     return None
 
 
-def apply_blue_green(manifest: LoadedManifest, env_plan: Any, *, plan_id: str, hooks: Any, saved: bool, operation: str = "apply") -> Any:
+def apply_blue_green(
+    manifest: LoadedManifest, env_plan: EnvironmentPlan, *, plan_id: str, hooks: ApplyHooks, saved: bool, operation: str = "apply"
+) -> EnvironmentResult:
     """Bring the target slot to the version, validate it there, switch the alias, prune, record."""
     from reconciler.engine.apply import EnvironmentResult, apply_environment
 
     if env_plan.blocked:
         raise BlockedError(f"environment '{env_plan.name}' is blocked: {env_plan.blocked}")
     ro = env_plan.rollout
+    assert ro is not None, "apply_blue_green takes a blue/green plan"
     name, target, action = env_plan.name, ro["target"], ro["action"]
     if action == "none":
         return EnvironmentResult(name, "unchanged", dict(env_plan.changes), version=env_plan.desired["version"])
@@ -297,12 +306,12 @@ def apply_blue_green(manifest: LoadedManifest, env_plan: Any, *, plan_id: str, h
     return result
 
 
-def _slot_plan(env_plan: Any) -> Any:
+def _slot_plan(env_plan: EnvironmentPlan) -> EnvironmentPlan:
     """The plan as the slot's own apply sees it: its current version is the slot's."""
     import copy
 
     slot_plan = copy.copy(env_plan)
-    slot_plan.current = env_plan.rollout.get("slot_current")
+    slot_plan.current = (env_plan.rollout or {}).get("slot_current")
     slot_plan.rollout = None
     return slot_plan
 
@@ -325,7 +334,7 @@ def _validate_slot(manifest: LoadedManifest, name: str, slot_dest: Destination, 
     return verdict
 
 
-def _prune(env_dest: Destination, store: StateStore, lock: Any, slots: dict[str, EnvState], live: str, keep: int) -> list[str]:
+def _prune(env_dest: Destination, store: StateStore, lock: Lock, slots: dict[str, EnvState], live: str, keep: int) -> list[str]:
     """Delete the oldest inactive slots beyond ``keep`` (never the live one)."""
     inactive = sorted((n for n in slots if n != live), key=lambda n: _age(slots[n]), reverse=True)
     dropped = inactive[max(0, keep - 1):]
@@ -336,7 +345,7 @@ def _prune(env_dest: Destination, store: StateStore, lock: Any, slots: dict[str,
 
 
 def _entry(
-    state: EnvState, env_plan: Any, started: float, started_at: str, operation: str, counts: dict[str, int], plan_id: str,
+    state: EnvState, env_plan: EnvironmentPlan, started: float, started_at: str, operation: str, counts: dict[str, int], plan_id: str,
     result: str, message: str, verdict: dict[str, Any] | None, target: str, live: str | None, dropped: list[str],
     previous: Deployed | None = None,
 ) -> HistoryEntry:
