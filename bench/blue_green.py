@@ -161,16 +161,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rollback_state_write_requests": rollback_writes.get("__vectorops__", 0),
         "rollback_message": entry["message"],
     }
+    def written(changes: dict[str, int]) -> int:
+        return changes["add"] + changes["update"] + changes["delete"]
+
+    figures["records_written_inplace"] = written(plans["inplace"]["changes"])
+    figures["records_written_bluegreen"] = written(plans["bluegreen"]["changes"])
     ratio = figures["record_write_requests_bluegreen"] / max(1, figures["record_write_requests_inplace"])
+    records_ratio = figures["records_written_bluegreen"] / max(1, figures["records_written_inplace"])
+    load = os.getloadavg()[0]
     print(f"records {n:,} x {dim} on the local Pinecone server; versions 1% apart (v1 -> v2 -> v3); setup {setup_s:.1f} s")
     print(f"  in-place apply v2 -> v3:   changes {plans['inplace']['changes']}, {figures['record_write_requests_inplace']} record write requests, {apply_s:.2f} s")
     print(f"  blue/green apply v3:       changes {plans['bluegreen']['changes']} (slot {plans['bluegreen']['rollout']['target']} held v1), "
           f"{figures['record_write_requests_bluegreen']} record write requests, {bg_s:.2f} s")
-    print(f"  write requests blue/green / in-place: {ratio:.2f}")
+    print(f"  write requests blue/green / in-place: {ratio:.2f}; records written blue/green / in-place: {records_ratio:.2f} "
+          f"({figures['records_written_bluegreen']:,} vs {figures['records_written_inplace']:,})")
     print(f"  rollback by switch: {rollback_s:.3f} s in-process CLI, {process_s:.3f} s as a new process, "
           f"{entry['duration_s']:.3f} s inside the rollout (lock, checks, switch, state), {entry['rollout']['switch_s']:.4f} s "
           f"the switch call itself; record write requests: {figures['rollback_record_write_requests']}")
     print(f"    ({entry['message']})")
+    print(f"  load average at the end: {load:.1f} on {os.cpu_count()} cores (wall times scale with it)")
+    figures["load_average"] = round(load, 1)
     if args.json_out:
         args.json_out.write_text(json.dumps(figures, indent=2))
     shutil.rmtree(work, ignore_errors=True)
