@@ -300,6 +300,13 @@ def test_keep_two_reuses_the_oldest_slot_as_a_diff(ws: Workspace) -> None:
     exported = pq.read_table(out)
     assert exported.num_rows == N and set(exported.column("version").to_pylist()) == {"v2"}
 
+    ws.ok("apply", "--auto-approve", code=1)  # v3 fails its canaries in blue, which held v1
+    rolled = ws.ok("rollback", "prod", "--auto-approve")  # no slot holds v1 any more: a diff into blue, then a switch
+    assert "switched the alias from green to slot blue" in rolled.stdout and "no records written" not in rolled.stdout
+    assert ws.sees() == "v1"
+    newest = ws.history()[0]
+    assert newest["operation"] == "rollback" and newest["to"]["version"] == "v1" and newest["counts"]["update"] == N
+
 
 def test_blue_green_on_lancedb_is_a_manifest_error(tmp_path: Path, bg_repo: DatasetRepo) -> None:
     manifest = tmp_path / "vectorops.yaml"
