@@ -441,7 +441,9 @@ def apply_plan(
             if env_plan.rollout is not None:  # blue/green: validated in its slot before readers see it
                 from reconciler.engine.rollout import apply_blue_green
 
-                result = apply_blue_green(manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation)
+                result = apply_blue_green(
+                    manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation, refuse_suspended=refuse_suspended
+                )
             else:
                 result = apply_environment(
                     manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation, refuse_suspended=refuse_suspended

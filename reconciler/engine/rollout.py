@@ -202,7 +202,8 @@ def _env_lock_blocked(env_dest: Destination, name: str) -> str | None:
 
 
 def apply_blue_green(
-    manifest: LoadedManifest, env_plan: EnvironmentPlan, *, plan_id: str, hooks: ApplyHooks, saved: bool, operation: str = "apply"
+    manifest: LoadedManifest, env_plan: EnvironmentPlan, *, plan_id: str, hooks: ApplyHooks, saved: bool, operation: str = "apply",
+    refuse_suspended: bool = False,
 ) -> EnvironmentResult:
     """Bring the target slot to the version, validate it there, switch the alias, prune, record."""
     from reconciler.engine.apply import EnvironmentResult, apply_environment
@@ -230,6 +231,14 @@ def apply_blue_green(
                 f"environment '{name}': the {'saved ' if saved else ''}plan is stale: the environment moved since it was made "
                 f"(state serial {ro['serial']} → {state.serial}, alias on {ro['live'] or 'nothing'} → {live or 'nothing'})",
                 hint="Run `vectorops plan` again and review the new plan.",
+            )
+        if state.suspended is not None:  # as apply_environment: the agent never applies a suspended environment
+            if refuse_suspended:
+                raise BlockedError(f"environment '{name}' is suspended ({state.suspended.describe()}); `vectorops resume {name}` lifts it")
+            hooks.on_message(
+                name,
+                f"warning: this environment is suspended ({state.suspended.describe()}); applying it because you asked. "
+                f"The reconcile agent leaves it alone until `vectorops resume {name}`.",
             )
         rs = state.rollout or RolloutState()
         state.rollout = rs
