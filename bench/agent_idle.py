@@ -154,7 +154,7 @@ def main() -> None:
         assert adopt.returncode == 0, adopt.stderr
         # as deployed: /metrics served (its thread polls every 0.5 s), JSON logs
         base = [sys.executable, "-m", "reconciler", "reconcile", "--repo", str(bare), "--log-format", "json", "-v", "--listen", "127.0.0.1:0"]
-        for refresh in ("ids", "stats"):
+        for refresh in ("ids", "sample", "stats"):
             agent = Agent(base + ["--workdir", str(work / f"clone-{refresh}"), "--interval", args.cycle_interval, "--refresh", refresh], env)
             first = agent.wait("cycle", "ended")
             srv.reset_counts()
@@ -186,7 +186,7 @@ def main() -> None:
     print()
     print(f"records {args.records:,} x dim {args.dim} (Pinecone: local server; refresh default ids)")
     print(f"{'measure':44} value")
-    for refresh in ("ids", "stats"):
+    for refresh in ("ids", "sample", "stats"):
         r = results[refresh]
         print(f"{'requests per steady cycle, --refresh ' + refresh:44} {r['total']:,}  {r['requests']}  (cycle {r['cycle_wall_s']:.1f} s incl. the wait, plan said {r['result']})")
     print(f"{'idle CPU while waiting (interval 5m)':44} {idle['cpu_s']:.2f} CPU s over {idle['seconds']:.0f} s = {100 * idle['cpu_s'] / idle['seconds']:.2f} % of one core")

@@ -854,7 +854,8 @@ def resume(environment: str) -> None:
 @click.option("--workdir", default=None, metavar="DIR", help="Where the agent keeps its clone (default: under ~/.cache/vectorops/agent).")
 @click.option("--interval", default="5m", show_default=True, help="Time between cycles: 30s, 5m, 1h.")
 @click.option("--backoff", default="5s", show_default=True, help="First retry delay after a failure; doubles per failure, capped at the interval.")
-@click.option("--refresh", type=REFRESH, default="ids", show_default=True, help="How closely each plan reads the destination.")
+@click.option("--refresh", type=REFRESH, default=None, help=REFRESH_HELP)
+@_sample_size_option
 @click.option("--once", is_flag=True, help="Run one cycle and exit (1 if anything failed): for cron jobs and checks.")
 @click.option("--listen", default=None, metavar="HOST:PORT", help="Serve GET /metrics and GET /healthz here (port 0: any free port).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="Same as --listen 0.0.0.0:PORT.")
@@ -862,7 +863,7 @@ def resume(environment: str) -> None:
 @click.option("--shutdown-grace", type=click.FloatRange(min=0), default=20.0, show_default=True,
               help="Seconds a SIGTERM waits for the write batch in flight before abandoning it.")
 def reconcile(
-    environments: tuple[str, ...], repo: str, branch: str, workdir: str | None, interval: str, backoff: str, refresh: str, once: bool,
+    environments: tuple[str, ...], repo: str, branch: str, workdir: str | None, interval: str, backoff: str, refresh: str | None, once: bool,
     listen: str | None, metrics_port: int | None, log_format: str, shutdown_grace: float,
 ) -> None:
     """Keep environments in sync with the branch, like Argo CD (SPEC §11): a long-running agent.

@@ -44,7 +44,7 @@ class AgentOptions:
     environments: tuple[str, ...]
     interval: float
     backoff: float
-    refresh: str
+    refresh: str | None  # None: each environment's policy.refresh, else ids
     once: bool
     listen: str | None  # HOST:PORT for /metrics and /healthz
     log_format: str  # text | json

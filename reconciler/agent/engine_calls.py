@@ -39,7 +39,7 @@ def sync_settings(manifest: LoadedManifest, name: str) -> tuple[bool, bool]:
     return sync.auto, sync.self_heal
 
 
-def plan_one(manifest: LoadedManifest, name: str, *, refresh: str, progress: Callable[[str, int, int | None], None] | None = None) -> EnvironmentPlan:
+def plan_one(manifest: LoadedManifest, name: str, *, refresh: str | None, progress: Callable[[str, int, int | None], None] | None = None) -> EnvironmentPlan:
     """What `vectorops plan NAME --refresh REFRESH` computes."""
     return plan_environment(manifest, name, refresh=refresh, progress=progress)
 

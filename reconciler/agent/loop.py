@@ -40,7 +40,7 @@ class LoopSettings:
     environments: tuple[str, ...]  # none: every environment, in manifest order
     interval: float
     backoff: float  # the first retry's delay; doubles per failure, capped at ``interval``
-    refresh: str = "ids"
+    refresh: str | None = None  # None: each environment's policy.refresh, else ids
     once: bool = False
 
 

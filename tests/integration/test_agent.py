@@ -233,3 +233,40 @@ def test_once_with_repo_dot_reads_the_checkout_as_it_is_and_exits_with_the_cycle
     assert code == 1
     (failed,) = [e for e in events if e["level"] == "error"]
     assert failed["action"] == "plan" and "'v9'" in failed["message"] and failed["retry_in_s"] > 0
+
+
+@pytest.mark.parametrize("policy", ["sample", "ids"])
+def test_the_agent_plans_at_each_environments_policy_refresh(policy: str, gitops: GitOpsRepo) -> None:
+    """Without --refresh, each cycle reads the destination at the environment's policy.refresh, as
+    `vectorops plan` does: a record changed by hand (same id, other metadata) is found and healed at
+    `sample` (it fetches and hashes a sample: here every record), and is invisible at `ids`."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from fixtures.manifests import manifest_text
+
+    root = gitops.repo.root
+    envs = gitops.environments({"staging": "v1"}, {"staging": HEAL})
+    envs["staging"]["policy"] = {"refresh": policy}
+    (root / "vectorops.yaml").write_text(manifest_text(envs))
+
+    def once() -> list[dict[str, Any]]:
+        proc = subprocess.run([sys.executable, "-m", "reconciler", "reconcile", "--once", "--log-format", "json"],
+                              cwd=root, capture_output=True, text=True, env=dict(os.environ), timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return [json.loads(line) for line in proc.stderr.splitlines()]
+
+    once()
+    table = gitops.table("staging")
+    victim = sorted(gitops.ids("staging"))[0]
+    before = table.search().where(f"id = '{victim}'").to_list()[0]["metadata"]
+    table.update(where=f"id = '{victim}'", values={"metadata": '{"tampered":true}'})
+    applied = [e for e in once() if e["action"] == "apply"]
+    after = gitops.table("staging").search().where(f"id = '{victim}'").to_list()[0]["metadata"]
+    if policy == "sample":
+        assert [(e["reason"], e["changes"]) for e in applied] == [("self_heal", {"add": 0, "update": 1, "delete": 0})]
+        assert after == before
+    else:
+        assert applied == [] and after == '{"tampered":true}'
