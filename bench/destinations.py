@@ -156,6 +156,7 @@ with psycopg.connect(dsn, autocommit=True) as conn:
     conn.execute("DROP TABLE IF EXISTS public.naive")
     conn.execute(f"CREATE TABLE public.naive (id text PRIMARY KEY, embedding vector({dim}), metadata jsonb)")
     pf = pq.ParquetFile(path, memory_map=True)
+    rows_in = pf.metadata.num_rows
     with conn.cursor() as cur, cur.copy("COPY public.naive (id, embedding, metadata) FROM STDIN WITH (FORMAT BINARY)") as copy:
         copy.set_types(["text", "vector", "jsonb"])
         for batch in pf.iter_batches(batch_size=65536):
@@ -166,6 +167,7 @@ with psycopg.connect(dsn, autocommit=True) as conn:
             for i, rid in enumerate(cols["id"]):
                 copy.write_row((rid, vectors[i], Jsonb(meta[i])))
     t1 = time.perf_counter()
+    conn.execute(f"SET maintenance_work_mem = '{int(min(max(64, rows_in * (4 * dim + 400) * 1.25 / 2**20), 2048))}MB'")  # as vectorops sets it
     conn.execute("CREATE INDEX ON public.naive USING hnsw (embedding vector_cosine_ops)")
     t2 = time.perf_counter()
     rows = conn.execute("SELECT count(*) FROM public.naive").fetchone()[0]
