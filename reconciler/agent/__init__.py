@@ -127,7 +127,8 @@ def run(options: AgentOptions) -> int:
             raise UsageError(str(exc)) from None
     reporter = Reporter(LogWriter(options.log_format, level="debug" if options.verbose else "info"))
     metrics = AgentMetrics()
-    reporter.listeners.append(metrics)
+    # metrics before the log: whoever reads a log line (a person, a test) then scrapes /metrics sees it counted
+    reporter.listeners.insert(0, metrics)
     webhook = Webhook.from_environment({"repo": source.describe, "manifest": str(manifest.relative_to(source.root)) if manifest.is_relative_to(source.root) else manifest.name}, reporter)
     if webhook is not None:
         reporter.listeners.append(webhook)
