@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -43,6 +42,9 @@ if str(ROOT) not in sys.path:
 
 from dataset_repo import BenchRepo, build_repo, warm  # noqa: E402
 from measured import Run, base_env, run_measured, vectorops_cmd, write_manifest  # noqa: E402
+from run import io_floor  # noqa: E402  (the same floor bench/run.py compares plans with)
+
+from reconciler.providers.pgvector import _index_build_memory_mb  # noqa: E402
 
 ENV = "staging"
 PG_DSN_ENV = "VECTOROPS_BENCH_PG_DSN"
@@ -149,14 +151,13 @@ NAIVE_PG = r"""
 import sys, time
 import numpy as np, psycopg, pyarrow.parquet as pq
 from pgvector.psycopg import register_vector
-path, dsn, dim = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, dsn, dim, index_mb = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 t0 = time.perf_counter()
 with psycopg.connect(dsn, autocommit=True) as conn:
     register_vector(conn)
     conn.execute("DROP TABLE IF EXISTS public.naive")
     conn.execute(f"CREATE TABLE public.naive (id text PRIMARY KEY, embedding vector({dim}), metadata jsonb)")
     pf = pq.ParquetFile(path, memory_map=True)
-    rows_in = pf.metadata.num_rows
     with conn.cursor() as cur, cur.copy("COPY public.naive (id, embedding, metadata) FROM STDIN WITH (FORMAT BINARY)") as copy:
         copy.set_types(["text", "vector", "jsonb"])
         for batch in pf.iter_batches(batch_size=65536):
@@ -167,7 +168,7 @@ with psycopg.connect(dsn, autocommit=True) as conn:
             for i, rid in enumerate(cols["id"]):
                 copy.write_row((rid, vectors[i], Jsonb(meta[i])))
     t1 = time.perf_counter()
-    conn.execute(f"SET maintenance_work_mem = '{int(min(max(64, rows_in * (4 * dim + 400) * 1.25 / 2**20), 2048))}MB'")  # as vectorops sets it
+    conn.execute(f"SET maintenance_work_mem = '{index_mb}MB'")  # what vectorops gives its own build
     conn.execute("CREATE INDEX ON public.naive USING hnsw (embedding vector_cosine_ops)")
     t2 = time.perf_counter()
     rows = conn.execute("SELECT count(*) FROM public.naive").fetchone()[0]
@@ -189,7 +190,9 @@ def pgvector_bench(repo: BenchRepo, work: Path, dim: int) -> dict[str, Any]:
                   {PG_DSN_ENV: dsn})
         r = vectorops_steps(b, work / "pgvector", during_apply=lambda: Readers(dsn, dim))
         warm(repo.cached("v2"))
-        run = run_measured([sys.executable, "-c", NAIVE_PG, str(repo.cached("v2")), dsn, str(dim)], base_env(work / "unused"), work)
+        index_mb = _index_build_memory_mb(repo.rows["v2"], dim)
+        run = run_measured([sys.executable, "-c", NAIVE_PG, str(repo.cached("v2")), dsn, str(dim), str(index_mb)],
+                           base_env(work / "unused"), work)
         rows, copy_s, index_s = run.stdout.split()
         r["naive_reload"] = step(run) | {"rows": int(rows), "copy_s": round(float(copy_s), 2), "hnsw_build_s": round(float(index_s), 2)}
         return r
@@ -238,15 +241,6 @@ def qdrant_bench(repo: BenchRepo, work: Path, dim: int) -> dict[str, Any]:
 
 
 # -- report ---------------------------------------------------------------------------------------------
-
-
-def io_floor(repo: BenchRepo) -> float:
-    warm(repo.cached("v1"), repo.cached("v2"))
-    t0 = time.perf_counter()
-    for tag in ("v1", "v2"):
-        for _ in pq.ParquetFile(repo.cached(tag), memory_map=True).iter_batches(batch_size=65_536):
-            pass
-    return time.perf_counter() - t0
 
 
 def report(name: str, n: int, dim: int, r: dict[str, Any]) -> str:

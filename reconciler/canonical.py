@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from reconciler.errors import DatasetError
 from reconciler.records import RecordBatch
 
+
 def _canonical_value(value: Any) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):
