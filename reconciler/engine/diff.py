@@ -6,14 +6,15 @@ diff of two million-record versions is arrays of ids and numpy over positions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconciler.engine.hashing import hash_batch
+from reconciler.engine.hashing import hash_batch, hash_strings
 from reconciler.errors import DatasetError
 from reconciler.records import RecordBatch
 
@@ -26,9 +27,14 @@ SAMPLE_SIZE = 10
 
 @dataclass
 class VersionIndex:
-    """Ids sorted, with their vector and metadata hashes. Small: ~40 bytes a record."""
+    """Ids sorted, with their vector and metadata hashes. Small: ~40 bytes a record.
+
+    A large sharded version is kept on disk instead (``shards.ShardedIndex``, ``on_disk``): the
+    methods below are how the diff, the sample refresh and the stash read a version either way.
+    """
 
     table: pa.Table
+    on_disk: ClassVar[bool] = False
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -36,6 +42,32 @@ class VersionIndex:
     @property
     def ids(self) -> pa.ChunkedArray:
         return self.table.column("id")
+
+    def chunk_count(self) -> int:
+        return 1
+
+    def chunk(self, i: int, columns: list[str] | None = None) -> pa.Table:
+        """Part ``i`` of the table (all of it here; one shard's table on disk)."""
+        return self.table.select(columns) if columns is not None else self.table
+
+    def chunks(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        for i in range(self.chunk_count()):
+            yield self.chunk(i, columns)
+
+    def chunk_keys(self, i: int) -> np.ndarray:
+        """The 64-bit keys (xxh3) of part ``i``'s ids, in its order (``partitioned.py``)."""
+        return hash_strings(self.chunk(i, ["id"]).column("id"))
+
+    def take(self, rows: np.ndarray) -> pa.Table:
+        """The records at these positions (sorted, ascending): a sample of the version."""
+        return self.table.take(pa.array(rows, pa.int64()))
+
+    def listing_hint(self) -> pa.Array:
+        """Sorted ids a destination may use to split a listing (``Destination.all_ids``)."""
+        return self.ids.combine_chunks()
+
+    def in_memory(self) -> VersionIndex:
+        return self
 
     @staticmethod
     def empty() -> VersionIndex:
@@ -111,7 +143,20 @@ def compute_diff(
 
     An id the destination holds but vectorops never wrote has unknown content, so if the desired
     version has it, it is rewritten (an update) rather than trusted.
+
+    A version kept on disk (a large sharded one) is diffed partition by partition on disk
+    (``partitioned.diff_indexes``), which gives this same diff; if two of its ids share a 64-bit
+    key (or an id is duplicated) it is loaded and diffed here, exactly.
     """
+    if actual_hashes is None and (desired.on_disk or (deployed is not None and deployed.on_disk)):
+        from reconciler.engine.partitioned import KeyCollision, diff_indexes
+
+        try:
+            return diff_indexes(desired, deployed, actual_ids, prune=prune)
+        except KeyCollision:
+            pass
+    desired = desired.in_memory()
+    deployed = deployed.in_memory() if deployed is not None else None
     base = deployed if deployed is not None else VersionIndex.empty()
     if actual_hashes is not None:
         actual_ids = actual_hashes.ids.combine_chunks()

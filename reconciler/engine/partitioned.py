@@ -9,17 +9,34 @@ and the changed keys, never the versions: at 100M records and 256 partitions a p
 
 Two ids with the same 64-bit key (about one pair in 10^4 among 100M ids) would be one record
 here, so ``write_partitions`` refuses a version whose keys collide, and the caller falls back to
-the exact in-memory diff (``diff.compute_diff``) for it.
+the exact in-memory diff (``diff.compute_diff``) for it. Across versions a shared key can only
+mislead between ids that are in one table and not the other (an id in both tables is in each
+table once), i.e. between the changes themselves: ~|added| × |removed| / 2^64, nil in practice.
+
+``diff_indexes`` is the whole plan diff this way (what ``diff.compute_diff`` computes, with the
+destination's listed ids as a third table): the plan uses it for sharded versions of at least
+``shards.ON_DISK_MIN_RECORDS`` records.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reconciler import caches
+from reconciler.engine.hashing import hash_strings
+
+if TYPE_CHECKING:
+    from reconciler.engine.diff import Diff, VersionIndex
 
 ROW = np.dtype([("key", "<u8"), ("vh", "<u8"), ("mh", "<u8")])
 
@@ -49,8 +66,8 @@ def write_partitions(folder: Path, chunks: Iterable[tuple[np.ndarray, np.ndarray
             order = np.argsort(where, kind="stable")
             bounds = np.searchsorted(where[order], np.arange(parts + 1))
             rows = rows[order]
-            for p in np.flatnonzero(np.diff(bounds)):
-                sinks[p].write(rows[bounds[p] : bounds[p + 1]].tobytes())
+            for at in np.flatnonzero(np.diff(bounds)):
+                sinks[at].write(rows[bounds[at] : bounds[at + 1]].tobytes())
             total += len(keys)
     finally:
         for s in sinks:
@@ -113,3 +130,164 @@ def diff_partitions(desired: Path, deployed: Path) -> KeyDiff:
         out["delete"].append(ok[~kept])
         del new, old
     return KeyDiff(**{k: np.concatenate(v) if v else np.empty(0, np.uint64) for k, v in out.items()})
+
+
+# -- the plan's diff, on disk --------------------------------------------------------------------
+
+#: records a partition holds, about: two partitions and a chunk are what the diff keeps in memory
+PARTITION_RECORDS = 500_000
+#: at most 2**9 partitions: spilling keeps one file open per partition
+MAX_BITS = 9
+LISTING_CHUNK = 1_000_000
+
+
+def bits_for(records: int) -> int:
+    return min(MAX_BITS, max(0, math.ceil(math.log2(max(records, 1) / PARTITION_RECORDS))))
+
+
+def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Which of ``keys`` are in ``sorted_keys``."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return np.asarray(sorted_keys[at] == keys)
+
+
+def _index_rows(index: VersionIndex) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    for i in range(index.chunk_count()):
+        t = index.chunk(i, ["vh", "mh"])
+        yield index.chunk_keys(i), t.column("vh").to_numpy(), t.column("mh").to_numpy()
+
+
+def _listed_rows(keys: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    for start in range(0, len(keys), LISTING_CHUNK):
+        part = keys[start : start + LISTING_CHUNK]
+        zeros = np.zeros(len(part), np.uint64)
+        yield part, zeros, zeros
+
+
+@dataclass
+class PlanKeys:
+    """The diff's answer as keys: from the desired table, from the listed ids (or the deployed table
+    when nothing was listed), and the drift between the deployed table and the listing."""
+
+    add: np.ndarray
+    update_vector: np.ndarray
+    update_metadata: np.ndarray
+    extra: np.ndarray  # listed (or deployed) ids the desired version lacks
+    missing: np.ndarray | None  # deployed ids not listed (None: nothing was listed)
+    unexpected: np.ndarray | None  # listed ids vectorops did not deploy
+
+
+def merge_partitions(desired: Path, deployed: Path, actual: Path | None) -> PlanKeys:
+    """``diff.compute_diff``'s rules, one partition of each table at a time.
+
+    ``actual`` holds the listed ids' keys (hashes unknown); None means "not looked": the deployed
+    table is assumed to be there. A desired id that is listed but was not deployed by vectorops has
+    unknown content, so it is rewritten (a vector update).
+    """
+    bits = int((desired / "partitions").read_text())
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("add", "update_vector", "update_metadata", "extra", "missing", "unexpected")}
+    for p in range(1 << bits):
+        new, old = _load(desired, p), _load(deployed, p)
+        dk, bk = np.asarray(new["key"]), np.asarray(old["key"])
+        ak = np.asarray(_load(actual, p)["key"]) if actual is not None else bk
+        listed = _member(ak, dk)
+        out["add"].append(dk[~listed])
+        rows = np.flatnonzero(listed)
+        if len(bk):
+            at = np.minimum(np.searchsorted(bk, dk[rows]), len(bk) - 1)
+            known = bk[at] == dk[rows]
+            base_vh, base_mh = np.asarray(old["vh"])[at], np.asarray(old["mh"])[at]
+        else:
+            known = np.zeros(len(rows), bool)
+            base_vh = base_mh = np.zeros(len(rows), np.uint64)
+        vec = ~known | (base_vh != np.asarray(new["vh"])[rows])
+        meta = ~vec & (base_mh != np.asarray(new["mh"])[rows])
+        out["update_vector"].append(dk[rows[vec]])
+        out["update_metadata"].append(dk[rows[meta]])
+        out["extra"].append(ak[~_member(dk, ak)])
+        if actual is not None:
+            out["missing"].append(bk[~_member(ak, bk)])
+            out["unexpected"].append(ak[~_member(bk, ak)])
+        del new, old
+    joined = {k: np.sort(np.concatenate(v)) if v else np.empty(0, np.uint64) for k, v in out.items()}
+    looked = actual is not None
+    return PlanKeys(
+        joined["add"], joined["update_vector"], joined["update_metadata"], joined["extra"],
+        joined["missing"] if looked else None, joined["unexpected"] if looked else None,
+    )
+
+
+def _ids_of(index: VersionIndex, wanted: dict[str, np.ndarray]) -> dict[str, pa.Array]:
+    """The ids of ``index`` whose keys are in each sorted key set, sorted (as the in-memory table is).
+
+    One pass over the index's keys; a part's ids are read only when it holds one of the keys.
+    """
+    found: dict[str, list[pa.Array]] = {name: [] for name in wanted}
+    if any(len(keys) for keys in wanted.values()):
+        for i in range(index.chunk_count()):
+            keys = index.chunk_keys(i)
+            hits = {name: _member(sought, keys) for name, sought in wanted.items() if len(sought)}
+            if not any(h.any() for h in hits.values()):
+                continue
+            ids = index.chunk(i, ["id"]).column("id").combine_chunks().cast(pa.string())
+            for name, hit in hits.items():
+                if hit.any():
+                    found[name].append(ids.filter(pa.array(hit)))
+    out = {}
+    for name, parts in found.items():
+        ids = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+        out[name] = ids.take(pc.sort_indices(ids)) if len(ids) > 1 else ids
+    return out
+
+
+def diff_indexes(
+    desired: VersionIndex, deployed: VersionIndex | None, actual_ids: pa.Array | None, *, prune: bool, bits: int | None = None
+) -> Diff:
+    """``diff.compute_diff`` (without full hashes) with every table partitioned on disk.
+
+    Memory: a chunk (one shard's table, or a million listed ids) while spilling, two partitions
+    while merging, and the changed ids; plus the listed ids themselves, which ``ids`` refresh reads
+    into memory anyway. Disk: 24 bytes a record a table, under the cache folder, removed after.
+    Raises ``KeyCollision`` when two ids of one table share a key (the caller diffs in memory).
+    """
+    from reconciler.engine.diff import Diff, VersionIndex
+
+    base = deployed if deployed is not None else VersionIndex.empty()
+    listed = actual_ids.cast(pa.string()) if actual_ids is not None else None
+    if isinstance(listed, pa.ChunkedArray):
+        listed = listed.combine_chunks()
+    work = caches.cache_dir() / "tmp"
+    work.mkdir(parents=True, exist_ok=True)
+    if bits is None:
+        bits = bits_for(max(len(desired), len(base), len(listed) if listed is not None else 0))
+    with tempfile.TemporaryDirectory(prefix="diff-", dir=work) as tmp:
+        folder = Path(tmp)
+        write_partitions(folder / "desired", _index_rows(desired), bits)
+        write_partitions(folder / "deployed", _index_rows(base), bits)
+        listed_keys = None
+        if listed is not None:
+            listed_keys = hash_strings(listed)
+            write_partitions(folder / "actual", _listed_rows(listed_keys), bits)
+        keys = merge_partitions(folder / "desired", folder / "deployed", folder / "actual" if listed is not None else None)
+    from_desired = _ids_of(desired, {"add": keys.add, "update_vector": keys.update_vector, "update_metadata": keys.update_metadata})
+    empty = pa.array([], pa.string())
+    drift_missing = drift_unexpected = None
+    if listed is not None and listed_keys is not None:
+        # listed ids keep the listing's order, as the in-memory diff keeps them
+        extra = listed.filter(pa.array(_member(keys.extra, listed_keys)))
+        drift_unexpected = listed.filter(pa.array(_member(keys.unexpected, listed_keys)))  # type: ignore[arg-type]
+        drift_missing = _ids_of(base, {"missing": keys.missing})["missing"]  # type: ignore[dict-item]
+    else:
+        extra = _ids_of(base, {"extra": keys.extra})["extra"]
+    return Diff(
+        add=from_desired["add"],
+        update_vector=from_desired["update_vector"],
+        update_metadata=from_desired["update_metadata"],
+        delete=extra if prune else empty,
+        kept_unexpected=0 if prune else len(extra),
+        drift_missing=drift_missing,
+        drift_unexpected=drift_unexpected,
+        drift_modified=None,
+    )

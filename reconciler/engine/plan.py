@@ -330,7 +330,7 @@ def refresh_actual(
     it reports, the listing's progress total."""
     if level in ("none", "stats", "sample"):  # sample: engine/sampling.py fetches by id instead
         return None, None
-    hint = expected.ids.combine_chunks() if expected is not None and len(expected) else None
+    hint = expected.listing_hint() if expected is not None and len(expected) else None
     if level == "ids":
         listing = (lambda n: progress(f"listing ids in {dest.address}", n, count)) if progress is not None else None
         return dest.all_ids(hint, progress=listing), None

@@ -84,8 +84,11 @@ class StashWriter:
 
 def baseline_keys(baseline: d.VersionIndex) -> np.ndarray:
     """The sorted content keys of a version: what a stash compares each decoded record with."""
-    t = baseline.table
-    return np.sort(_content_keys(t.column("id"), t.column("vh").to_numpy(), t.column("mh").to_numpy()))
+    parts = []
+    for i in range(baseline.chunk_count()):  # a large sharded version: a shard at a time
+        t = baseline.chunk(i, ["vh", "mh"])
+        parts.append(_keys_of(baseline.chunk_keys(i), t.column("vh").to_numpy(), t.column("mh").to_numpy()))
+    return np.sort(np.concatenate(parts)) if parts else np.empty(0, np.uint64)
 
 
 def _content_keys(ids: pa.Array | pa.ChunkedArray, vh: np.ndarray, mh: np.ndarray) -> np.ndarray:
@@ -95,7 +98,10 @@ def _content_keys(ids: pa.Array | pa.ChunkedArray, vh: np.ndarray, mh: np.ndarra
     table of the whole baseline every time). A collision can only leave a changed record out of
     the stash, and apply reads what the stash lacks from the dataset, so it costs time, never data.
     """
-    idh = hashing.hash_strings(ids)
+    return _keys_of(hashing.hash_strings(ids), vh, mh)
+
+
+def _keys_of(idh: np.ndarray, vh: np.ndarray, mh: np.ndarray) -> np.ndarray:
     return idh ^ (vh.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ (mh.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F))
 
 

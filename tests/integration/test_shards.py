@@ -15,6 +15,7 @@ from typing import Any
 
 import lancedb
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -226,3 +227,64 @@ def test_canaries_and_plan_checks_read_only_the_shards_holding_their_ids(tmp_pat
     result = project.ok("apply", "--auto-approve")
     assert "1/1 canary queries passed" in result.output
     assert "data/docs/part-0003.parquet" in opened
+
+
+def _tamper(db: Path) -> None:
+    """Drift by hand: two records gone, one nobody wrote."""
+    table = lancedb.connect(str(db)).open_table("docs")
+    table.delete("id IN ('doc-3', 'doc-7010')")
+    stranger = table.search().where("id = 'doc-4'").limit(1).to_arrow().select(table.schema.names)
+    table.add(stranger.set_column(stranger.schema.get_field_index("id"), "id", pa.array(["zz-stranger"])))
+
+
+def test_a_large_sharded_version_is_diffed_on_disk_with_the_same_plan_and_result(
+    tmp_path: Path, sharded_repo: DatasetRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above shards.ON_DISK_MIN_RECORDS the plan diffs partitions on disk, not in-memory tables: the
+    same pair of versions planned both ways gives the same plan JSON at every refresh level and the
+    same records once applied (drift repaired, the stranger pruned)."""
+    from reconciler.engine import partitioned, shards
+
+    calls: list[int] = []
+    original = partitioned.diff_indexes
+
+    def counted(*a: Any, **k: Any) -> Any:
+        calls.append(1)
+        return original(*a, **k)
+
+    monkeypatch.setattr(partitioned, "diff_indexes", counted)
+    plans: dict[str, dict[str, Any]] = {}
+    contents = {}
+    for way, threshold in (("memory", shards.ON_DISK_MIN_RECORDS), ("disk", 1)):
+        monkeypatch.setattr(shards, "ON_DISK_MIN_RECORDS", threshold)
+        monkeypatch.setenv("VECTOROPS_CACHE_DIR", str(tmp_path / f"cache-{way}"))
+        folder = tmp_path / way
+        folder.mkdir()
+        project = Project(folder, sharded_repo)
+        project.ok("apply", "--auto-approve")
+        _tamper(folder / "db")
+        project.pin("v2")
+        calls.clear()
+        for refresh in ("ids", "none", "sample"):
+            body = project.ok("plan", "--json", "--refresh", refresh, "--sample-size", "50000").json
+            for key in ("plan_id", "created_at"):
+                body.pop(key)
+            plans[f"{way} {refresh}"] = body
+        assert len(calls) == (3 if way == "disk" else 0)
+        project.ok("apply", "--auto-approve")
+        contents[way] = project.content()
+    for refresh in ("ids", "none", "sample"):
+        assert plans[f"disk {refresh}"] == plans[f"memory {refresh}"], refresh
+    ids_plan = plans["disk ids"]["environments"][0]
+    assert ids_plan["changes"] == {"add": 1 + 2, "update": 5, "delete": 1 + 1}
+    assert ids_plan["drift"]["missing"] == 2 and ids_plan["drift"]["unexpected"] == 1
+    assert ids_plan["samples"]["missing"] == ["doc-3", "doc-7010"] and ids_plan["samples"]["unexpected"] == ["zz-stranger"]
+    assert contents["disk"] == contents["memory"] == _expected(sharded_repo.versions[1].records or [])
+
+
+def test_an_id_in_two_shards_of_a_large_version_names_both_shards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On disk a duplicated id is two rows with one key: the plan falls back to the exact check."""
+    from reconciler.engine import shards
+
+    monkeypatch.setattr(shards, "ON_DISK_MIN_RECORDS", 1)
+    test_an_id_in_two_shards_names_both_shards(tmp_path)

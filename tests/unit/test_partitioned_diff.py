@@ -59,3 +59,39 @@ def test_a_key_collision_is_refused(tmp_path: Path) -> None:
     keys = np.array([7, 7], np.uint64)
     with pytest.raises(KeyCollision):
         write_partitions(tmp_path / "v", [(keys, keys, keys)], 2)
+
+
+@pytest.mark.parametrize("listed", [False, True])
+@pytest.mark.parametrize("prune", [True, False])
+@pytest.mark.parametrize("with_deployed", [True, False])
+def test_the_plan_diff_on_disk_is_the_in_memory_diff(listed: bool, prune: bool, with_deployed: bool) -> None:
+    """``diff_indexes`` gives ``compute_diff``'s Diff exactly, ids in the same order, with or without
+    a listing of the destination (which here has lost ids, holds strangers, and lists in its own order)."""
+    from reconciler.engine.partitioned import diff_indexes
+
+    rng = np.random.default_rng(9)
+    n = 3000
+    ids = [f"doc-{i}" for i in rng.permutation(n)]
+    vh, mh = rng.integers(0, 2**63, n, dtype=np.uint64), rng.integers(0, 2**63, n, dtype=np.uint64)
+    old = _version(ids, vh, mh)
+    vh2, mh2 = vh.copy(), mh.copy()
+    vh2[:40] += np.uint64(1)
+    mh2[40:70] += np.uint64(1)
+    keep = np.ones(n, bool)
+    keep[100:150] = False
+    new = _version([i for i, k in zip(ids, keep, strict=True) if k] + [f"new-{i}" for i in range(60)],
+                   np.concatenate([vh2[keep], np.arange(60, dtype=np.uint64)]), np.concatenate([mh2[keep], np.arange(60, dtype=np.uint64)]))
+    listing = None
+    if listed:
+        there = [i for i in ids[25:] if i not in ("doc-7", "doc-8")] + ["stranger-1", "new-3", "stranger-0"]
+        listing = pa.array([there[i] for i in rng.permutation(len(there))], pa.string())
+    deployed = old if with_deployed else None
+    got = diff_indexes(new, deployed, listing, prune=prune, bits=3)
+    want = compute_diff(new, deployed, listing, None, prune=prune)
+    for field in ("add", "update_vector", "update_metadata", "delete", "drift_missing", "drift_unexpected", "drift_modified"):
+        a, b = getattr(got, field), getattr(want, field)
+        assert (a is None) == (b is None), field
+        if a is not None:
+            assert a.to_pylist() == b.to_pylist(), field
+    assert got.kept_unexpected == want.kept_unexpected
+    assert sum(got.counts().values()) > 0
