@@ -112,7 +112,7 @@ class VectorLookup:
         at = np.searchsorted(self.ids, wanted)
         at = np.minimum(at, len(self.ids) - 1)
         if not np.array_equal(self.ids[at], wanted):
-            missing = [r for r, ok in zip(record_ids, self.ids[at] == wanted) if not ok]
+            missing = [r for r, ok in zip(record_ids, self.ids[at] == wanted, strict=False) if not ok]
             raise SystemExit(f"embedding lookup: ids not in this version: {missing[:5]}")
         out = np.empty((len(record_ids), self.dim), np.float32)
         size = 4 * self.dim

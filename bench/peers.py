@@ -117,8 +117,8 @@ def expected_records(parquet: Path) -> dict[str, tuple[int, tuple[Any, ...]]]:
     """v2 straight from Parquet: record id -> (xxh3 of the float32 vector bytes, metadata)."""
     out: dict[str, tuple[int, tuple[Any, ...]]] = {}
     for batch in pq.ParquetFile(parquet).iter_batches(batch_size=65_536, columns=["id", "vector", *META_KEYS]):
-        meta = list(zip(*(batch.column(k).to_pylist() for k in META_KEYS)))
-        out.update(zip(batch.column("id").to_pylist(), zip(vector_digests(vectors_of(batch)), meta)))
+        meta = list(zip(*(batch.column(k).to_pylist() for k in META_KEYS), strict=False))
+        out.update(zip(batch.column("id").to_pylist(), zip(vector_digests(vectors_of(batch)), meta, strict=False), strict=False))
     return out
 
 
@@ -138,11 +138,11 @@ def table_records(tool: str, db: Path) -> Iterator[tuple[list[str], np.ndarray, 
             meta = [tuple(json.loads(m).get(k) for k in META_KEYS) for m in batch.column("metadata").to_pylist()]
         elif tool == "dlt":
             ids = batch.column("id").to_pylist()
-            meta = list(zip(*(batch.column(k).to_pylist() for k in META_KEYS)))
+            meta = list(zip(*(batch.column(k).to_pylist() for k in META_KEYS), strict=False))
         else:
             md = batch.column("metadata")
             ids = (batch.column("doc_id") if tool == "llamaindex" else md.field("record_id")).to_pylist()
-            meta = list(zip(*(md.field(k).to_pylist() for k in META_KEYS)))
+            meta = list(zip(*(md.field(k).to_pylist() for k in META_KEYS), strict=False))
         yield ids, vectors, meta
 
 
@@ -152,7 +152,7 @@ def compare(tool: str, db: Path, expected: dict[str, tuple[int, tuple[Any, ...]]
     e = {"expected": len(expected), "rows": 0, "missing": 0, "stale": 0, "duplicated": 0, "wrong_vector": 0, "wrong_metadata": 0}
     for ids, vectors, meta in table_records(tool, db):
         e["rows"] += len(ids)
-        for rid, digest, m in zip(ids, vector_digests(vectors), meta):
+        for rid, digest, m in zip(ids, vector_digests(vectors), meta, strict=False):
             want = expected.get(rid)
             if want is None:
                 e["stale"] += 1

@@ -66,8 +66,8 @@ def timed_inner_plan(ws: Workspace, cache: Path) -> dict[str, float]:
 
 def inner_plan(manifest: str, env_name: str) -> None:
     t0 = time.perf_counter()
-    from reconciler.manifest import load_manifest
     from reconciler.engine.plan import build_plan
+    from reconciler.manifest import load_manifest
 
     t1 = time.perf_counter()
     m = load_manifest(manifest)
@@ -271,7 +271,7 @@ def _json_bytes_per_record(repo: BenchRepo, dim: int, shortest: bool) -> int:
     meta = batch.drop_columns(["id", "vector"]).to_pylist()
     ids = batch.column("id").to_pylist()
     sizes = []
-    for i, v, m in zip(ids, mat, meta):
+    for i, v, m in zip(ids, mat, meta, strict=False):
         values = "[" + ",".join(str(x) for x in v) + "]" if shortest else json.dumps([float(x) for x in v], separators=(",", ":"))
         rest = json.dumps({"id": i, "metadata": m}, separators=(",", ":"))
         sizes.append(len(rest) + len(',"values":') + len(values))

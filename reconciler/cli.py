@@ -467,10 +467,9 @@ def show(planfile: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def status(environments: tuple[str, ...], as_json: bool) -> None:
     """Deployed vs desired version per environment: Synced / OutOfSync / Drifted."""
-    from reconciler import dataset as ds
+    from reconciler.engine.state import StateStore
     from reconciler.providers import destination_address, open_destination
     from reconciler.render.human import render_status
-    from reconciler.engine.state import StateStore
 
     m = _manifest()
     rows = []
@@ -531,11 +530,9 @@ def status(environments: tuple[str, ...], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def history(environment: str, limit: int | None, as_json: bool) -> None:
     """Every apply on ENVIRONMENT, newest first."""
+    from reconciler.engine.state import StateStore, interrupted_entry
     from reconciler.providers import open_destination
     from reconciler.render.human import render_history
-    from reconciler.engine.state import StateStore
-
-    from reconciler.engine.state import interrupted_entry
 
     m = _manifest()
     (name,) = m.environment_names([environment])
@@ -583,7 +580,7 @@ def versions(dataset: str, limit: int | None, as_json: bool) -> None:
     if dataset not in m.model.datasets:
         raise ManifestError(f"unknown dataset '{dataset}' in {m.path.name}", hint=f"Datasets defined: {', '.join(m.model.datasets)}.")
     infos = ds.list_versions(m.dataset_source(dataset), limit)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"commit": v.commit, "date": v.committed_at, "tags": list(v.tags), "digest": v.digest, "records": v.records} for v in infos
     ]
     if as_json:
@@ -603,8 +600,8 @@ def versions(dataset: str, limit: int | None, as_json: bool) -> None:
 @click.argument("lock_id")
 def force_unlock(environment: str, lock_id: str) -> None:
     """Release a stuck lock (use the id the lock error printed)."""
-    from reconciler.providers import open_destination
     from reconciler.engine.state import StateStore
+    from reconciler.providers import open_destination
 
     m = _manifest()
     (name,) = m.environment_names([environment])
@@ -621,9 +618,9 @@ def force_unlock(environment: str, lock_id: str) -> None:
 @_sample_size_option
 def drift(environments: tuple[str, ...], refresh: str | None, as_json: bool) -> None:
     """Drift check only: exit 2 where the destination differs from what vectorops recorded."""
-    from reconciler.errors import StateError
     from reconciler.engine.plan import has_drift, plan_environment
     from reconciler.engine.rollout import readers_destination
+    from reconciler.errors import StateError
     from reconciler.render.human import drift_line, id_lines
 
     if refresh == "none":
@@ -631,8 +628,8 @@ def drift(environments: tuple[str, ...], refresh: str | None, as_json: bool) -> 
     m = _manifest()
     rows = []
     for name in m.environment_names(environments):
-        from reconciler.providers import open_destination
         from reconciler.engine.state import StateStore
+        from reconciler.providers import open_destination
 
         dest = readers_destination(m, name)
         st = StateStore(dest).load()
@@ -682,11 +679,11 @@ def drift(environments: tuple[str, ...], refresh: str | None, as_json: bool) -> 
 @click.option("--auto-approve", is_flag=True)
 def rollback(environment: str, to_rev: str | None, auto_approve: bool) -> None:
     """Apply the previously deployed version (or --to REV), as a diff."""
-    from reconciler.errors import StateError
     from reconciler.engine.plan import Plan, plan_environment
+    from reconciler.engine.state import StateStore
+    from reconciler.errors import StateError
     from reconciler.providers import open_destination
     from reconciler.render.human import render_plan
-    from reconciler.engine.state import StateStore
 
     m = _manifest()
     (name,) = m.environment_names([environment])
@@ -721,10 +718,10 @@ def rollback(environment: str, to_rev: str | None, auto_approve: bool) -> None:
 @click.argument("dst")
 def promote(src: str, dst: str) -> None:
     """Pin DST to the version SRC has deployed and validated (rewrites the manifest, keeping comments)."""
+    from reconciler.engine.state import StateStore
     from reconciler.errors import StateError
     from reconciler.promote import promote as rewrite
     from reconciler.providers import open_destination
-    from reconciler.engine.state import StateStore
 
     m = _manifest()
     m.environment_names([src, dst])

@@ -340,8 +340,7 @@ def _stream(cfg: Config, args: list[str], out: TextIO) -> int:
             return 1
         with proc:
             assert proc.stdout is not None
-            for line in proc.stdout:
-                out.write(line)
+            out.writelines(proc.stdout)
             out.flush()
         return proc.wait()
 

@@ -30,7 +30,7 @@ _ACTIONS = {
 _NETWORK = (errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT)
 
 #: lance reports I/O as RuntimeError text: "LanceError(IO): <reason>, /path/to/lance-io/src/x.rs:12:5"
-_LANCE_IO = re.compile(r"LanceError\(IO\):\s*(?P<reason>.*?)(?:,\s*/\S+\.rs:\d+:\d+)?\s*$", re.S)
+_LANCE_IO = re.compile(r"LanceError\(IO\):\s*(?P<reason>.*?)(?:,\s*/\S+\.rs:\d+:\d+)?\s*$", re.DOTALL)
 _OS_ERROR_CODE = re.compile(r"\(os error (?P<code>\d+)\)")
 #: a Python OSError carried through Arrow's C stream (an exception inside a batch reader lance consumed)
 _WRAPPED_OS_ERROR = re.compile(r"\[Errno (?P<code>\d+)\] (?P<reason>[^:'\n]+)(?:: '(?P<path>[^'\n]+)')?")

@@ -12,9 +12,9 @@ import posixpath
 import re
 import subprocess
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from functools import lru_cache
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
@@ -54,12 +54,15 @@ class Dataset(_Model):
 
 def destination_union(types: tuple[type[DestinationSettings], ...]) -> Any:
     """``destination:`` as a union of the given types' settings models, told apart by ``type``."""
-    return Annotated[Union[types], Field(discriminator="type")]  # type: ignore[valid-type]
+    return Annotated[Union[types], Field(discriminator="type")]  # noqa: UP007 - Union[tuple] unpacks a runtime tuple; `X | Y` cannot
 
 
 #: the built-in types (the JSON Schema's); a manifest naming a plug-in's type validates against
 #: models that add it (``_models_for``)
-Destination = destination_union(registry.builtin_types())
+if TYPE_CHECKING:  # what every member of the union is
+    Destination = DestinationSettings
+else:
+    Destination = destination_union(registry.builtin_types())
 
 
 class Validation(_Model):
@@ -116,14 +119,14 @@ class Manifest(_Model):
     environments: dict[Name, Environment] = Field(min_length=1)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _models_for(types: tuple[type[DestinationSettings], ...]) -> type[Manifest]:
     """The manifest model whose ``destination:`` accepts exactly ``types`` (built-ins + plug-ins)."""
     if types == registry.builtin_types():
         return Manifest
     environment = create_model("Environment", __base__=Environment, destination=(destination_union(types), ...))
-    return create_model(  # type: ignore[no-any-return]
-        "Manifest", __base__=Manifest, environments=(dict[Name, environment], Field(min_length=1))  # type: ignore[valid-type]
+    return create_model(
+        "Manifest", __base__=Manifest, environments=(dict[Name, environment], Field(min_length=1))
     )
 
 
@@ -445,6 +448,10 @@ class LoadedManifest:
     @property
     def folder(self) -> Path:
         return self.path.parent
+
+    def destination_settings(self, env_name: str) -> DestinationSettings:
+        """The environment's ``destination:`` (``providers.open_destination`` opens it)."""
+        return self.model.environments[env_name].destination
 
     def where(self, *path: Any) -> str:
         return self.positions.at(path)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import io
 import json
 import os
 import re
@@ -160,7 +159,7 @@ def _write(path: Path, text: str) -> None:
     mode = path.stat().st_mode & 0o7777
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with io.open(fd, "w", encoding="utf-8", newline="") as fh:
+        with open(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
         os.chmod(tmp, mode)
         os.replace(tmp, path)

@@ -71,10 +71,7 @@ def redact(text: str, extra: list[str] | None = None) -> str:
 
 def _occurrences(text: str, secret: str, whole_only: bool = False) -> list[tuple[int, int]]:
     """Spans of ``text`` made of pieces of ``secret`` at least ``MIN_PIECE`` long (or all of it)."""
-    if len(secret) < MIN_PIECE or whole_only:
-        pieces = [secret]
-    else:
-        pieces = {secret[i : i + MIN_PIECE] for i in range(len(secret) - MIN_PIECE + 1)}
+    pieces = [secret] if len(secret) < MIN_PIECE or whole_only else {secret[i:i + MIN_PIECE] for i in range(len(secret) - MIN_PIECE + 1)}
     spans = []
     for piece in pieces:
         start = text.find(piece)

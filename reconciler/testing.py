@@ -30,11 +30,11 @@ import pyarrow as pa
 import pytest
 
 from reconciler.engine.hashing import hash_batch
+from reconciler.engine.state import STATE_FORMAT_VERSION, StateStore
 from reconciler.errors import DestinationError, DestinationMismatchError, LockError
 from reconciler.providers.base import Capabilities, Destination
 from reconciler.providers.memory import MemoryDestination
 from reconciler.records import RecordBatch
-from reconciler.engine.state import STATE_FORMAT_VERSION, StateStore
 
 DIMENSION = 8
 Opener = Callable[[], Destination]
@@ -58,7 +58,7 @@ def ids(n: int, prefix: str = "doc-") -> list[str]:
 def contents(batch: RecordBatch) -> dict[str, tuple[int, int]]:
     """id -> (vector hash, metadata hash): how the engine compares records at refresh ``full``."""
     vh, mh = hash_batch(batch)
-    return {vid: (int(v), int(m)) for vid, v, m in zip(batch.id_list, vh, mh)}
+    return {vid: (int(v), int(m)) for vid, v, m in zip(batch.id_list, vh, mh, strict=False)}
 
 
 def stored(dest: Destination) -> dict[str, tuple[int, int]]:
@@ -112,7 +112,7 @@ class DestinationContract:
         got = ready.fetch(list(reversed(batch.id_list)) + ["doc-missing"])
         assert sorted(got.id_list) == batch.id_list  # missing ids are simply absent
         assert contents(got) == contents(batch)  # vectors bit-exact as float32, metadata as canonical JSON
-        by_id = dict(zip(got.id_list, got.metadata_rows()))
+        by_id = dict(zip(got.id_list, got.metadata_rows(), strict=False))
         assert [by_id[i] for i in batch.id_list] == batch.metadata_rows()
 
     def test_upsert_replaces_by_id_and_is_idempotent(self, ready: Destination) -> None:

@@ -13,6 +13,7 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+from fixtures.postgres import pg_env, pg_schema, postgres_dsn  # noqa: F401
 from fixtures.pytest_fixtures import (  # noqa: F401
     dataset_clone,
     dataset_repo,
@@ -21,7 +22,6 @@ from fixtures.pytest_fixtures import (  # noqa: F401
     make_dataset_repo,
     qdrant_folder,
 )
-from fixtures.postgres import pg_env, pg_schema, postgres_dsn  # noqa: F401
 from tests.pinecone_server.fixtures import pinecone_server  # noqa: F401
 
 

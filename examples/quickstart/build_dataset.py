@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     # and batching (padding) can move the last bits of a vector between runs.
     inputs = sorted({d.embed_input() for docs in versions.values() for d in docs})
     encoded = model.encode(inputs, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-    by_input = dict(zip(inputs, encoded))
+    by_input = dict(zip(inputs, encoded, strict=False))
     args.out.mkdir(parents=True, exist_ok=True)
     for v, docs in versions.items():
         vectors = [by_input[d.embed_input()] for d in docs]

@@ -8,7 +8,7 @@ reachable. Resolving a rev and listing versions read only git; DVC is imported o
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -342,7 +342,7 @@ def _read_file(
     ids_only: bool,
     first_only: bool = False,
     expected: integrity.Expected | None = None,
-) -> Iterator[RecordBatch]:
+) -> Generator[RecordBatch, None, None]:
     """One file's records. With ``expected`` the file is verified in the same pass (see integrity)."""
     at = where(src, version, file)
 
@@ -391,7 +391,7 @@ def _verified_batches(
         spooled, digests = storage.spool(handle, src.format == "jsonl")
         if expected.md5 not in digests:
             spooled.close()
-            raise integrity.corrupt(at, expected, f"its md5 is {sorted(digests)[0]}", obj, place)
+            raise integrity.corrupt(at, expected, f"its md5 is {min(digests)}", obj, place)
         local = spooled.name
     try:
         if src.format == "parquet":
@@ -421,7 +421,7 @@ def _verified_batches(
                 def check_stream() -> None:
                     digests, size = reader.finish()
                     if expected.md5 not in digests:
-                        raise integrity.corrupt(at, expected, f"its md5 is {sorted(digests)[0]} ({size:,} bytes)", obj, place)
+                        raise integrity.corrupt(at, expected, f"its md5 is {min(digests)} ({size:,} bytes)", obj, place)
                     integrity.remember_verified(local, expected.md5)
 
                 try:
@@ -458,6 +458,6 @@ def _verify_whole(src: DatasetSource, version: DatasetVersion, fs: Any, file: st
         md5, size = integrity.md5_of_file(local)
         digests = {md5}
     if expected.md5 not in digests:
-        raise integrity.corrupt(at, expected, f"its md5 is {sorted(digests)[0]} ({size:,} bytes)", obj, place)
+        raise integrity.corrupt(at, expected, f"its md5 is {min(digests)} ({size:,} bytes)", obj, place)
     integrity.remember_verified(local, expected.md5)
     return True

@@ -48,10 +48,7 @@ def layout_for(
             f"{where}: missing column(s) {_names(missing)}; the file has: {_names(available)}",
             hint="Set id_field, vector_field and metadata_fields in the manifest to columns the file has.",
         )
-    if metadata_fields is None:
-        metadata = tuple(c for c in available if c not in (id_field, vector_field))
-    else:
-        metadata = tuple(metadata_fields)
+    metadata = tuple(c for c in available if c not in (id_field, vector_field)) if metadata_fields is None else tuple(metadata_fields)
     return Layout(where, id_field, vector_field, metadata, dimension)
 
 
@@ -131,8 +128,8 @@ def decode_vectors(column: pa.Array, layout: Layout, ids: pa.Array) -> np.ndarra
         lengths = pc.list_value_length(column)
         wrong = pc.not_equal(lengths, dim)
         if pc.any(wrong).as_py():
-            found = sorted(set(lengths.filter(wrong).to_pylist()))
-            _fail_rows(layout, ids, wrong, f"have {_names(found, quote=False)} values per vector; the manifest declares dimension {dim}",
+            lengths_found = sorted(set(lengths.filter(wrong).to_pylist()))
+            _fail_rows(layout, ids, wrong, f"have {_names(lengths_found, quote=False)} values per vector; the manifest declares dimension {dim}",
                        hint="Set embedding.dimension in the manifest to the model's dimension, or re-embed the data.")
         values = column.flatten()
     else:

@@ -8,6 +8,7 @@ process into a temp folder that is removed at exit, so every later call works on
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import shutil
@@ -155,7 +156,5 @@ def cleanup() -> None:
         shutil.rmtree(path, ignore_errors=True)
     _clones.clear()
     if "dvc.repo.open_repo" in sys.modules:
-        try:
+        with contextlib.suppress(Exception):  # cleanup at exit must never fail the run
             sys.modules["dvc.repo.open_repo"].clean_repos()
-        except Exception:  # noqa: BLE001 - cleanup at exit must never fail the run
-            pass

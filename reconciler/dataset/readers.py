@@ -8,13 +8,14 @@ parse are its lines re-read one by one with ``json`` to name the bad line.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import mmap
 import os
 import queue
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
@@ -121,7 +122,7 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
             # buffers (~3x the decoded vectors) at the same time
             for batch in reader.iter_batches(batch_size=min(batch_size, DECODE_ROWS), row_groups=[group], columns=columns,
                                              use_threads=workers <= 1):
-                out.append(decode.to_records(batch, layout, lambda pos, start=offset: _rows(pos + start), ids_only))
+                out.append(decode.to_records(batch, layout, functools.partial(_rows, start=offset), ids_only))
                 offset += batch.num_rows
         finally:
             readers.put(reader)
@@ -158,7 +159,9 @@ def _drain(entry: tuple[int, Future[list[RecordBatch]]], source: ParquetSource) 
     source.done_with(group)
 
 
-def _rows(positions: np.ndarray) -> str:
+def _rows(positions: np.ndarray, start: int = 0) -> str:
+    """Where in the file rows are (``start``: the first row of the batch they were found in)."""
+    positions = positions + start
     shown = ", ".join(str(int(p)) for p in positions[: decode.SHOWN])
     more = f" and {len(positions) - decode.SHOWN} more" if len(positions) > decode.SHOWN else ""
     return f"row{'s' if len(positions) > 1 else ''} {shown}{more} (counting from 0)"
@@ -175,7 +178,7 @@ def _lines(numbers: np.ndarray) -> Callable[[np.ndarray], str]:
 
 
 def jsonl_batches(
-    handle: IO[bytes], where: str, layout_for: LayoutFor, batch_size: int, ids_only: bool, limit: int | None = None
+    handle: Iterable[bytes], where: str, layout_for: LayoutFor, batch_size: int, ids_only: bool, limit: int | None = None
 ) -> Iterator[RecordBatch]:
     """One RecordBatch per ``batch_size`` non-blank lines; ``limit`` stops after that many lines."""
     block: list[bytes] = []
@@ -215,7 +218,7 @@ def _jsonl_block(
 def _explain_jsonl(block: list[bytes], numbers: np.ndarray, where: str, exc: Exception) -> DatasetError:
     """pyarrow says what broke but not on which line; find the line with the json module."""
     kinds: dict[str, str] = {}
-    for line, number in zip(block, numbers):
+    for line, number in zip(block, numbers, strict=False):
         try:
             record = json.loads(line)
         except ValueError as err:

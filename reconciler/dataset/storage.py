@@ -64,7 +64,7 @@ def _relative_remote_fix(repo: str, local: Path) -> dict[str, str] | None:
     if not git.is_url(repo):
         return None
     origin = git.origin_path(repo)
-    name, url = _default_remote(local)
+    _name, url = _default_remote(local)
     if origin is None or not url or _is_absolute(url):
         return None
     return {"url": os.path.normpath(os.path.join(origin, ".dvc", url))}
@@ -275,7 +275,7 @@ def spool(handle: IO[bytes], text: bool) -> tuple[Any, set[str]]:
 
     from reconciler.dataset.integrity import HashingReader
 
-    out = tempfile.NamedTemporaryFile(prefix="vectorops-object-", suffix=".tmp")
+    out = tempfile.NamedTemporaryFile(prefix="vectorops-object-", suffix=".tmp")  # noqa: SIM115 - handed to the caller, who closes it
     reader = HashingReader(handle, dos2unix=text)
     while True:
         chunk = reader.read(8 * 1024 * 1024)

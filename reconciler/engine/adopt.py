@@ -19,13 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reconciler.engine import diff as d
+from reconciler.engine.plan import Progress, drift_summary, refresh_actual, version_index
+from reconciler.engine.state import HISTORY_PREFIX, Deployed, EnvState, HistoryEntry, StateStore, VersionRef, actor, iso, now
 from reconciler.errors import DestinationError, StateError, UsageError
 from reconciler.manifest import LoadedManifest
-from reconciler.engine.plan import Progress, drift_summary, refresh_actual, version_index
 from reconciler.providers import destination_address, open_destination
 from reconciler.providers.base import Destination
 from reconciler.records import RecordBatch
-from reconciler.engine.state import HISTORY_PREFIX, Deployed, EnvState, HistoryEntry, StateStore, VersionRef, actor, iso, now
 
 
 @dataclass

@@ -18,6 +18,9 @@ import numpy as np
 import pyarrow as pa
 
 from reconciler import failpoints
+from reconciler.engine.plan import EnvironmentPlan, Plan, plan_environment, stash_location
+from reconciler.engine.stash import read_stashed
+from reconciler.engine.state import Deployed, EnvState, HistoryEntry, Intent, Lock, StateStore, VersionRef, actor, interrupted_entry, iso, now
 from reconciler.errors import ApplyStopped, BlockedError, DatasetError, DestinationStorageError, DestinationUnavailableError, LeaseLostError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
 from reconciler.redact import redact
@@ -26,8 +29,7 @@ from reconciler.engine.plan import EnvironmentPlan, Plan, dataset_signature, pla
 from reconciler.providers import open_destination
 from reconciler.providers.base import Destination
 from reconciler.records import RecordBatch
-from reconciler.engine.stash import read_stashed
-from reconciler.engine.state import Deployed, EnvState, HistoryEntry, Intent, Lock, StateStore, VersionRef, actor, interrupted_entry, iso, now
+from reconciler.redact import redact
 
 WRITE_BATCH = int(os.environ.get("VECTOROPS_WRITE_BATCH", "5000"))
 #: a plan whose upserts fit in this many vector bytes is written in one step where the destination

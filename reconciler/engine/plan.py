@@ -22,13 +22,12 @@ import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
 from reconciler.engine import diff as d
-from reconciler.engine import hashing
-from reconciler.engine import index_cache
+from reconciler.engine import hashing, index_cache
+from reconciler.engine.state import EnvState, StateStore, iso, now
 from reconciler.errors import DatasetError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
 from reconciler.providers import destination_address, open_destination
 from reconciler.providers.base import Destination
-from reconciler.engine.state import EnvState, StateStore, iso, now
 
 FORMAT_VERSION = "1"
 REFRESH_LEVELS = ("none", "stats", "sample", "ids", "full")

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.ipc as ipc
+from pyarrow import ipc
 
+from reconciler import caches, canonical
 from reconciler.engine import diff as d
-from reconciler import canonical
-from reconciler import caches
 from reconciler.engine import hashing
 from reconciler.records import RecordBatch
 

@@ -237,7 +237,8 @@ class Lock(_Document):
         known, so it counts as lapsed. Nobody is stranded (the next apply takes it over, as it would
         a dead holder's) and ``force-unlock ENV <id>`` removes it; a real holder, if any, finds its
         lock gone at its next write and stops (``StateStore.check_held``)."""
-        lock_id = doc.get("id") if isinstance(doc, dict) and isinstance(doc.get("id"), str) and doc.get("id") else UNREADABLE_LOCK_ID
+        found = doc.get("id") if isinstance(doc, dict) else None
+        lock_id = found if isinstance(found, str) and found else UNREADABLE_LOCK_ID
         return Lock(
             id=lock_id, owner="an unknown holder (the lock document is unreadable)", operation="unknown",
             acquired_at=iso(datetime.fromtimestamp(0, timezone.utc)), expires_at=iso(datetime.fromtimestamp(0, timezone.utc)),
@@ -381,7 +382,7 @@ class StateStore:
         document must not hide every other apply. The skipped keys and why are left in
         ``unreadable_history`` for the caller to report.
         """
-        self.unreadable_history: list[tuple[str, str]] = []
+        self.unreadable_history = []
         docs: list[tuple[str, dict[str, Any]]] | None = None
         if limit is None:
             try:
@@ -473,16 +474,15 @@ class StateStore:
         return lock
 
     def renew(self, lock: Lock, lease_seconds: int = LEASE_SECONDS) -> None:
-        with self._renewing:
-            # while this process's own write holds the critical section (``fenced``), nobody else can
-            # force-unlock or take over, so the renewal goes ahead without it: waiting for it would let
-            # a write longer than the lease lose the lock it holds
-            with contextlib.nullcontext() if self._fencing else self.destination.critical_section():
-                held = self.current_lock()
-                if held is None or held.id != lock.id:
-                    return  # taken over or force-unlocked: never steal it back
-                lock.expires_at = iso(now() + timedelta(seconds=lease_seconds))
-                self.destination.write_doc(LOCK_KEY, lock.stamped())
+        # while this process's own write holds the critical section (``fenced``), nobody else can
+        # force-unlock or take over, so the renewal goes ahead without it: waiting for it would let
+        # a write longer than the lease lose the lock it holds
+        with self._renewing, (contextlib.nullcontext() if self._fencing else self.destination.critical_section()):
+            held = self.current_lock()
+            if held is None or held.id != lock.id:
+                return  # taken over or force-unlocked: never steal it back
+            lock.expires_at = iso(now() + timedelta(seconds=lease_seconds))
+            self.destination.write_doc(LOCK_KEY, lock.stamped())
 
     def check_held(self, lock: Lock) -> None:
         """Raise ``LeaseLostError`` unless ``lock`` is still ours and its lease still runs.

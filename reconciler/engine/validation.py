@@ -136,8 +136,8 @@ def _format_error(exc: ValidationError, pos: Positions, shown: str) -> CanaryErr
             owner = ".".join(str(p) for p in path[:-1] if isinstance(p, int) or p in _KNOWN_KEYS) or "the top level"
             where, msg = pos.at(path, key=True), f"unknown key in {owner}"
         elif kind == "missing":
-            owner = path[:-1]
-            where, msg = pos.at(owner), f"missing required key '{path[-1]}' in {'.'.join(str(p) for p in owner) or 'the top level'}"
+            parent = path[:-1]
+            where, msg = pos.at(parent), f"missing required key '{path[-1]}' in {'.'.join(str(p) for p in parent) or 'the top level'}"
         else:
             where, msg = pos.at(path), f"{dotted}: {err['msg']}"
         lines.append(f"{where}: {msg}. {hint}")
@@ -200,7 +200,7 @@ def _unknown_id_problems(canaries: CanaryFile, version_ids: pa.Array | pa.Chunke
     ids = version_ids.combine_chunks() if isinstance(version_ids, pa.ChunkedArray) else version_ids
     # one vectorised membership test over the (possibly millions of) version ids
     present = pc.is_in(candidates, value_set=ids.cast(pa.string())).to_pylist()
-    unknown = {ref for ref, ok in zip(referenced, present) if not ok}
+    unknown = {ref for ref, ok in zip(referenced, present, strict=False) if not ok}
     problems = []
     for i, q in enumerate(canaries.queries):
         if q.vector_of is not None and q.vector_of in unknown:
@@ -265,7 +265,7 @@ def run_canaries(
     if len(vectors) != len(canaries.queries):
         raise ValueError(f"{len(vectors)} vectors for {len(canaries.queries)} canary queries")
     failures: list[dict[str, Any]] = []
-    for q, vec in zip(canaries.queries, vectors):
+    for q, vec in zip(canaries.queries, vectors, strict=False):
         returned = [str(x) for x in destination.query(np.asarray(vec, dtype=np.float32), canaries.top_k)]
         got = set(returned)
         missing = [e for e in q.expect if e not in got]
@@ -294,8 +294,8 @@ def render_validation(result: dict[str, Any]) -> str:
     mark = "[green]✓[/]" if ok else "[red]✗[/]"
     verdict = "passed" if ok else "[red]FAILED[/]"
     lines = [
-        f"{mark} validation {verdict}: {result['passed']}/{result['total']} canary queries passed "
-        f"({_pct(result['pass_rate'])}, minimum {_pct(result['min_pass_rate'])})"
+        (f"{mark} validation {verdict}: {result['passed']}/{result['total']} canary queries passed "
+        f"({_pct(result['pass_rate'])}, minimum {_pct(result['min_pass_rate'])})")
     ]
     for f in result.get("failures", []):
         lines.append(f"  [red]✗[/] {escape(str(f['name']))}")

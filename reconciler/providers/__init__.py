@@ -8,23 +8,33 @@ Pinecone SDK (and vice versa). The contract is documented in docs/destinations.m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from reconciler.errors import DestinationConfigError, DestinationStorageError, VectorOpsError
-from reconciler.providers.settings import DestinationContext
+from reconciler.providers.settings import DestinationContext, DestinationSettings
 
 if TYPE_CHECKING:
-    from reconciler.manifest import LoadedManifest
     from reconciler.providers.base import Destination
 
 
-def destination_context(manifest: LoadedManifest, env_name: str) -> DestinationContext:
+class EnvironmentDestinations(Protocol):
+    """What opening a destination needs of a manifest (``manifest.LoadedManifest`` is one), so
+    the providers never import the manifest: its folder, and each environment's settings."""
+
+    @property
+    def folder(self) -> Path: ...
+
+    def destination_settings(self, env_name: str) -> DestinationSettings: ...
+
+
+def destination_context(manifest: EnvironmentDestinations, env_name: str) -> DestinationContext:
     return DestinationContext(environment=env_name, folder=manifest.folder)
 
 
-def open_destination(manifest: LoadedManifest, env_name: str) -> Destination:
+def open_destination(manifest: EnvironmentDestinations, env_name: str) -> Destination:
     """Open the environment's destination; failures are ``DestinationError``s naming the environment."""
-    settings = manifest.model.environments[env_name].destination
+    settings = manifest.destination_settings(env_name)
     try:
         return settings.open(destination_context(manifest, env_name))
     except VectorOpsError:
@@ -43,9 +53,9 @@ def open_destination(manifest: LoadedManifest, env_name: str) -> Destination:
         ) from None
 
 
-def destination_address(manifest: LoadedManifest, env_name: str) -> str:
+def destination_address(manifest: EnvironmentDestinations, env_name: str) -> str:
     """The address shown in plans, computed without connecting (secret-free)."""
-    return manifest.model.environments[env_name].destination.address()
+    return manifest.destination_settings(env_name).address()
 
 
-__all__ = ["destination_address", "destination_context", "open_destination"]
+__all__ = ["EnvironmentDestinations", "destination_address", "destination_context", "open_destination"]

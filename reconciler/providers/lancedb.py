@@ -89,7 +89,7 @@ def defer_rest_client() -> None:
         except KeyError:
             raise AttributeError(f"module {REST_CLIENT!r} has no attribute {name!r}") from None
 
-    package.__getattr__ = __getattr__  # type: ignore[attr-defined]
+    package.__getattr__ = __getattr__  # type: ignore[method-assign]
     sys.modules[REST_CLIENT] = package
 
 
@@ -303,7 +303,7 @@ class LanceDBDestination(Destination):
         from lancedb.index import BTree
 
         with contextlib.suppress(Exception):  # an index on an empty table is optional; retried after apply
-            self._table.create_index("id", config=BTree())  # type: ignore[call-arg]
+            self._table.create_index("id", config=BTree())
 
     def table_version(self) -> int | None:
         table = self._open()
@@ -481,7 +481,7 @@ class LanceDBDestination(Destination):
         from lancedb.index import BTree
 
         with contextlib.suppress(Exception):
-            table.create_index("id", config=BTree(), replace=True)  # type: ignore[call-arg]
+            table.create_index("id", config=BTree(), replace=True)
         # Compaction rewrites data files (seconds per GB): worth it only once small fragments pile
         # up, not after every incremental apply. Old versions are pruned either way.
         with contextlib.suppress(Exception):
@@ -586,7 +586,7 @@ class LanceDBDestination(Destination):
         if rows is None:
             return []
         strip = len(self._key(""))
-        out = [(k[strip:], _parse_doc(d, k)) for k, d in zip(rows.column("key").to_pylist(), rows.column("doc").to_pylist())]
+        out = [(k[strip:], _parse_doc(d, k)) for k, d in zip(rows.column("key").to_pylist(), rows.column("doc").to_pylist(), strict=False)]
         return sorted(out, key=lambda kv: kv[0])
 
     def list_doc_keys(self, prefix: str) -> list[str]:
@@ -665,7 +665,7 @@ def _no_metadata(n: int) -> pa.Table:
 
 def _explain_json(table: pa.Table, address: str) -> None:
     """A JSON metadata column written by someone else may hold anything: name the record it cannot read."""
-    for rid, text in zip(table.column("id").to_pylist(), table.column("metadata").to_pylist()):
+    for rid, text in zip(table.column("id").to_pylist(), table.column("metadata").to_pylist(), strict=False):
         if not text:
             continue
         try:

@@ -395,7 +395,7 @@ class PgvectorDestination(Destination):
                 "COPY _vectorops_stage (id, embedding, metadata) FROM STDIN WITH (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(["text", "vector", "jsonb"])
-                for vid, vec, meta in zip(batch.ids.to_pylist(), vectors, metadata):
+                for vid, vec, meta in zip(batch.ids.to_pylist(), vectors, metadata, strict=False):
                     copy.write_row((vid, vec, Jsonb(meta, dumps=_as_is)))
             yield len(batch)
 
@@ -460,7 +460,7 @@ class PgvectorDestination(Destination):
         nul_ids = [i for i in ids if _NUL in i]
         if nul_ids:
             problems.append(f"ids containing the NUL character, which PostgreSQL text cannot hold: {_sample(nul_ids)}")
-        nul_meta = [i for i, m in zip(ids, canonical_metadata_array(batch).to_pylist()) if "\\u0000" in m]
+        nul_meta = [i for i, m in zip(ids, canonical_metadata_array(batch).to_pylist(), strict=False) if "\\u0000" in m]
         if nul_meta:
             problems.append(f"metadata containing the NUL character, which PostgreSQL jsonb cannot hold: {_sample(nul_meta)}")
         return problems

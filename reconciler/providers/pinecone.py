@@ -622,10 +622,8 @@ class PineconeDestination(Destination):
         deleted = [0]
 
         def one(chunk: list[str]) -> None:
-            try:
+            with contextlib.suppress(_Missing):  # "Namespace not found": nothing there to delete
                 self._call("deleting records", lambda: idx.delete(ids=chunk, namespace=namespace))
-            except _Missing:
-                pass  # "Namespace not found": nothing there to delete
             with self._lock:
                 deleted[0] += len(chunk)
                 if track and len(self._deleted_sample) < _SAMPLE:
@@ -653,9 +651,9 @@ class PineconeDestination(Destination):
     # -- consistency --------------------------------------------------------------------------
 
     def _reset_tracking(self) -> None:
-        self._target_lsn: int | None = None
-        self._written_sample: dict[str, list[float]] = {}
-        self._deleted_sample: list[str] = []
+        self._target_lsn = None
+        self._written_sample = {}
+        self._deleted_sample = []
 
     def after_apply(self) -> None:
         """Wait until reads reflect this process's writes, so validation and refresh see them."""
@@ -686,7 +684,7 @@ class PineconeDestination(Destination):
         found = self._fetch_raw(self.namespace, wanted)
         for vid, values in self._written_sample.items():
             got = found.get(vid)
-            if got is None or not np.array_equal(np.float32(got.values), np.float32(values)):
+            if got is None or not np.array_equal(np.asarray(got.values, dtype=np.float32), np.asarray(values, dtype=np.float32)):
                 return False
         return not any(vid in found for vid in self._deleted_sample)
 
@@ -780,8 +778,7 @@ class PineconeDestination(Destination):
             stale.extend(v for v in ids if v[-4:].isdigit() and int(v[-4:]) >= total)
         self._delete_ids(DOCS_NAMESPACE, stale, track=False)
         self._wait_docs(
-            {key: (lambda head, g=gen: head is not None and (head.metadata or {}).get("g") == g)
-             for key, (gen, _) in written.items()}
+            {key: functools.partial(_head_at_generation, gen) for key, (gen, _) in written.items()}
         )
 
     # -- the exclusive section around taking the lock ------------------------------------------
@@ -886,7 +883,7 @@ class PineconeDestination(Destination):
                 expires = float(claim.get("expires", 0)) if claim is not None else 0.0
             except (TypeError, ValueError):
                 expires = 0.0
-            if expires < time.time():
+            if claim is None or expires < time.time():
                 continue
             live.append(f"{claim.get('host')} pid {claim.get('pid')}")
         return live
@@ -967,7 +964,7 @@ class PineconeDestination(Destination):
             return [fn(c) for c in chunks]
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pinecone") as pool:
             futures: list[Future[T]] = [pool.submit(fn, c) for c in chunks]
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            _done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             for f in pending:
                 f.cancel()
             wait(futures)
@@ -1122,10 +1119,8 @@ class PineconeDestination(Destination):
             self._idx = None
             return
         if self._idx is not None and hasattr(self._idx, "close"):
-            try:
+            with contextlib.suppress(Exception):  # closing is best effort
                 self._idx.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
         self._idx = None
 
 
@@ -1251,7 +1246,7 @@ def check_records(batch: RecordBatch, dimension: int) -> list[str]:
             flag("all-zero vector (Pinecone requires a non-zero value)", ids[i])
         for i in np.flatnonzero(~np.all(np.isfinite(vectors), axis=1)):
             flag("vector with NaN or infinite values", ids[i])
-    for vid, md in zip(ids, batch.metadata_rows()):
+    for vid, md in zip(ids, batch.metadata_rows(), strict=False):
         for key, value in md.items():
             reason = _bad_metadata(key, value)
             if reason:
@@ -1286,3 +1281,8 @@ def _bad_metadata(key: str, value: Any) -> str | None:
 
 
 __all__ = ["DOCS_NAMESPACE", "PineconeDestination", "PineconeSettings", "check_records"]
+
+
+def _head_at_generation(generation: Any, head: Any) -> bool:
+    """Whether a document's head record carries ``generation`` (the write this process made)."""
+    return head is not None and (head.metadata or {}).get("g") == generation

@@ -218,7 +218,7 @@ def vector_items(batch: RecordBatch) -> tuple[list[dict[str, Any]], list[int]]:
     out: list[dict[str, Any]] = []
     sizes: list[int] = []
     dim = values.shape[1]
-    for vid, vals, md, nbytes in zip(ids, values.tolist(), rows, value_bytes.tolist()):
+    for vid, vals, md, nbytes in zip(ids, values.tolist(), rows, value_bytes.tolist(), strict=False):
         item: dict[str, Any] = {"id": vid, "values": vals}
         shell: dict[str, Any] = {"id": vid, "values": []}
         if md:
@@ -242,7 +242,7 @@ def item_sizes(items: list[dict[str, Any]]) -> list[int]:
     """Exact encoded sizes of arbitrary upsert items (vectorops' own documents)."""
     sizes = [len(_safe_dumps(item)) for item in items]
     if not _EXACT_SIZES:
-        sizes = [s + _legacy_margin(len(item.get("values") or ()), s) for s, item in zip(sizes, items)]
+        sizes = [s + _legacy_margin(len(item.get("values") or ()), s) for s, item in zip(sizes, items, strict=False)]
     return sizes
 
 
@@ -264,7 +264,7 @@ def upsert_chunks(items: list[dict[str, Any]], sizes: list[int], namespace: str)
     base = envelope_bytes(namespace)
     chunk: list[dict[str, Any]] = []
     size = base
-    for item, s in zip(items, sizes):
+    for item, s in zip(items, sizes, strict=False):
         if chunk and (len(chunk) >= MAX_VECTORS_PER_UPSERT or size + 1 + s > cap):
             yield chunk
             chunk, size = [], base

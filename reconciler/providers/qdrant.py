@@ -46,6 +46,7 @@ here.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import threading
@@ -395,7 +396,7 @@ class QdrantDestination(Destination):
         offset = None
         while True:
             points, offset = self._call(
-                lambda o=offset: self._client.scroll(collection, limit=page, offset=o, with_payload=payload, with_vectors=vectors)
+                functools.partial(self._client.scroll, collection, limit=page, offset=offset, with_payload=payload, with_vectors=vectors)
             )
             if points:
                 yield points
@@ -465,7 +466,7 @@ class QdrantDestination(Destination):
         cosine = self._known_distance() == "Cosine"
         vectors = np.asarray(batch.vectors, dtype=np.float32)
         points = []
-        for k, (vid, md) in enumerate(zip(batch.id_list, batch.metadata_rows())):
+        for k, (vid, md) in enumerate(zip(batch.id_list, batch.metadata_rows(), strict=False)):
             payload = {**md, ID_FIELD: vid}
             if cosine:
                 payload[VECTOR_FIELD] = base64.b64encode(vectors[k].astype("<f4").tobytes()).decode("ascii")
@@ -692,7 +693,7 @@ def check_records(batch: RecordBatch, dimension: int) -> list[str]:
     if len(batch):
         for i in np.flatnonzero(~np.all(np.isfinite(batch.vectors), axis=1)):
             flag("vector with NaN or infinite values (Qdrant stores finite numbers only)", ids[i])
-    for vid, md in zip(ids, batch.metadata_rows()):
+    for vid, md in zip(ids, batch.metadata_rows(), strict=False):
         for key in md:
             if key.startswith(RESERVED_PREFIX):
                 flag(f"metadata field '{key}' uses the prefix '{RESERVED_PREFIX}', reserved for vectorops in Qdrant payloads", vid)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import entry_points
 
 from reconciler.providers.settings import DestinationSettings
@@ -59,13 +59,13 @@ def _load(reference: str, where: str) -> type[DestinationSettings]:
     return obj
 
 
-@lru_cache(maxsize=None)
+@cache
 def builtin_types() -> tuple[type[DestinationSettings], ...]:
     """The settings models of the built-in types, in a fixed order (the JSON Schema's)."""
     return tuple(_load(ref, f"built-in destination type '{name}'") for name, ref in BUILTIN.items())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _plugins() -> dict[str, tuple[str, str]]:
     """Installed plug-ins: type -> (entry point value, providing distribution)."""
     found: dict[str, tuple[str, str]] = {}
@@ -77,7 +77,7 @@ def _plugins() -> dict[str, tuple[str, str]]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def plugin_type(name: str) -> type[DestinationSettings] | None:
     """The settings model an installed package registers under ``name``, or None.
 

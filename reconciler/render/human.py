@@ -34,7 +34,6 @@ def id_lines(ids: list[str], total: int, width: int = WIDTH, indent: str = ID_IN
 
     Ids are escaped for rich markup: an id such as ``[red]`` is data, not a style.
     """
-    from rich.markup import escape
 
     if not ids:
         return []
@@ -119,8 +118,7 @@ def render_environment(env: dict[str, Any], width: int = WIDTH) -> list[str]:
         if s.get(key) and env["drift"].get(key):
             lines.append(f"            {key}:")
             lines.extend(id_lines(s[key], env["drift"][key], width, indent=ID_INDENT + "  "))
-    for w in env.get("warnings", []):
-        lines.append(f"  [yellow]warning[/]   {w}")
+    lines.extend(f"  [yellow]warning[/]   {w}" for w in env.get("warnings", []))
     if env.get("suspended"):
         lines.append(f"  [yellow]suspended[/] {suspension_line(env['suspended'])}")
     if env.get("blocked"):
@@ -174,7 +172,8 @@ def render_status(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         colour = {"Synced": "green", "OutOfSync": "yellow", "Drifted": "red"}.get(r["status"], "white")
         out.append(f"[bold]{r['name']}[/]  [{colour}]{r['status']}[/]  {r['destination']}")
-        verdict = {True: "  canaries passed", False: "  [red]canaries failed[/]"}.get(r.get("validated"), "")
+        verdicts: dict[bool | None, str] = {True: "  canaries passed", False: "  [red]canaries failed[/]"}
+        verdict = verdicts.get(r.get("validated"), "")
         out.append(f"  deployed  {_short(r.get('deployed'))}{verdict}")
         out.append(f"  desired   {_short(r.get('desired'))}")
         out.extend(rollout_lines(r.get("rollout"), planned=False))

@@ -23,10 +23,10 @@ import lancedb
 import numpy as np
 import pytest
 
-from fixtures.records import KnownVersions
-from fixtures.repo import DatasetRepo
 from fixtures.cli import Result, run_vectorops
 from fixtures.manifests import environment, lancedb_destination, write_manifest
+from fixtures.records import KnownVersions
+from fixtures.repo import DatasetRepo
 
 TABLE = "docs_staging"
 V3_DELETES = 220  # of v2's 1090 records: 20%, over the default 10% guard
@@ -356,8 +356,8 @@ def test_versions_newest_first(ws: Workspace, versions_repo: DatasetRepo) -> Non
 
 
 def _hold_lock(ws: Workspace, owner: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    from reconciler.providers.lancedb import LanceDBDestination
     from reconciler.engine.state import StateStore
+    from reconciler.providers.lancedb import LanceDBDestination
 
     monkeypatch.setenv("VECTOROPS_ACTOR", owner)
     lock = StateStore(LanceDBDestination(uri=str(ws.db_uri), table=TABLE)).acquire("apply")
@@ -475,7 +475,7 @@ def test_plan_file_holds_no_vector_or_metadata_values(ws_v1: Workspace, known_ve
     ws.pin("v2")
     planfile = tmp_path / "staging.plan"
     printed = ws.ok("plan", "--json", "-o", str(planfile)).stdout
-    updated = sorted(known_versions.updated_metadata)[0]
+    updated = min(known_versions.updated_metadata)
     record = next(r for r in known_versions.v2 if r["id"] == updated)
     vector = np.asarray(record["vector"], dtype=np.float32)
     needles = [

@@ -24,10 +24,10 @@ import pytest
 pytest.importorskip("pinecone")
 
 
-from fixtures.records import KnownVersions, make_records  # noqa: E402
-from fixtures.repo import DatasetRepo  # noqa: E402
 from fixtures.cli import Result, run_vectorops  # noqa: E402
 from fixtures.manifests import environment, pinecone_destination, write_manifest  # noqa: E402
+from fixtures.records import KnownVersions, make_records  # noqa: E402
+from fixtures.repo import DatasetRepo  # noqa: E402
 from tests.pinecone_server import Faults, PineconeServer  # noqa: E402
 from tests.pinecone_server.fixtures import API_KEY  # noqa: E402
 

@@ -10,7 +10,6 @@ so every exact comparison below also covers Qdrant's normalisation of stored vec
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shlex
 import signal
@@ -89,7 +88,7 @@ class Workspace:
         try:
             out = {}
             for batch in dest.iter_records():
-                for vid, vec, md in zip(batch.id_list, batch.vectors, batch.metadata_rows()):
+                for vid, vec, md in zip(batch.id_list, batch.vectors, batch.metadata_rows(), strict=False):
                     out[vid] = (vec.tobytes(), md)
             return out
         finally:
@@ -208,7 +207,7 @@ def test_export_is_the_dataset_and_import_adopts_it(ws: Workspace, known_version
     table = pq.read_table(out)
     exported = {
         i: (np.asarray(v, np.float32).tobytes(), {k: table.column(k)[n].as_py() for k in ("title", "chunk", "score", "flag", "tags")})
-        for n, (i, v) in enumerate(zip(table.column("id").to_pylist(), table.column("vector").to_pylist()))
+        for n, (i, v) in enumerate(zip(table.column("id").to_pylist(), table.column("vector").to_pylist(), strict=False))
     }
     want = by_id(known_versions.v1)
     assert {i: e[0] for i, e in exported.items()} == {i: w[0] for i, w in want.items()}  # the dataset's float32, not normalised

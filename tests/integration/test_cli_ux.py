@@ -138,9 +138,9 @@ def test_sample_ids_never_wrap_inside_an_id_at_80_columns(project: Project, know
 
 
 def test_status_json_gives_the_lock_as_fields(project: Project) -> None:
+    from reconciler.engine.state import StateStore
     from reconciler.manifest import load_manifest
     from reconciler.providers import open_destination
-    from reconciler.engine.state import StateStore
 
     ok(project.run("apply", "--auto-approve"))
     store = StateStore(open_destination(load_manifest(project.manifest), "staging"))

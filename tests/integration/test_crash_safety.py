@@ -24,8 +24,8 @@ import pytest
 from fixtures.manifests import environment, lancedb_destination, pinecone_destination, write_manifest
 from fixtures.records import KnownVersions
 from fixtures.repo import DatasetRepo
-from reconciler.providers.lancedb import LanceDBDestination
 from reconciler.engine.state import Lock, StateStore, iso, now
+from reconciler.providers.lancedb import LanceDBDestination
 from tests.pinecone_server import PineconeServer
 
 LANCE = lancedb_destination("docs")  # the `staging` destination; uri "db" is in each project's own folder
@@ -75,7 +75,7 @@ def lance_content(project: Project) -> dict[str, tuple[bytes, dict[str, Any]]]:
     vectors = table.column("vector").combine_chunks().flatten().to_numpy().astype(np.float32).reshape(-1, 16)
     return {
         i: (vectors[n].tobytes(), json.loads(m))
-        for n, (i, m) in enumerate(zip(table.column("id").to_pylist(), table.column("metadata").to_pylist()))
+        for n, (i, m) in enumerate(zip(table.column("id").to_pylist(), table.column("metadata").to_pylist(), strict=False))
     }
 
 

@@ -20,7 +20,6 @@ import pyarrow as pa
 import pytest
 
 from fixtures import DatasetRepo, make_records, records_table, run_git, write_dataset  # noqa: E402
-
 from reconciler import dataset as ds  # noqa: E402
 from reconciler.errors import DatasetError  # noqa: E402
 
@@ -31,7 +30,7 @@ def read_all(src: ds.DatasetSource, version: ds.DatasetVersion, **kwargs: Any) -
     """id -> {vector, **metadata} over every batch."""
     out: dict[str, dict[str, Any]] = {}
     for batch in ds.read_batches(src, version, **kwargs):
-        for rid, vec, meta in zip(batch.id_list, batch.vectors, batch.metadata_rows()):
+        for rid, vec, meta in zip(batch.id_list, batch.vectors, batch.metadata_rows(), strict=False):
             out[rid] = {"vector": vec.tolist(), **meta}
     return out
 

@@ -126,7 +126,7 @@ def test_an_object_swapped_after_the_plan_is_refused_by_the_apply(tmp_path: Path
 
 
 def test_a_verified_object_is_applied_and_the_apply_after_a_plan_does_not_fail(tmp_path: Path, dataset_repo_copy: DatasetRepo) -> None:
-    manifest, db = project(tmp_path, dataset_repo_copy, "v2")
+    manifest, _db = project(tmp_path, dataset_repo_copy, "v2")
     planfile = tmp_path / "v2.plan"
     assert run("-m", str(manifest), "plan", "-o", str(planfile)).code == 0
     applied = run("-m", str(manifest), "apply", str(planfile))

@@ -17,7 +17,6 @@ from fixtures.repo import DatasetRepo
 from reconciler.errors import (
     DestinationAuthError,
     DestinationMismatchError,
-    DestinationStorageError,
     DestinationUnavailableError,
 )
 

@@ -21,7 +21,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from github_fake import BODY_LIMIT, FakeGitHub  # noqa: E402
-
 from reconciler import github as action  # noqa: E402
 
 PR = 42
@@ -661,8 +660,8 @@ def test_apply_applies_the_saved_plan_with_cli_output_fenced(tmp_path: Path, gh:
     ]
     # the CLI's output cannot issue workflow commands: it is inside ::stop-commands::
     fence = r"::stop-commands::(\w+)\n(.*?)::\1::"
-    assert any("::set-output name=has-changes::pwned" in body for _, body in re.findall(fence, log, re.S))
-    assert "pwned" not in re.sub(fence, "", log, flags=re.S)
+    assert any("::set-output name=has-changes::pwned" in body for _, body in re.findall(fence, log, re.DOTALL))
+    assert "pwned" not in re.sub(fence, "", log, flags=re.DOTALL)
     assert "**Applied**" in Path(tmp_path / "summary.md").read_text()
 
 

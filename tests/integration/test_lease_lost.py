@@ -38,7 +38,7 @@ def vectorops(manifest: Path, *args: str, **env: str) -> subprocess.CompletedPro
 def content(db: Path) -> dict[str, tuple[bytes, dict]]:
     table = lancedb.connect(str(db)).open_table("docs").to_arrow()
     vectors = table.column("vector").combine_chunks().flatten().to_numpy().astype(np.float32).reshape(-1, 16)
-    return {i: (vectors[n].tobytes(), json.loads(m)) for n, (i, m) in enumerate(zip(table.column("id").to_pylist(), table.column("metadata").to_pylist()))}
+    return {i: (vectors[n].tobytes(), json.loads(m)) for n, (i, m) in enumerate(zip(table.column("id").to_pylist(), table.column("metadata").to_pylist(), strict=False))}
 
 
 def expected(records: list[dict]) -> dict[str, tuple[bytes, dict]]:

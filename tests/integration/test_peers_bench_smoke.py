@@ -23,8 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PEER_MODULES = ("langchain_core", "langchain_classic", "langchain_community", "llama_index.core",
                 "llama_index.vector_stores.lancedb", "dlt", "pandas")
-TOOL_LINE = re.compile(r"^tool=(\S+) load_s=(\d+\.\d+) sync_s=(\d+\.\d+) peak_rss_mb=(\d+) exact=(yes|no)$", re.M)
-RATIO_LINE = re.compile(r"^ratio (\S+) sync = (\d+\.\d+)", re.M)
+TOOL_LINE = re.compile(r"^tool=(\S+) load_s=(\d+\.\d+) sync_s=(\d+\.\d+) peak_rss_mb=(\d+) exact=(yes|no)$", re.MULTILINE)
+RATIO_LINE = re.compile(r"^ratio (\S+) sync = (\d+\.\d+)", re.MULTILINE)
 
 
 def _missing_peers() -> list[str]:
@@ -58,17 +58,17 @@ def test_peers_bench_runs_5k_and_reports_every_tool(tmp_path: Path) -> None:
     assert tools["langchain-full"] == "yes" and tools["llamaindex"] == "yes", out
     assert {m.group(1) for m in RATIO_LINE.finditer(out)} == set(tools) - {"vectorops", "vectorops@2000"}, out
     for peer, deleted in (("langchain-incremental", 50), ("dlt@2000", 20)):
-        line = next(m.group(0) for m in re.finditer(rf"^ratio {peer} sync = .*$", out, re.M))
+        line = next(m.group(0) for m in re.finditer(rf"^ratio {peer} sync = .*$", out, re.MULTILINE))
         assert f"not a success: no: {deleted} stale records left" in line, line
     assert "dlt ran at 2,000 records" in out and "set with --at dlt=2000" in out
 
     exactness = {row.split()[0]: row.split()[1:] for row in out.split("exactness vs v2", 1)[1].splitlines()[2:9] if row.strip()}
-    for tool in tools:  # expected, rows, missing, stale, dup, bad vec, bad meta: all counted, per tool
+    for tool, appends in tools.items():  # expected, rows, missing, stale, dup, bad vec, bad meta: all counted, per tool
         n = 2000 if tool.endswith("@2000") else 5000
         expected, rows, missing, stale, dup, bad_vec, bad_meta = exactness[tool][:7]
         assert expected == f"{n:,}", exactness[tool]
         assert (missing, dup, bad_vec, bad_meta) == ("0", "0", "0", "0"), (tool, exactness[tool])
-        left = n // 100 if tools[tool] == "no" else 0  # v1's deleted records still there
+        left = n // 100 if appends == "no" else 0  # v1's deleted records still there
         assert stale == str(left) and rows == f"{n + left:,}", (tool, exactness[tool])
     assert "lookup by record id, no model" in out and "measure syncing, not embedding" in out
     assert "| tool | exact after sync | deletes records gone from the source | knows before writing | can roll back |" in out

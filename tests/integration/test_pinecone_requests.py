@@ -23,11 +23,10 @@ from fixtures.cli import run_vectorops  # noqa: E402
 from fixtures.records import KnownVersions  # noqa: E402
 from fixtures.repo import DatasetRepo  # noqa: E402
 from fixtures.state import history_entry  # noqa: E402
-
+from reconciler.engine.state import EnvState, StateStore  # noqa: E402
 from reconciler.providers import pinecone_payload as payload  # noqa: E402
 from reconciler.providers.pinecone import DOCS_NAMESPACE, PineconeDestination  # noqa: E402
 from reconciler.records import RecordBatch  # noqa: E402
-from reconciler.engine.state import EnvState, StateStore  # noqa: E402
 from tests.pinecone_server import Faults, PineconeServer  # noqa: E402
 from tests.pinecone_server.fixtures import API_KEY  # noqa: E402
 

@@ -20,8 +20,8 @@ pytest.importorskip("pinecone")
 from pinecone import Pinecone, PodSpec, ServerlessSpec  # noqa: E402
 from pinecone.errors import ForbiddenError  # noqa: E402
 
-from tests.pinecone_server import Faults, PineconeServer  # noqa: E402
-from tests.pinecone_server import data_plane, server as server_module  # noqa: E402
+from tests.pinecone_server import Faults, PineconeServer, data_plane  # noqa: E402  # noqa: E402
+from tests.pinecone_server import server as server_module
 from tests.pinecone_server.fixtures import API_KEY  # noqa: E402
 
 SERVERLESS = {"serverless": {"cloud": "aws", "region": "us-east-1"}}
@@ -93,8 +93,8 @@ def test_create_index_with_a_malformed_body_is_refused_422(
     [
         ("genre", "Invalid filter: a filter must be a JSON object, got string 'genre'"),
         ({"$and": 5}, "Invalid filter: $and must be followed by a non-empty array of filters"),
-        ({"genre": {"$in": 5}}, "Invalid filter: $in on field 'genre' must be followed by an array of at most "
-                                "10000 strings, numbers or booleans, got number `5`"),
+        ({"genre": {"$in": 5}}, ("Invalid filter: $in on field 'genre' must be followed by an array of at most "
+                                "10000 strings, numbers or booleans, got number `5`")),
     ],
     ids=["string", "and-number", "in-number"],
 )

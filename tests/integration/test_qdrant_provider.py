@@ -93,10 +93,8 @@ def test_round_trip_is_exact_under_every_metric(folder: Path, metric: str) -> No
     _assert_same(batch, _concat(list(dest.iter_records(batch_size=500))))
     assert sorted(i for ids in dest.iter_ids(batch_size=700) for i in ids) == batch.id_list
     probe = batch.vectors[5]
-    if metric == "dotproduct":  # the nearest under Dot is the largest inner product, not the vector itself
-        nearest = batch.id_list[int(np.argmax(batch.vectors.astype(np.float64) @ probe))]
-    else:
-        nearest = batch.id_list[5]
+    # the nearest under Dot is the largest inner product, not the vector itself
+    nearest = batch.id_list[int(np.argmax(batch.vectors.astype(np.float64) @ probe))] if metric == "dotproduct" else batch.id_list[5]
     assert dest.query(probe, top_k=1) == [nearest]
     dest.delete(batch.id_list[:1200] + ["never-there"])
     assert dest.describe().count == 100

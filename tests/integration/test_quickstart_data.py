@@ -59,7 +59,7 @@ class Version:
         self.vectors = np.ascontiguousarray(flat, dtype=np.float32).reshape(-1, DIM)
         self.index = {k: i for i, k in enumerate(self.ids)}
         meta = self.table.drop_columns(["id", "vector"]).to_pylist()
-        self.meta = dict(zip(self.ids, meta))
+        self.meta = dict(zip(self.ids, meta, strict=False))
 
     def vector(self, id_: str) -> np.ndarray:
         return self.vectors[self.index[id_]]

@@ -26,9 +26,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from fixtures.cli import Result, run_vectorops
 from fixtures.records import KnownVersions
 from fixtures.repo import DatasetRepo
-from fixtures.cli import Result, run_vectorops
 
 TOP_K = 5
 DIM = 16
@@ -181,9 +181,9 @@ class Workspace:
         return self.ok("status", env, "--json").json["environments"][0]
 
     def deployed_state(self, env: str) -> Any:
+        from reconciler.engine.state import StateStore
         from reconciler.manifest import load_manifest
         from reconciler.providers import open_destination
-        from reconciler.engine.state import StateStore
 
         return StateStore(open_destination(load_manifest(self.manifest), env)).load().deployed
 

@@ -30,9 +30,9 @@ from click.testing import CliRunner  # noqa: E402
 from fixtures.manifests import environment, pinecone_destination, write_manifest  # noqa: E402
 from fixtures.repo import DatasetRepo  # noqa: E402
 from reconciler.cli import main  # noqa: E402
+from reconciler.engine.state import StateStore  # noqa: E402
 from reconciler.manifest import load_manifest  # noqa: E402
 from reconciler.providers import open_destination  # noqa: E402
-from reconciler.engine.state import StateStore  # noqa: E402
 from tests.pinecone_server import PineconeServer  # noqa: E402
 from tests.pinecone_server.fixtures import reset_sdk_host_state  # noqa: E402
 
@@ -184,9 +184,8 @@ def test_the_whole_flow_leaks_the_key_nowhere(
 def test_github_action_masks_the_token_and_never_prints_it(tmp_path: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from github_fake import FakeGitHub
-    from tests.integration.test_github_action import GIT_ID, _dataset_repo, action_env
-
     from reconciler import github as action
+    from tests.integration.test_github_action import GIT_ID, _dataset_repo, action_env
 
     repo = _dataset_repo(tmp_path)
     with FakeGitHub(token=TOKEN) as gh:

@@ -9,11 +9,11 @@ from pathlib import Path
 import lancedb
 import numpy as np
 
+from fixtures.cli import run_vectorops
+from fixtures.manifests import environment, lancedb_destination, manifest_text
 from fixtures.records import KnownVersions
 from fixtures.repo import DatasetRepo
 from reconciler import caches
-from fixtures.cli import run_vectorops
-from fixtures.manifests import environment, lancedb_destination, manifest_text
 
 
 def manifest(version: str) -> str:
@@ -28,7 +28,7 @@ def vectorops(repo: DatasetRepo, *args: str) -> int:
 def content(repo: DatasetRepo) -> dict[str, tuple[bytes, dict]]:
     t = lancedb.connect(str(repo.root / "db")).open_table("docs").to_arrow()
     vec = t.column("vector").combine_chunks().flatten().to_numpy().astype(np.float32).reshape(-1, 16)
-    return {i: (vec[n].tobytes(), json.loads(m)) for n, (i, m) in enumerate(zip(t.column("id").to_pylist(), t.column("metadata").to_pylist()))}
+    return {i: (vec[n].tobytes(), json.loads(m)) for n, (i, m) in enumerate(zip(t.column("id").to_pylist(), t.column("metadata").to_pylist(), strict=False))}
 
 
 def test_apply_uses_the_plans_stash_and_never_rereads_the_dataset(dataset_repo_copy: DatasetRepo, known_versions: KnownVersions) -> None:

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from fixtures.cli import Result, run_vectorops
-from reconciler.providers.lancedb import LanceDBDestination
 from reconciler.engine.state import STATE_FORMAT_VERSION
+from reconciler.providers.lancedb import LanceDBDestination
 
 ARCHIVE = Path(__file__).resolve().parents[1] / "fixtures" / "state_010" / "state_010.tar.gz"
 INDEX = "docs-010"

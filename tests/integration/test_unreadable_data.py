@@ -66,7 +66,7 @@ def test_data_never_pushed_is_refused_before_anything_is_written(
     assert planned.code == 0, planned.output  # blocked does not change plan's exit code (SPEC §4)
     blocked = planned.json["environments"][0]["blocked"]
     assert blocked and "the 500 records to write cannot be read" in blocked
-    assert f"dataset 'docs'" in blocked and f"at v3 ({v3.commit[:12]})" in blocked and "data/docs.parquet" in blocked
+    assert "dataset 'docs'" in blocked and f"at v3 ({v3.commit[:12]})" in blocked and "data/docs.parquet" in blocked
     assert f"the local DVC cache ({clone / '.dvc' / 'cache'}" in blocked and f"DVC remote 'storage' ({repo.remote})" in blocked
     assert "dvc push" in blocked
 

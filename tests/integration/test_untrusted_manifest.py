@@ -225,9 +225,8 @@ def test_ids_with_control_characters_are_escaped_in_plans(dataset_repo_copy: Dat
 
 
 def _run_action(repo: Path, tmp_path: Path, gh: FakeGitHub) -> tuple[subprocess.CompletedProcess[str], str, str]:
-    from tests.integration.test_github_action import GIT_ID, action_env
-
     from reconciler import github as action
+    from tests.integration.test_github_action import GIT_ID, action_env
 
     root = str(Path(action.__file__).resolve().parents[1])
     pythonpath = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)

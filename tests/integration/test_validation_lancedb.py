@@ -17,12 +17,12 @@ from fixtures.manifests import environment, lancedb_destination, write_manifest
 from fixtures.records import KnownVersions
 from fixtures.repo import DatasetRepo
 from reconciler.dataset import read_batches, resolve_version
+from reconciler.engine.validation import CanaryFile, check_canaries, load_canaries, render_validation, resolve_query_vectors, run_canaries
 from reconciler.errors import CanaryError
 from reconciler.manifest import LoadedManifest, load_manifest
 from reconciler.providers.base import Destination
 from reconciler.providers.lancedb import LanceDBDestination
 from reconciler.records import RecordBatch
-from reconciler.engine.validation import CanaryFile, check_canaries, load_canaries, render_validation, resolve_query_vectors, run_canaries
 
 TOP_K = 5
 
@@ -115,7 +115,7 @@ def test_vectors_come_from_the_dataset_version(tmp_path: Path, known_versions: K
     assert vectors[0].tobytes() == np.asarray(by_id[anchor]["vector"], dtype=np.float32).tobytes()
     assert vectors[1].tobytes() == np.asarray(canaries.queries[1].vector, dtype=np.float32).tobytes()
     # an id whose vector changed between versions is read at the version asked for
-    changed = sorted(known_versions.updated_vector)[0]
+    changed = min(known_versions.updated_vector)
     path = tmp_path / "changed.yaml"
     path.write_text(f"queries:\n  - {{name: c, vector_of: {changed}, expect: [{changed}]}}\n")
     one = load_canaries(path, "changed.yaml")
@@ -128,7 +128,7 @@ def test_vectors_come_from_the_dataset_version(tmp_path: Path, known_versions: K
 
 
 def test_unknown_vector_of_id_is_refused_when_resolving(tmp_path: Path, known_versions: KnownVersions, manifest: LoadedManifest) -> None:
-    deleted = sorted(known_versions.deleted)[0]  # in v1, gone in v2
+    deleted = min(known_versions.deleted)  # in v1, gone in v2
     path = tmp_path / "c.yaml"
     path.write_text(f"queries:\n  - {{name: gone, vector_of: {deleted}, expect: [{deleted}]}}\n")
     with pytest.raises(CanaryError, match=f"'{deleted}'"):
@@ -139,7 +139,7 @@ def test_check_against_the_version_ids(tmp_path: Path, known_versions: KnownVers
     src = manifest.dataset_source("docs")
     v1 = resolve_version(src, "v1")
     ids_v1 = pa.concat_arrays([b.ids for b in read_batches(src, v1, ids_only=True)])
-    added = sorted(known_versions.added)[0]  # only in v2
+    added = min(known_versions.added)  # only in v2
     path = tmp_path / "c.yaml"
     path.write_text(f"queries:\n  - {{name: new doc, vector_of: {added}, expect: [{added}]}}\n")
     canaries = load_canaries(path, "c.yaml")

@@ -9,7 +9,6 @@ snake_case with string counts, exactly as reference §8 lists.
 from __future__ import annotations
 
 import bisect
-
 from typing import TYPE_CHECKING, Any
 
 import numpy as np

@@ -7,8 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from reconciler.errors import CanaryError
 from reconciler.engine.validation import check_canaries, load_canaries, render_validation
+from reconciler.errors import CanaryError
 
 IDS = pa.array([f"doc-{i}" for i in range(20)], pa.string())
 

@@ -9,10 +9,9 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.engine import diff as d
 from reconciler import canonical
-from reconciler.engine import hashing
-from reconciler.engine import index_cache
+from reconciler.engine import diff as d
+from reconciler.engine import hashing, index_cache
 from reconciler.errors import DatasetError
 from reconciler.records import RecordBatch
 

@@ -108,7 +108,7 @@ def test_action_inputs_and_outputs_match_the_spec() -> None:
     assert inputs["github-token"]["default"] == "${{ github.token }}"
     assert set(doc["outputs"]) == {"has-changes", "exitcode", "plan-json"}
     for name, out in doc["outputs"].items():
-        assert out["value"] == "${{ steps.run.outputs.%s }}" % name
+        assert out["value"] == f"${{{{ steps.run.outputs.{name} }}}}"
 
 
 def test_action_is_composite_installs_itself_and_runs_the_package() -> None:

@@ -86,7 +86,7 @@ def test_drift_not_checked_at_refresh_none() -> None:
 
 def test_sample_ids_are_in_collapsible_details_per_environment() -> None:
     md = render_plan_markdown(plan(env("staging"), env("prod")), title="t")
-    blocks = re.findall(r"<details><summary>(.*?)</summary>(.*?)</details>", md, re.S)
+    blocks = re.findall(r"<details><summary>(.*?)</summary>(.*?)</details>", md, re.DOTALL)
     assert [b[0] for b in blocks] == ["staging: sample ids", "prod: sample ids"]
     assert "- **add** (120): `id-1`, `id-2` … and 118 more" in blocks[0][1]
     assert "- **delete** (30): `id-4` … and 29 more" in blocks[0][1]

@@ -76,7 +76,7 @@ def _check_values(x: np.ndarray) -> None:
     # float32(sent) == original, bit for bit (-0.0 stays -0.0)
     assert values.astype(np.float32).view(np.uint32).tobytes() == x.view(np.uint32).tobytes()
     texts = [_text(v) for v in values[0].tolist()]
-    for original, sent, text in zip(x.tolist(), values[0].tolist(), texts):
+    for original, sent, text in zip(x.tolist(), values[0].tolist(), texts, strict=False):
         # never longer than what the double repr of the float32 value would send
         assert len(text) <= len(_text(original)), (original, text)
         # a server that parses the decimal straight to float32 stores the same bits
@@ -199,7 +199,7 @@ def test_document_items_are_sized_exactly() -> None:
 @given(st.lists(st.integers(1, 400_000), min_size=1, max_size=3000), st.sampled_from(["", "ns"]))
 def test_requests_never_exceed_the_caps_and_are_full(sizes: list[int], namespace: str) -> None:
     items = [{"id": str(i)} for i in range(len(sizes))]
-    size_of = dict(zip((id(it) for it in items), sizes))
+    size_of = dict(zip((id(it) for it in items), sizes, strict=False))
     chunks = list(payload.upsert_chunks(items, sizes, namespace))
     assert [it for c in chunks for it in c] == items  # order kept, nothing lost or repeated
     base = payload.envelope_bytes(namespace)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from fixtures.state import history_entry
+from reconciler.engine.state import STATE_FORMAT_VERSION, StateStore
 from reconciler.errors import StateError, StateFormatError
 from reconciler.providers.memory import MemoryDestination
-from reconciler.engine.state import STATE_FORMAT_VERSION, StateStore
 
 OLD_STATE = {"lineage": "l-1", "serial": 4, "deployed": None, "previous": None, "intent": None}  # as 0.1.0 wrote it
 

@@ -11,9 +11,6 @@ import pyarrow as pa
 import pytest
 
 from fixtures.state import history_entry
-from reconciler.errors import LockError
-from reconciler.providers.base import Destination, DestinationInfo
-from reconciler.records import RecordBatch
 from reconciler.engine.state import (
     LOCK_KEY,
     RELEASED_AT,
@@ -23,6 +20,9 @@ from reconciler.engine.state import (
     iso,
     now,
 )
+from reconciler.errors import LockError
+from reconciler.providers.base import Destination, DestinationInfo
+from reconciler.records import RecordBatch
 
 
 class MemoryDestination(Destination):

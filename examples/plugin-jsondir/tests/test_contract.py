@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from vectorops_jsondir import JsonDirSettings
 
 from reconciler.providers.settings import DestinationContext
 from reconciler.testing import DestinationContract, Opener
-from vectorops_jsondir import JsonDirSettings
 
 
 class TestJsonDir(DestinationContract):

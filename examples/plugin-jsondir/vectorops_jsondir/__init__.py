@@ -139,7 +139,7 @@ class JsonDirDestination(Destination):
             raise DestinationMismatchError(f"{self.address}: vectors of dimension {batch.vectors.shape[1]}, the index has {dimension}")
         records = self._records()
         vectors = np.asarray(batch.vectors, dtype=np.float32)
-        for k, (vid, metadata) in enumerate(zip(batch.id_list, batch.metadata_rows())):
+        for k, (vid, metadata) in enumerate(zip(batch.id_list, batch.metadata_rows(), strict=False)):
             records[vid] = [[float(x) for x in vectors[k]], metadata]  # float32 -> float is exact
         self._write("records.json", records)
 
