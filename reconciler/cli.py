@@ -24,6 +24,8 @@ REFRESH_HELP = "How closely to read the destination [default: the environment's 
 
 
 class Settings:
+    """The global options (SPEC §3), one object for the whole command line: the root context's ``obj``."""
+
     def __init__(self) -> None:
         self.manifest: str | None = None  # None: look for vectorops.yaml here and upward
         self.color = True
@@ -127,64 +129,18 @@ def cli(ctx: click.Context) -> None:
 # -- progress ------------------------------------------------------------------------------------
 
 
-class _ProgressReporter:
-    """A rich progress bar on a terminal; plain lines (every ~10%) otherwise."""
+def _progress() -> Any:
+    """The progress display (``render.progress``), on stderr so --json stays parseable."""
+    from reconciler.render.progress import ProgressReporter
 
-    def __init__(self) -> None:
-        # a live bar redraws with cursor escapes, so plain output gets the plain lines
-        self.tty = sys.stderr.isatty() and not _plain()
-        self._bar: Any = None
-        self._task: Any = None
-        self._last_pct: dict[str, int] = {}
+    return ProgressReporter(lambda: _console(stderr=True), plain=_plain())
 
-    def _ensure_bar(self) -> None:
-        if self._bar is None:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-            class RateColumn(TransferSpeedColumn):
-                def render(self, task: Any) -> Any:
-                    from rich.text import Text
+def _session(m: Any) -> Any:
+    """The command's destinations: each environment's opened once, all closed when the command ends."""
+    from reconciler.engine.session import DestinationSession
 
-                    return Text(f"{task.speed or 0:,.0f} rec/s")
-
-            self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(), RateColumn(), TimeRemainingColumn(),
-                console=_console(stderr=True), transient=True,
-            )
-            self._bar.start()
-
-    def hashing(self, what: str, done: int, total: int | None) -> None:
-        if self.tty:
-            self._ensure_bar()
-            if self._task is None or self._bar.tasks[self._task].description != what:
-                self._task = self._bar.add_task(what, total=total)
-            self._bar.update(self._task, completed=done)
-
-    def start(self, env: str, total: int) -> None:
-        if self.tty:
-            self._ensure_bar()
-            self._task = self._bar.add_task(f"applying {env}", total=total or 1)
-        else:
-            click.echo(f"{env}: writing {total:,} changes", err=True)
-        self._last_pct[env] = 0
-        self._done = 0
-        self._total = total
-
-    def advance(self, env: str, n: int) -> None:
-        self._done += n
-        if self.tty and self._bar is not None:
-            self._bar.update(self._task, advance=n)
-        elif self._total:
-            pct = int(100 * self._done / self._total)
-            if pct >= self._last_pct.get(env, 0) + 10 or self._done == self._total:
-                self._last_pct[env] = pct
-                click.echo(f"{env}: {self._done:,}/{self._total:,} ({pct}%)", err=True)
-
-    def stop(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
-            self._task = None
+    return DestinationSession(m)
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -195,23 +151,11 @@ class _ProgressReporter:
 @click.option("--canaries", is_flag=True, help="Also check canary files against the pinned versions (ids exist, dimensions agree).")
 def validate(canaries: bool) -> None:
     """Check the manifest (schema and meaning) without touching any destination."""
-    from reconciler import dataset as ds
-    from reconciler.render.human import plural
+    from reconciler.engine.validation import check_environments
+    from reconciler.render.human import render_validate
 
     m = _manifest()
-    lines = []
-    for name, env in m.model.environments.items():
-        src = m.dataset_source(env.dataset)
-        version = m.pinned_version(name)
-        ds.read_schema(src, version)
-        lines.append(f"  {name}: {env.dataset} @ {env.version} ({version.commit[:7]}, digest {version.digest[:12]})")
-        if canaries and env.validation is not None:
-            from reconciler.engine.validation import check_canary_file
-
-            n = check_canary_file(m, name, version)
-            lines.append(f"    canaries: {env.validation.canaries}: {plural(n, 'query', 'queries')} OK")
-    out(f"[green]✓[/] {m.path.name} is valid: {plural(len(m.model.datasets), 'dataset')}, {plural(len(m.model.environments), 'environment')}")
-    out("\n".join(lines))
+    out(render_validate(m.path.name, len(m.model.datasets), check_environments(m, canaries=canaries)))
 
 
 def _plan_common(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -264,16 +208,17 @@ def plan(
 ) -> None:
     """Show what apply would change, and any drift."""
     from reconciler.engine.plan import build_plan
-    from reconciler.render.human import render_plan
+    from reconciler.render.human import render_plan, saved_plan_line
 
     m = _manifest()
     names = m.environment_names(environments)
     if out_file:
         _check_plan_folder(out_file)  # before the plan's work, not after
     _warn_if_dirty(m)
-    reporter = _ProgressReporter()
+    reporter = _progress()
     try:
-        p = build_plan(m, names, refresh=refresh, allow_deletes=allow_deletes, replace=replace, progress=reporter.hashing)
+        with _session(m) as session:
+            p = build_plan(m, names, refresh=refresh, allow_deletes=allow_deletes, replace=replace, progress=reporter.hashing, session=session)
     finally:
         reporter.stop()
     if out_file:
@@ -284,7 +229,7 @@ def plan(
     else:
         out(render_plan(data, _console().width))
         if out_file:
-            out(f"\nSaved the plan to {out_file}. Apply exactly this plan with: vectorops apply {out_file}")
+            out(saved_plan_line(out_file))
     if detailed_exitcode and (p.has_changes or p.has_drift):
         sys.exit(2)  # SPEC §3: changes or drift, so drift that changes nothing (stats, prune: false) still shows
 
@@ -319,10 +264,12 @@ def _confirm(question: str, hint: str = "Re-run with --auto-approve (in CI), or 
     return click.confirm(question.replace(" [y/N]", ""), default=False)
 
 
-def _run_apply(m: Any, p: Any, *, saved: bool, operation: str = "apply") -> None:
+def _run_apply(m: Any, p: Any, *, saved: bool, session: Any, operation: str = "apply") -> None:
+    """Apply ``p``, show each environment's outcome, exit 1 if any failed."""
     from reconciler.engine.apply import ApplyHooks, apply_plan
+    from reconciler.render.human import not_attempted_line, render_validation, result_line
 
-    reporter = _ProgressReporter()
+    reporter = _progress()
     results = []
 
     def done(env: str, result: Any) -> None:
@@ -335,25 +282,16 @@ def _run_apply(m: Any, p: Any, *, saved: bool, operation: str = "apply") -> None
 
     hooks = ApplyHooks(on_start=reporter.start, on_progress=reporter.advance, on_done=done, on_message=message)
     try:
-        apply_plan(m, p, hooks=hooks, saved=saved, operation=operation)
+        apply_plan(m, p, hooks=hooks, saved=saved, operation=operation, session=session)
     finally:
         reporter.stop()
     failed = False
     for r in results:
         if r.validation is not None:
-            from reconciler.engine.validation import render_validation
-
             out(f"{r.name}: canaries")
             out(render_validation(r.validation))
-        if r.status == "applied":
-            c = r.counts
-            verb = "rolled back to" if operation == "rollback" else "applied"
-            out(f"[green]✓[/] {r.name}: {verb} {r.version}: +{c['add']:,} ~{c['update']:,} -{c['delete']:,} in {r.duration_s:.1f}s")
-            if r.message:
-                out(f"  {r.message}")
-        elif r.status == "unchanged":
-            out(f"[green]✓[/] {r.name}: already at {r.version}; nothing to do")
-        else:
+        ok = r.status in ("applied", "unchanged")
+        if not ok:
             failed = True
             if r.cause is not None and _verbose():
                 import traceback
@@ -361,10 +299,10 @@ def _run_apply(m: Any, p: Any, *, saved: bool, operation: str = "apply") -> None
                 from reconciler.redact import redact
 
                 click.echo(redact("".join(traceback.format_exception(r.cause))), err=True)
-            out(f"[red]✗[/] {r.name}: {r.status}: {r.message}", stderr=True)
+        out(result_line(r.to_json(), operation), stderr=not ok)
     skipped = [e.name for e in p.environments][len(results):]
     if skipped:
-        out(f"Not attempted after the failure: {', '.join(skipped)}", stderr=True)
+        out(not_attempted_line(skipped), stderr=True)
     if failed:
         sys.exit(1)
 
@@ -376,7 +314,7 @@ def _run_apply(m: Any, p: Any, *, saved: bool, operation: str = "apply") -> None
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 def apply(targets: tuple[str, ...], refresh: str, replace: bool, allow_deletes: bool, auto_approve: bool) -> None:
     """Apply the plan (asks first), or exactly a saved PLANFILE."""
-    from reconciler.engine.plan import Plan, build_plan
+    from reconciler.engine.plan import Plan, build_plan, check_saved_plan
     from reconciler.render.human import render_plan
 
     plan_files = [t for t in targets if Path(t).is_file()]
@@ -385,25 +323,27 @@ def apply(targets: tuple[str, ...], refresh: str, replace: bool, allow_deletes: 
     if len(targets) == 1 and Path(targets[0]).is_file():
         m = _manifest()
         p = Plan.load(targets[0])
-        _check_plan_manifest(m, p, targets[0])
+        check_saved_plan(m, p, targets[0])
         out(render_plan(p.to_json(), _console().width))
-        _run_apply(m, p, saved=True)
+        with _session(m) as session:
+            _run_apply(m, p, saved=True, session=session)
         return
     m = _manifest()
     names = m.environment_names(targets)
     _warn_if_dirty(m)
-    reporter = _ProgressReporter()
-    try:
-        p = build_plan(m, names, refresh=refresh, allow_deletes=allow_deletes, replace=replace, progress=reporter.hashing)
-    finally:
-        reporter.stop()
-    out(render_plan(p.to_json(), _console().width))
-    if not p.has_changes and not any(e.blocked for e in p.environments):
-        return
-    if not auto_approve and not _confirm("Apply? [y/N]"):
-        out("Apply cancelled; nothing was written.")
-        sys.exit(1)
-    _run_apply(m, p, saved=False)
+    with _session(m) as session:  # the plan's destinations are the apply's and the validation's
+        reporter = _progress()
+        try:
+            p = build_plan(m, names, refresh=refresh, allow_deletes=allow_deletes, replace=replace, progress=reporter.hashing, session=session)
+        finally:
+            reporter.stop()
+        out(render_plan(p.to_json(), _console().width))
+        if not p.has_changes and not any(e.blocked for e in p.environments):
+            return
+        if not auto_approve and not _confirm("Apply? [y/N]"):
+            out("Apply cancelled; nothing was written.")
+            sys.exit(1)
+        _run_apply(m, p, saved=False, session=session)
 
 
 def _check_saved_plan_arguments(targets: tuple[str, ...], plan_file: str) -> None:
@@ -428,22 +368,6 @@ def _check_saved_plan_arguments(targets: tuple[str, ...], plan_file: str) -> Non
         )
 
 
-def _check_plan_manifest(m: Any, p: Any, path: str) -> None:
-    from reconciler.errors import PlanFileError
-    from reconciler.providers import destination_address
-
-    for e in p.environments:
-        if e.name not in m.model.environments:
-            raise PlanFileError(
-                f"{path}: the plan is for environment '{e.name}', which {m.path.name} does not define",
-                hint="Apply the plan with the manifest it was made from, or make a new plan.",
-            )
-        if destination_address(m, e.name) != e.destination:
-            raise PlanFileError(
-                f"{path}: the plan for '{e.name}' targets {e.destination}, but the manifest now points it at {destination_address(m, e.name)}",
-                hint="Make a new plan with `vectorops plan -o PLANFILE`.",
-            )
-
 
 @cli.command()
 @global_options
@@ -461,62 +385,19 @@ def show(planfile: str, as_json: bool) -> None:
         out(render_plan(data, _console().width))
 
 
+
 @cli.command()
 @global_options
 @click.argument("environments", nargs=-1)
 @click.option("--json", "as_json", is_flag=True)
 def status(environments: tuple[str, ...], as_json: bool) -> None:
     """Deployed vs desired version per environment: Synced / OutOfSync / Drifted."""
-    from reconciler.engine.state import StateStore
-    from reconciler.providers import destination_address, open_destination
+    from reconciler.engine.status import environment_status
     from reconciler.render.human import render_status
 
     m = _manifest()
-    rows = []
-    for name in m.environment_names(environments):
-        env = m.model.environments[name]
-        desired = m.pinned_version(name)
-        dest = open_destination(m, name)
-        store = StateStore(dest)
-        st = store.load()
-        rollout = None
-        if env.rollout.strategy == "blue_green":  # readers see the live slot: count what it holds
-            from reconciler.engine.rollout import rollout_status
-
-            rollout, live_slot = rollout_status(m, name, dest, st)
-            info = live_slot.describe() if live_slot is not None else dest.describe()
-        else:
-            info = dest.describe()
-        dep = st.deployed
-        history = store.history(limit=1)
-        lock = store.current_lock()
-        if dep is None or dep.commit != desired.commit or dep.digest != desired.digest or dep.version != env.version:
-            state_name = "OutOfSync"
-        elif st.intent is not None or info.count != dep.records:
-            state_name = "Drifted"
-        else:
-            state_name = "Synced"
-        rows.append(
-            {
-                "name": name,
-                "status": state_name,
-                "destination": destination_address(m, name),
-                "deployed": {"version": dep.version, "commit": dep.commit, "digest": dep.digest} if dep else None,
-                "desired": {"version": env.version, "commit": desired.commit, "digest": desired.digest},
-                "validated": dep.validated if dep else None,
-                "records": info.count,
-                "serial": st.serial,
-                "last_apply": history[0].to_doc() if history else None,
-                "lock": (
-                    {"lock_id": lock.id, "owner": lock.owner, "operation": lock.operation, "acquired_at": lock.acquired_at, "expires_at": lock.expires_at}
-                    if lock and not lock.expired()
-                    else None
-                ),
-                "interrupted": st.intent.model_dump(mode="json") if st.intent else None,
-                "suspended": st.suspended.model_dump(mode="json") if st.suspended else None,
-                **({"rollout": rollout} if rollout is not None else {}),
-            }
-        )
+    with _session(m) as session:
+        rows = [environment_status(m, name, session).to_json() for name in m.environment_names(environments)]
     if as_json:
         click.echo(json.dumps({"environments": rows}, indent=2))
     else:
@@ -530,41 +411,20 @@ def status(environments: tuple[str, ...], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def history(environment: str, limit: int | None, as_json: bool) -> None:
     """Every apply on ENVIRONMENT, newest first."""
-    from reconciler.engine.state import StateStore, interrupted_entry
-    from reconciler.providers import open_destination
-    from reconciler.render.human import render_history
+    from reconciler.engine.status import history_report
+    from reconciler.render.human import render_history, render_unreadable_history
 
     m = _manifest()
     (name,) = m.environment_names([environment])
-    store = StateStore(open_destination(m, name))
-    try:
-        st: Any = store.load()
-    except VectorOpsError:  # a corrupt state document: the history entries still show
-        st = None
-    found = []
-    if st is not None and st.intent is not None:  # an apply cut off (or still running): it has no entry of its own yet
-        lock = store.current_lock()
-        entry = interrupted_entry(st.intent, st.serial, st.deployed, finished=False)
-        if lock is not None and not lock.expired() and not lock.holder_is_dead():
-            entry.result, entry.message = "in progress", f"{st.intent.done:,} of {st.intent.total:,} changes written so far"
-        found.append(entry)
-    total = store.history_count() + len(found)
-    rest = None if limit is None else limit - len(found)
-    if rest is None or rest > 0:
-        found.extend(store.history(rest))
-    entries = [e.to_doc() for e in found]
-    skipped = [{"key": key, "problem": why} for key, why in store.unreadable_history]
+    with _session(m) as session:
+        report = history_report(m, name, limit, session).to_json()
     if as_json:
-        body: dict[str, Any] = {"environment": name, "total": total, "history": entries}
-        if skipped:
-            body["unreadable"] = skipped
-        click.echo(json.dumps(body, indent=2))
+        click.echo(json.dumps(report, indent=2))
     else:
-        out(render_history(name, entries, total))
-    if skipped:  # reported, never fatal: one bad document must not hide every other apply
-        out(f"Warning: skipped {len(skipped)} unreadable history entr{'y' if len(skipped) == 1 else 'ies'} of {name}:", stderr=True)
-        for item in skipped:
-            out(f"  {item['key']}: {item['problem']}", stderr=True)
+        out(render_history(name, report["history"], report["total"]))
+    if report.get("unreadable"):  # reported, never fatal: one bad document must not hide every other apply
+        out(render_unreadable_history(name, report["unreadable"]), stderr=True)
+
 
 @cli.command()
 @global_options
@@ -575,6 +435,7 @@ def versions(dataset: str, limit: int | None, as_json: bool) -> None:
     """The dataset's versions, newest first."""
     from reconciler import dataset as ds
     from reconciler.errors import ManifestError
+    from reconciler.render.human import versions_table
 
     m = _manifest()
     if dataset not in m.model.datasets:
@@ -586,12 +447,7 @@ def versions(dataset: str, limit: int | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"dataset": dataset, "versions": rows}, indent=2))
         return
-    from rich.table import Table
-
-    table = Table("commit", "date", "tags", "digest", "records", box=None, pad_edge=False)
-    for r in rows:
-        table.add_row(r["commit"][:7], r["date"], ", ".join(r["tags"]), r["digest"][:12], "" if r["records"] is None else f"{r['records']:,}")
-    _console().print(table)
+    _console().print(versions_table(rows))
 
 
 @cli.command("force-unlock")
@@ -601,11 +457,11 @@ def versions(dataset: str, limit: int | None, as_json: bool) -> None:
 def force_unlock(environment: str, lock_id: str) -> None:
     """Release a stuck lock (use the id the lock error printed)."""
     from reconciler.engine.state import StateStore
-    from reconciler.providers import open_destination
 
     m = _manifest()
     (name,) = m.environment_names([environment])
-    held = StateStore(open_destination(m, name)).force_unlock(lock_id)
+    with _session(m) as session:
+        held = StateStore(session.destination(name)).force_unlock(lock_id)
     out(f"Released the lock on {name} ({held.describe()}).")
 
 
@@ -618,57 +474,19 @@ def force_unlock(environment: str, lock_id: str) -> None:
 @_sample_size_option
 def drift(environments: tuple[str, ...], refresh: str | None, as_json: bool) -> None:
     """Drift check only: exit 2 where the destination differs from what vectorops recorded."""
-    from reconciler.engine.plan import has_drift, plan_environment
-    from reconciler.engine.rollout import readers_destination
-    from reconciler.errors import StateError
-    from reconciler.render.human import drift_line, id_lines
+    from reconciler.engine.drift import drift_report
+    from reconciler.render.human import render_drift
 
-    if refresh == "none":
+    if refresh == "none":  # an option check, before the manifest is read
         raise UsageError("drift needs a refresh level that reads the destination", hint="Use --refresh stats, sample, ids or full.")
     m = _manifest()
-    rows = []
-    for name in m.environment_names(environments):
-        from reconciler.engine.state import StateStore
-        from reconciler.providers import open_destination
-
-        dest = readers_destination(m, name)
-        st = StateStore(dest).load()
-        if st.deployed is None:
-            raise StateError(
-                f"environment '{name}' has no deployed version recorded, so there is nothing to compare against",
-                hint=f"Apply it first, or adopt an existing index with `vectorops import {name} --version REV`.",
-            )
-        policy = m.model.environments[name].policy.refresh
-        level = refresh or (policy if policy not in (None, "none") else "ids")
-        p = plan_environment(m, name, refresh=level, version_override=st.deployed.commit, destination=dest)
-        samples = {k: p.samples.get(k, []) for k in ("missing", "unexpected", "modified")}
-        # plan-shaped (SPEC §4 keys), so the Action and scripts render drift like a plan: changes are the repairs
-        rows.append(
-            {
-                "name": name,
-                "dataset": p.dataset,
-                "destination": p.destination,
-                "current": p.current,
-                "desired": p.current,
-                "deployed": p.current,
-                "changes": p.changes,
-                "drift": p.drift,
-                "blocked": None,
-                "samples": samples,
-            }
-        )
-    found = any(has_drift(r["drift"]) for r in rows)
+    with _session(m) as session:
+        report = drift_report(m, m.environment_names(environments), refresh, session)
     if as_json:
-        click.echo(json.dumps({"format_version": "1", "has_drift": found, "has_changes": found, "environments": rows}, indent=2))
+        click.echo(json.dumps(report.to_json(), indent=2))
     else:
-        for r in rows:
-            out(f"[bold]{r['name']}[/]  {r['destination']}  deployed {r['deployed']['version']} ({r['deployed']['commit'][:7]})")
-            out(f"  drift  {drift_line(r['drift'])}")
-            for k, ids in r["samples"].items():
-                if ids and r["drift"].get(k):
-                    out(f"         {k}:")
-                    out("\n".join(id_lines(ids, r["drift"][k], _console().width, indent=" " * 11)))
-    if found:
+        out(render_drift(report.to_json(), _console().width))
+    if report.has_drift:
         sys.exit(2)
 
 
@@ -679,37 +497,21 @@ def drift(environments: tuple[str, ...], refresh: str | None, as_json: bool) -> 
 @click.option("--auto-approve", is_flag=True)
 def rollback(environment: str, to_rev: str | None, auto_approve: bool) -> None:
     """Apply the previously deployed version (or --to REV), as a diff."""
-    from reconciler.engine.plan import Plan, plan_environment
-    from reconciler.engine.state import StateStore
-    from reconciler.errors import StateError
-    from reconciler.providers import open_destination
+    from reconciler.engine.rollback import rollback_plan
     from reconciler.render.human import render_plan
 
     m = _manifest()
     (name,) = m.environment_names([environment])
-    dest = open_destination(m, name)
-    st = StateStore(dest).load()
-    target = to_rev
-    if target is None:
-        if st.previous is None:
-            raise StateError(f"environment '{name}' has no previous version to roll back to", hint="Name one with --to REV.")
-        target = st.previous.commit
-    # naming the target approves its deletes (SPEC §3); blue/green plans against its slots (no destination given)
-    blue_green = m.model.environments[name].rollout.strategy == "blue_green"
-    env_plan = plan_environment(
-        m, name, version_override=target, allow_deletes=True, destination=None if blue_green else dest, rollback=True
-    )
-    if to_rev is None and st.previous is not None:
-        env_plan.desired["version"] = st.previous.version
-    p = Plan(environments=[env_plan], manifest_path=str(m.path))
-    out(render_plan(p.to_json(), _console().width))
-    if not p.has_changes and not env_plan.blocked:
-        return
-    again = f"vectorops rollback {name}" + (f" --to {to_rev}" if to_rev else "") + " --auto-approve"
-    if not auto_approve and not _confirm("Roll back? [y/N]", hint=f"Review the plan above, then re-run with --auto-approve: {again}"):
-        out("Rollback cancelled; nothing was written.")
-        sys.exit(1)
-    _run_apply(m, p, saved=False, operation="rollback")
+    with _session(m) as session:
+        p = rollback_plan(m, name, to_rev, session)
+        out(render_plan(p.to_json(), _console().width))
+        if not p.has_changes and not p.environments[0].blocked:
+            return
+        again = f"vectorops rollback {name}" + (f" --to {to_rev}" if to_rev else "") + " --auto-approve"
+        if not auto_approve and not _confirm("Roll back? [y/N]", hint=f"Review the plan above, then re-run with --auto-approve: {again}"):
+            out("Rollback cancelled; nothing was written.")
+            sys.exit(1)
+        _run_apply(m, p, saved=False, operation="rollback", session=session)
 
 
 @cli.command()
@@ -718,27 +520,20 @@ def rollback(environment: str, to_rev: str | None, auto_approve: bool) -> None:
 @click.argument("dst")
 def promote(src: str, dst: str) -> None:
     """Pin DST to the version SRC has deployed and validated (rewrites the manifest, keeping comments)."""
-    from reconciler.engine.state import StateStore
-    from reconciler.errors import StateError
+    from reconciler.engine.promotion import promotable
     from reconciler.promote import promote as rewrite
-    from reconciler.providers import open_destination
+    from reconciler.render.human import promoted_line
 
     m = _manifest()
     m.environment_names([src, dst])
-    dep = StateStore(open_destination(m, src)).load().deployed
-    if dep is None:
-        raise StateError(f"'{src}' has nothing deployed, so there is no version to promote", hint=f"Apply {src} first.")
-    if m.model.environments[src].validation is not None and dep.validated is not True:
-        raise StateError(
-            f"'{src}' runs {dep.version} ({dep.commit[:7]}) but it has not passed validation there",
-            hint=f"Fix the data or the canaries and apply {src} again; promote only moves validated versions.",
-        )
+    with _session(m) as session:
+        dep = promotable(m, src, session)
     diff = rewrite(m.path, src, dst, dep.version)
     if not diff:
         out(f"{dst} already pins {dep.version}; nothing to change.")
         return
     click.echo(diff, nl=False)
-    out(f"\nPinned {dst} to {dep.version}. Review and commit: git commit -am 'promote {dep.version} to {dst}'")
+    out(promoted_line(dst, dep.version))
 
 
 @cli.command("import")
@@ -751,40 +546,31 @@ def promote(src: str, dst: str) -> None:
 def import_(environment: str, rev: str, refresh: str, auto_approve: bool, as_json: bool) -> None:
     """Adopt an existing index as deployed at REV, reporting how far it differs."""
     from reconciler.engine.adopt import compare_for_import, record_import
-    from reconciler.render.human import drift_line, id_lines
+    from reconciler.render.human import imported_line, render_import
 
     m = _manifest()
     (name,) = m.environment_names([environment])
-    reporter = _ProgressReporter()
-    try:
-        report, dest, _version = compare_for_import(m, name, rev, refresh=refresh, progress=reporter.hashing)
-    finally:
-        reporter.stop()
-    if as_json:  # one JSON document on stdout, after the import when it was approved: it says whether it was
-        if auto_approve:
-            record_import(m, report, dest)
-        click.echo(json.dumps({"environment": name, "destination": report.destination, "version": report.version,
-                               "drift": report.drift, "samples": report.samples, "previous": report.previous,
-                               "recorded": auto_approve}, indent=2))
-        return
-    out(f"[bold]{name}[/]  {report.destination}")
-    out(f"  adopt as  {report.version['version']} ({report.version['commit'][:7]})")
-    if report.previous:
-        out(f"  [yellow]replaces the recorded deployment {report.previous['version']} ({report.previous['commit'][:7]})[/]")
-    out(f"  differs   {drift_line(report.drift)}")
-    for key, ids in report.samples.items():
-        if ids and report.drift.get(key):
-            out(f"            {key}:")
-            out("\n".join(id_lines(ids, report.drift[key], _console().width, indent=" " * 14)))
-    if not auto_approve:
-        again = f"vectorops import {name} --version {rev} --refresh {refresh} --auto-approve"
-        if not _confirm(
-            "Record this index as deployed at that version? [y/N]", hint=f"Review the comparison above, then re-run with --auto-approve: {again}"
-        ):
-            out("Import cancelled; nothing was written.")
-            sys.exit(1)
-    record_import(m, report, dest)
-    out(f"[green]✓[/] {name}: recorded as deployed at {report.version['version']}. `vectorops plan {name}` now shows the remaining drift.")
+    with _session(m) as session:
+        reporter = _progress()
+        try:
+            report, dest, _version = compare_for_import(m, name, rev, refresh=refresh, progress=reporter.hashing, destination=session.destination(name))
+        finally:
+            reporter.stop()
+        if as_json:  # one JSON document on stdout, after the import when it was approved: it says whether it was
+            if auto_approve:
+                record_import(m, report, dest)
+            click.echo(json.dumps({**report.to_json(), "recorded": auto_approve}, indent=2))
+            return
+        out(render_import(report.to_json(), _console().width))
+        if not auto_approve:
+            again = f"vectorops import {name} --version {rev} --refresh {refresh} --auto-approve"
+            if not _confirm(
+                "Record this index as deployed at that version? [y/N]", hint=f"Review the comparison above, then re-run with --auto-approve: {again}"
+            ):
+                out("Import cancelled; nothing was written.")
+                sys.exit(1)
+        record_import(m, report, dest)
+    out(imported_line(name, report.version["version"]))
 
 
 @cli.command()
@@ -795,20 +581,17 @@ def export(environment: str, out_file: str) -> None:
     """Write the live index (ids, vectors, metadata) to a Parquet dataset file for `dvc add`."""
     from reconciler.engine.adopt import export_environment
     from reconciler.engine.rollout import readers_destination
-    from reconciler.providers import open_destination
+    from reconciler.render.human import exported_lines
 
     m = _manifest()
     (name,) = m.environment_names([environment])
-    reporter = _ProgressReporter()
-    try:
-        n = export_environment(readers_destination(m, name), Path(out_file), progress=reporter.hashing)
-    finally:
-        reporter.stop()
-    tracked = f"{out_file}.dvc"
-    out(
-        f"[green]✓[/] wrote {n:,} records from {name} to {out_file}. Track it as a dataset version with:\n"
-        f"  dvc add {out_file} && git add {tracked} {Path(out_file).parent / '.gitignore'} && git commit -m 'dataset from {name}' && dvc push"
-    )
+    with _session(m) as session:
+        reporter = _progress()
+        try:
+            n = export_environment(readers_destination(m, name, session), Path(out_file), progress=reporter.hashing)
+        finally:
+            reporter.stop()
+    out(exported_lines(name, n, out_file))
 
 
 @cli.command()
@@ -913,8 +696,9 @@ def _main(argv: list[str] | None) -> None:
         with click.Context(cli, info_name="vectorops") as ctx:
             click.echo(cli.get_help(ctx))
         sys.exit(0)
+    settings = Settings()  # -v is read from here once the command has failed, whatever it was
     try:
-        cli.main(args=argv, prog_name="vectorops", standalone_mode=False)
+        cli.main(args=argv, prog_name="vectorops", standalone_mode=False, obj=settings)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
@@ -939,8 +723,7 @@ def _main(argv: list[str] | None) -> None:
         from reconciler.ioerrors import as_io_error
         from reconciler.redact import printable_lines, redact
 
-        verbose = "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv)
-        if verbose:
+        if settings.verbose:
             import traceback
 
             click.echo(printable_lines(redact(traceback.format_exc())), err=True)

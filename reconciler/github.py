@@ -111,10 +111,6 @@ class Config:
     def json_file(self) -> Path:
         return self.runner_temp / ("vectorops-drift.json" if self.command == "drift" else "vectorops-plan.json")
 
-    def redact(self, text: str) -> str:
-        """Text we are about to publish, with the job's secrets (and every piece of one) masked."""
-        return redact(text, extra=self.secrets)
-
 
 @dataclass
 class Outcome:
@@ -225,7 +221,7 @@ def warn_about_runner_disk(cfg: Config, out: TextIO) -> None:
             "LanceDB Cloud (db://) as the uri, or a self-hosted runner with a folder outside the workspace."
         )
         title = "vectorops LanceDB table on the runner disk"
-        print(workflow_command("warning", cfg.redact(message), title=title), file=out, flush=True)
+        print(workflow_command("warning", redact(message, extra=cfg.secrets), title=title), file=out, flush=True)
 
 
 def runner_disk_destinations(cfg: Config) -> list[tuple[str, str, str]]:
@@ -315,7 +311,7 @@ def _run_json(cfg: Config, args: list[str], out: TextIO) -> Outcome:
         so.seek(0)
         raw = so.read().decode("utf-8", "replace")
     stdout_path.unlink(missing_ok=True)
-    error = cfg.redact("\n".join(tail)) or None
+    error = redact("\n".join(tail), extra=cfg.secrets) or None
     if rc not in (0, 2):
         return Outcome(None, rc, error=error or f"vectorops exited with code {rc}")
     try:
@@ -379,7 +375,7 @@ def publish(
     json_path = ""
     if plan is not None:
         # Scrub secrets from the data, not the Markdown: escaping would hide them from redact().
-        text = cfg.redact(json.dumps(plan, indent=2))
+        text = redact(json.dumps(plan, indent=2), extra=cfg.secrets)
         plan = json.loads(text)
         cfg.json_file.write_text(text + "\n", encoding="utf-8")
         json_path = str(cfg.json_file)
@@ -398,13 +394,13 @@ def publish(
     try:
         url = post_comment(cfg, render_report(cfg, plan, exitcode, applied=applied, error=error, limit=COMMENT_BUDGET))
     except ActionError as exc:
-        print(workflow_command("error", cfg.redact(str(exc)), title="vectorops: PR comment failed"), file=out, flush=True)
+        print(workflow_command("error", redact(str(exc), extra=cfg.secrets), title="vectorops: PR comment failed"), file=out, flush=True)
         return step_rc or 1
     if url:
         print(f"Posted to the pull request: {url}", file=out, flush=True)
     if error and step_rc:
         last = "\n".join(error.splitlines()[-5:])  # the full output is just above in the log
-        print(workflow_command("error", cfg.redact(last), title=f"vectorops {cfg.command} failed"), file=out, flush=True)
+        print(workflow_command("error", redact(last, extra=cfg.secrets), title=f"vectorops {cfg.command} failed"), file=out, flush=True)
     if drift_fails:
         print(workflow_command("error", _drift_message(plan), title="vectorops found drift"), file=out, flush=True)
     return step_rc
@@ -460,7 +456,7 @@ def render_report(
         )
     head, _, rest = body.partition("\n")
     text = f"{head}\n\n{status}\n{rest}" if status else body
-    return cfg.redact(text)
+    return redact(text, extra=cfg.secrets)
 
 
 def summary_markdown(

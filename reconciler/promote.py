@@ -2,10 +2,12 @@
 
 The manifest is reviewed in pull requests, so promotion must change exactly one value and nothing
 else: not a comment, not the key order, not the quoting, not the indentation of a list. Dumping a
-whole document, even through ruamel.yaml's round trip, can still re-indent sequences or re-wrap
-long lines. So ruamel.yaml's round-trip composer locates the scalar (its exact start and end in the
-text, and its quoting style), only those characters are replaced, and the result is parsed again
-with ruamel.yaml to prove that the one value changed and everything else reads the same.
+whole document, even through a round-trip YAML library, can still re-indent sequences or re-wrap
+long lines. So the YAML composer (PyYAML's, the parser that reads the manifest) locates the scalar
+(its exact start and end in the text, and its quoting style), only those characters are replaced,
+and the result is parsed again to prove that the one value changed and everything else reads the
+same, as the manifest loader will read it (YAML 1.1: a plain ``yes`` or ``1.0`` is not a string,
+so such a version is written quoted).
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
+import yaml
+from yaml import MappingNode, Node, ScalarNode, YAMLError
 
 from reconciler.errors import ManifestError, UsageError
 
@@ -96,7 +97,7 @@ def _shown(path: Path) -> str:
 
 def _compose(text: str, shown: str) -> Node:
     try:
-        root = YAML(typ="rt").compose(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)  # the pure-Python loader: its marks carry text offsets
     except YAMLError as exc:
         raise ManifestError(f"{shown}: invalid YAML: {exc}", hint="Fix the YAML syntax, then promote again.") from None
     if not isinstance(root, MappingNode):
@@ -130,14 +131,14 @@ def _render(version: str, style: str | None) -> str:
 
 def _reads_as_string(value: str) -> bool:
     try:
-        loaded = YAML(typ="safe", pure=True).load(f"k: {value}\n")
+        loaded = yaml.safe_load(f"k: {value}\n")
     except YAMLError:
         return False
     return isinstance(loaded, dict) and loaded.get("k") == value
 
 
 def _load(text: str) -> Any:
-    return YAML(typ="safe", pure=True).load(text)
+    return yaml.safe_load(text)
 
 
 def _verify(old: str, new: str, dst_env: str, version: str, shown: str) -> None:

@@ -37,6 +37,16 @@ class ImportReport:
     samples: dict[str, list[str]]
     previous: dict[str, Any] | None
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "environment": self.name,
+            "destination": self.destination,
+            "version": self.version,
+            "drift": self.drift,
+            "samples": self.samples,
+            "previous": self.previous,
+        }
+
 
 def compare_for_import(
     manifest: LoadedManifest, name: str, rev: str, *, refresh: str, progress: Progress | None = None, destination: Destination | None = None

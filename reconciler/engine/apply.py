@@ -18,15 +18,13 @@ import numpy as np
 import pyarrow as pa
 
 from reconciler import failpoints
-from reconciler.engine.plan import EnvironmentPlan, Plan, plan_environment, stash_location
+from reconciler.engine.session import DestinationSession, session_for
 from reconciler.engine.stash import read_stashed
 from reconciler.engine.state import Deployed, EnvState, HistoryEntry, Intent, Lock, StateStore, VersionRef, actor, interrupted_entry, iso, now
 from reconciler.errors import ApplyStopped, BlockedError, DatasetError, DestinationStorageError, DestinationUnavailableError, LeaseLostError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
-from reconciler.redact import redact
 from reconciler.engine.index_cache import signature_key
 from reconciler.engine.plan import EnvironmentPlan, Plan, dataset_signature, plan_environment, stash_location
-from reconciler.providers import open_destination
 from reconciler.providers.base import Destination
 from reconciler.records import RecordBatch
 from reconciler.redact import redact
@@ -72,6 +70,18 @@ class EnvironmentResult:
     message: str | None = None
     validation: dict[str, Any] | None = None
     cause: BaseException | None = None  # the I/O failure behind a "failed", for -v's traceback
+
+    def to_json(self) -> dict[str, Any]:
+        """What the renderers read (the cause stays here: only -v shows its traceback)."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "counts": dict(self.counts),
+            "duration_s": self.duration_s,
+            "version": self.version,
+            "message": self.message,
+            "validation": self.validation,
+        }
 
 
 def version_tag(commit: str) -> str:
@@ -192,14 +202,32 @@ def apply_environment(
     operation: str = "apply",
     destination: Destination | None = None,
     refuse_suspended: bool = False,
+    session: DestinationSession | None = None,
 ) -> EnvironmentResult:
     """Apply one environment's plan. ``refuse_suspended``: a suspended environment is refused
     (the agent); otherwise it is applied with a warning (a person asked for it)."""
+    with session_for(manifest, session) as opened:
+        return _apply_environment(
+            manifest, env_plan, plan_id=plan_id, hooks=hooks, saved=saved, operation=operation, refuse_suspended=refuse_suspended,
+            dest=destination if destination is not None else opened.destination(env_plan.name),
+        )
+
+
+def _apply_environment(
+    manifest: LoadedManifest,
+    env_plan: EnvironmentPlan,
+    *,
+    plan_id: str,
+    hooks: ApplyHooks,
+    saved: bool,
+    operation: str,
+    refuse_suspended: bool,
+    dest: Destination,
+) -> EnvironmentResult:
     if env_plan.blocked:
         raise BlockedError(f"environment '{env_plan.name}' is blocked: {env_plan.blocked}")
     _check_readable(manifest, env_plan)
     started = time.monotonic()
-    dest = destination or open_destination(manifest, env_plan.name)
     store = StateStore(dest)
     emb = env_plan.embedding
     if env_plan.has_changes:
@@ -428,15 +456,25 @@ def apply_plan(
     saved: bool = False,
     operation: str = "apply",
     refuse_suspended: bool = False,
+    session: DestinationSession | None = None,
 ) -> list[EnvironmentResult]:
     """Apply environments in order; stop at the first that fails (error, I/O failure, blocked, failed canaries).
 
     The rule is stated in the README: environments after a failed one are not attempted (and are
     listed as such), because later ones may ``require`` it and a run that stops is easier to reason
     about than one that skips. An environment cut off mid-write keeps its intent, so the next
-    apply finishes it.
+    apply finishes it. Each destination is opened once (``session``: the plan's, when the caller
+    made the plan in the same command) and closed when the command's session ends.
     """
-    hooks = hooks or ApplyHooks()
+    with session_for(manifest, session) as opened:
+        return _apply_plan(
+            manifest, plan, hooks=hooks or ApplyHooks(), saved=saved, operation=operation, refuse_suspended=refuse_suspended, session=opened
+        )
+
+
+def _apply_plan(
+    manifest: LoadedManifest, plan: Plan, *, hooks: ApplyHooks, saved: bool, operation: str, refuse_suspended: bool, session: DestinationSession
+) -> list[EnvironmentResult]:
     results: list[EnvironmentResult] = []
     for env_plan in plan.environments:
         try:
@@ -448,10 +486,11 @@ def apply_plan(
                 )
             else:
                 result = apply_environment(
-                    manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation, refuse_suspended=refuse_suspended
+                    manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation,
+                    refuse_suspended=refuse_suspended, session=session,
                 )
             if result.status in ("applied", "unchanged") and env_plan.rollout is None:
-                result = validate_after_apply(manifest, env_plan, result, hooks)
+                result = validate_after_apply(manifest, env_plan, result, hooks, session=session)
         except VectorOpsError as exc:
             status = "blocked" if isinstance(exc, BlockedError) else "stopped" if isinstance(exc, ApplyStopped) else "failed"
             result = EnvironmentResult(env_plan.name, status, message=redact(str(exc)))
@@ -472,20 +511,33 @@ def apply_plan(
 
 
 def validate_after_apply(
-    manifest: LoadedManifest, env_plan: EnvironmentPlan, result: EnvironmentResult, hooks: ApplyHooks, *, may_roll_back: bool = True
+    manifest: LoadedManifest,
+    env_plan: EnvironmentPlan,
+    result: EnvironmentResult,
+    hooks: ApplyHooks,
+    *,
+    may_roll_back: bool = True,
+    session: DestinationSession | None = None,
 ) -> EnvironmentResult:
     """Run the environment's canaries against what is now deployed and record the verdict.
 
     A failed verdict marks the version unvalidated (so environments that require this one refuse
     it) and, with ``rollback_on_failure``, rolls the environment back to the previous version.
     """
+    if manifest.model.environments[env_plan.name].validation is None:
+        return result
+    with session_for(manifest, session) as opened:
+        return _validate_after_apply(manifest, env_plan, result, hooks, may_roll_back=may_roll_back, session=opened)
+
+
+def _validate_after_apply(
+    manifest: LoadedManifest, env_plan: EnvironmentPlan, result: EnvironmentResult, hooks: ApplyHooks, *, may_roll_back: bool, session: DestinationSession
+) -> EnvironmentResult:
     from reconciler import dataset as ds
     from reconciler.engine.validation import validate_deployment
 
     env = manifest.model.environments[env_plan.name]
-    if env.validation is None:
-        return result
-    dest = open_destination(manifest, env_plan.name)
+    dest = session.destination(env_plan.name)
     store = StateStore(dest)
     state = store.load()
     dep = state.deployed
@@ -520,14 +572,12 @@ def validate_after_apply(
     if may_roll_back and env.rollback_on_failure and state.previous is not None:
         target = state.previous
         hooks.on_message(env_plan.name, f"rolling back to {target.version} ({target.commit[:7]}) because validation failed")
-        back = plan_environment(
-            manifest, env_plan.name, version_override=target.commit, allow_deletes=True, destination=dest, rollback=True
-        )
+        back = plan_environment(manifest, env_plan.name, version_override=target.commit, allow_deletes=True, rollback=True, session=session)
         back.desired["version"] = target.version
         rolled = apply_environment(
-            manifest, back, plan_id=f"rollback-{env_plan.name}", hooks=hooks, saved=False, operation="rollback", destination=dest
+            manifest, back, plan_id=f"rollback-{env_plan.name}", hooks=hooks, saved=False, operation="rollback", session=session
         )
-        rolled = validate_after_apply(manifest, back, rolled, hooks, may_roll_back=False)  # judge what is live now
+        rolled = validate_after_apply(manifest, back, rolled, hooks, may_roll_back=False, session=session)  # judge what is live now
         result.message += f"; rolled back automatically to {target.version} ({target.commit[:7]})"
         if rolled.validation is not None and not rolled.validation.get("ok"):
             result.message += ", which fails its canaries too"

@@ -23,14 +23,14 @@ import pyarrow.parquet as pq
 
 from reconciler.engine import diff as d
 from reconciler.engine import hashing, index_cache
+from reconciler.engine.session import DestinationSession, session_for
 from reconciler.engine.state import EnvState, StateStore, iso, now
 from reconciler.errors import DatasetError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
-from reconciler.providers import destination_address, open_destination
+from reconciler.providers import destination_address
 from reconciler.providers.base import Destination
 
 FORMAT_VERSION = "1"
-REFRESH_LEVELS = ("none", "stats", "sample", "ids", "full")
 DEFAULT_REFRESH = "ids"
 #: beyond this many list requests an `ids` refresh is slow enough to suggest `sample`
 LIST_REQUESTS_HINT = 10_000
@@ -383,9 +383,31 @@ def plan_environment(
     progress: Progress | None = None,
     destination: Destination | None = None,
     rollback: bool = False,
+    session: DestinationSession | None = None,
 ) -> EnvironmentPlan:
     """What apply would do to one environment. ``rollback``: the plan goes back to a version this
-    environment ran before, which `requires` does not gate (SPEC §1)."""
+    environment ran before, which `requires` does not gate (SPEC §1). Destinations come from
+    ``session`` (each opened once per command; a session of its own, closed on return, without one)."""
+    with session_for(manifest, session) as opened:
+        return _plan_environment(
+            manifest, name, refresh=refresh, allow_deletes=allow_deletes, version_override=version_override, replace=replace,
+            progress=progress, destination=destination, rollback=rollback, session=opened,
+        )
+
+
+def _plan_environment(
+    manifest: LoadedManifest,
+    name: str,
+    *,
+    refresh: str,
+    allow_deletes: bool,
+    version_override: str | None,
+    replace: bool,
+    progress: Progress | None,
+    destination: Destination | None,
+    rollback: bool,
+    session: DestinationSession,
+) -> EnvironmentPlan:
     from reconciler import dataset as ds
     from reconciler.engine.shards import ShardLog
 
@@ -403,7 +425,7 @@ def plan_environment(
     src = manifest.dataset_source(env.dataset)
     desired = manifest.pinned_version(name, version_override)
 
-    dest = destination or open_destination(manifest, name)
+    dest = destination if destination is not None else session.destination(name)
     store = StateStore(dest)
     state = store.load()
     info = dest.describe()
@@ -528,7 +550,7 @@ def plan_environment(
     unreadable = unreadable_records(manifest, plan, desired)
     if dest.capabilities.check_records and len(plan.ids.upsert) and unreadable is None:
         _check_writable(manifest, plan, dest, desired)
-    plan.blocked = unreadable or blocked_reason(manifest, name, plan, state, info, store, rollback=rollback)
+    plan.blocked = unreadable or blocked_reason(manifest, name, plan, state, info, store, rollback=rollback, session=session)
     return plan
 
 
@@ -620,7 +642,15 @@ def _explain_in_flight(diff: d.Diff, before: d.VersionIndex | None, target: d.Ve
 
 
 def blocked_reason(
-    manifest: LoadedManifest, name: str, plan: EnvironmentPlan, state: EnvState, info: Any, store: StateStore, *, rollback: bool = False
+    manifest: LoadedManifest,
+    name: str,
+    plan: EnvironmentPlan,
+    state: EnvState,
+    info: Any,
+    store: StateStore,
+    *,
+    rollback: bool = False,
+    session: DestinationSession | None = None,
 ) -> str | None:
     """Why apply would refuse this environment, as one sentence that says how to proceed."""
     env = manifest.model.environments[name]
@@ -652,7 +682,8 @@ def blocked_reason(
         )
     if env.requires and _moves_forward(plan, state, store, rollback=rollback):
         for req in env.requires:
-            reason = _requires_unmet(manifest, req, plan.desired)
+            with session_for(manifest, session) as opened:
+                reason = _requires_unmet(manifest, req, plan.desired, opened)
             if reason:
                 if rollback:
                     reason += f" (rollback skips `requires` only for a version {name} ran before)"
@@ -690,9 +721,9 @@ def _moves_forward(plan: EnvironmentPlan, state: EnvState, store: StateStore, *,
     return True
 
 
-def _requires_unmet(manifest: LoadedManifest, req: str, desired: dict[str, Any]) -> str | None:
+def _requires_unmet(manifest: LoadedManifest, req: str, desired: dict[str, Any], session: DestinationSession) -> str | None:
     try:
-        other = StateStore(open_destination(manifest, req)).load()
+        other = StateStore(session.destination(req)).load()
     except VectorOpsError as exc:
         return f"requires '{req}', whose state cannot be read ({exc.message})"
     dep = other.deployed
@@ -714,10 +745,30 @@ def build_plan(
     allow_deletes: bool = False,
     replace: bool = False,
     progress: Progress | None = None,
+    session: DestinationSession | None = None,
 ) -> Plan:
-    envs = [
-        plan_environment(manifest, n, refresh=refresh, allow_deletes=allow_deletes, replace=replace, progress=progress) for n in names
-    ]
+    with session_for(manifest, session) as opened:
+        envs = [
+            plan_environment(manifest, n, refresh=refresh, allow_deletes=allow_deletes, replace=replace, progress=progress, session=opened)
+            for n in names
+        ]
     levels = {e.drift.get("level") for e in envs}
     shown = refresh or (levels.pop() if len(levels) == 1 else "per environment")
     return Plan(environments=envs, manifest_path=str(manifest.path), refresh=str(shown))
+
+
+def check_saved_plan(manifest: LoadedManifest, plan: Plan, path: str) -> None:
+    """Refuse a saved plan the manifest no longer matches: an environment it does not define, or one
+    it now points at another destination (the plan would write where nobody reviewed)."""
+    for e in plan.environments:
+        if e.name not in manifest.model.environments:
+            raise PlanFileError(
+                f"{path}: the plan is for environment '{e.name}', which {manifest.path.name} does not define",
+                hint="Apply the plan with the manifest it was made from, or make a new plan.",
+            )
+        now_at = destination_address(manifest, e.name)
+        if now_at != e.destination:
+            raise PlanFileError(
+                f"{path}: the plan for '{e.name}' targets {e.destination}, but the manifest now points it at {now_at}",
+                hint="Make a new plan with `vectorops plan -o PLANFILE`.",
+            )

@@ -32,6 +32,7 @@ from reconciler.engine.state import (
 )
 from reconciler.errors import BlockedError, PlanFileError
 from reconciler.manifest import LoadedManifest
+from reconciler.engine.session import DestinationSession
 from reconciler.providers import open_destination
 from reconciler.providers.base import Destination
 
@@ -395,13 +396,16 @@ def rollout_status(manifest: LoadedManifest, name: str, env_dest: Destination, e
     return section, (env_dest.open_slot(live) if live is not None else None)
 
 
-def readers_destination(manifest: LoadedManifest, name: str) -> Destination:
+def readers_destination(manifest: LoadedManifest, name: str, session: DestinationSession) -> Destination:
     """What readers of the environment read: its destination, or under blue/green the slot the
-    alias points at (with that slot's own state), for drift and export."""
-    dest = open_destination(manifest, name)
+    alias points at (with that slot's own state), for drift and export. Opened through the
+    command's session, which closes the slot with the rest."""
+    dest = session.destination(name)
     if manifest.model.environments[name].rollout.strategy != "blue_green":
         return dest
     live = dest.alias_target()
     if live is None:
         return dest  # nothing deployed yet: the caller says so
-    return dest.open_slot(live)  # the alias's destination stays open: a slot may share its connection
+    slot = dest.open_slot(live)  # the alias's destination stays open: a slot may share its connection
+    session.use(f"{name} (slot {live})", slot)
+    return slot

@@ -6,7 +6,7 @@ written (unknown ids, wrong dimensions, NaN), because a typo in a canary must no
 "failed" apply that was in fact fine. Every message names ``file:line:column`` and the fix.
 
 Flow: ``load_canaries`` → ``check_canaries`` (against the version's ids) → ``resolve_query_vectors``
-(reads only the vectors it needs, streaming) → ``run_canaries`` → ``render_validation``.
+(reads only the vectors it needs, streaming) → ``run_canaries`` (``render.human.render_validation`` shows the verdict).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ __all__ = [
     "CanaryQuery",
     "check_canaries",
     "load_canaries",
-    "render_validation",
     "resolve_query_vectors",
     "run_canaries",
 ]
@@ -286,29 +285,6 @@ def run_canaries(
     }
 
 
-def render_validation(result: dict[str, Any]) -> str:
-    """Human summary (rich markup): pass rate against the minimum, then each failed query."""
-    from rich.markup import escape
-
-    ok = bool(result["ok"])
-    mark = "[green]✓[/]" if ok else "[red]✗[/]"
-    verdict = "passed" if ok else "[red]FAILED[/]"
-    lines = [
-        (f"{mark} validation {verdict}: {result['passed']}/{result['total']} canary queries passed "
-        f"({_pct(result['pass_rate'])}, minimum {_pct(result['min_pass_rate'])})")
-    ]
-    for f in result.get("failures", []):
-        lines.append(f"  [red]✗[/] {escape(str(f['name']))}")
-        lines.append(f"      expected: {escape(', '.join(f['expected']))}")
-        lines.append(f"      missing:  {escape(', '.join(f['missing']))}")
-        lines.append(f"      returned: {escape(', '.join(f['returned'])) or '(nothing)'}")
-    return "\n".join(lines)
-
-
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f}%".replace(".0%", "%")
-
-
 def _list(ids: Iterable[str]) -> str:
     items = list(ids)
     shown = ", ".join(f"'{i}'" for i in items[:_SHOWN_IDS])
@@ -363,3 +339,20 @@ def validate_deployment(manifest: LoadedManifest, env_name: str, version: Datase
     env = manifest.model.environments[env_name]
     vectors = resolve_query_vectors(canaries, manifest, env.dataset, version)
     return run_canaries(canaries, vectors, destination, min_pass_rate)
+
+
+def check_environments(manifest: LoadedManifest, *, canaries: bool = False) -> list[dict[str, Any]]:
+    """`vectorops validate`: every environment's pinned version resolves and reads (its schema), and
+    with ``canaries`` its canary file agrees with that version. Touches no destination; raises the
+    first problem, else returns what was checked (name, dataset, version, commit, digest, canaries)."""
+    from reconciler import dataset as ds
+
+    checked: list[dict[str, Any]] = []
+    for name, env in manifest.model.environments.items():
+        version = manifest.pinned_version(name)
+        ds.read_schema(manifest.dataset_source(env.dataset), version)
+        found: dict[str, Any] = {"name": name, "dataset": env.dataset, "version": env.version, "commit": version.commit, "digest": version.digest, "canaries": None}
+        if canaries and env.validation is not None:
+            found["canaries"] = {"file": env.validation.canaries, "queries": check_canary_file(manifest, name, version)}
+        checked.append(found)
+    return checked

@@ -22,6 +22,7 @@ The API key is read from the named environment variable and redacted from every 
 
 from __future__ import annotations
 
+import functools
 import contextlib
 import itertools
 import json

@@ -73,7 +73,7 @@ from reconciler.errors import (
 from reconciler.providers.base import Capabilities, Destination, DestinationInfo, describe_exception
 from reconciler.providers.settings import ENV_VAR_PATTERN, DestinationContext, DestinationSettings
 from reconciler.records import RecordBatch
-from reconciler.redact import redact
+from reconciler.redact import redact, register_secret
 
 T = TypeVar("T")
 
@@ -231,7 +231,7 @@ class QdrantDestination(Destination):
         self.state_collection = STATE_PREFIX + collection
         self.url, self.path = url, path
         self.address = address or f"qdrant:{url or path}#{collection}"
-        self._api_key = api_key
+        register_secret(api_key)  # masked in every message from here on (``redact``)
         self._distance: str | None = None  # "Cosine" | "Dot" | "Euclid" once known
         self._dimension: int | None = None
         self._closed = False
@@ -257,9 +257,6 @@ class QdrantDestination(Destination):
 
     # -- errors --------------------------------------------------------------------------------
 
-    def _redact(self, text: str) -> str:
-        return redact(text, [self._api_key] if self._api_key else [])
-
     def translate_error(self, exc: Exception, doing: str) -> DestinationError | None:
         """qdrant-client's exceptions: ``ResponseHandlingException`` (the request never got an answer:
         refused, reset, timed out), ``UnexpectedResponse`` (an HTTP status), and httpx's own errors."""
@@ -270,7 +267,7 @@ class QdrantDestination(Destination):
         where = f"{self.address}: {doing} failed"
         if isinstance(exc, UnexpectedResponse):
             status = exc.status_code
-            detail = self._redact(_response_text(exc))
+            detail = redact(_response_text(exc))
             if status in (401, 403):
                 return DestinationAuthError(
                     f"{where}: Qdrant refused the credentials (HTTP {status}: {detail})",
@@ -287,7 +284,7 @@ class QdrantDestination(Destination):
         if isinstance(exc, ResponseHandlingException) or _from_httpx(exc):
             cause = exc.source if isinstance(exc, ResponseHandlingException) else exc
             return DestinationUnavailableError(
-                f"{where}: Qdrant at {self.url or self.path} could not be reached ({self._redact(describe_exception(cause))})",
+                f"{where}: Qdrant at {self.url or self.path} could not be reached ({redact(describe_exception(cause))})",
                 hint="Check that the server is running and the url in the manifest is right, then run the command again.",
             )
         if isinstance(exc, (ValueError, AssertionError)) and _raised_in_local_mode(exc):
@@ -295,14 +292,14 @@ class QdrantDestination(Destination):
             # "Collection docs not found") or failing an assertion (a vector of another size)
             missing = "not found" in str(exc).lower()
             return (DestinationError if missing else DestinationRejectedError)(
-                f"{where}: {self._redact(describe_exception(exc))}",
+                f"{where}: {redact(describe_exception(exc))}",
                 hint="Run `vectorops plan` again; if the collection was deleted, `vectorops apply` creates it."
                 if missing
                 else "The local Qdrant collection refused the request; the message above says why.",
             )
         translated = super().translate_error(exc, doing)
         if translated is not None:
-            translated.message = self._redact(translated.message)
+            translated.message = redact(translated.message)
             translated.args = (translated.message,)
         return translated
 

@@ -214,3 +214,130 @@ def render_history(name: str, entries: list[dict[str, Any]], total: int | None =
         if e.get("message"):
             out.append(f"          {e['message']}")
     return "\n".join(out)
+
+
+def render_unreadable_history(name: str, unreadable: list[dict[str, str]]) -> str:
+    """The history documents `history` skipped (reported on stderr, never fatal)."""
+    n = len(unreadable)
+    lines = [f"Warning: skipped {n} unreadable history entr{'y' if n == 1 else 'ies'} of {name}:"]
+    lines.extend(f"  {item['key']}: {item['problem']}" for item in unreadable)
+    return "\n".join(lines)
+
+
+# -- apply results ---------------------------------------------------------------------------
+
+
+def render_validation(result: dict[str, Any]) -> str:
+    """A canary verdict: pass rate against the minimum, then each failed query."""
+    ok = bool(result["ok"])
+    mark = "[green]✓[/]" if ok else "[red]✗[/]"
+    verdict = "passed" if ok else "[red]FAILED[/]"
+    headline = (
+        f"{mark} validation {verdict}: {result['passed']}/{result['total']} canary queries passed "
+        f"({_pct(result['pass_rate'])}, minimum {_pct(result['min_pass_rate'])})"
+    )
+    lines = [headline]
+    for f in result.get("failures", []):
+        lines.append(f"  [red]✗[/] {escape(str(f['name']))}")
+        lines.append(f"      expected: {escape(', '.join(f['expected']))}")
+        lines.append(f"      missing:  {escape(', '.join(f['missing']))}")
+        lines.append(f"      returned: {escape(', '.join(f['returned'])) or '(nothing)'}")
+    return "\n".join(lines)
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f}%".replace(".0%", "%")
+
+
+def result_line(result: dict[str, Any], operation: str) -> str:
+    """One environment's outcome after apply (or rollback); a failure's line goes to stderr."""
+    name, status = result["name"], result["status"]
+    if status == "applied":
+        c = result["counts"]
+        verb = "rolled back to" if operation == "rollback" else "applied"
+        line = f"[green]✓[/] {name}: {verb} {result['version']}: +{c['add']:,} ~{c['update']:,} -{c['delete']:,} in {result['duration_s']:.1f}s"
+        # e.g. a blue/green switch: which slot went live
+        return f"{line}\n  {result['message']}" if result.get("message") else line
+    if status == "unchanged":
+        return f"[green]✓[/] {name}: already at {result['version']}; nothing to do"
+    return f"[red]✗[/] {name}: {status}: {result['message']}"
+
+
+def not_attempted_line(names: list[str]) -> str:
+    return f"Not attempted after the failure: {', '.join(names)}"
+
+
+# -- drift and import ----------------------------------------------------------------------------
+
+
+def render_drift(report: dict[str, Any], width: int = WIDTH) -> str:
+    """`vectorops drift` (its plan-shaped JSON): per environment, what differs from the deployed version."""
+    lines: list[str] = []
+    for r in report["environments"]:
+        lines.append(f"[bold]{r['name']}[/]  {r['destination']}  deployed {r['deployed']['version']} ({r['deployed']['commit'][:7]})")
+        lines.append(f"  drift  {drift_line(r['drift'])}")
+        for k, ids in r["samples"].items():
+            if ids and r["drift"].get(k):
+                lines.append(f"         {k}:")
+                lines.extend(id_lines(ids, r["drift"][k], width, indent=" " * 11))
+    return "\n".join(lines)
+
+
+def render_import(report: dict[str, Any], width: int = WIDTH) -> str:
+    """`vectorops import`: the index against the version it would be recorded at."""
+    lines = [f"[bold]{report['environment']}[/]  {report['destination']}", f"  adopt as  {report['version']['version']} ({report['version']['commit'][:7]})"]
+    previous = report.get("previous")
+    if previous:
+        lines.append(f"  [yellow]replaces the recorded deployment {previous['version']} ({previous['commit'][:7]})[/]")
+    lines.append(f"  differs   {drift_line(report['drift'])}")
+    for key, ids in report["samples"].items():
+        if ids and report["drift"].get(key):
+            lines.append(f"            {key}:")
+            lines.extend(id_lines(ids, report["drift"][key], width, indent=" " * 14))
+    return "\n".join(lines)
+
+
+def versions_table(rows: list[dict[str, Any]]) -> Any:
+    """`vectorops versions`: a rich table (commit, date, tags, digest, records)."""
+    from rich.table import Table
+
+    table = Table("commit", "date", "tags", "digest", "records", box=None, pad_edge=False)
+    for r in rows:
+        table.add_row(r["commit"][:7], r["date"], ", ".join(r["tags"]), r["digest"][:12], "" if r["records"] is None else f"{r['records']:,}")
+    return table
+
+
+# -- one-line outcomes -----------------------------------------------------------------------------
+
+
+def render_validate(manifest_name: str, datasets: int, environments: list[dict[str, Any]]) -> str:
+    """`vectorops validate`: the manifest is valid, then each environment's pinned version (and canaries)."""
+    lines = [f"[green]✓[/] {manifest_name} is valid: {plural(datasets, 'dataset')}, {plural(len(environments), 'environment')}"]
+    body = []
+    for e in environments:
+        body.append(f"  {e['name']}: {e['dataset']} @ {e['version']} ({e['commit'][:7]}, digest {e['digest'][:12]})")
+        if e.get("canaries") is not None:
+            body.append(f"    canaries: {e['canaries']['file']}: {plural(e['canaries']['queries'], 'query', 'queries')} OK")
+    lines.append("\n".join(body))
+    return "\n".join(lines)
+
+
+def saved_plan_line(path: str) -> str:
+    return f"\nSaved the plan to {path}. Apply exactly this plan with: vectorops apply {path}"
+
+
+def promoted_line(dst: str, version: str) -> str:
+    return f"\nPinned {dst} to {version}. Review and commit: git commit -am 'promote {version} to {dst}'"
+
+
+def imported_line(name: str, version: str) -> str:
+    return f"[green]✓[/] {name}: recorded as deployed at {version}. `vectorops plan {name}` now shows the remaining drift."
+
+
+def exported_lines(name: str, records: int, path: str) -> str:
+    from pathlib import Path
+
+    return (
+        f"[green]✓[/] wrote {records:,} records from {name} to {path}. Track it as a dataset version with:\n"
+        f"  dvc add {path} && git add {path}.dvc {Path(path).parent / '.gitignore'} && git commit -m 'dataset from {name}' && dvc push"
+    )

@@ -293,20 +293,14 @@ def test_run_sh_rejects_unknown_options(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [tmp_path / "home"]
 
 
-# -- the whole walk-through, once the CLI exists ------------------------------------------------
+# -- the whole walk-through ---------------------------------------------------------------------
 
 
-def _vectorops_on_path(bin_dir: Path) -> str | None:
-    """The folder of this interpreter's `vectorops`, else of a shim running this checkout's CLI; None if no CLI."""
+def _vectorops_on_path(bin_dir: Path) -> str:
+    """The folder of this interpreter's `vectorops`, else of a shim running this checkout's CLI."""
     found = shutil.which("vectorops", path=str(Path(sys.executable).parent))
     if found:
         return str(Path(found).parent)
-    try:
-        import reconciler.cli  # noqa: F401
-    except ModuleNotFoundError as exc:
-        if exc.name != "reconciler.cli":
-            raise
-        return None
     bin_dir.mkdir(parents=True, exist_ok=True)
     shim = bin_dir / "vectorops"
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m reconciler "$@"\n')
@@ -316,8 +310,6 @@ def _vectorops_on_path(bin_dir: Path) -> str | None:
 
 def test_walkthrough_deploys_v1_then_v2_to_lancedb(tmp_path: Path, v1: Version, v2: Version) -> None:
     bin_dir = _vectorops_on_path(tmp_path / "bin")
-    if bin_dir is None:
-        pytest.skip("the vectorops CLI (reconciler.cli) does not exist yet")
     env = _env(tmp_path / "home")
     env["PATH"] = os.pathsep.join([bin_dir, env["PATH"]])
     proc = _run(["qs"], env, cwd=tmp_path)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from reconciler.engine.validation import check_canaries, load_canaries, render_validation
+from reconciler.engine.validation import check_canaries, load_canaries
 from reconciler.errors import CanaryError
+from reconciler.render.human import render_validation
 
 IDS = pa.array([f"doc-{i}" for i in range(20)], pa.string())
 

@@ -17,12 +17,13 @@ from fixtures.manifests import environment, lancedb_destination, write_manifest
 from fixtures.records import KnownVersions
 from fixtures.repo import DatasetRepo
 from reconciler.dataset import read_batches, resolve_version
-from reconciler.engine.validation import CanaryFile, check_canaries, load_canaries, render_validation, resolve_query_vectors, run_canaries
+from reconciler.engine.validation import CanaryFile, check_canaries, load_canaries, resolve_query_vectors, run_canaries
 from reconciler.errors import CanaryError
 from reconciler.manifest import LoadedManifest, load_manifest
 from reconciler.providers.base import Destination
 from reconciler.providers.lancedb import LanceDBDestination
 from reconciler.records import RecordBatch
+from reconciler.render.human import render_validation
 
 TOP_K = 5
 

@@ -1,0 +1,77 @@
+"""One command's destinations: each environment's opened once, every one closed when the command ends.
+
+A plan, the apply that follows it and the validation after it all talk to the same destinations,
+and `requires` reads another environment's state on the way. Opening a destination is not free
+(Pinecone: a new client and an index host look-up; PostgreSQL: a connection), and a destination
+that holds a client or a connection must be closed. So a command opens its destinations through
+one ``DestinationSession``: the first ask opens, later asks get the same object, and leaving the
+session closes everything it opened, in ``finally``, whatever happened in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import final
+
+from reconciler.providers import EnvironmentDestinations, open_destination
+from reconciler.providers.base import Destination
+
+Opener = Callable[[EnvironmentDestinations, str], Destination]
+
+
+@final
+class DestinationSession:
+    """The destinations one command has opened, by environment name."""
+
+    def __init__(self, manifest: EnvironmentDestinations, opener: Opener = open_destination) -> None:
+        self.manifest = manifest
+        self._opener = opener
+        self._open: dict[str, Destination] = {}
+        self._closed = False
+
+    def destination(self, env_name: str) -> Destination:
+        """The environment's destination, opened on the first ask of this session."""
+        if self._closed:
+            raise RuntimeError("this destination session is closed")  # a vectorops bug, not the user's
+        dest = self._open.get(env_name)
+        if dest is None:
+            dest = self._opener(self.manifest, env_name)
+            self._open[env_name] = dest
+        return dest
+
+    def use(self, env_name: str, dest: Destination) -> None:
+        """Make ``dest`` this session's destination for ``env_name`` (one a caller opened itself;
+        the session closes it with the others)."""
+        self._open.setdefault(env_name, dest)
+
+    @property
+    def opened(self) -> list[str]:
+        return list(self._open)
+
+    def close(self) -> None:
+        """Close every destination opened here. Closing is best effort: whatever a command wrote
+        was committed before it got here, and a failing close must not hide the command's outcome."""
+        self._closed = True
+        while self._open:
+            _, dest = self._open.popitem()
+            with contextlib.suppress(Exception):
+                dest.close()
+
+    def __enter__(self) -> DestinationSession:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def session_for(manifest: EnvironmentDestinations, session: DestinationSession | None) -> Iterator[DestinationSession]:
+    """``session`` when the caller has one (it stays open: the caller closes it), else a new one
+    closed on the way out. Engine entry points take ``session=None`` and go through this."""
+    if session is not None:
+        yield session
+        return
+    with DestinationSession(manifest) as own:
+        yield own
