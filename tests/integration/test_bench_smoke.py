@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 FIGURE_LINES = (
@@ -43,6 +45,7 @@ FIGURE_LINES = (
 )
 
 
+@pytest.mark.slow  # ~1 min of the suite: runs by default; `-m "not slow"` leaves it out
 def test_bench_runs_small_and_prints_every_figure(tmp_path: Path) -> None:
     figures = tmp_path / "figures.json"
     env = {k: v for k, v in os.environ.items() if k != "VECTOROPS_CACHE_DIR"}  # the bench sets its own caches
