@@ -28,7 +28,7 @@ from reconciler.engine.state import EnvState, StateStore, iso, now
 from reconciler.errors import DatasetError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
 from reconciler.providers import destination_address
-from reconciler.providers.base import Destination
+from reconciler.providers.base import Destination, DestinationInfo
 
 FORMAT_VERSION = "1"
 DEFAULT_REFRESH = "ids"
@@ -387,7 +387,17 @@ def plan_environment(
 ) -> EnvironmentPlan:
     """What apply would do to one environment. ``rollback``: the plan goes back to a version this
     environment ran before, which `requires` does not gate (SPEC §1). Destinations come from
-    ``session`` (each opened once per command; a session of its own, closed on return, without one)."""
+    ``session`` (each opened once per command; a session of its own, closed on return, without one).
+    ``refresh`` None: the environment's ``policy.refresh``, else ``ids``."""
+    env = manifest.model.environments[name]
+    if env.rollout.strategy == "blue_green" and destination is None:
+        from reconciler.engine.rollout import plan_blue_green  # plans against the slot it will write
+
+        return plan_blue_green(
+            manifest, name, refresh=refresh, allow_deletes=allow_deletes, version_override=version_override,
+            progress=progress, rollback=rollback,
+        )
+    refresh = refresh or env.policy.refresh or DEFAULT_REFRESH  # --refresh, else policy.refresh
     with session_for(manifest, session) as opened:
         return _plan_environment(
             manifest, name, refresh=refresh, allow_deletes=allow_deletes, version_override=version_override, replace=replace,
@@ -408,91 +418,168 @@ def _plan_environment(
     rollback: bool,
     session: DestinationSession,
 ) -> EnvironmentPlan:
+    """The pipeline: what the destination records → resolve → refresh → diff → decide → the plan.
+
+    Each stage is a function of the values before it (the frozen dataclasses below) and never goes
+    back to an earlier stage's inputs: ``recorded`` reads the destination's documents and
+    description, ``resolve`` the dataset's version tables, ``refresh`` the destination's records,
+    ``diff_stage`` compares tables, ``plan_value`` shapes what the user sees, and ``decide`` checks
+    canaries, readability and the blocking rules.
+    """
+    pinned = manifest.pinned_version(name, version_override)  # a pin that names no rev is reported before any destination is read
+    dest = destination if destination is not None else session.destination(name)
+    rec = recorded(dest)
+    res = resolve(manifest, name, rec, pinned, progress)
+    act = refresh_stage(dest, rec, res, refresh, progress, replace=replace)
+    prune = manifest.model.environments[name].policy.prune
+    found = diff_stage(manifest, res, rec, act, replace=replace, prune=prune, progress=progress)
+    plan = plan_value(manifest, name, rec, res, act, found, refresh=refresh, allow_deletes=allow_deletes, replace=replace)
+    return decide(manifest, name, plan, rec, res, dest, rollback=rollback, session=session)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the destination says about itself: vectorops' state document and its description."""
+
+    store: StateStore
+    state: EnvState
+    info: DestinationInfo
+    list_page_size: int | None = None  # ids per list request, for the hint that an `ids` refresh will be slow
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The versions involved, resolved in the dataset repo, and their id→hash tables."""
+
+    dataset: str
+    desired: Any  # dataset.DatasetVersion
+    desired_index: d.VersionIndex
+    deployed_index: d.VersionIndex | None  # None: nothing deployed
+    current: dict[str, Any] | None  # the deployed version's reference (SPEC §4's `current`)
+    shard_log: Any  # shards.ShardLog: which shards were decoded and which came from the cache (plan JSON `shards`)
+
+
+@dataclass(frozen=True)
+class Actual:
+    """The destination's records, read at ``level`` (raised to full after an interrupted apply)."""
+
+    level: str
+    ids: pa.Array | None  # at `ids`
+    hashes: d.VersionIndex | None  # at `full`
+    present: pa.Array | None = None  # with --replace: every id there, whatever the level (all are rewritten or deleted)
+    sample: Any = None  # sampling.SampleCheck at `sample`: the expected ids fetched and what differed
+
+
+@dataclass(frozen=True)
+class Found:
+    """The changes to make (``diff``) and the drift from the deployed version (``drift_diff``)."""
+
+    diff: d.Diff
+    drift_diff: d.Diff
+    drift: dict[str, Any]
+
+
+def recorded(dest: Destination) -> Recorded:
+    store = StateStore(dest)
+    return Recorded(store, store.load(), dest.describe(), dest.list_page_size)
+
+
+def resolve(manifest: LoadedManifest, name: str, rec: Recorded, desired: Any, progress: Progress | None) -> Resolved:
+    """The pinned (or asked) version and the deployed one, as id→hash tables (cached, else hashed once)."""
     from reconciler import dataset as ds
     from reconciler.engine.shards import ShardLog
 
     env = manifest.model.environments[name]
-    if env.rollout.strategy == "blue_green" and destination is None:
-        from reconciler.engine.rollout import plan_blue_green  # plans against the slot it will write
-
-        return plan_blue_green(
-            manifest, name, refresh=refresh, allow_deletes=allow_deletes, version_override=version_override,
-            progress=progress, rollback=rollback,
-        )
-    emb = manifest.model.datasets[env.dataset].embedding
     shard_log = ShardLog()
-    refresh = refresh or env.policy.refresh or DEFAULT_REFRESH  # --refresh, else policy.refresh
     src = manifest.dataset_source(env.dataset)
-    desired = manifest.pinned_version(name, version_override)
-
-    dest = destination if destination is not None else session.destination(name)
-    store = StateStore(dest)
-    state = store.load()
-    info = dest.describe()
-
+    deployed = rec.state.deployed
     deployed_index: d.VersionIndex | None = None
     current = None
-    if state.deployed is not None:
-        current = {"version": state.deployed.version, "commit": state.deployed.commit, "digest": state.deployed.digest}
+    if deployed is not None:
+        current = {"version": deployed.version, "commit": deployed.commit, "digest": deployed.digest}
         try:
-            deployed_version = ds.resolve_version(src, state.deployed.commit)
+            deployed_version = ds.resolve_version(src, deployed.commit)
             deployed_index = version_index(manifest, env.dataset, deployed_version, progress, log=shard_log)
         except DatasetError as exc:
             raise DatasetError(
-                f"environment '{name}': the deployed version {state.deployed.version} ({state.deployed.commit[:7]}) "
+                f"environment '{name}': the deployed version {deployed.version} ({deployed.commit[:7]}) "
                 f"cannot be read from the dataset repo: {exc.message}",
                 hint="Fetch the full git history (fetch-depth: 0) and make sure its data is in the DVC remote.",
             ) from None
-    stash_against = (deployed_index, state.deployed.digest) if deployed_index is not None and state.deployed else None
+    stash_against = (deployed_index, deployed.digest) if deployed_index is not None and deployed else None
     desired_index = version_index(manifest, env.dataset, desired, progress, stash_against=stash_against, log=shard_log)
     if len(desired_index) == 0 and not env.policy.allow_empty:
         _refuse_empty(manifest, name, desired)
+    return Resolved(env.dataset, desired, desired_index, deployed_index, current, shard_log)
 
+
+def refresh_stage(dest: Destination, rec: Recorded, res: Resolved, refresh: str, progress: Progress | None, *, replace: bool = False) -> Actual:
     # an interrupted apply left records half-way between two versions: read them all at full so the
     # plan finishes exactly what is missing, whatever level was asked
-    level = "full" if state.intent is not None and refresh != "full" and info.exists else refresh
+    info = rec.info
+    level = "full" if rec.state.intent is not None and refresh != "full" and info.exists else refresh
     actual_ids, actual_hashes = (
-        refresh_actual(dest, level, progress, deployed_index or desired_index, info.count) if info.exists else (None, None)
+        refresh_actual(dest, level, progress, res.deployed_index or res.desired_index, info.count) if info.exists else (None, None)
     )
     if info.exists and level in ("ids", "full") and actual_ids is None and actual_hashes is None:
         actual_ids = pa.array([], pa.string())
     if not info.exists and level in ("ids", "full"):
         actual_ids = pa.array([], pa.string())
+    present = None
+    if replace:
+        present = actual_hashes.ids.combine_chunks() if actual_hashes is not None else (actual_ids if actual_ids is not None else dest.all_ids())
+    sample = None
+    if level == "sample" and info.exists and res.deployed_index is not None and len(res.deployed_index):
+        from reconciler.engine import sampling
+
+        sample = sampling.check_sample(dest, res.deployed_index)
+    return Actual(level, actual_ids, actual_hashes, present, sample)
+
+
+def diff_stage(manifest: LoadedManifest, res: Resolved, rec: Recorded, act: Actual, *, replace: bool, prune: bool, progress: Progress | None) -> Found:
+    from reconciler import dataset as ds
 
     if replace:
-        # rebuild: every desired record is written, every other record deleted
-        all_actual = actual_hashes.ids.combine_chunks() if actual_hashes is not None else (actual_ids if actual_ids is not None else dest.all_ids())
-        # against no baseline every record present is of unknown content, so it is rewritten
-        diff = d.compute_diff(desired_index, None, all_actual, None, prune=True)
-        drift_diff = d.compute_diff(desired_index, deployed_index, actual_ids, actual_hashes, prune=env.policy.prune)
+        # rebuild: every desired record is written, every other record deleted; against no baseline
+        # every record present is of unknown content, so it is rewritten
+        diff = d.compute_diff(res.desired_index, None, act.present, None, prune=True)
+        drift_diff = d.compute_diff(res.desired_index, res.deployed_index, act.ids, act.hashes, prune=prune)
     else:
-        diff = d.compute_diff(desired_index, deployed_index, actual_ids, actual_hashes, prune=env.policy.prune)
+        diff = d.compute_diff(res.desired_index, res.deployed_index, act.ids, act.hashes, prune=prune)
         drift_diff = diff
-    sample_check = None
-    if level == "sample" and info.exists and deployed_index is not None and len(deployed_index):
+    if act.sample is not None:
         from reconciler.engine import sampling
 
-        sample_check = sampling.check_sample(dest, deployed_index)
-        sampling.repair(diff, sample_check, desired_index)
-    if state.intent is not None and actual_hashes is not None:
-        target = ds.resolve_version(src, state.intent.commit)
-        _explain_in_flight(drift_diff, deployed_index, version_index(manifest, env.dataset, target, progress, log=shard_log), actual_hashes)
-
-    expected = len(deployed_index) if deployed_index is not None else 0
-    drift = drift_summary(level, expected, info.count if info.exists else 0, drift_diff)
-    if level == "sample":
+        sampling.repair(diff, act.sample, res.desired_index)
+    intent = rec.state.intent
+    if intent is not None and act.hashes is not None:
+        target = ds.resolve_version(manifest.dataset_source(res.dataset), intent.commit)
+        _explain_in_flight(drift_diff, res.deployed_index, version_index(manifest, res.dataset, target, progress, log=res.shard_log), act.hashes)
+    expected = len(res.deployed_index) if res.deployed_index is not None else 0
+    drift = drift_summary(act.level, expected, rec.info.count if rec.info.exists else 0, drift_diff)
+    if act.level == "sample":
         from reconciler.engine import sampling
 
-        drift = sampling.drift_summary(drift, sample_check)
-    counts = diff.counts()
+        drift = sampling.drift_summary(drift, act.sample)
+    return Found(diff, drift_diff, drift)
+
+
+def plan_value(
+    manifest: LoadedManifest, name: str, rec: Recorded, res: Resolved, act: Actual, found: Found, *, refresh: str, allow_deletes: bool, replace: bool
+) -> EnvironmentPlan:
+    """The plan as the user will see it, before the decide stage says whether apply may run it."""
+    env = manifest.model.environments[name]
+    emb = manifest.model.datasets[env.dataset].embedding
+    state, info, diff, drift_diff = rec.state, rec.info, found.diff, found.drift_diff
+    expected = len(res.deployed_index) if res.deployed_index is not None else 0
     plan = EnvironmentPlan(
         name=name,
         dataset=env.dataset,
         destination=destination_address(manifest, name),
-        current=current,
-        desired=_ref(desired),
-        changes=counts,
-        drift=drift,
+        current=res.current,
+        desired=_ref(res.desired),
+        changes=diff.counts(),
+        drift=found.drift,
         blocked=None,
         samples={"add": d.sample(diff.add), "update": d.sample(diff.update), "delete": d.sample(diff.delete)},
         update_detail={"vector": len(diff.update_vector), "metadata": len(diff.update_metadata)},
@@ -505,13 +592,13 @@ def _plan_environment(
         ids=ChangeIds(diff.add, diff.update, diff.delete),
         suspended=state.suspended.model_dump(mode="json") if state.suspended is not None else None,
     )
-    if shard_log.total:
-        plan.shards = shard_log.public()
-    if sample_check is not None:
-        plan.samples["missing"] = d.sample(sample_check.missing)
-        plan.samples["modified"] = d.sample(sample_check.modified)
-    pages = dest.list_page_size
-    if level == "ids" and pages and max(expected, plan.destination_count) / pages > LIST_REQUESTS_HINT:
+    if res.shard_log.total:
+        plan.shards = res.shard_log.public()
+    if act.sample is not None:
+        plan.samples["missing"] = d.sample(act.sample.missing)
+        plan.samples["modified"] = d.sample(act.sample.modified)
+    pages = rec.list_page_size
+    if act.level == "ids" and pages and max(expected, plan.destination_count) / pages > LIST_REQUESTS_HINT:
         requests = -(-max(expected, plan.destination_count) // pages)
         plan.warnings.append(
             f"the ids refresh lists every id: ~{requests:,} list requests of {pages} ids; `--refresh sample` "
@@ -524,7 +611,7 @@ def _plan_environment(
         plan.samples["modified"] = d.sample(drift_diff.drift_modified)
     if replace:
         plan.warnings.append(
-            f"--replace: the destination is rebuilt from the dataset; all {len(desired_index):,} records are rewritten"
+            f"--replace: the destination is rebuilt from the dataset; all {len(res.desired_index):,} records are rewritten"
         )
     if diff.kept_unexpected:
         kept = diff.kept_unexpected
@@ -539,18 +626,27 @@ def _plan_environment(
             "done": state.intent.done,
             "total": state.intent.total,
         }
-        if level != refresh:
+        if act.level != refresh:
             plan.warnings.append(f"an apply was interrupted, so the destination was read at full (not {refresh}) to finish it exactly")
-        if state.intent.allow_deletes and state.intent.commit == desired.commit:
+        if state.intent.allow_deletes and state.intent.commit == res.desired.commit:
             plan.allow_deletes = True  # finishing an interrupted apply keeps the approval it started with
+    return plan
+
+
+def decide(
+    manifest: LoadedManifest, name: str, plan: EnvironmentPlan, rec: Recorded, res: Resolved, dest: Destination, *, rollback: bool, session: DestinationSession
+) -> EnvironmentPlan:
+    """Whether apply may run the plan: canaries that fit the version, records that can be read and that
+    the destination takes, then the blocking rules (``blocked_reason``)."""
+    env = manifest.model.environments[name]
     if env.validation is not None:  # a bad canary file is refused before anything is written
         from reconciler.engine.validation import check_canary_file
 
-        check_canary_file(manifest, name, desired, desired_index.ids)
-    unreadable = unreadable_records(manifest, plan, desired)
+        check_canary_file(manifest, name, res.desired, res.desired_index.ids)
+    unreadable = unreadable_records(manifest, plan, res.desired)
     if dest.capabilities.check_records and len(plan.ids.upsert) and unreadable is None:
-        _check_writable(manifest, plan, dest, desired)
-    plan.blocked = unreadable or blocked_reason(manifest, name, plan, state, info, store, rollback=rollback, session=session)
+        _check_writable(manifest, plan, dest, res.desired)
+    plan.blocked = unreadable or blocked_reason(manifest, name, plan, rec.state, rec.info, rec.store, rollback=rollback, session=session)
     return plan
 
 
