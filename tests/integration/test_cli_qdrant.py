@@ -105,45 +105,50 @@ def ws(tmp_path: Path, dataset_repo: DatasetRepo, qdrant_folder: Path) -> Iterat
     folder = tmp_path / "project"
     folder.mkdir()
     yield Workspace(folder, dataset_repo, qdrant_folder)
-    _LocalClients.close_all()  # the CLI leaves its destinations open until the process ends
+    _LocalClients.close_all()  # whatever a test still holds
 
 
 # -- plan and apply ------------------------------------------------------------------------------
 
 
 def test_first_and_incremental_apply_are_exact_and_full_refresh_sees_no_change(ws: Workspace, known_versions: KnownVersions) -> None:
-    env = ws.ok("plan", "--json").json["environments"][0]
-    assert env["current"] is None and env["destination"] == f"qdrant:{ws.qdrant}#{COLLECTION}"
-    assert env["changes"] == {"add": 1000, "update": 0, "delete": 0}
-    with ws.client() as client:
-        assert not client.collection_exists(COLLECTION) and not client.collection_exists(STATE)  # plan creates nothing
+    # Local mode normalises a Cosine collection's vectors in the client's memory and stores them as
+    # sent; a Qdrant server keeps them normalised. Every command closes its destination, so the test
+    # holds one client on the folder across commands (commands share it): each reads what a server
+    # would return, normalised vectors included.
+    with ws.client():
+        env = ws.ok("plan", "--json").json["environments"][0]
+        assert env["current"] is None and env["destination"] == f"qdrant:{ws.qdrant}#{COLLECTION}"
+        assert env["changes"] == {"add": 1000, "update": 0, "delete": 0}
+        with ws.client() as client:
+            assert not client.collection_exists(COLLECTION) and not client.collection_exists(STATE)  # plan creates nothing
 
-    ws.ok("apply", "--auto-approve")
-    ws.assert_content(known_versions.v1)
-    with ws.client() as client:
-        params = client.get_collection(COLLECTION).config.params.vectors
-        assert (params.size, params.distance) == (16, models.Distance.COSINE)
-        assert client.count(COLLECTION).count == 1000  # state lives in its own collection
-        assert client.collection_exists(STATE)
-        some = known_versions.v1[0]
-        point = client.retrieve(COLLECTION, ids=[point_id(some["id"])], with_vectors=True)[0]
-        assert point.payload[ID_FIELD] == some["id"]
-        assert not np.array_equal(np.float32(point.vector), np.float32(some["vector"]))  # Qdrant normalised it ...
-    # ... yet an untouched Cosine collection shows nothing modified at full
-    full = ws.ok("drift", "--refresh", "full", "--json").json["environments"][0]["drift"]
-    assert (full["missing"], full["unexpected"], full["modified"]) == (0, 0, 0)
-    ws.ok("plan", "--detailed-exitcode", "--refresh", "full")
+        ws.ok("apply", "--auto-approve")
+        ws.assert_content(known_versions.v1)
+        with ws.client() as client:
+            params = client.get_collection(COLLECTION).config.params.vectors
+            assert (params.size, params.distance) == (16, models.Distance.COSINE)
+            assert client.count(COLLECTION).count == 1000  # state lives in its own collection
+            assert client.collection_exists(STATE)
+            some = known_versions.v1[0]
+            point = client.retrieve(COLLECTION, ids=[point_id(some["id"])], with_vectors=True)[0]
+            assert point.payload[ID_FIELD] == some["id"]
+            assert not np.array_equal(np.float32(point.vector), np.float32(some["vector"]))  # Qdrant normalised it ...
+        # ... yet an untouched Cosine collection shows nothing modified at full
+        full = ws.ok("drift", "--refresh", "full", "--json").json["environments"][0]["drift"]
+        assert (full["missing"], full["unexpected"], full["modified"]) == (0, 0, 0)
+        ws.ok("plan", "--detailed-exitcode", "--refresh", "full")
 
-    ws.pin("v2")
-    env = ws.ok("plan", "--json", "--detailed-exitcode", code=2).json["environments"][0]
-    assert env["changes"] == {"add": 120, "update": 45, "delete": 30}
-    ws.ok("apply", "--auto-approve")
-    ws.assert_content(known_versions.v2)
-    ws.ok("plan", "--detailed-exitcode", "--refresh", "full")
-    row = ws.ok("status", "--json").json["environments"][0]
-    assert (row["status"], row["records"], row["deployed"]["version"]) == ("Synced", 1090, "v2")
-    entries = ws.ok("history", "prod", "--json").json["history"]
-    assert [(e["from"] and e["from"]["version"], e["to"]["version"]) for e in entries] == [("v1", "v2"), (None, "v1")]
+        ws.pin("v2")
+        env = ws.ok("plan", "--json", "--detailed-exitcode", code=2).json["environments"][0]
+        assert env["changes"] == {"add": 120, "update": 45, "delete": 30}
+        ws.ok("apply", "--auto-approve")
+        ws.assert_content(known_versions.v2)
+        ws.ok("plan", "--detailed-exitcode", "--refresh", "full")
+        row = ws.ok("status", "--json").json["environments"][0]
+        assert (row["status"], row["records"], row["deployed"]["version"]) == ("Synced", 1090, "v2")
+        entries = ws.ok("history", "prod", "--json").json["history"]
+        assert [(e["from"] and e["from"]["version"], e["to"]["version"]) for e in entries] == [("v1", "v2"), (None, "v1")]
 
 
 def test_saved_plan_show_and_apply(ws: Workspace, known_versions: KnownVersions, tmp_path: Path) -> None:
