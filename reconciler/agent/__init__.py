@@ -143,7 +143,7 @@ def run(options: AgentOptions) -> int:
     server = None
     if listen is not None:
         server = serve(*listen, metrics.registry, health)
-        host, port = server.server_address[:2]
+        host, port = str(server.server_address[0]), int(server.server_address[1])
         reporter.emit(Event(cycle=0, action="listen", result="ok", message=f"serving /metrics and /healthz on http://{host}:{port}",
                             details={"address": f"{host}:{port}", "port": port}))
     settings = LoopSettings(manifest=manifest, environments=options.environments, interval=options.interval,

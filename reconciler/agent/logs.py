@@ -48,10 +48,7 @@ class LogWriter:
             return
         doc = _redacted(event.to_json())
         time = _now()
-        if self.fmt == "json":
-            line = json.dumps({"time": time, "level": event.level, **doc}, ensure_ascii=False, default=str)
-        else:
-            line = event_line(time, doc)
+        line = json.dumps({"time": time, "level": event.level, **doc}, ensure_ascii=False, default=str) if self.fmt == "json" else event_line(time, doc)
         with self._lock:
             self.stream.write(line + "\n")
             self.stream.flush()

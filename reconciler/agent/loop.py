@@ -194,7 +194,7 @@ class Agent:
         auto, self_heal = engine.sync_settings(manifest, name)
         drift = engine.drift_records(plan.drift)
         moves = plan.moves_version or plan.interrupted is not None
-        details = {
+        details: dict[str, Any] = {
             "commit": self.commit,
             "from": plan.current,
             "to": plan.desired,

@@ -11,6 +11,7 @@ dead receiver delays no cycle, and its failures are logged, never fatal.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -86,10 +87,8 @@ class Webhook:
         kind = _KINDS.get((event.action, event.result))
         if kind is None:
             return
-        try:
+        with contextlib.suppress(queue.Full):  # the receiver is down for long: drop rather than grow without bound
             self._queue.put_nowait(webhook_body(event, kind, dict(self.source)))
-        except queue.Full:  # the receiver is down for long: drop rather than grow without bound
-            pass
 
     def close(self, timeout: float = TIMEOUT_S) -> None:
         """Send what is queued (bounded by ``timeout``), then stop."""

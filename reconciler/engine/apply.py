@@ -21,7 +21,16 @@ from reconciler import failpoints
 from reconciler.engine.session import DestinationSession, session_for
 from reconciler.engine.stash import read_stashed
 from reconciler.engine.state import Deployed, EnvState, HistoryEntry, Intent, Lock, StateStore, VersionRef, actor, interrupted_entry, iso, now
-from reconciler.errors import ApplyStopped, BlockedError, DatasetError, DestinationStorageError, DestinationUnavailableError, LeaseLostError, PlanFileError, VectorOpsError
+from reconciler.errors import (
+    ApplyStopped,
+    BlockedError,
+    DatasetError,
+    DestinationStorageError,
+    DestinationUnavailableError,
+    LeaseLostError,
+    PlanFileError,
+    VectorOpsError,
+)
 from reconciler.manifest import LoadedManifest
 from reconciler.engine.index_cache import signature_key
 from reconciler.engine.plan import EnvironmentPlan, Plan, dataset_signature, plan_environment, stash_location

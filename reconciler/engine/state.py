@@ -30,8 +30,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler import __version__
 from reconciler.errors import LeaseLostError, LockError, StateError, StateFormatError
-from reconciler.redact import printable
 from reconciler.providers.base import Destination
+from reconciler.redact import printable
 
 STATE_KEY = "state"
 LOCK_KEY = "lock"

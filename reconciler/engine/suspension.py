@@ -9,10 +9,10 @@ and saves it after.
 
 from __future__ import annotations
 
+from reconciler.engine.state import EnvState, StateStore, Suspension, actor, iso, now
 from reconciler.errors import StateError
 from reconciler.manifest import LoadedManifest
 from reconciler.providers import open_destination
-from reconciler.engine.state import EnvState, StateStore, Suspension, actor, iso, now
 
 
 def set_suspended(manifest: LoadedManifest, name: str, *, suspended: bool, reason: str | None = None) -> tuple[EnvState, bool]:
