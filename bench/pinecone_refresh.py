@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json-out", type=Path)
     args = p.parse_args(argv)
 
+    from reconciler.engine import sampling
     from reconciler.engine.diff import INDEX_SCHEMA, VersionIndex
     from reconciler.engine.hashing import hash_batch
-    from reconciler.engine import sampling
     from reconciler.providers import pinecone as pc
     from reconciler.providers.listing_resume import Pacer
     from reconciler.records import RecordBatch

@@ -40,7 +40,7 @@ def filesystem(repo: str, local: Path, commit: str) -> Any:
     try:
         fs = DVCFileSystem(str(local), rev=commit, remote_config=_relative_remote_fix(repo, local))
     except ImportError as exc:
-        raise missing_plugin(exc, None, f"DVC cannot open {local} at commit {commit}") or exc
+        raise (missing_plugin(exc, None, f"DVC cannot open {local} at commit {commit}") or exc) from exc
     _open[key] = fs
     _commit_of[fs] = commit
     while len(_open) > _KEEP:

@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from reconciler import failpoints
+from reconciler.engine.index_cache import signature_key
+from reconciler.engine.plan import EnvironmentPlan, Plan, dataset_signature, plan_environment, stash_location
 from reconciler.engine.session import DestinationSession, session_for
 from reconciler.engine.stash import read_stashed
 from reconciler.engine.state import Deployed, EnvState, HistoryEntry, Intent, Lock, StateStore, VersionRef, actor, interrupted_entry, iso, now
@@ -32,8 +34,6 @@ from reconciler.errors import (
     VectorOpsError,
 )
 from reconciler.manifest import LoadedManifest
-from reconciler.engine.index_cache import signature_key
-from reconciler.engine.plan import EnvironmentPlan, Plan, dataset_signature, plan_environment, stash_location
 from reconciler.providers.base import Destination
 from reconciler.records import RecordBatch
 from reconciler.redact import redact

@@ -20,6 +20,7 @@ destination's listed ids as a third table): the plan uses it for sharded version
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -56,9 +57,9 @@ def write_partitions(folder: Path, chunks: Iterable[tuple[np.ndarray, np.ndarray
     """
     folder.mkdir(parents=True, exist_ok=True)
     parts = 1 << bits
-    sinks = [open(folder / f"{p:05d}.unsorted", "wb") for p in range(parts)]
     total = 0
-    try:
+    with contextlib.ExitStack() as files:
+        sinks = [files.enter_context(open(folder / f"{p:05d}.unsorted", "wb")) for p in range(parts)]
         for keys, vh, mh in chunks:
             rows = np.empty(len(keys), ROW)
             rows["key"], rows["vh"], rows["mh"] = keys, vh, mh
@@ -69,9 +70,6 @@ def write_partitions(folder: Path, chunks: Iterable[tuple[np.ndarray, np.ndarray
             for at in np.flatnonzero(np.diff(bounds)):
                 sinks[at].write(rows[bounds[at] : bounds[at + 1]].tobytes())
             total += len(keys)
-    finally:
-        for s in sinks:
-            s.close()
     for p in range(parts):
         raw = folder / f"{p:05d}.unsorted"
         rows = np.fromfile(raw, ROW)

@@ -27,12 +27,22 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from reconciler import failpoints
+from reconciler.engine.session import DestinationSession
 from reconciler.engine.state import (
-    Deployed, EnvState, HistoryEntry, Lock, RolloutState, SlotRef, StateStore, VersionRef, actor, iso, now,
+    Deployed,
+    EnvState,
+    HistoryEntry,
+    Lock,
+    RolloutState,
+    SlotRef,
+    StateStore,
+    VersionRef,
+    actor,
+    iso,
+    now,
 )
 from reconciler.errors import BlockedError, PlanFileError
 from reconciler.manifest import LoadedManifest
-from reconciler.engine.session import DestinationSession
 from reconciler.providers import open_destination
 from reconciler.providers.base import Destination
 
@@ -120,7 +130,7 @@ def plan_blue_green(
     manifest: LoadedManifest,
     name: str,
     *,
-    refresh: str = "ids",
+    refresh: str | None = None,
     allow_deletes: bool = False,
     version_override: str | None = None,
     progress: Progress | None = None,
@@ -142,7 +152,7 @@ def plan_blue_green(
     keep = env.rollout.keep
     pending = str(env_state.rollout.pending.get("slot")) if env_state.rollout and env_state.rollout.pending else None
 
-    def plan_against(slot: str, level: str) -> EnvironmentPlan:
+    def plan_against(slot: str, level: str | None) -> EnvironmentPlan:
         dest = env_dest.open_slot(slot)
         return plan_environment(
             manifest, name, refresh=level, allow_deletes=allow_deletes, version_override=version_override,
@@ -150,7 +160,8 @@ def plan_blue_green(
         )
 
     plan, target, action = None, None, "write"
-    if live is not None and live in slots and _holds(slots[live], desired, emb) and slots[live].deployed.validated is not False:
+    live_deployed = slots[live].deployed if live is not None and live in slots else None
+    if live is not None and live_deployed is not None and _holds(slots[live], desired, emb) and live_deployed.validated is not False:
         plan = plan_against(live, refresh)
         if not any(plan.changes.values()):
             target = live

@@ -22,8 +22,8 @@ The API key is read from the named environment variable and redacted from every 
 
 from __future__ import annotations
 
-import functools
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -53,9 +53,9 @@ from reconciler.errors import (
     StateError,
 )
 from reconciler.providers import listing
-from reconciler.providers.listing_resume import ListingCheckpoint, Pacer
 from reconciler.providers import pinecone_payload as payload
 from reconciler.providers.base import Capabilities, Destination, DestinationInfo, describe_exception
+from reconciler.providers.listing_resume import ListingCheckpoint, Pacer
 from reconciler.providers.settings import ENV_VAR_PATTERN, DestinationContext, DestinationSettings
 from reconciler.records import RecordBatch
 from reconciler.redact import printable, redact, register_secret
@@ -149,6 +149,11 @@ class PineconeDestination(Destination):
     # namespace aliases (API 2026-07) repoint atomically
     capabilities = Capabilities(check_records=True, aliases=True)
     list_page_size = LIST_PAGE_SIZE
+    # what this process wrote, for after_apply's freshness check (``_reset_tracking``)
+    _target_lsn: int | None
+    _written_sample: dict[str, list[float]]
+    _deleted_sample: list[str]
+    _idx_shared: bool = False  # a slot's index handle belongs to the destination that opened the slot
 
     def __init__(
         self,
@@ -200,10 +205,10 @@ class PineconeDestination(Destination):
         self._pc = client if client is not None else self._guard("connecting", lambda: Pinecone(api_key=key))
         self._idx: Any = None
         self._alias_client: Any = None
-        self._settings = dict(
-            index=index, host=host, api_key_env=api_key_env, max_in_flight=max_in_flight, retry_timeout=retry_timeout,
-            consistency_timeout=consistency_timeout, cloud=cloud, region=region,
-        )
+        self._settings: dict[str, Any] = {
+            "index": index, "host": host, "api_key_env": api_key_env, "max_in_flight": max_in_flight, "retry_timeout": retry_timeout,
+            "consistency_timeout": consistency_timeout, "cloud": cloud, "region": region,
+        }
         self._info: DestinationInfo | None = None
         self._lock = threading.Lock()
         self._reset_tracking()
@@ -475,7 +480,7 @@ class PineconeDestination(Destination):
                 kwargs["pagination_token"] = token
             try:
                 _LIST_PACER.wait()
-                page = self._reads("listing ids", lambda kw=kwargs: idx.list_paginated(**kw))
+                page = self._reads("listing ids", functools.partial(idx.list_paginated, **kwargs))
             except _Missing:
                 return
             ids = [v if isinstance(v, str) else v.id for v in (page.vectors or [])]
@@ -1108,15 +1113,13 @@ class PineconeDestination(Destination):
         slot_dest = self.open_slot(slot)
         namespace = slot_dest.namespace
         idx = self._index()
-        try:
+        with contextlib.suppress(_Missing):  # nothing was there
             self._call("deleting a slot's records", lambda: idx.delete(delete_all=True, namespace=namespace))
-        except _Missing:
-            pass  # nothing was there
         for key in slot_dest.list_doc_keys(""):
             slot_dest.delete_doc(key)
 
     def close(self) -> None:
-        if getattr(self, "_idx_shared", False):
+        if self._idx_shared:
             self._idx = None
             return
         if self._idx is not None and hasattr(self._idx, "close"):

@@ -232,6 +232,7 @@ class QdrantDestination(Destination):
         self.url, self.path = url, path
         self.address = address or f"qdrant:{url or path}#{collection}"
         register_secret(api_key)  # masked in every message from here on (``redact``)
+        self._api_key = api_key  # a slot (open_slot) connects with the same key
         self._distance: str | None = None  # "Cosine" | "Dot" | "Euclid" once known
         self._dimension: int | None = None
         self._closed = False
@@ -609,8 +610,8 @@ class QdrantDestination(Destination):
         if self._aliases().get(self.collection) == name:
             raise DestinationError(f"{self.address}: refusing to delete the slot '{slot}': the alias points at it")
         for collection in (name, STATE_PREFIX + name):
-            if self._call(lambda c=collection: self._client.collection_exists(c)):
-                self._call(lambda c=collection: self._client.delete_collection(c))
+            if self._call(functools.partial(self._client.collection_exists, collection)):
+                self._call(functools.partial(self._client.delete_collection, collection))
 
     def close(self) -> None:
         if self._closed:

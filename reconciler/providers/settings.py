@@ -10,6 +10,7 @@ an open ``Destination`` (``open``). Nothing outside the provider's module knows 
 
 from __future__ import annotations
 
+import builtins
 import os
 import typing
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ class DestinationSettings(BaseModel):
         raise NotImplementedError
 
     @classmethod
-    def destination_type(cls) -> type[Destination] | None:
+    def destination_type(cls) -> builtins.type[Destination] | None:
         """The ``Destination`` class ``open`` returns (from its annotation), to read its capabilities
         without connecting; None when the annotation does not name one."""
         from reconciler.providers.base import Destination

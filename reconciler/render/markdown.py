@@ -151,8 +151,7 @@ def _notes(envs: Sequence[Mapping[str, Any]]) -> list[str]:
                 f"- :warning: {name} has an interrupted apply (plan {_code(intr.get('plan_id', '?'))}, "
                 f"{_int(intr.get('done'))} of {_int(intr.get('total'))} done); the next apply finishes it."
             )
-        for w in e.get("warnings") or []:
-            out.append(f"- :warning: {name}: {_text(str(w))}")
+        out.extend(f"- :warning: {name}: {_text(str(w))}" for w in e.get("warnings") or [])
         rollout = e.get("rollout")
         if isinstance(rollout, Mapping) and rollout.get("strategy") == "blue_green":
             live = _code(rollout["live"]) if rollout.get("live") else "nothing yet"

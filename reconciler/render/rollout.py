@@ -24,7 +24,8 @@ def _slot_from(rollout: Mapping[str, Any]) -> str:
 
 
 def _verdict(slot: Mapping[str, Any]) -> str:
-    return {True: ", canaries passed", False: ", canaries failed"}.get(slot.get("validated"), "")
+    verdicts: dict[bool | None, str] = {True: ", canaries passed", False: ", canaries failed"}
+    return verdicts.get(slot.get("validated"), "")
 
 
 def slot_summary(rollout: Mapping[str, Any]) -> str:

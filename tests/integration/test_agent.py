@@ -260,7 +260,7 @@ def test_the_agent_plans_at_each_environments_policy_refresh(policy: str, gitops
 
     once()
     table = gitops.table("staging")
-    victim = sorted(gitops.ids("staging"))[0]
+    victim = min(gitops.ids("staging"))
     before = table.search().where(f"id = '{victim}'").to_list()[0]["metadata"]
     table.update(where=f"id = '{victim}'", values={"metadata": '{"tampered":true}'})
     applied = [e for e in once() if e["action"] == "apply"]

@@ -717,7 +717,7 @@ environments:
 
 
 def _warned(log: str) -> list[str]:
-    return re.findall(r"^::warning title=vectorops LanceDB table on the runner disk::environment '(\w+)'", log, re.M)
+    return re.findall(r"^::warning title=vectorops LanceDB table on the runner disk::environment '(\w+)'", log, re.MULTILINE)
 
 
 @pytest.mark.parametrize("command", ["plan", "apply"])

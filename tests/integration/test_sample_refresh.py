@@ -149,6 +149,7 @@ def test_sample_on_pinecone_finds_tampering_in_a_fixed_number_of_requests(pine: 
     server = pine.server  # type: ignore[attr-defined]
     pine.ok("apply", "--auto-approve")
     from pinecone import Pinecone
+
     from tests.pinecone_server.fixtures import API_KEY
 
     index = Pinecone(api_key=API_KEY).Index(host=server.index("docs").host)

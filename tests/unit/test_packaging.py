@@ -35,11 +35,11 @@ def test_readme_classifiers_requires_python_and_ci_name_the_same_pythons() -> No
     # .ci/run: the README's command on python3 (3.11 here), the lowest versions on the lowest Python,
     # the unit tests on each newer one
     assert 'lowest_python="$(python_for 3.10)"' in CI
-    assert re.search(r"^for version in 3\.12 3\.13; do$", CI, re.M)
+    assert re.search(r"^for version in 3\.12 3\.13; do$", CI, re.MULTILINE)
 
 
 def test_ci_installs_the_lowest_versions_the_bounds_allow_after_the_readme_command() -> None:
-    readme_command = re.search(r"\*\*2\. Run the whole test suite\*\*.*?```bash\n(.+?)\n```", README, re.S)
+    readme_command = re.search(r"\*\*2\. Run the whole test suite\*\*.*?```bash\n(.+?)\n```", README, re.DOTALL)
     assert readme_command and readme_command.group(1) in CI.splitlines()
     lowest = CI.index("--resolution lowest-direct -e '.[test-lowest]'")
     assert CI.index(readme_command.group(1)) < lowest

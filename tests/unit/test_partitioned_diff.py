@@ -36,7 +36,7 @@ def test_partitioned_diff_matches_the_in_memory_diff(tmp_path: Path, bits: int) 
     mh2[100:130] += np.uint64(1)  # 30 metadata-only updates
     keep = np.ones(n, bool)
     keep[200:240] = False  # 40 deletes
-    new_ids = [i for i, k in zip(ids, keep) if k] + [f"new-{i}" for i in range(70)]
+    new_ids = [i for i, k in zip(ids, keep, strict=True) if k] + [f"new-{i}" for i in range(70)]
     new = _version(new_ids, np.concatenate([vh2[keep], rng.integers(0, 2**63, 70, dtype=np.uint64)]),
                    np.concatenate([mh2[keep], rng.integers(0, 2**63, 70, dtype=np.uint64)]))
 
