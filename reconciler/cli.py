@@ -12,12 +12,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler import __version__
 from reconciler.errors import UsageError, VectorOpsError
+
+if TYPE_CHECKING:  # the CLI imports the engine lazily, so `vectorops --help` stays fast
+    from reconciler.engine.values import Operation
 
 REFRESH = click.Choice(["none", "stats", "sample", "ids", "full"])
 REFRESH_HELP = "How closely to read the destination [default: the environment's policy.refresh, else ids]."
@@ -264,7 +267,7 @@ def _confirm(question: str, hint: str = "Re-run with --auto-approve (in CI), or 
     return click.confirm(question.replace(" [y/N]", ""), default=False)
 
 
-def _run_apply(m: Any, p: Any, *, saved: bool, session: Any, operation: str = "apply") -> None:
+def _run_apply(m: Any, p: Any, *, saved: bool, session: Any, operation: Operation = "apply") -> None:
     """Apply ``p``, show each environment's outcome, exit 1 if any failed."""
     from reconciler.engine.apply import ApplyHooks, apply_plan
     from reconciler.render.human import not_attempted_line, render_validation, result_line
@@ -290,7 +293,7 @@ def _run_apply(m: Any, p: Any, *, saved: bool, session: Any, operation: str = "a
         if r.validation is not None:
             out(f"{r.name}: canaries")
             out(render_validation(r.validation))
-        ok = r.status in ("applied", "unchanged")
+        ok = r.status.ok
         if not ok:
             failed = True
             if r.cause is not None and _verbose():

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from reconciler.engine.apply import ApplyHooks, EnvironmentResult, apply_plan
-from reconciler.engine.plan import EnvironmentPlan, Plan, has_drift, plan_environment
+from reconciler.engine.plan import EnvironmentPlan, Plan, plan_environment
+from reconciler.engine.values import Drift
 from reconciler.manifest import LoadedManifest, load_manifest
 
 __all__ = [
@@ -47,10 +47,10 @@ def plan_one(manifest: LoadedManifest, name: str, *, refresh: str | None, progre
 def apply_one(manifest: LoadedManifest, env_plan: EnvironmentPlan, hooks: ApplyHooks) -> EnvironmentResult:
     """What `vectorops apply NAME --auto-approve` does with that plan, except that a suspended
     environment is refused (under the lock, so a suspension made after the plan counts)."""
-    (result,) = apply_plan(manifest, Plan(environments=[env_plan], manifest_path=str(manifest.path)), hooks=hooks, refuse_suspended=True)
+    (result,) = apply_plan(manifest, Plan(environments=(env_plan,), manifest_path=str(manifest.path)), hooks=hooks, refuse_suspended=True)
     return result
 
 
-def drift_records(drift: dict[str, Any]) -> int:
+def drift_records(drift: Drift) -> int:
     """Records found drifted (missing + unexpected + modified); 0 when the refresh level found none."""
-    return sum(int(drift.get(key) or 0) for key in ("missing", "unexpected", "modified")) if has_drift(drift) else 0
+    return sum(n or 0 for n in (drift.missing, drift.unexpected, drift.modified)) if drift.found else 0

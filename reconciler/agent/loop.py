@@ -196,9 +196,9 @@ class Agent:
         moves = plan.moves_version or plan.interrupted is not None
         details: dict[str, Any] = {
             "commit": self.commit,
-            "from": plan.current,
-            "to": plan.desired,
-            "changes": dict(plan.changes),
+            "from": plan.current.to_json() if plan.current is not None else None,
+            "to": plan.desired.to_json(),
+            "changes": plan.changes.to_json(),
             "drift_records": drift,
             "suspended": plan.suspended is not None,
         }
@@ -230,7 +230,7 @@ class Agent:
         details = {**details, "reason": "sync" if moves else "self_heal", "duration_s": round(time.monotonic() - started, 3)}
         if result.validation is not None:
             details["validation"] = {k: result.validation.get(k) for k in ("passed", "total", "pass_rate", "min_pass_rate", "ok")}
-        if result.status in ("applied", "unchanged"):
+        if result.status.ok:
             self._emit("apply", "applied", environment=name, details=details)
             self._succeeded(schedule)
         elif result.status == "stopped":

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from reconciler.engine import diff as d
 from reconciler.engine.plan import Progress, drift_summary, refresh_actual, version_index
 from reconciler.engine.state import HISTORY_PREFIX, Deployed, EnvState, HistoryEntry, StateStore, VersionRef, actor, iso, now
+from reconciler.engine.values import Drift
 from reconciler.errors import DestinationError, StateError, UsageError
 from reconciler.manifest import LoadedManifest
 from reconciler.providers import destination_address, open_destination
@@ -33,7 +34,7 @@ class ImportReport:
     name: str
     destination: str
     version: dict[str, Any]
-    drift: dict[str, Any]
+    drift: Drift
     samples: dict[str, list[str]]
     previous: dict[str, Any] | None
 
@@ -42,7 +43,7 @@ class ImportReport:
             "environment": self.name,
             "destination": self.destination,
             "version": self.version,
-            "drift": self.drift,
+            "drift": self.drift.to_json(),
             "samples": self.samples,
             "previous": self.previous,
         }
@@ -145,7 +146,7 @@ def record_import(manifest: LoadedManifest, report: ImportReport, dest: Destinat
                 counts={"add": 0, "update": 0, "delete": 0},
                 result="success",
                 plan_id="import",
-                message=f"adopted with drift {report.drift}",
+                message=f"adopted with drift {report.drift.to_json()}",
             ),
             lock,
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from reconciler.engine.plan import EnvironmentPlan, Plan, dataset_signature, pla
 from reconciler.engine.session import DestinationSession, session_for
 from reconciler.engine.stash import read_stashed
 from reconciler.engine.state import Deployed, EnvState, HistoryEntry, Intent, Lock, StateStore, VersionRef, actor, interrupted_entry, iso, now
+from reconciler.engine.values import ApplyStatus, Operation
 from reconciler.errors import (
     ApplyStopped,
     BlockedError,
@@ -72,7 +73,7 @@ class ApplyHooks:
 @dataclass
 class EnvironmentResult:
     name: str
-    status: str  # applied | unchanged | failed | blocked | validation_failed | stopped
+    status: ApplyStatus
     counts: dict[str, int] = field(default_factory=dict)
     duration_s: float = 0.0
     version: str | None = None
@@ -84,7 +85,7 @@ class EnvironmentResult:
         """What the renderers read (the cause stays here: only -v shows its traceback)."""
         return {
             "name": self.name,
-            "status": self.status,
+            "status": self.status.value,
             "counts": dict(self.counts),
             "duration_s": self.duration_s,
             "version": self.version,
@@ -110,22 +111,22 @@ def records_for(manifest: LoadedManifest, env_plan: EnvironmentPlan, ids: pa.Arr
     if len(ids) == 0:
         return iter(())
     src = manifest.dataset_source(env_plan.dataset)
-    version = ds.resolve_version(src, env_plan.desired["commit"])
-    if version.digest != env_plan.desired["digest"]:
+    version = ds.resolve_version(src, env_plan.desired.commit)
+    if version.digest != env_plan.desired.digest:
         raise PlanFileError(
-            f"environment '{env_plan.name}': the dataset at {env_plan.desired['commit'][:7]} no longer has the digest the plan was made with",
+            f"environment '{env_plan.name}': the dataset at {env_plan.desired.commit[:7]} no longer has the digest the plan was made with",
             hint="Make a new plan.",
         )
     wanted = ids.cast(pa.string())
     if ds.is_sharded(version):  # per-shard stashes, then only the shards that hold the rest
         from reconciler.engine.shards import changed_records
 
-        baseline = env_plan.current["digest"] if env_plan.current is not None else None
+        baseline = env_plan.current.digest if env_plan.current is not None else None
         sig = signature_key(dataset_signature(manifest, env_plan.dataset))
         return _rebatch(changed_records(src, version, sig, baseline, wanted, batch_size), batch_size)
     stashed: list[RecordBatch] = []
     if env_plan.current is not None:  # records the plan already read (and verified), kept beside the hash cache
-        path = stash_location(manifest, env_plan.dataset, version.digest, env_plan.current["digest"])
+        path = stash_location(manifest, env_plan.dataset, version.digest, env_plan.current.digest)
         stashed, wanted = read_stashed(path, wanted, batch_size)
     if len(wanted):
         ds.verify_version(src, version)
@@ -195,7 +196,7 @@ def _check_readable(manifest: LoadedManifest, env_plan: EnvironmentPlan) -> None
 
     if not env_plan.has_changes or len(env_plan.ids.upsert) == 0:
         return
-    desired = ds.resolve_version(manifest.dataset_source(env_plan.dataset), env_plan.desired["commit"])
+    desired = ds.resolve_version(manifest.dataset_source(env_plan.dataset), env_plan.desired.commit)
     problem = unreadable_records(manifest, env_plan, desired)
     if problem is not None:
         raise DatasetError(f"environment '{env_plan.name}': nothing was written: {problem}")
@@ -208,7 +209,7 @@ def apply_environment(
     plan_id: str,
     hooks: ApplyHooks,
     saved: bool,
-    operation: str = "apply",
+    operation: Operation = "apply",
     destination: Destination | None = None,
     refuse_suspended: bool = False,
     session: DestinationSession | None = None,
@@ -229,7 +230,7 @@ def _apply_environment(
     plan_id: str,
     hooks: ApplyHooks,
     saved: bool,
-    operation: str,
+    operation: Operation,
     refuse_suspended: bool,
     dest: Destination,
 ) -> EnvironmentResult:
@@ -255,22 +256,22 @@ def _apply_environment(
                 f"The reconcile agent leaves it alone until `vectorops resume {env_plan.name}`.",
             )
         if not env_plan.has_changes:
-            return EnvironmentResult(env_plan.name, "unchanged", dict(env_plan.changes), version=env_plan.desired["version"])
+            return EnvironmentResult(env_plan.name, ApplyStatus.UNCHANGED, env_plan.changes.to_json(), version=env_plan.desired.version)
         started_at = iso(now())
         total = len(env_plan.ids.upsert) + len(env_plan.ids.delete)
         cut_off = state.intent  # an apply that was interrupted; this one finishes it
-        whole_move = dict(env_plan.changes)
+        whole_move = env_plan.changes.to_json()
         if cut_off is not None:
             store.append_history(interrupted_entry(cut_off, state.serial, state.deployed, finished=True))
-            if cut_off.commit == env_plan.desired["commit"] and cut_off.counts:
+            if cut_off.commit == env_plan.desired.commit and cut_off.counts:
                 whole_move = dict(cut_off.counts)  # history shows the whole move, not only what was left
         intent_serial = state.serial + 1
         state.intent = Intent(
             operation=operation,
             counts=whole_move,
-            version=env_plan.desired["version"],
-            commit=env_plan.desired["commit"],
-            digest=env_plan.desired["digest"],
+            version=env_plan.desired.version,
+            commit=env_plan.desired.commit,
+            digest=env_plan.desired.digest,
             plan_id=plan_id,
             started_at=started_at,
             actor=actor(),
@@ -295,9 +296,9 @@ def _apply_environment(
 
         previous = state.deployed
         deployed = Deployed(
-            version=env_plan.desired["version"],
-            commit=env_plan.desired["commit"],
-            digest=env_plan.desired["digest"],
+            version=env_plan.desired.version,
+            commit=env_plan.desired.commit,
+            digest=env_plan.desired.digest,
             model=emb["model"],
             dimension=emb["dimension"],
             metric=emb["metric"],
@@ -332,14 +333,14 @@ def _apply_environment(
                 intent_serial=intent_serial,
                 message=(
                     f"finished an interrupted apply ({total:,} changes were left to write)"
-                    if cut_off is not None and whole_move != dict(env_plan.changes)
+                    if cut_off is not None and whole_move != env_plan.changes.to_json()
                     else None
                 ),
             ),
             lock,
             check=True,  # a result is recorded only by the apply that still holds the lock
         )
-    return EnvironmentResult(env_plan.name, "applied", dict(env_plan.changes), duration, version=deployed.version)
+    return EnvironmentResult(env_plan.name, ApplyStatus.APPLIED, env_plan.changes.to_json(), duration, version=deployed.version)
 
 
 def _write(
@@ -349,7 +350,7 @@ def _write(
     store: StateStore,
     state: EnvState,
     hooks: ApplyHooks,
-    operation: str,
+    operation: Operation,
     lock: Lock,
 ) -> None:
     """Do the plan's writes. Progress lands in the intent (saved every few batches).
@@ -365,7 +366,7 @@ def _write(
     total = len(upsert_ids) + len(delete_ids)
     vector_bytes = len(upsert_ids) * emb["dimension"] * 4
     caps = dest.capabilities
-    if operation == "rollback" and caps.snapshots and _fenced_restore(store, lock, dest.restore_tag, version_tag(env_plan.desired["commit"])):
+    if operation == "rollback" and caps.snapshots and _fenced_restore(store, lock, dest.restore_tag, version_tag(env_plan.desired.commit)):
         # near-instant: the destination went back to its own snapshot of that version
         hooks.on_progress(env_plan.name, total)
     elif caps.fill and len(delete_ids) == 0 and dest.describe().count == 0:
@@ -463,7 +464,7 @@ def apply_plan(
     *,
     hooks: ApplyHooks | None = None,
     saved: bool = False,
-    operation: str = "apply",
+    operation: Operation = "apply",
     refuse_suspended: bool = False,
     session: DestinationSession | None = None,
 ) -> list[EnvironmentResult]:
@@ -482,7 +483,7 @@ def apply_plan(
 
 
 def _apply_plan(
-    manifest: LoadedManifest, plan: Plan, *, hooks: ApplyHooks, saved: bool, operation: str, refuse_suspended: bool, session: DestinationSession
+    manifest: LoadedManifest, plan: Plan, *, hooks: ApplyHooks, saved: bool, operation: Operation, refuse_suspended: bool, session: DestinationSession
 ) -> list[EnvironmentResult]:
     results: list[EnvironmentResult] = []
     for env_plan in plan.environments:
@@ -498,10 +499,10 @@ def _apply_plan(
                     manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation,
                     refuse_suspended=refuse_suspended, session=session,
                 )
-            if result.status in ("applied", "unchanged") and env_plan.rollout is None:
+            if result.status.ok and env_plan.rollout is None:
                 result = validate_after_apply(manifest, env_plan, result, hooks, session=session)
         except VectorOpsError as exc:
-            status = "blocked" if isinstance(exc, BlockedError) else "stopped" if isinstance(exc, ApplyStopped) else "failed"
+            status = ApplyStatus.BLOCKED if isinstance(exc, BlockedError) else ApplyStatus.STOPPED if isinstance(exc, ApplyStopped) else ApplyStatus.FAILED
             result = EnvironmentResult(env_plan.name, status, message=redact(str(exc)))
             if isinstance(exc, (DestinationStorageError, DestinationUnavailableError)):
                 result.message, result.cause = f"{result.message}\n  {_IO_HINT}", exc
@@ -511,10 +512,10 @@ def _apply_plan(
             io_error = as_io_error(exc, where=env_plan.destination, hint=_IO_HINT)
             if io_error is None:
                 raise  # a bug, reported as one
-            result = EnvironmentResult(env_plan.name, "failed", message=redact(str(io_error)), cause=exc)
+            result = EnvironmentResult(env_plan.name, ApplyStatus.FAILED, message=redact(str(io_error)), cause=exc)
         results.append(result)
         hooks.on_done(env_plan.name, result)
-        if result.status not in ("applied", "unchanged"):
+        if not result.status.ok:
             break
     return results
 
@@ -550,9 +551,9 @@ def _validate_after_apply(
     store = StateStore(dest)
     state = store.load()
     dep = state.deployed
-    if dep is None or dep.commit != env_plan.desired["commit"]:
+    if dep is None or dep.commit != env_plan.desired.commit:
         return result
-    if result.status == "unchanged" and dep.validated is True:
+    if result.status is ApplyStatus.UNCHANGED and dep.validated is True:
         result.validation = dep.validation
         return result  # passed at this version already; a failed or missing verdict is judged again
     version = ds.resolve_version(manifest.dataset_source(env_plan.dataset), dep.commit)
@@ -573,7 +574,7 @@ def _validate_after_apply(
     result.validation = verdict
     if verdict["ok"]:
         return result
-    result.status = "validation_failed"
+    result.status = ApplyStatus.VALIDATION_FAILED
     result.message = (
         f"canaries passed {verdict['passed']}/{verdict['total']} ({verdict['pass_rate']:.0%}), below min_pass_rate "
         f"{verdict['min_pass_rate']:.0%}; {env_plan.name} is marked unvalidated at {dep.version}"
@@ -582,7 +583,7 @@ def _validate_after_apply(
         target = state.previous
         hooks.on_message(env_plan.name, f"rolling back to {target.version} ({target.commit[:7]}) because validation failed")
         back = plan_environment(manifest, env_plan.name, version_override=target.commit, allow_deletes=True, rollback=True, session=session)
-        back.desired["version"] = target.version
+        back = replace(back, desired=replace(back.desired, version=target.version))  # the name it was deployed under
         rolled = apply_environment(
             manifest, back, plan_id=f"rollback-{env_plan.name}", hooks=hooks, saved=False, operation="rollback", session=session
         )

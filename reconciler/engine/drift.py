@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.engine.plan import DEFAULT_REFRESH, FORMAT_VERSION, EnvironmentPlan, has_drift, plan_environment
+from reconciler.engine.plan import DEFAULT_REFRESH, FORMAT_VERSION, EnvironmentPlan, plan_environment
 from reconciler.engine.session import DestinationSession
 from reconciler.engine.state import StateStore
 from reconciler.errors import StateError, UsageError
@@ -25,19 +25,20 @@ class EnvironmentDrift:
 
     @property
     def has_drift(self) -> bool:
-        return has_drift(self.plan.drift)
+        return self.plan.has_drift
 
     def to_json(self) -> dict[str, Any]:
         p = self.plan
+        current = p.current.to_json() if p.current is not None else None
         return {
             "name": p.name,
             "dataset": p.dataset,
             "destination": p.destination,
-            "current": p.current,
-            "desired": p.current,
-            "deployed": p.current,
-            "changes": p.changes,
-            "drift": p.drift,
+            "current": current,
+            "desired": current,
+            "deployed": current,
+            "changes": p.changes.to_json(),
+            "drift": p.drift.to_json(),
             "blocked": None,
             "samples": {k: p.samples.get(k, []) for k in SAMPLE_KEYS},
         }

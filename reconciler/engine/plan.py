@@ -13,7 +13,7 @@ import json
 import uuid
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from reconciler.engine import diff as d
 from reconciler.engine import hashing, index_cache
 from reconciler.engine.session import DestinationSession, session_for
 from reconciler.engine.state import EnvState, StateStore, iso, now
+from reconciler.engine.values import ChangeCounts, Drift, RefreshLevel, VersionRef
 from reconciler.errors import DatasetError, PlanFileError, VectorOpsError
 from reconciler.manifest import LoadedManifest
 from reconciler.providers import destination_address
@@ -38,7 +39,7 @@ LIST_REQUESTS_HINT = 10_000
 Progress = Callable[[str, int, int | None], None]  # (what, done, total)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ChangeIds:
     """The ids apply acts on. Kept out of the public JSON (samples only) but saved in plan files."""
 
@@ -56,21 +57,24 @@ class ChangeIds:
         return pa.concat_arrays([self.add.cast(pa.string()), self.update.cast(pa.string())])
 
 
-@dataclass
+@dataclass(frozen=True)
 class EnvironmentPlan:
+    """One environment's plan: a frozen value, built once by the stages below (``replace`` makes a
+    changed copy); ``public()`` is its SPEC §4 JSON and ``private()`` what a plan file adds for apply."""
+
     name: str
     dataset: str
     destination: str
-    current: dict[str, Any] | None
-    desired: dict[str, Any]
-    changes: dict[str, int]
-    drift: dict[str, Any]
+    current: VersionRef | None
+    desired: VersionRef
+    changes: ChangeCounts
+    drift: Drift
     blocked: str | None
     samples: dict[str, list[str]]
     # beyond SPEC §4, still public
     update_detail: dict[str, int] = field(default_factory=lambda: {"vector": 0, "metadata": 0})
     interrupted: dict[str, Any] | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
     #: who suspended the environment, when and why (``vectorops suspend``); None when it is not
     suspended: dict[str, Any] | None = None
     shards: dict[str, Any] | None = None  # sharded datasets: how many shards were decoded (engine/shards.py)
@@ -88,13 +92,17 @@ class EnvironmentPlan:
 
     @property
     def moves_version(self) -> bool:
-        cur = self.current
-        return cur is None or any(cur.get(k) != self.desired.get(k) for k in ("version", "commit", "digest"))
+        return not self.desired.same_content_and_name(self.current)
 
     @property
     def has_changes(self) -> bool:
         switching = self.rollout is not None and self.rollout.get("action") not in (None, "none")
-        return any(self.changes.values()) or self.moves_version or switching
+        return self.changes.any or self.moves_version or switching
+
+    @property
+    def has_drift(self) -> bool:
+        """Drift found, whether or not the plan changes anything (prune: false, stats)."""
+        return self.drift.found
 
     def public(self) -> dict[str, Any]:
         extra = {"rollout": self.rollout} if self.rollout is not None else {}
@@ -103,10 +111,10 @@ class EnvironmentPlan:
             "name": self.name,
             "dataset": self.dataset,
             "destination": self.destination,
-            "current": self.current,
-            "desired": self.desired,
-            "changes": dict(self.changes),
-            "drift": dict(self.drift),
+            "current": self.current.to_json() if self.current is not None else None,
+            "desired": self.desired.to_json(),
+            "changes": self.changes.to_json(),
+            "drift": self.drift.to_json(),
             "blocked": self.blocked,
             "samples": {k: list(v) for k, v in self.samples.items()},
             "update_detail": dict(self.update_detail),
@@ -127,9 +135,11 @@ class EnvironmentPlan:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    environments: list[EnvironmentPlan]
+    """Every selected environment's plan, with the id a saved plan file is applied by."""
+
+    environments: tuple[EnvironmentPlan, ...]
     plan_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     created_at: str = field(default_factory=lambda: iso(now()))
     manifest_path: str = ""
@@ -142,7 +152,7 @@ class Plan:
     @property
     def has_drift(self) -> bool:
         """Drift found in any environment, whether or not it changes anything (prune: false, stats)."""
-        return any(has_drift(e.drift) for e in self.environments)
+        return any(e.has_drift for e in self.environments)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -203,12 +213,18 @@ class Plan:
                 hint="Pass a file written by `vectorops plan -o PLANFILE`, or make a new plan.",
             ) from None
         return Plan(
-            environments=envs,
+            environments=tuple(envs),
             plan_id=body["plan_id"],
             created_at=body["created_at"],
             manifest_path=body.get("manifest_path", ""),
             refresh=body.get("refresh", "ids"),
         )
+
+
+def _required(ref: VersionRef | None) -> VersionRef:
+    if ref is None:
+        raise ValueError("a plan's desired version is missing")  # read as an unreadable plan file
+    return ref
 
 
 def _env_from_saved(pub: dict[str, Any], priv: dict[str, Any], ids_table: pa.Table) -> EnvironmentPlan:
@@ -222,15 +238,15 @@ def _env_from_saved(pub: dict[str, Any], priv: dict[str, Any], ids_table: pa.Tab
         name=pub["name"],
         dataset=pub["dataset"],
         destination=pub["destination"],
-        current=pub["current"],
-        desired=pub["desired"],
-        changes=pub["changes"],
-        drift=pub["drift"],
+        current=VersionRef.from_json(pub["current"]),
+        desired=_required(VersionRef.from_json(pub["desired"])),
+        changes=ChangeCounts.from_json(pub["changes"]),
+        drift=Drift.from_json(pub["drift"]),
         blocked=pub["blocked"],
         samples=pub["samples"],
         update_detail=pub.get("update_detail", {}),
         interrupted=pub.get("interrupted"),
-        warnings=pub.get("warnings", []),
+        warnings=tuple(pub.get("warnings", [])),
         suspended=pub.get("suspended"),
         shards=pub.get("shards"),
         serial=priv["serial"],
@@ -317,8 +333,9 @@ def version_index(
     return index
 
 
-def _ref(version: Any) -> dict[str, Any]:
-    return {"version": version.rev, "commit": version.commit, "digest": version.digest}
+def _ref(version: Any) -> VersionRef:
+    """A dataset version (``dataset.DatasetVersion``) as a plan names it."""
+    return VersionRef(version.rev, version.commit, version.digest)
 
 
 def refresh_actual(
@@ -345,31 +362,22 @@ def refresh_actual(
     return None, d.VersionIndex.from_table(table, what=dest.address)
 
 
-def drift_summary(level: str, expected: int, actual: int | None, diff: d.Diff) -> dict[str, Any]:
-    if level == "none":
-        return {"level": "none", "expected_count": expected, "actual_count": None, "missing": None, "unexpected": None, "modified": None}
-    if level == "stats" or diff.drift_missing is None:
+def drift_summary(level: str, expected: int, actual: int | None, diff: d.Diff) -> Drift:
+    """What a refresh at ``level`` proves about the destination against the ``expected`` records."""
+    lvl = RefreshLevel(level)
+    if lvl is RefreshLevel.NONE:
+        return Drift(lvl, expected, None, None, None, None)
+    if lvl is RefreshLevel.STATS or diff.drift_missing is None:
         actual_n = actual or 0
-        return {
-            "level": level,
-            "expected_count": expected,
-            "actual_count": actual_n,
-            "missing": max(0, expected - actual_n),
-            "unexpected": max(0, actual_n - expected),
-            "modified": None,
-        }
-    return {
-        "level": level,
-        "expected_count": expected,
-        "actual_count": actual,
-        "missing": len(diff.drift_missing),
-        "unexpected": len(diff.drift_unexpected or []),
-        "modified": len(diff.drift_modified) if diff.drift_modified is not None else None,
-    }
-
-
-def has_drift(drift: dict[str, Any]) -> bool:
-    return any((drift.get(k) or 0) > 0 for k in ("missing", "unexpected", "modified"))
+        return Drift(lvl, expected, actual_n, max(0, expected - actual_n), max(0, actual_n - expected), None)
+    return Drift(
+        lvl,
+        expected,
+        actual,
+        len(diff.drift_missing),
+        len(diff.drift_unexpected or []),
+        len(diff.drift_modified) if diff.drift_modified is not None else None,
+    )
 
 
 def plan_environment(
@@ -455,7 +463,7 @@ class Resolved:
     desired: Any  # dataset.DatasetVersion
     desired_index: d.VersionIndex
     deployed_index: d.VersionIndex | None  # None: nothing deployed
-    current: dict[str, Any] | None  # the deployed version's reference (SPEC §4's `current`)
+    current: VersionRef | None  # the deployed version (SPEC §4's `current`)
     shard_log: Any  # shards.ShardLog: which shards were decoded and which came from the cache (plan JSON `shards`)
 
 
@@ -476,7 +484,7 @@ class Found:
 
     diff: d.Diff
     drift_diff: d.Diff
-    drift: dict[str, Any]
+    drift: Drift
 
 
 def recorded(dest: Destination) -> Recorded:
@@ -496,7 +504,7 @@ def resolve(manifest: LoadedManifest, name: str, rec: Recorded, desired: Any, pr
     deployed_index: d.VersionIndex | None = None
     current = None
     if deployed is not None:
-        current = {"version": deployed.version, "commit": deployed.commit, "digest": deployed.digest}
+        current = VersionRef(deployed.version, deployed.commit, deployed.digest)
         try:
             deployed_version = ds.resolve_version(src, deployed.commit)
             deployed_index = version_index(manifest, env.dataset, deployed_version, progress, log=shard_log)
@@ -572,65 +580,68 @@ def plan_value(
     emb = manifest.model.datasets[env.dataset].embedding
     state, info, diff, drift_diff = rec.state, rec.info, found.diff, found.drift_diff
     expected = len(res.deployed_index) if res.deployed_index is not None else 0
-    plan = EnvironmentPlan(
+    destination_count = info.count if info.exists else 0
+    samples = {"add": d.sample(diff.add), "update": d.sample(diff.update), "delete": d.sample(diff.delete)}
+    if act.sample is not None:
+        samples["missing"] = d.sample(act.sample.missing)
+        samples["modified"] = d.sample(act.sample.modified)
+    if drift_diff.drift_missing is not None:
+        samples["missing"] = d.sample(drift_diff.drift_missing)
+        samples["unexpected"] = d.sample(drift_diff.drift_unexpected)
+    if drift_diff.drift_modified is not None:
+        samples["modified"] = d.sample(drift_diff.drift_modified)
+    warnings: list[str] = []
+    pages = rec.list_page_size
+    if act.level == "ids" and pages and max(expected, destination_count) / pages > LIST_REQUESTS_HINT:
+        requests = -(-max(expected, destination_count) // pages)
+        warnings.append(
+            f"the ids refresh lists every id: ~{requests:,} list requests of {pages} ids; `--refresh sample` "
+            f"(or policy.refresh: sample) checks the count and a random sample in a fixed number of requests"
+        )
+    if replace:
+        warnings.append(f"--replace: the destination is rebuilt from the dataset; all {len(res.desired_index):,} records are rewritten")
+    if diff.kept_unexpected:
+        kept = diff.kept_unexpected
+        warnings.append(f"{kept:,} record{'' if kept == 1 else 's'} not in the dataset {'is' if kept == 1 else 'are'} kept because policy.prune is false")
+    interrupted = None
+    intent = state.intent
+    if intent is not None:
+        interrupted = {
+            "plan_id": intent.plan_id,
+            "version": intent.version,
+            "commit": intent.commit,
+            "started_at": intent.started_at,
+            "actor": intent.actor,
+            "done": intent.done,
+            "total": intent.total,
+        }
+        if act.level != refresh:
+            warnings.append(f"an apply was interrupted, so the destination was read at full (not {refresh}) to finish it exactly")
+        if intent.allow_deletes and intent.commit == res.desired.commit:
+            allow_deletes = True  # finishing an interrupted apply keeps the approval it started with
+    return EnvironmentPlan(
         name=name,
         dataset=env.dataset,
         destination=destination_address(manifest, name),
         current=res.current,
         desired=_ref(res.desired),
-        changes=diff.counts(),
+        changes=ChangeCounts(**diff.counts()),
         drift=found.drift,
         blocked=None,
-        samples={"add": d.sample(diff.add), "update": d.sample(diff.update), "delete": d.sample(diff.delete)},
+        samples=samples,
         update_detail={"vector": len(diff.update_vector), "metadata": len(diff.update_metadata)},
+        interrupted=interrupted,
+        warnings=tuple(warnings),
+        suspended=state.suspended.model_dump(mode="json") if state.suspended is not None else None,
+        shards=res.shard_log.public() if res.shard_log.total else None,
         serial=state.serial,
         lineage=state.lineage if state.deployed is not None or state.serial else None,
         embedding={"model": emb.model, "dimension": emb.dimension, "metric": emb.metric},
         allow_deletes=allow_deletes,
         replace=replace,
-        destination_count=info.count if info.exists else 0,
+        destination_count=destination_count,
         ids=ChangeIds(diff.add, diff.update, diff.delete),
-        suspended=state.suspended.model_dump(mode="json") if state.suspended is not None else None,
     )
-    if res.shard_log.total:
-        plan.shards = res.shard_log.public()
-    if act.sample is not None:
-        plan.samples["missing"] = d.sample(act.sample.missing)
-        plan.samples["modified"] = d.sample(act.sample.modified)
-    pages = rec.list_page_size
-    if act.level == "ids" and pages and max(expected, plan.destination_count) / pages > LIST_REQUESTS_HINT:
-        requests = -(-max(expected, plan.destination_count) // pages)
-        plan.warnings.append(
-            f"the ids refresh lists every id: ~{requests:,} list requests of {pages} ids; `--refresh sample` "
-            f"(or policy.refresh: sample) checks the count and a random sample in a fixed number of requests"
-        )
-    if drift_diff.drift_missing is not None:
-        plan.samples["missing"] = d.sample(drift_diff.drift_missing)
-        plan.samples["unexpected"] = d.sample(drift_diff.drift_unexpected)
-    if drift_diff.drift_modified is not None:
-        plan.samples["modified"] = d.sample(drift_diff.drift_modified)
-    if replace:
-        plan.warnings.append(
-            f"--replace: the destination is rebuilt from the dataset; all {len(res.desired_index):,} records are rewritten"
-        )
-    if diff.kept_unexpected:
-        kept = diff.kept_unexpected
-        plan.warnings.append(f"{kept:,} record{'' if kept == 1 else 's'} not in the dataset {'is' if kept == 1 else 'are'} kept because policy.prune is false")
-    if state.intent is not None:
-        plan.interrupted = {
-            "plan_id": state.intent.plan_id,
-            "version": state.intent.version,
-            "commit": state.intent.commit,
-            "started_at": state.intent.started_at,
-            "actor": state.intent.actor,
-            "done": state.intent.done,
-            "total": state.intent.total,
-        }
-        if act.level != refresh:
-            plan.warnings.append(f"an apply was interrupted, so the destination was read at full (not {refresh}) to finish it exactly")
-        if state.intent.allow_deletes and state.intent.commit == res.desired.commit:
-            plan.allow_deletes = True  # finishing an interrupted apply keeps the approval it started with
-    return plan
 
 
 def decide(
@@ -646,8 +657,8 @@ def decide(
     unreadable = unreadable_records(manifest, plan, res.desired)
     if dest.capabilities.check_records and len(plan.ids.upsert) and unreadable is None:
         _check_writable(manifest, plan, dest, res.desired)
-    plan.blocked = unreadable or blocked_reason(manifest, name, plan, rec.state, rec.info, rec.store, rollback=rollback, session=session)
-    return plan
+    blocked = unreadable or blocked_reason(manifest, name, plan, rec.state, rec.info, rec.store, rollback=rollback, session=session)
+    return replace(plan, blocked=blocked)
 
 
 def unreadable_records(manifest: LoadedManifest, plan: EnvironmentPlan, desired: Any) -> str | None:
@@ -665,9 +676,9 @@ def unreadable_records(manifest: LoadedManifest, plan: EnvironmentPlan, desired:
         from reconciler.engine.shards import unstashed_ids
 
         sig = index_cache.signature_key(dataset_signature(manifest, plan.dataset))
-        wanted = unstashed_ids(manifest.dataset_source(plan.dataset), desired, sig, plan.current["digest"], wanted)
+        wanted = unstashed_ids(manifest.dataset_source(plan.dataset), desired, sig, plan.current.digest, wanted)
     elif len(wanted) and plan.current is not None:
-        wanted = unstashed(stash_location(manifest, plan.dataset, desired.digest, plan.current["digest"]), wanted)
+        wanted = unstashed(stash_location(manifest, plan.dataset, desired.digest, plan.current.digest), wanted)
     if len(wanted) == 0:
         return None
     problem = ds.unreadable(manifest.dataset_source(plan.dataset), desired)
@@ -769,7 +780,7 @@ def blocked_reason(
                     f"the deployed vectors come from {label} {getattr(dep, key)!r} but the desired version declares {emb[key]!r}; "
                     "mixing them in one index ruins retrieval — use a new table/index, or `vectorops apply --replace` to rebuild it"
                 )
-    deletes = plan.changes["delete"]
+    deletes = plan.changes.delete
     limit = env.policy.max_delete_fraction
     if deletes and not plan.allow_deletes and plan.destination_count and deletes > limit * plan.destination_count:
         return (
@@ -801,9 +812,9 @@ def _moves_forward(plan: EnvironmentPlan, state: EnvState, store: StateStore, *,
     rolling back to a version this environment ran before are never blocked by it: staging moving
     on must not freeze prod where it is, nor take away the way back.
     """
-    target = (plan.desired["commit"], plan.desired["digest"])
+    target = (plan.desired.commit, plan.desired.digest)
     cur = plan.current
-    if cur is not None and (cur["commit"], cur["digest"]) == target:
+    if cur is not None and (cur.commit, cur.digest) == target:
         return False
     if state.intent is not None and (state.intent.commit, state.intent.digest) == target:
         return False
@@ -817,19 +828,19 @@ def _moves_forward(plan: EnvironmentPlan, state: EnvState, store: StateStore, *,
     return True
 
 
-def _requires_unmet(manifest: LoadedManifest, req: str, desired: dict[str, Any], session: DestinationSession) -> str | None:
+def _requires_unmet(manifest: LoadedManifest, req: str, desired: VersionRef, session: DestinationSession) -> str | None:
     try:
         other = StateStore(session.destination(req)).load()
     except VectorOpsError as exc:
         return f"requires '{req}', whose state cannot be read ({exc.message})"
     dep = other.deployed
-    if dep is None or dep.commit != desired["commit"] or dep.digest != desired["digest"]:
+    if dep is None or dep.commit != desired.commit or dep.digest != desired.digest:
         have = f"{dep.version} ({dep.commit[:7]})" if dep else "nothing deployed"
-        return f"requires '{req}' to have {desired['version']} ({desired['commit'][:7]}) applied and validated first; it has {have}"
+        return f"requires '{req}' to have {desired.version} ({desired.commit[:7]}) applied and validated first; it has {have}"
     if dep.validated is False:
-        return f"requires '{req}' to pass validation at {desired['version']}, but its canaries failed there"
+        return f"requires '{req}' to pass validation at {desired.version}, but its canaries failed there"
     if dep.validated is None and manifest.model.environments[req].validation is not None:
-        return f"requires '{req}' to pass validation at {desired['version']}, and it has not been validated there yet (apply {req} again)"
+        return f"requires '{req}' to pass validation at {desired.version}, and it has not been validated there yet (apply {req} again)"
     return None
 
 
@@ -848,9 +859,9 @@ def build_plan(
             plan_environment(manifest, n, refresh=refresh, allow_deletes=allow_deletes, replace=replace, progress=progress, session=opened)
             for n in names
         ]
-    levels = {e.drift.get("level") for e in envs}
+    levels = {e.drift.level.value for e in envs}
     shown = refresh or (levels.pop() if len(levels) == 1 else "per environment")
-    return Plan(environments=envs, manifest_path=str(manifest.path), refresh=str(shown))
+    return Plan(environments=tuple(envs), manifest_path=str(manifest.path), refresh=str(shown))
 
 
 def check_saved_plan(manifest: LoadedManifest, plan: Plan, path: str) -> None:

@@ -7,6 +7,8 @@ the target approves them, SPEC §3) and `requires` waived for a version the envi
 
 from __future__ import annotations
 
+import dataclasses
+
 from reconciler.engine.plan import Plan, plan_environment
 from reconciler.engine.session import DestinationSession
 from reconciler.engine.state import StateStore
@@ -27,6 +29,6 @@ def rollback_plan(manifest: LoadedManifest, name: str, to_rev: str | None, sessi
     env_plan = plan_environment(
         manifest, name, version_override=target, allow_deletes=True, destination=None if blue_green else dest, rollback=True, session=session
     )
-    if to_rev is None and st.previous is not None:
-        env_plan.desired["version"] = st.previous.version  # the name it was deployed under, not the bare commit
-    return Plan(environments=[env_plan], manifest_path=str(manifest.path))
+    if to_rev is None and st.previous is not None:  # the name it was deployed under, not the bare commit
+        env_plan = dataclasses.replace(env_plan, desired=dataclasses.replace(env_plan.desired, version=st.previous.version))
+    return Plan(environments=(env_plan,), manifest_path=str(manifest.path))

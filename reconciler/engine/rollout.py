@@ -23,10 +23,12 @@ The alias is only ever pointed at a slot whose own state says it holds exactly t
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
 from reconciler import failpoints
+from reconciler.engine import values
 from reconciler.engine.session import DestinationSession
 from reconciler.engine.state import (
     Deployed,
@@ -163,7 +165,7 @@ def plan_blue_green(
     live_deployed = slots[live].deployed if live is not None and live in slots else None
     if live is not None and live_deployed is not None and _holds(slots[live], desired, emb) and live_deployed.validated is not False:
         plan = plan_against(live, refresh)
-        if not any(plan.changes.values()):
+        if not plan.changes.any:
             target = live
             recorded = env_state.rollout.live if env_state.rollout else None
             dep = env_state.deployed
@@ -177,10 +179,10 @@ def plan_blue_green(
             # an inactive slot is written by vectorops alone: a rollback trusts its recorded content
             plan = plan_against(candidate, "stats" if holds and rollback else refresh)
             target = candidate
-            action = "switch" if holds and not any(plan.changes.values()) else "write"
+            action = "switch" if holds and not plan.changes.any else "write"
             break
     assert plan is not None and target is not None
-    plan.rollout = {
+    rollout = {
         "strategy": "blue_green",
         "keep": keep,
         "live": live,
@@ -191,14 +193,17 @@ def plan_blue_green(
              "validated": r.validated, "live": r.name == live}
             for r in slot_refs(slots)
         ],
-        "slot_current": plan.current,
+        "slot_current": plan.current.to_json() if plan.current is not None else None,
         "serial": env_state.serial,
         "lineage": env_state.lineage,
     }
     live_state = slots.get(live) if live is not None else None
-    plan.current = _ref(live_state.deployed) if live_state is not None else _ref(env_state.deployed)
-    if plan.blocked is None:
-        plan.blocked = _env_lock_blocked(env_dest, name)
+    plan = dataclasses.replace(
+        plan,
+        rollout=rollout,
+        current=values.VersionRef.from_json(_ref(live_state.deployed) if live_state is not None else _ref(env_state.deployed)),
+        blocked=plan.blocked if plan.blocked is not None else _env_lock_blocked(env_dest, name),
+    )
     env_dest.close()
     return plan
 
@@ -214,7 +219,7 @@ def _env_lock_blocked(env_dest: Destination, name: str) -> str | None:
 
 
 def apply_blue_green(
-    manifest: LoadedManifest, env_plan: EnvironmentPlan, *, plan_id: str, hooks: ApplyHooks, saved: bool, operation: str = "apply",
+    manifest: LoadedManifest, env_plan: EnvironmentPlan, *, plan_id: str, hooks: ApplyHooks, saved: bool, operation: values.Operation = "apply",
     refuse_suspended: bool = False,
 ) -> EnvironmentResult:
     """Bring the target slot to the version, validate it there, switch the alias, prune, record."""
@@ -226,7 +231,7 @@ def apply_blue_green(
     assert ro is not None, "apply_blue_green takes a blue/green plan"
     name, target, action = env_plan.name, ro["target"], ro["action"]
     if action == "none":
-        return EnvironmentResult(name, "unchanged", dict(env_plan.changes), version=env_plan.desired["version"])
+        return EnvironmentResult(name, values.ApplyStatus.UNCHANGED, env_plan.changes.to_json(), version=env_plan.desired.version)
     started = time.monotonic()
     started_at = iso(now())
     env = manifest.model.environments[name]
@@ -255,12 +260,11 @@ def apply_blue_green(
         rs = state.rollout or RolloutState()
         state.rollout = rs
         if action in ("write", "switch"):
-            rs.pending = {"slot": target, "version": env_plan.desired["version"], "commit": env_plan.desired["commit"],
-                          "digest": env_plan.desired["digest"], "plan_id": plan_id, "started_at": started_at, "operation": operation}
+            rs.pending = {"slot": target, **env_plan.desired.to_json(), "plan_id": plan_id, "started_at": started_at, "operation": operation}
             state.serial += 1
             with store.fenced(lock):
                 store.save(state)
-        written = dict(env_plan.changes)
+        written = env_plan.changes.to_json()
         if action == "write":
             slot_plan = _slot_plan(env_plan)
             outcome = apply_environment(manifest, slot_plan, plan_id=plan_id, hooks=hooks, saved=saved, operation=operation, destination=slot_dest)
@@ -285,7 +289,7 @@ def apply_blue_green(
                 )
                 store.save_and_release(state, _entry(state, env_plan, started, started_at, operation, written, plan_id,
                                                      "validation_failed", message, verdict, target, live, []), lock, check=True)
-                return EnvironmentResult(name, "validation_failed", written, time.monotonic() - started,
+                return EnvironmentResult(name, values.ApplyStatus.VALIDATION_FAILED, written, time.monotonic() - started,
                                          version=dep.version, message=message, validation=verdict)
         failpoints.hit("before-switch")
         switch_s = 0.0
@@ -322,19 +326,14 @@ def apply_blue_green(
         store.save_and_release(state, entry, lock, check=True)
     env_dest.close()
     slot_dest.close()
-    result = EnvironmentResult(name, "applied", written, time.monotonic() - started, version=deployed.version, message=message)
+    result = EnvironmentResult(name, values.ApplyStatus.APPLIED, written, time.monotonic() - started, version=deployed.version, message=message)
     result.validation = verdict
     return result
 
 
 def _slot_plan(env_plan: EnvironmentPlan) -> EnvironmentPlan:
     """The plan as the slot's own apply sees it: its current version is the slot's."""
-    import copy
-
-    slot_plan = copy.copy(env_plan)
-    slot_plan.current = (env_plan.rollout or {}).get("slot_current")
-    slot_plan.rollout = None
-    return slot_plan
+    return dataclasses.replace(env_plan, current=values.VersionRef.from_json((env_plan.rollout or {}).get("slot_current")), rollout=None)
 
 
 def _validate_slot(manifest: LoadedManifest, name: str, slot_dest: Destination, slot_store: StateStore, dep: Deployed) -> dict[str, Any]:
@@ -366,7 +365,7 @@ def _prune(env_dest: Destination, store: StateStore, lock: Lock, slots: dict[str
 
 
 def _entry(
-    state: EnvState, env_plan: EnvironmentPlan, started: float, started_at: str, operation: str, counts: dict[str, int], plan_id: str,
+    state: EnvState, env_plan: EnvironmentPlan, started: float, started_at: str, operation: values.Operation, counts: dict[str, int], plan_id: str,
     result: str, message: str, verdict: dict[str, Any] | None, target: str, live: str | None, dropped: list[str],
     previous: Deployed | None = None,
 ) -> HistoryEntry:
@@ -379,7 +378,7 @@ def _entry(
         actor=actor(),
         operation=operation,
         from_=VersionRef(version=frm.version, commit=frm.commit, digest=frm.digest) if frm else None,
-        to=VersionRef(**{k: env_plan.desired[k] for k in ("version", "commit", "digest")}),
+        to=VersionRef(**env_plan.desired.to_json()),
         counts=counts,
         result=result,
         plan_id=plan_id,

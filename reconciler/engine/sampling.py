@@ -15,13 +15,14 @@ a fixed number of requests whatever the index size.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
 
 from reconciler.engine.diff import Diff, VersionIndex
 from reconciler.engine.hashing import hash_batch
+from reconciler.engine.values import Drift, RefreshLevel, SampleBound
 from reconciler.errors import UsageError
 from reconciler.providers.base import Destination
 
@@ -164,24 +165,21 @@ def repair(diff: Diff, check: SampleCheck, desired: VersionIndex) -> None:
     diff.update_vector = pa.concat_arrays([diff.update_vector.cast(pa.string()), changed])
 
 
-def drift_summary(drift: dict[str, object], check: SampleCheck | None) -> dict[str, object]:
+def drift_summary(drift: Drift, check: SampleCheck | None) -> Drift:
     """The count check's lower bounds, raised by what the sample saw, with the sample and its bound.
 
     ``unexpected`` stays the count's lower bound: a sample of expected ids cannot see ids nobody
     expected. ``modified`` is what the sample saw (a lower bound too, never an estimate).
     """
-    out = dict(drift)
-    out["level"] = "sample"
     if check is None:  # nothing deployed, or no destination yet: only counts are known
-        out.update(sampled=0, sample_drifted=0, drifted_fraction_upper_bound=None, bound=BOUND_NAME)
-        return out
-    out["missing"] = max(int(out.get("missing") or 0), len(check.missing))  # type: ignore[call-overload]
-    out["modified"] = len(check.modified)
-    out.update(
-        sampled=check.sampled, sample_drifted=check.drifted,
-        drifted_fraction_upper_bound=round(check.upper_bound, 8), bound=BOUND_NAME,
+        return replace(drift, level=RefreshLevel.SAMPLE, sample=SampleBound(0, 0, None, BOUND_NAME))
+    return replace(
+        drift,
+        level=RefreshLevel.SAMPLE,
+        missing=max(drift.missing or 0, len(check.missing)),
+        modified=len(check.modified),
+        sample=SampleBound(check.sampled, check.drifted, round(check.upper_bound, 8), BOUND_NAME),
     )
-    return out
 
 
 def list_requests_estimate(count: int, page_size: int | None) -> int | None:

@@ -7,6 +7,7 @@ whose destinations the session never opens (its opener hands out the memory dest
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ import pytest
 
 from reconciler.engine import diff as d
 from reconciler.engine.apply import ApplyHooks, apply_environment
-from reconciler.engine.plan import ChangeIds, EnvironmentPlan, blocked_reason, drift_summary, has_drift, refresh_actual
+from reconciler.engine.plan import ChangeIds, EnvironmentPlan, blocked_reason, drift_summary, refresh_actual
 from reconciler.engine.session import DestinationSession
 from reconciler.engine.state import Deployed, EnvState, StateStore, iso, now
 from reconciler.engine.status import SyncStatus, classify
+from reconciler.engine.values import ApplyStatus, ChangeCounts, Drift, RefreshLevel, VersionRef
 from reconciler.errors import BlockedError, PlanFileError
 from reconciler.manifest import LoadedManifest, load_manifest
 from reconciler.providers.base import Destination, DestinationInfo
@@ -94,10 +96,10 @@ def env_plan(name: str = "staging", *, current: Deployed | None = None, desired:
         name=name,
         dataset="docs",
         destination=f"memory:{name}",
-        current={"version": current.version, "commit": current.commit, "digest": current.digest} if current else None,
-        desired={"version": "v2", "commit": desired, "digest": f"d-{desired[:4]}"},
-        changes=changes or {"add": 0, "update": 0, "delete": 0},
-        drift={},
+        current=VersionRef(current.version, current.commit, current.digest) if current else None,
+        desired=VersionRef("v2", desired, f"d-{desired[:4]}"),
+        changes=ChangeCounts(**(changes or {})),
+        drift=Drift(RefreshLevel.NONE, 0, None, None, None, None),
         blocked=None,
         samples={},
         serial=serial,
@@ -123,19 +125,19 @@ def test_refresh_at_each_level_and_the_drift_it_finds() -> None:
     assert refresh_actual(dest, "none") == (None, None)
     assert refresh_actual(dest, "stats") == (None, None)
     stats = drift_summary("stats", len(expected), dest.describe().count, d.compute_diff(expected, expected, None, None, prune=True))
-    assert stats == {"level": "stats", "expected_count": 4, "actual_count": 4, "missing": 0, "unexpected": 0, "modified": None}
+    assert stats.to_json() == {"level": "stats", "expected_count": 4, "actual_count": 4, "missing": 0, "unexpected": 0, "modified": None}
 
     ids, hashes = refresh_actual(dest, "ids", expected=expected)
     assert hashes is None and sorted(ids.to_pylist()) == ["a", "b", "c", "zz"]
     by_ids = drift_summary("ids", 4, 4, d.compute_diff(expected, expected, ids, None, prune=True))
-    assert (by_ids["missing"], by_ids["unexpected"], by_ids["modified"]) == (1, 1, None)
+    assert (by_ids.missing, by_ids.unexpected, by_ids.modified) == (1, 1, None)
 
     ids, hashes = refresh_actual(dest, "full", expected=expected)
     assert ids is None and hashes is not None
     diff = d.compute_diff(expected, expected, None, hashes, prune=True)
     full = drift_summary("full", 4, 4, diff)
-    assert (full["missing"], full["unexpected"], full["modified"]) == (1, 1, 1)
-    assert has_drift(full) and not has_drift({"missing": 0, "unexpected": None, "modified": 0})
+    assert (full.missing, full.unexpected, full.modified) == (1, 1, 1)
+    assert full.found and not Drift(RefreshLevel.FULL, 4, 4, 0, None, 0).found
     # the repairs: write back "d" and "a", delete "zz"
     assert diff.add.to_pylist() == ["d"] and diff.update.to_pylist() == ["a"] and diff.delete.to_pylist() == ["zz"]
 
@@ -244,7 +246,7 @@ def test_apply_of_a_plan_with_nothing_to_do_is_unchanged(manifest: LoadedManifes
     state = save_state(dest, deployed(COMMIT_2, "v2"), serial=3)
     plan = env_plan(current=state.deployed, desired=COMMIT_2, serial=3)
     result = apply_environment(manifest, plan, plan_id="p2", hooks=ApplyHooks(), saved=False, destination=dest)
-    assert result.status == "unchanged"
+    assert result.status is ApplyStatus.UNCHANGED
     assert StateStore(dest).load().serial == 3 and StateStore(dest).history() == []
 
 
@@ -254,8 +256,7 @@ def test_apply_refuses_a_stale_plan_and_a_blocked_one(manifest: LoadedManifest, 
     save_state(dest, deployed(), serial=5)
     with pytest.raises(PlanFileError, match="the saved plan is stale: it was made at state serial 2, the destination is now at serial 5"):
         apply_environment(manifest, env_plan(current=deployed(), serial=2), plan_id="p3", hooks=ApplyHooks(), saved=True, destination=dest)
-    blocked = env_plan(current=deployed(), serial=5)
-    blocked.blocked = "a reason"
+    blocked = dataclasses.replace(env_plan(current=deployed(), serial=5), blocked="a reason")
     with pytest.raises(BlockedError, match="environment 'staging' is blocked: a reason"):
         apply_environment(manifest, blocked, plan_id="p4", hooks=ApplyHooks(), saved=False, destination=dest)
     assert StateStore(dest).load().serial == 5  # nothing was written
