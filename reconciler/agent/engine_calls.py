@@ -12,6 +12,7 @@ from pathlib import Path
 
 from reconciler.engine.apply import ApplyHooks, EnvironmentResult, apply_plan
 from reconciler.engine.plan import EnvironmentPlan, Plan, plan_environment
+from reconciler.engine.session import DestinationSession
 from reconciler.engine.values import Drift
 from reconciler.manifest import LoadedManifest, load_manifest
 
@@ -39,15 +40,23 @@ def sync_settings(manifest: LoadedManifest, name: str) -> tuple[bool, bool]:
     return sync.auto, sync.self_heal
 
 
-def plan_one(manifest: LoadedManifest, name: str, *, refresh: str | None, progress: Callable[[str, int, int | None], None] | None = None) -> EnvironmentPlan:
+def open_session(manifest: LoadedManifest) -> DestinationSession:
+    """The destinations of one cycle: each opened on first use, all closed when the cycle ends."""
+    return DestinationSession(manifest)
+
+
+def plan_one(
+    manifest: LoadedManifest, name: str, *, refresh: str | None, progress: Callable[[str, int, int | None], None] | None = None,
+    session: DestinationSession | None = None,
+) -> EnvironmentPlan:
     """What `vectorops plan NAME --refresh REFRESH` computes."""
-    return plan_environment(manifest, name, refresh=refresh, progress=progress)
+    return plan_environment(manifest, name, refresh=refresh, progress=progress, session=session)
 
 
-def apply_one(manifest: LoadedManifest, env_plan: EnvironmentPlan, hooks: ApplyHooks) -> EnvironmentResult:
+def apply_one(manifest: LoadedManifest, env_plan: EnvironmentPlan, hooks: ApplyHooks, *, session: DestinationSession | None = None) -> EnvironmentResult:
     """What `vectorops apply NAME --auto-approve` does with that plan, except that a suspended
     environment is refused (under the lock, so a suspension made after the plan counts)."""
-    (result,) = apply_plan(manifest, Plan(environments=(env_plan,), manifest_path=str(manifest.path)), hooks=hooks, refuse_suspended=True)
+    (result,) = apply_plan(manifest, Plan(environments=(env_plan,), manifest_path=str(manifest.path)), hooks=hooks, refuse_suspended=True, session=session)
     return result
 
 

@@ -104,12 +104,15 @@ class Agent:
         self._follow_branch()
         if self.manifest is not None:
             names = self._selected()
-            for name in names:
-                if self.shutdown.should_stop():
-                    break
-                schedule = self._schedules.setdefault(name, Schedule())
-                if time.monotonic() >= schedule.due_at:
-                    self._reconcile(name, schedule)
+            # one session a cycle: each destination opened once for its plan and apply (and for the
+            # environments `requires` reads), every one closed when the cycle ends
+            with engine.open_session(self.manifest) as session:
+                for name in names:
+                    if self.shutdown.should_stop():
+                        break
+                    schedule = self._schedules.setdefault(name, Schedule())
+                    if time.monotonic() >= schedule.due_at:
+                        self._reconcile(name, schedule, session)
         self._emit("cycle", "ended", level="debug")
 
     def _sleep_until_due(self) -> None:
@@ -180,12 +183,12 @@ class Agent:
 
     # -- one environment -------------------------------------------------------------------------
 
-    def _reconcile(self, name: str, schedule: Schedule) -> None:
+    def _reconcile(self, name: str, schedule: Schedule, session: engine.DestinationSession) -> None:
         assert self.manifest is not None
         manifest = self.manifest
         started = time.monotonic()
         try:
-            plan = engine.plan_one(manifest, name, refresh=self.settings.refresh, progress=lambda *_: self.health.beat())
+            plan = engine.plan_one(manifest, name, refresh=self.settings.refresh, progress=lambda *_: self.health.beat(), session=session)
         except Abandoned:
             raise
         except Exception as exc:
@@ -226,7 +229,7 @@ class Agent:
             on_message=lambda env, text: self._emit("apply", "message", environment=env, message=redact(text)),
             should_stop=self.shutdown.should_stop,
         )
-        result = engine.apply_one(manifest, plan, hooks)
+        result = engine.apply_one(manifest, plan, hooks, session=session)
         details = {**details, "reason": "sync" if moves else "self_heal", "duration_s": round(time.monotonic() - started, 3)}
         if result.validation is not None:
             details["validation"] = {k: result.validation.get(k) for k in ("passed", "total", "pass_rate", "min_pass_rate", "ok")}

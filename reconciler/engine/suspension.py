@@ -9,20 +9,27 @@ and saves it after.
 
 from __future__ import annotations
 
+from reconciler.engine.session import DestinationSession, session_for
 from reconciler.engine.state import EnvState, StateStore, Suspension, actor, iso, now
 from reconciler.errors import StateError
 from reconciler.manifest import LoadedManifest
-from reconciler.providers import open_destination
+from reconciler.providers.base import Destination
 
 
-def set_suspended(manifest: LoadedManifest, name: str, *, suspended: bool, reason: str | None = None) -> tuple[EnvState, bool]:
+def set_suspended(
+    manifest: LoadedManifest, name: str, *, suspended: bool, reason: str | None = None, session: DestinationSession | None = None
+) -> tuple[EnvState, bool]:
     """Record (or lift) the suspension of environment ``name``.
 
     Returns the state as saved and whether anything changed (suspending a suspended environment
     keeps the first record: who suspended it and why stays the truth until someone resumes it).
     The serial does not move: a suspension writes no record, so plans made before it stay valid.
     """
-    dest = open_destination(manifest, name)
+    with session_for(manifest, session) as opened:
+        return _set_suspended(opened.destination(name), name, suspended=suspended, reason=reason)
+
+
+def _set_suspended(dest: Destination, name: str, *, suspended: bool, reason: str | None) -> tuple[EnvState, bool]:
     if suspended and not dest.describe().exists:
         raise StateError(
             f"{dest.address} does not exist yet, so there is no state to record a suspension in",
