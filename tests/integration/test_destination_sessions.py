@@ -72,7 +72,7 @@ def test_each_command_opens_each_destination_once_and_closes_it(
     assert "prod: applied v1" in result.output
     assert opened == {"staging": 1, "prod": 1} and closed == opened
 
-    for argv in (["status"], ["drift"], ["history", "staging"], ["promote", "staging", "prod"]):
+    for argv in (["status"], ["drift"], ["history", "staging"], ["promote", "staging", "prod"], ["suspend", "prod"], ["resume", "prod"]):
         result, opened, closed = _run(manifest, *argv)
         assert result.code == 0, (argv, result.output)
         assert set(opened.values()) == {1} and closed == opened, argv
