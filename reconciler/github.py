@@ -408,22 +408,13 @@ def publish(
 
 def _drift_message(plan: dict[str, Any] | None) -> str:
     """Which environments drifted, and what to do: the step fails so someone is told (fail-on-drift)."""
-    names = [str(e.get("name")) for e in (plan or {}).get("environments") or [] if _has_drift(e)]
+    names = [str(e.get("name")) for e in (plan or {}).get("environments") or [] if e.get("has_drift") is True]
     where = f" in {', '.join(names)}" if names else ""
     return (
         f"drift found{where}: the destination differs from what vectorops last applied (details in the job "
         "summary). Run `vectorops plan` to see the repair and `vectorops apply` to make it; set the input "
         "`fail-on-drift: false` to report drift without failing the step."
     )
-
-
-def _has_drift(env: dict[str, Any]) -> bool:
-    drift = env.get("drift") or {}
-    if not isinstance(drift, dict):
-        return False
-    counts = [drift.get(k) for k in ("missing", "unexpected", "modified")]
-    count_differs = drift.get("expected_count") is not None and drift.get("actual_count") not in (None, drift.get("expected_count"))
-    return any(isinstance(c, int) and c > 0 for c in counts) or bool(count_differs)
 
 
 def render_report(

@@ -41,6 +41,8 @@ class EnvironmentDrift:
             "drift": p.drift.to_json(),
             "blocked": None,
             "samples": {k: p.samples.get(k, []) for k in SAMPLE_KEYS},
+            "has_changes": self.has_drift,  # the changes of a drift report are its repairs
+            "has_drift": self.has_drift,
         }
 
 

@@ -122,6 +122,9 @@ class EnvironmentPlan:
             "warnings": list(self.warnings),
             "suspended": self.suspended,
             **({"shards": dict(self.shards)} if self.shards is not None else {}),
+            # the predicates, decided here once: renderers and scripts read them instead of re-deriving
+            "has_changes": self.has_changes,
+            "has_drift": self.has_drift,
         }
 
     def private(self) -> dict[str, Any]:

@@ -52,9 +52,9 @@ def summary_line(plan: Mapping[str, Any]) -> str:
     """One line a reviewer can act on: the totals across environments, or "No changes"."""
     envs = [e for e in plan.get("environments") or [] if isinstance(e, Mapping)]
     totals = {op: sum(_int((e.get("changes") or {}).get(op)) for e in envs) for op in _OPS}
-    drifted = [e for e in envs if _has_drift(e.get("drift"))]
+    drifted = [e for e in envs if e.get("has_drift") is True]
     blocked = [e for e in envs if e.get("blocked")]
-    changed = [e for e in envs if _env_has_changes(e)]
+    changed = [e for e in envs if e.get("has_changes") is True]
     has_changes = bool(plan.get("has_changes")) or bool(changed)
 
     if not has_changes:
@@ -258,16 +258,3 @@ def _count(n: int, noun: str) -> str:
 
 def _names(envs: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(_code(e.get("name", "?")) for e in envs)
-
-
-def _has_drift(drift: Any) -> bool:
-    return isinstance(drift, Mapping) and any(_int(drift.get(k)) > 0 for k in _DRIFT_KINDS)
-
-
-def _env_has_changes(env: Mapping[str, Any]) -> bool:
-    if any(_int((env.get("changes") or {}).get(op)) for op in _OPS):
-        return True
-    cur, want = env.get("current"), env.get("desired")
-    if not isinstance(cur, Mapping):
-        return isinstance(want, Mapping)
-    return any(cur.get(k) != (want or {}).get(k) for k in ("version", "commit", "digest"))

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from fixtures.plan_json import with_predicates
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from github_fake import BODY_LIMIT, FakeGitHub  # noqa: E402
 from reconciler import github as action  # noqa: E402
@@ -50,7 +52,7 @@ def env_plan(name: str, add: int = 3, update: int = 1, delete: int = 0, *, id_le
 
 def plan_of(*envs: dict[str, Any]) -> dict[str, Any]:
     return {"format_version": "1", "has_changes": any(sum(e["changes"].values()) for e in envs),
-            "environments": list(envs)}
+            "environments": [with_predicates(e) for e in envs]}
 
 
 @pytest.fixture

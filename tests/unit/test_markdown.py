@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from fixtures.plan_json import with_predicates
 from reconciler.render.markdown import render_plan_markdown, summary_line
 
 
@@ -28,7 +29,7 @@ def env(name: str, add: int = 120, update: int = 45, delete: int = 30, **over: A
 
 
 def plan(*envs: dict[str, Any], has_changes: bool = True) -> dict[str, Any]:
-    return {"format_version": "1", "has_changes": has_changes, "environments": list(envs)}
+    return {"format_version": "1", "has_changes": has_changes, "environments": [with_predicates(e) for e in envs]}
 
 
 def table_rows(md: str) -> list[list[str]]:
