@@ -138,24 +138,19 @@ def summary_line(plan: dict[str, Any]) -> str:
     upd = sum(e["changes"]["update"] for e in envs)
     dele = sum(e["changes"]["delete"] for e in envs)
     blocked = [e["name"] for e in envs if e.get("blocked")]
-    moving = [e for e in envs if _moves(e) or any(e["changes"].values())]
+    moving = [e for e in envs if e.get("has_changes") is True]
     if not moving:
         matches = "matches its pinned version" if len(envs) == 1 else "match their pinned versions"
         text = f"No changes. {plural(len(envs), 'environment')} {matches}."
     else:
         scope = plural(len(envs), "environment") if len(moving) == len(envs) == 1 else f"{len(moving)} of {plural(len(envs), 'environment')}"
         text = f"Plan: {add:,} to add, {upd:,} to update, {dele:,} to delete in {scope}."
-    drifted = [e["name"] for e in envs if any((e.get("drift") or {}).get(k) for k in ("missing", "unexpected", "modified"))]
+    drifted = [e["name"] for e in envs if e.get("has_drift") is True]
     if drifted:
         text += f" Drift found in {', '.join(drifted)}."
     if blocked:
         text += f" Blocked: {', '.join(blocked)}."
     return text
-
-
-def _moves(env: dict[str, Any]) -> bool:
-    cur = env.get("current")
-    return cur is None or any(cur.get(k) != env["desired"].get(k) for k in ("version", "commit", "digest"))
 
 
 def render_plan(plan: dict[str, Any], width: int = WIDTH) -> str:
