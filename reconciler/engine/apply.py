@@ -492,7 +492,8 @@ def _apply_plan(
                 from reconciler.engine.rollout import apply_blue_green
 
                 result = apply_blue_green(
-                    manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation, refuse_suspended=refuse_suspended
+                    manifest, env_plan, plan_id=plan.plan_id, hooks=hooks, saved=saved, operation=operation, refuse_suspended=refuse_suspended,
+                    session=session,
                 )
             else:
                 result = apply_environment(

@@ -401,15 +401,15 @@ def plan_environment(
     ``session`` (each opened once per command; a session of its own, closed on return, without one).
     ``refresh`` None: the environment's ``policy.refresh``, else ``ids``."""
     env = manifest.model.environments[name]
-    if env.rollout.strategy == "blue_green" and destination is None:
-        from reconciler.engine.rollout import plan_blue_green  # plans against the slot it will write
-
-        return plan_blue_green(
-            manifest, name, refresh=refresh, allow_deletes=allow_deletes, version_override=version_override,
-            progress=progress, rollback=rollback,
-        )
-    refresh = refresh or env.policy.refresh or DEFAULT_REFRESH  # --refresh, else policy.refresh
     with session_for(manifest, session) as opened:
+        if env.rollout.strategy == "blue_green" and destination is None:
+            from reconciler.engine.rollout import plan_blue_green  # plans against the slot it will write
+
+            return plan_blue_green(
+                manifest, name, refresh=refresh, allow_deletes=allow_deletes, version_override=version_override,
+                progress=progress, rollback=rollback, session=opened,
+            )
+        refresh = refresh or env.policy.refresh or DEFAULT_REFRESH  # --refresh, else policy.refresh
         return _plan_environment(
             manifest, name, refresh=refresh, allow_deletes=allow_deletes, version_override=version_override, replace=replace,
             progress=progress, destination=destination, rollback=rollback, session=opened,

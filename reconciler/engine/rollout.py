@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import failpoints
 from reconciler.engine import values
-from reconciler.engine.session import DestinationSession
+from reconciler.engine.session import DestinationSession, session_for
 from reconciler.engine.state import (
     Deployed,
     EnvState,
@@ -45,7 +45,6 @@ from reconciler.engine.state import (
 )
 from reconciler.errors import BlockedError, PlanFileError
 from reconciler.manifest import LoadedManifest
-from reconciler.providers import open_destination
 from reconciler.providers.base import Destination
 
 if TYPE_CHECKING:  # plan and apply import this module inside functions
@@ -137,9 +136,21 @@ def plan_blue_green(
     version_override: str | None = None,
     progress: Progress | None = None,
     rollback: bool = False,
+    session: DestinationSession | None = None,
 ) -> EnvironmentPlan:
     """The plan of a blue/green environment: the diff into the slot this apply will write (from
     that slot's own version), ``current`` being what readers see now, and the rollout section."""
+    with session_for(manifest, session) as opened:
+        return _plan_blue_green(
+            manifest, name, refresh=refresh, allow_deletes=allow_deletes, version_override=version_override, progress=progress,
+            rollback=rollback, session=opened,
+        )
+
+
+def _plan_blue_green(
+    manifest: LoadedManifest, name: str, *, refresh: str | None, allow_deletes: bool, version_override: str | None,
+    progress: Progress | None, rollback: bool, session: DestinationSession,
+) -> EnvironmentPlan:
     from reconciler.engine.plan import plan_environment
 
     env = manifest.model.environments[name]
@@ -147,7 +158,7 @@ def plan_blue_green(
     emb = {"model": emb_model.model, "dimension": emb_model.dimension, "metric": emb_model.metric}
     desired_version = manifest.pinned_version(name, version_override)
     desired = {"version": desired_version.rev, "commit": desired_version.commit, "digest": desired_version.digest}
-    env_dest = open_destination(manifest, name)
+    env_dest = session.destination(name)
     env_state = StateStore(env_dest).load()
     live = env_dest.alias_target()
     slots = read_slots(env_dest, env_state)
@@ -155,10 +166,10 @@ def plan_blue_green(
     pending = str(env_state.rollout.pending.get("slot")) if env_state.rollout and env_state.rollout.pending else None
 
     def plan_against(slot: str, level: str | None) -> EnvironmentPlan:
-        dest = env_dest.open_slot(slot)
+        dest = session.adopt(env_dest.open_slot(slot))
         return plan_environment(
             manifest, name, refresh=level, allow_deletes=allow_deletes, version_override=version_override,
-            progress=progress, destination=dest, rollback=rollback,
+            progress=progress, destination=dest, rollback=rollback, session=session,
         )
 
     plan, target, action = None, None, "write"
@@ -204,7 +215,6 @@ def plan_blue_green(
         current=values.VersionRef.from_json(_ref(live_state.deployed) if live_state is not None else _ref(env_state.deployed)),
         blocked=plan.blocked if plan.blocked is not None else _env_lock_blocked(env_dest, name),
     )
-    env_dest.close()
     return plan
 
 
@@ -220,9 +230,19 @@ def _env_lock_blocked(env_dest: Destination, name: str) -> str | None:
 
 def apply_blue_green(
     manifest: LoadedManifest, env_plan: EnvironmentPlan, *, plan_id: str, hooks: ApplyHooks, saved: bool, operation: values.Operation = "apply",
-    refuse_suspended: bool = False,
+    refuse_suspended: bool = False, session: DestinationSession | None = None,
 ) -> EnvironmentResult:
     """Bring the target slot to the version, validate it there, switch the alias, prune, record."""
+    with session_for(manifest, session) as opened:
+        return _apply_blue_green(
+            manifest, env_plan, plan_id=plan_id, hooks=hooks, saved=saved, operation=operation, refuse_suspended=refuse_suspended, session=opened
+        )
+
+
+def _apply_blue_green(
+    manifest: LoadedManifest, env_plan: EnvironmentPlan, *, plan_id: str, hooks: ApplyHooks, saved: bool, operation: values.Operation,
+    refuse_suspended: bool, session: DestinationSession,
+) -> EnvironmentResult:
     from reconciler.engine.apply import EnvironmentResult, apply_environment
 
     if env_plan.blocked:
@@ -236,8 +256,8 @@ def apply_blue_green(
     started_at = iso(now())
     env = manifest.model.environments[name]
     emb = env_plan.embedding
-    env_dest = open_destination(manifest, name)
-    slot_dest = env_dest.open_slot(target)
+    env_dest = session.destination(name)
+    slot_dest = session.adopt(env_dest.open_slot(target))
     slot_dest.ensure(emb["dimension"], emb["metric"])  # the slot (Pinecone: its index, where the lock lives too)
     store = StateStore(env_dest)
     with store.locked(operation) as lock:
@@ -324,8 +344,6 @@ def apply_blue_green(
                        live, dropped, previous)
         entry.rollout["switch_s"] = round(switch_s, 4)  # type: ignore[attr-defined]
         store.save_and_release(state, entry, lock, check=True)
-    env_dest.close()
-    slot_dest.close()
     result = EnvironmentResult(name, values.ApplyStatus.APPLIED, written, time.monotonic() - started, version=deployed.version, message=message)
     result.validation = verdict
     return result
@@ -416,6 +434,4 @@ def readers_destination(manifest: LoadedManifest, name: str, session: Destinatio
     live = dest.alias_target()
     if live is None:
         return dest  # nothing deployed yet: the caller says so
-    slot = dest.open_slot(live)  # the alias's destination stays open: a slot may share its connection
-    session.use(f"{name} (slot {live})", slot)
-    return slot
+    return session.adopt(dest.open_slot(live))  # closed before the alias's destination: a slot may share its connection

@@ -29,6 +29,7 @@ class DestinationSession:
         self.manifest = manifest
         self._opener = opener
         self._open: dict[str, Destination] = {}
+        self._extra: list[Destination] = []
         self._closed = False
 
     def destination(self, env_name: str) -> Destination:
@@ -46,6 +47,12 @@ class DestinationSession:
         the session closes it with the others)."""
         self._open.setdefault(env_name, dest)
 
+    def adopt(self, dest: Destination) -> Destination:
+        """Close ``dest`` with the others: a destination opened from one of this session's (a
+        blue/green slot), which the caller does not close itself."""
+        self._extra.append(dest)
+        return dest
+
     @property
     def opened(self) -> list[str]:
         return list(self._open)
@@ -54,6 +61,9 @@ class DestinationSession:
         """Close every destination opened here. Closing is best effort: whatever a command wrote
         was committed before it got here, and a failing close must not hide the command's outcome."""
         self._closed = True
+        while self._extra:  # slots first: they may share their environment destination's connection
+            with contextlib.suppress(Exception):
+                self._extra.pop().close()
         while self._open:
             _, dest = self._open.popitem()
             with contextlib.suppress(Exception):

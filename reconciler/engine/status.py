@@ -84,7 +84,7 @@ def environment_status(manifest: LoadedManifest, name: str, session: Destination
 
         rollout, live_slot = rollout_status(manifest, name, dest, st)
         if live_slot is not None:
-            session.use(f"{name} (slot {rollout['live']})", live_slot)
+            session.adopt(live_slot)
         info = live_slot.describe() if live_slot is not None else dest.describe()
     else:
         info = dest.describe()
