@@ -73,7 +73,7 @@ def inner_plan(manifest: str, env_name: str) -> None:
     m = load_manifest(manifest)
     plan = build_plan(m, [env_name])
     t2 = time.perf_counter()
-    print(json.dumps({"import_s": t1 - t0, "plan_s": t2 - t1, "changes": plan.environments[0].changes}))
+    print(json.dumps({"import_s": t1 - t0, "plan_s": t2 - t1, "changes": plan.environments[0].changes.to_json()}))
 
 
 # -- phases -------------------------------------------------------------------------------------------
