@@ -191,8 +191,20 @@ def _sample_size_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+def _set_executor(_ctx: click.Context, _p: click.Parameter, value: str | None) -> None:
+    from reconciler.engine import executors
+
+    executors.configure(value)
+
+
 def _jobs_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    """``--jobs N``: processes hashing a sharded dataset's shards (default: one per core)."""
+    """``--jobs N``: processes hashing a sharded dataset's shards (default: one per core); ``--executor``:
+    where that work and the diff run (SPEC §10)."""
+    f = click.option(
+        "--executor", type=click.Choice(["local", "ray"]), default=None, expose_value=False, callback=_set_executor,
+        help="Where shard hashing, the diff and record reads run: local processes, or a Ray cluster (RAY_ADDRESS, "
+        "or the manifest's executor.address) [default: the manifest's executor, else local].",
+    )(f)
     return click.option(
         "--jobs", type=click.IntRange(min=1), default=None, expose_value=False, callback=_set_jobs,
         help="Processes that hash a sharded dataset's shards in parallel [default: the number of cores].",

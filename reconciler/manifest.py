@@ -113,10 +113,22 @@ class Environment(_Model):
     rollout: Rollout = Field(default_factory=Rollout, description="in_place (default) or blue_green through an alias (SPEC §9)")
 
 
+class Executor(_Model):
+    """Where a plan's heavy work runs (SPEC §10): shard hashing, the diff, apply's record reads."""
+
+    type: Literal["local", "ray"] = Field("local", description="local: processes on this machine (--jobs). ray: tasks on a Ray cluster (the vectorops[ray] extra)")
+    address: str | None = Field(
+        None, min_length=1,
+        description="ray: the cluster to join: auto (RAY_ADDRESS, else a cluster started on this machine), host:port, "
+        "ray://host:port, or local (start Ray on this machine for the command); default: RAY_ADDRESS, else auto",
+    )
+
+
 class Manifest(_Model):
     version: Literal[1] = Field(description="Manifest format version")
     datasets: dict[Name, Dataset] = Field(min_length=1)
     environments: dict[Name, Environment] = Field(min_length=1)
+    executor: Executor | None = Field(None, description="Where shard hashing and the diff run; --executor overrides it (default: local)")
 
 
 @cache

@@ -119,11 +119,13 @@ def records_for(manifest: LoadedManifest, env_plan: EnvironmentPlan, ids: pa.Arr
         )
     wanted = ids.cast(pa.string())
     if ds.is_sharded(version):  # per-shard stashes, then only the shards that hold the rest
+        from reconciler.engine import executors
         from reconciler.engine.shards import changed_records
 
         baseline = env_plan.current.digest if env_plan.current is not None else None
         sig = signature_key(dataset_signature(manifest, env_plan.dataset))
-        return _rebatch(changed_records(src, version, sig, baseline, wanted, batch_size), batch_size)
+        records = changed_records(src, version, sig, baseline, wanted, batch_size, executor=executors.for_manifest(manifest))
+        return _rebatch(records, batch_size)
     stashed: list[RecordBatch] = []
     if env_plan.current is not None:  # records the plan already read (and verified), kept beside the hash cache
         path = stash_location(manifest, env_plan.dataset, version.digest, env_plan.current.digest)

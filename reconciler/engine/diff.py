@@ -35,6 +35,9 @@ class VersionIndex:
 
     table: pa.Table
     on_disk: ClassVar[bool] = False
+    # a sharded version's: the per-shard cache files it was assembled from, which a distributed
+    # diff's tasks read themselves instead of receiving the table (engine/executors/ray.py)
+    shard_files: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return self.table.num_rows

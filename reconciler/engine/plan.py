@@ -22,7 +22,7 @@ import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
 from reconciler.engine import diff as d
-from reconciler.engine import hashing, index_cache
+from reconciler.engine import executors, hashing, index_cache
 from reconciler.engine.session import DestinationSession, session_for
 from reconciler.engine.state import EnvState, StateStore, iso, now
 from reconciler.engine.values import ChangeCounts, Drift, RefreshLevel, VersionRef
@@ -302,7 +302,9 @@ def version_index(
         from reconciler.engine import shards
 
         sig = index_cache.signature_key(dataset_signature(manifest, dataset))
-        return shards.sharded_index(src, version, sig, progress=progress, stash_against=stash_against, log=log)
+        return shards.sharded_index(
+            src, version, sig, progress=progress, stash_against=stash_against, log=log, executor=executors.for_manifest(manifest)
+        )
     key = index_cache.index_cache_key(version.digest, dataset_signature(manifest, dataset))
     cached = index_cache.load_cached_index(key)
     if cached is not None:
@@ -550,13 +552,14 @@ def refresh_stage(dest: Destination, rec: Recorded, res: Resolved, refresh: str,
 def diff_stage(manifest: LoadedManifest, res: Resolved, rec: Recorded, act: Actual, *, replace: bool, prune: bool, progress: Progress | None) -> Found:
     from reconciler import dataset as ds
 
+    executor = executors.for_manifest(manifest)  # local, or a Ray cluster's tasks: the same diff
     if replace:
         # rebuild: every desired record is written, every other record deleted; against no baseline
         # every record present is of unknown content, so it is rewritten
-        diff = d.compute_diff(res.desired_index, None, act.present, None, prune=True)
-        drift_diff = d.compute_diff(res.desired_index, res.deployed_index, act.ids, act.hashes, prune=prune)
+        diff = executor.diff(res.desired_index, None, act.present, None, prune=True)
+        drift_diff = executor.diff(res.desired_index, res.deployed_index, act.ids, act.hashes, prune=prune)
     else:
-        diff = d.compute_diff(res.desired_index, res.deployed_index, act.ids, act.hashes, prune=prune)
+        diff = executor.diff(res.desired_index, res.deployed_index, act.ids, act.hashes, prune=prune)
         drift_diff = diff
     if act.sample is not None:
         from reconciler.engine import sampling

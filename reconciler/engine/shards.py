@@ -17,14 +17,12 @@ by partition (``partitioned.diff_indexes``), so two 100M-record versions never s
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +35,9 @@ from reconciler.engine.diff import INDEX_SCHEMA, SAMPLE_SIZE, VersionIndex
 from reconciler.engine.hashing import hash_strings
 from reconciler.errors import DatasetError, UsageError
 from reconciler.records import RecordBatch
+
+if TYPE_CHECKING:
+    from reconciler.engine.executors import Executor
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -176,57 +177,13 @@ def hash_shard(src: DatasetSource, version: DatasetVersion, shard: DatasetShard,
     return len(index)
 
 
-def _init_worker() -> None:
-    """One row group at a time per worker: memory is jobs × a row group, not jobs × read-ahead."""
+def one_row_group_at_a_time() -> None:
+    """In a hashing worker: one row group at a time, so memory is workers × a row group, not × read-ahead."""
     from reconciler.dataset import readers
 
     readers.READ_THREADS = 0
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
-
-
-def _hash_all(
-    src: DatasetSource, version: DatasetVersion, todo: list[DatasetShard], signature_key: str, stash: StashSpec | None,
-    progress: Callable[[int], None],
-) -> int:
-    """Hash shards with up to ``jobs()`` processes (returned); the first error (in shard order) is raised."""
-    workers = min(jobs(), len(todo))
-    if sum(s.size or 0 for s in todo) < parallel_min_bytes():
-        workers = 1  # starting worker processes (~1 s of imports each) costs more than hashing this here
-    if workers <= 1:
-        for done, shard in enumerate(todo, start=1):
-            hash_shard(src, version, shard, signature_key, stash)
-            progress(done)
-        return 1
-    context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
-        pending: dict[Future[int], int] = {}
-        queue: Iterator[tuple[int, DatasetShard]] = iter(enumerate(todo))
-        errors: dict[int, BaseException] = {}
-        done = 0
-
-        def submit() -> None:
-            for position, shard in queue:
-                pending[pool.submit(hash_shard, src, version, shard, signature_key, stash)] = position
-                return
-
-        for _ in range(workers * 2):  # a couple queued per worker: no idle gap, few tasks in flight
-            submit()
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                position = pending.pop(future)
-                error = future.exception()
-                if error is not None:
-                    errors[position] = error
-                    continue
-                done += 1
-                progress(done)
-                if not errors:
-                    submit()
-        if errors:
-            raise errors[min(errors)]
-    return workers
 
 
 # -- a version's index from its shards --------------------------------------------------------------
@@ -240,9 +197,12 @@ def sharded_index(
     progress: Progress | None = None,
     stash_against: tuple[VersionIndex, str] | None = None,
     log: ShardLog | None = None,
+    executor: Executor | None = None,
 ) -> VersionIndex:
-    """The version's id→hash table, assembled from per-shard tables; only unseen shards are decoded."""
+    """The version's id→hash table, assembled from per-shard tables; only unseen shards are decoded
+    (by ``executor``: this machine's processes by default)."""
     from reconciler import dataset as ds
+    from reconciler.engine.executors.local import LocalExecutor
 
     shards = ds.list_shards(src, version)
     todo: dict[str, DatasetShard] = {}
@@ -256,7 +216,7 @@ def sharded_index(
         label = f"hashing {src.name}@{version.rev} ({len(todo)} of {len(shards)} shards)"
         report = (lambda n: progress(label, n, len(todo))) if progress is not None else (lambda n: None)
         with _stash_spec(src, stash_against) as stash:
-            workers = _hash_all(src, version, list(todo.values()), signature_key, stash, report)
+            workers = (executor or LocalExecutor()).hash_shards(src, version, list(todo.values()), signature_key, stash, report)
         if log is not None:
             log.workers = max(log.workers, workers)
     paths = [shard_cache_path(shard, signature_key) for shard in shards]
@@ -271,7 +231,9 @@ def sharded_index(
             table = load_shard_index(shard_cache_path(shard, signature_key))
             assert table is not None
         tables.append(table)
-    return _combine(src, version, shards, tables)
+    index = _combine(src, version, shards, tables)
+    index.shard_files = tuple(str(shard_cache_path(shard, signature_key)) for shard in shards)
+    return index
 
 
 class _stash_spec:
@@ -333,6 +295,10 @@ class ShardedIndex(VersionIndex):
     def ids(self) -> pa.ChunkedArray:
         """Every id, shard after shard (NOT sorted: the sorted table is what this class avoids)."""
         return pa.chunked_array([self.chunk(i, ["id"]).column("id").combine_chunks() for i in range(len(self._paths))], pa.string())
+
+    @property
+    def shard_files(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(str(p) for p in self._paths)
 
     def chunk_count(self) -> int:
         return len(self._paths)
@@ -442,34 +408,18 @@ def unstashed_ids(src: DatasetSource, version: DatasetVersion, signature_key: st
 
 
 def changed_records(
-    src: DatasetSource, version: DatasetVersion, signature_key: str, baseline_digest: str | None, ids: pa.Array, batch_size: int
+    src: DatasetSource, version: DatasetVersion, signature_key: str, baseline_digest: str | None, ids: pa.Array, batch_size: int,
+    executor: Executor | None = None,
 ) -> Iterator[RecordBatch]:
     """The records with ``ids``: from each shard's stash first, the rest from only the shards holding them.
 
-    Every shard that has to be read is verified against its md5 here, before the stream is handed
-    to a destination (which may consume it from native code that would wrap a refusal).
+    Every shard that has to be read is verified against its md5 before the stream is handed to a
+    destination (which may consume it from native code that would wrap a refusal).
     """
-    from reconciler import dataset as ds
-    from reconciler.engine.stash import read_stashed
+    from reconciler.engine.executors.local import LocalExecutor
 
-    plan: list[tuple[list[RecordBatch], DatasetShard, pa.Array]] = []
-    for shard, wanted in shards_holding(src, version, signature_key, ids):
-        stashed: list[RecordBatch] = []
-        if baseline_digest is not None:
-            stashed, wanted = read_stashed(shard_stash_path(shard, baseline_digest, signature_key), wanted, batch_size)
-        if len(wanted):
-            ds.verify_shard(src, version, shard)
-        plan.append((stashed, shard, wanted))
-    return _stream(src, version, plan)
-
-
-def _stream(src: DatasetSource, version: DatasetVersion, plan: list[tuple[list[RecordBatch], DatasetShard, pa.Array]]) -> Iterator[RecordBatch]:
-    from reconciler import dataset as ds
-
-    for stashed, shard, wanted in plan:
-        yield from stashed
-        if len(wanted):
-            yield from ds.read_shard_records(src, version, shard, wanted)
+    work = shards_holding(src, version, signature_key, ids)
+    return (executor or LocalExecutor()).shard_records(src, version, work, signature_key, baseline_digest, batch_size)
 
 
 def read_by_id(manifest: Any, dataset: str, version: DatasetVersion, ids: Any) -> Iterator[RecordBatch]:

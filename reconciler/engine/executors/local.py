@@ -1,0 +1,97 @@
+"""The local executor: shards hashed by ``--jobs`` processes on this machine, the diff and the
+record reads in this process (what vectorops always did; the default)."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from reconciler.engine import diff as d
+from reconciler.engine import shards
+
+if TYPE_CHECKING:
+    from reconciler.dataset import DatasetShard, DatasetSource, DatasetVersion
+    from reconciler.records import RecordBatch
+
+
+class LocalExecutor:
+    name = "local"
+
+    def hash_shards(
+        self, src: DatasetSource, version: DatasetVersion, todo: list[DatasetShard], signature_key: str, stash: shards.StashSpec | None,
+        progress: Callable[[int], None],
+    ) -> int:
+        """Hash shards with up to ``shards.jobs()`` processes (returned); the first error (in shard order) is raised."""
+        workers = min(shards.jobs(), len(todo))
+        if sum(s.size or 0 for s in todo) < shards.parallel_min_bytes():
+            workers = 1  # starting worker processes (~1 s of imports each) costs more than hashing this here
+        if workers <= 1:
+            for done, shard in enumerate(todo, start=1):
+                shards.hash_shard(src, version, shard, signature_key, stash)
+                progress(done)
+            return 1
+        context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=shards.one_row_group_at_a_time) as pool:
+            pending: dict[Future[int], int] = {}
+            queue: Iterator[tuple[int, DatasetShard]] = iter(enumerate(todo))
+            errors: dict[int, BaseException] = {}
+            done = 0
+
+            def submit() -> None:
+                for position, shard in queue:
+                    pending[pool.submit(shards.hash_shard, src, version, shard, signature_key, stash)] = position
+                    return
+
+            for _ in range(workers * 2):  # a couple queued per worker: no idle gap, few tasks in flight
+                submit()
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    position = pending.pop(future)
+                    error = future.exception()
+                    if error is not None:
+                        errors[position] = error
+                        continue
+                    done += 1
+                    progress(done)
+                    if not errors:
+                        submit()
+            if errors:
+                raise errors[min(errors)]
+        return workers
+
+    def diff(
+        self, desired: d.VersionIndex, deployed: d.VersionIndex | None, actual_ids: pa.Array | None,
+        actual_hashes: d.VersionIndex | None, *, prune: bool,
+    ) -> d.Diff:
+        return d.compute_diff(desired, deployed, actual_ids, actual_hashes, prune=prune)
+
+    def shard_records(
+        self, src: DatasetSource, version: DatasetVersion, work: list[tuple[DatasetShard, pa.Array]], signature_key: str,
+        baseline_digest: str | None, batch_size: int,
+    ) -> Iterator[RecordBatch]:
+        from reconciler import dataset as ds
+        from reconciler.engine.stash import read_stashed
+
+        plan: list[tuple[list[RecordBatch], DatasetShard, pa.Array]] = []
+        for shard, wanted in work:
+            stashed: list[RecordBatch] = []
+            if baseline_digest is not None:
+                stashed, wanted = read_stashed(shards.shard_stash_path(shard, baseline_digest, signature_key), wanted, batch_size)
+            if len(wanted):
+                ds.verify_shard(src, version, shard)
+            plan.append((stashed, shard, wanted))
+        return _stream(src, version, plan)
+
+
+def _stream(src: DatasetSource, version: DatasetVersion, plan: list[tuple[list[RecordBatch], DatasetShard, pa.Array]]) -> Iterator[RecordBatch]:
+    from reconciler import dataset as ds
+
+    for stashed, shard, wanted in plan:
+        yield from stashed
+        if len(wanted):
+            yield from ds.read_shard_records(src, version, shard, wanted)
