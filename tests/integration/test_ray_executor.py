@@ -22,12 +22,11 @@ from typing import Any
 import lancedb
 import pyarrow.parquet as pq
 import pytest
+from integration.test_shards import DIM, Project, _expected
 
-from fixtures.manifests import environment, lancedb_destination, write_manifest
 from fixtures.ray_cluster import RayCluster
 from fixtures.records import make_records
 from fixtures.repo import DatasetRepo
-from integration.test_shards import DIM, Project, _expected
 
 pytest.importorskip("ray")
 

@@ -59,7 +59,8 @@ def connect(address: str | None) -> str:
     use the cores here). A cluster that cannot be reached is one clear message naming the address.
     """
     ray = _ray()
-    address = address or os.environ.get("RAY_ADDRESS") or "auto"
+    if address in (None, "auto"):
+        address = os.environ.get("RAY_ADDRESS") or "auto"
     if ray.is_initialized():
         if getattr(connect, "_address", None) == address:
             return address
@@ -85,7 +86,7 @@ def _check_reachable(address: str) -> None:
     """A host:port that refuses connections fails here in seconds (Ray itself retries for a minute)."""
     if address in ("auto", "local") or address.startswith("ray://") and ":" not in address[6:]:
         return
-    target = address[6:] if address.startswith("ray://") else address
+    target = address.removeprefix("ray://")
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(
@@ -146,7 +147,7 @@ def _split(table: pa.Table, buckets: int) -> list[pa.Table]:
     return [taken.slice(int(bounds[b]), int(bounds[b + 1] - bounds[b])) for b in range(buckets)]
 
 
-def _split_shard_task(cache_dir: str, shard_file: str, buckets: int) -> list[pa.Table]:
+def _split_shard_task(cache_dir: str, shard_file: str, buckets: int) -> list[pa.Table] | pa.Table:
     """Map: one shard's cached table, read here from the shared cache, split into bucket parts."""
     _use_cache(cache_dir)
     from pathlib import Path
@@ -155,12 +156,12 @@ def _split_shard_task(cache_dir: str, shard_file: str, buckets: int) -> list[pa.
     if table is None:
         raise RuntimeError(f"the shard hash table {shard_file} is missing or torn on this node: is the cache folder shared by all nodes?")
     parts = _split(table, buckets)
-    return parts if buckets > 1 else parts[0]  # type: ignore[return-value]
+    return parts if buckets > 1 else parts[0]  # Ray: num_returns=1 is one object, not a list of one
 
 
-def _split_table_task(table: pa.Table, buckets: int) -> list[pa.Table]:
+def _split_table_task(table: pa.Table, buckets: int) -> list[pa.Table] | pa.Table:
     parts = _split(table, buckets)
-    return parts if buckets > 1 else parts[0]  # type: ignore[return-value]
+    return parts if buckets > 1 else parts[0]  # Ray: num_returns=1 is one object, not a list of one
 
 
 def _index(parts: tuple[pa.Table, ...]) -> d.VersionIndex:
