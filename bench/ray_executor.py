@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "tests"))
+    from fixtures.ray_cluster import ENV as RAY_ENV
     from fixtures.ray_cluster import RayCluster
 
     work = args.work or Path(tempfile.mkdtemp(prefix="vectorops-ray-bench-"))
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
                     t0 = time.perf_counter()
                     cluster = RayCluster.start(nodes=int(n), object_store_bytes=args.object_store_bytes)
                     row["cluster_start_s"] = time.perf_counter() - t0
-                    flags, env = ["--executor", "ray"], {"RAY_ADDRESS": cluster.address}
+                    flags, env = ["--executor", "ray"], {"RAY_ADDRESS": cluster.address, **RAY_ENV}
                 else:
                     flags, env = ["--executor", "local", "--jobs", n], {"VECTOROPS_PARALLEL_MIN_BYTES": "0"}
                 warm(*v1, *v2)

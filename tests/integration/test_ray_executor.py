@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 from integration.test_shards import DIM, Project, _expected
 
-from fixtures.ray_cluster import RayCluster
+from fixtures.ray_cluster import ENV, RayCluster
 from fixtures.records import make_records
 from fixtures.repo import DatasetRepo
 
@@ -35,6 +35,8 @@ SHARDS, PER_SHARD = 20, 200
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:
+    saved = {k: os.environ.get(k) for k in ENV}
+    os.environ.update(ENV)  # the CLI runs in this process: it joins the cluster with the same settings
     cluster = RayCluster.start(nodes=2)
     try:
         yield cluster
@@ -44,6 +46,11 @@ def ray_cluster() -> Iterator[RayCluster]:
         if ray.is_initialized():  # the CLI ran in this process and joined the cluster
             ray.shutdown()
         cluster.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +152,9 @@ def test_the_manifest_executor_and_a_second_version(ray_cluster: RayCluster, ray
     executor = f"executor:\n  type: ray\n  address: '{ray_cluster.address}'\n"
     project = _project(tmp_path / "p", ray_repo, executor)
     env = {"VECTOROPS_CACHE_DIR": str(tmp_path / "cache")}
-    first = project.ok("plan", "--json", env=env).json["environments"][0]
+    result = project.ok("plan", "--json", env=env)
+    assert "WARNING" not in result.stderr and "INFO" not in result.stderr, result.stderr  # Ray's own log lines stay out
+    first = result.json["environments"][0]
     assert first["shards"]["decoded"] == SHARDS and first["shards"]["workers"] == 2  # the two nodes' CPUs
     project.ok("apply", "--auto-approve", env=env)
     assert project.content() == _expected(ray_repo.versions[0].records or [])

@@ -66,7 +66,8 @@ def connect(address: str | None) -> str:
             return address
         ray.shutdown()
     _check_reachable(address)
-    options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False, "configure_logging": True}
+    # Ray's own notices (token auth, where its logs are) are not the user's business; failures arrive as exceptions
+    options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False, "configure_logging": True}
     try:
         if address == "local":
             ray.init(include_dashboard=False, object_store_memory=_local_object_store_bytes(), **options)
