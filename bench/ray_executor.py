@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", type=Path, default=None, help="keep everything here (default: a temp folder, removed)")
     p.add_argument("--variants", default="local-1,local-2,ray-1,ray-2")
     p.add_argument("--object-store-bytes", default="500000000", help="per Ray node")
+    p.add_argument("--db", type=Path, default=None, help="an existing LanceDB with v1 applied (only read: plans write nothing)")
+    p.add_argument("--cache-v1", type=Path, default=None, help="v1's shard tables from that apply (copied, never written)")
     p.add_argument("--first", action="store_true", help="plan v1 from an empty cache into an empty destination (decodes all of v1)")
     p.add_argument("--json-out", type=Path, default=None)
     args = p.parse_args(argv)
@@ -81,16 +83,19 @@ def main(argv: list[str] | None = None) -> None:
         res["io_floor_s"], res["io_floor_cpu_s"] = io_floor(decoded)
         ws = work / "ws"
         ws.mkdir(exist_ok=True)
-        m, db = ws / "vectorops.yaml", ws / "db"
-        cache_v1 = work / "cache-v1"
+        m, db = ws / "vectorops.yaml", args.db or ws / "db"
+        cache_v1 = args.cache_v1 or work / "cache-v1"
+        if args.db is not None and not (args.cache_v1 is not None and len(list(cache_v1.glob("shards/*.parquet"))) >= args.shards):
+            raise SystemExit(f"--db needs --cache-v1 holding v1's {args.shards} shard tables")
 
         def vo(cache: Path, *a: str, env: dict[str, str] | None = None) -> Any:
             return run_measured([*vectorops_cmd(), "-m", str(m), "--no-color", *a], {**base_env(cache), **(env or {})}, ws)
 
-        cache_v1.mkdir(exist_ok=True)
+        if args.cache_v1 is None:
+            cache_v1.mkdir(exist_ok=True)
         if args.first:
             manifest(m, root, args.dim, "v1", db)  # db never created: the destination is empty
-        elif not (db / "docs.lance").exists() or not any(cache_v1.iterdir()):
+        elif args.db is None and (not (db / "docs.lance").exists() or not any(cache_v1.iterdir())):
             manifest(m, root, args.dim, "v1", db)
             warm(*v1)
             run = vo(cache_v1, "apply", "--auto-approve", "--jobs", "2")
