@@ -194,8 +194,7 @@ class DestinationContract:
 
     def test_state_saved_through_one_handle_is_loaded_through_another(self, ready: Destination, open_destination: Opener) -> None:
         store = StateStore(ready)
-        state = store.load()
-        state.serial = 7
+        state = store.load().model_copy(update={"serial": 7})
         store.save(state)
         loaded = StateStore(open_destination()).load()
         assert (loaded.lineage, loaded.serial, loaded.format_version) == (state.lineage, 7, STATE_FORMAT_VERSION)

@@ -116,11 +116,10 @@ def record_import(manifest: LoadedManifest, report: ImportReport, dest: Destinat
         try:
             state = store.load()
         except StateError:  # a malformed state is exactly what import exists to repair
-            state = EnvState.new()
             # continue the serial after the surviving history, so the import's entry never overwrites one
-            state.serial = _last_history_serial(store)
+            state = EnvState.new().model_copy(update={"serial": _last_history_serial(store)})
         previous = state.deployed
-        state.deployed = Deployed(
+        deployed = Deployed(
             **report.version,
             model=emb.model,
             dimension=emb.dimension,
@@ -129,9 +128,7 @@ def record_import(manifest: LoadedManifest, report: ImportReport, dest: Destinat
             applied_at=iso(now()),
             validated=None,
         )
-        state.previous = previous
-        state.intent = None
-        state.serial += 1
+        state = state.model_copy(update={"deployed": deployed, "previous": previous, "intent": None, "serial": state.serial + 1})
         store.save_and_release(  # state, history entry and lock release: one write
             state,
             HistoryEntry(

@@ -268,7 +268,7 @@ def _apply_environment(
             if cut_off.commit == env_plan.desired.commit and cut_off.counts:
                 whole_move = dict(cut_off.counts)  # history shows the whole move, not only what was left
         intent_serial = state.serial + 1
-        state.intent = Intent(
+        intent = Intent(
             operation=operation,
             counts=whole_move,
             version=env_plan.desired.version,
@@ -281,17 +281,18 @@ def _apply_environment(
             allow_deletes=env_plan.allow_deletes,
             replace=env_plan.replace,
         )
-        state.serial += 1
+        state = state.model_copy(update={"intent": intent, "serial": intent_serial})
         store.save(state)
         failpoints.hit("after-intent")
         hooks.on_start(env_plan.name, total)
 
+        progress = WriteProgress(state)
         try:
-            _write(manifest, env_plan, dest, store, state, hooks, operation, lock)
+            _write(manifest, env_plan, dest, store, progress, hooks, operation, lock)
         except LeaseLostError:
             raise  # the state is the new holder's now: this apply writes nothing more, progress included
         except BaseException:
-            _record_progress(store, state, lock)
+            _record_progress(store, progress.state(), lock)
             raise
         records = dest.describe().count
         failpoints.hit("before-result")
@@ -311,11 +312,10 @@ def _apply_environment(
         if dest.capabilities.snapshots:
             with store.fenced(lock):
                 dest.tag_version(version_tag(deployed.commit))
-        if previous is None or previous.commit != deployed.commit or previous.digest != deployed.digest:
-            state.previous = previous
-        state.deployed = deployed
-        state.intent = None
-        state.serial += 1
+        moved = previous is None or previous.commit != deployed.commit or previous.digest != deployed.digest
+        state = state.model_copy(
+            update={"previous": previous if moved else state.previous, "deployed": deployed, "intent": None, "serial": state.serial + 1}
+        )
         duration = time.monotonic() - started
         # result, history entry and lock release in one write (one request on Pinecone)
         store.save_and_release(
@@ -350,7 +350,7 @@ def _write(
     env_plan: EnvironmentPlan,
     dest: Destination,
     store: StateStore,
-    state: EnvState,
+    progress: WriteProgress,
     hooks: ApplyHooks,
     operation: Operation,
     lock: Lock,
@@ -392,7 +392,7 @@ def _write(
         with store.fenced(lock):  # one transaction, which commits only when the stream ends
             for landed in dest.apply_changes(records_for(manifest, env_plan, upsert_ids), delete_ids.to_pylist()):
                 done += landed
-                _progress(state, done)
+                progress.done = done
                 hooks.on_progress(env_plan.name, landed)
                 failpoints.hit("mid-write")
                 hooks.check_stop(env_plan.name)  # the transaction rolls back: nothing written
@@ -421,11 +421,11 @@ def _write(
         done = 0
         for i, landed in enumerate(dest.upsert_stream(checked())):
             done += landed
-            _progress(state, done)
+            progress.done = done
             hooks.on_progress(env_plan.name, landed)
             if (i + 1) % PROGRESS_SAVE_EVERY == 0:
                 with store.fenced(lock):
-                    store.save(state)
+                    store.save(progress.state())
             failpoints.hit("mid-write", where=getattr(dest, "uri", dest.address))
         deletes = delete_ids.to_pylist()
         for i in range(0, len(deletes), WRITE_BATCH):
@@ -434,7 +434,7 @@ def _write(
             with store.fenced(lock):
                 dest.delete(chunk)
             done += len(chunk)
-            _progress(state, done)
+            progress.done = done
             hooks.on_progress(env_plan.name, len(chunk))
     dest.after_apply()
 
@@ -444,9 +444,21 @@ def _fenced_restore(store: StateStore, lock: Lock, restore: Callable[[str], bool
         return restore(tag)
 
 
-def _progress(state: EnvState, done: int) -> None:
-    if state.intent is not None:
-        state.intent.done = done
+@dataclass
+class WriteProgress:
+    """How far an apply's writes got: the intent as saved before them, with ``done`` records written.
+
+    State documents are frozen values, so the writer counts here and ``state()`` makes the document
+    to save (every few batches, and after a failure: the next apply finishes from there)."""
+
+    started: EnvState
+    done: int = 0
+
+    def state(self) -> EnvState:
+        intent = self.started.intent
+        if intent is None:
+            return self.started
+        return self.started.model_copy(update={"intent": intent.model_copy(update={"done": self.done})})
 
 
 def _record_progress(store: StateStore, state: EnvState, lock: Lock) -> None:
@@ -565,15 +577,15 @@ def _validate_after_apply(
     with store.locked("validate") as lock:
         state = store.load()
         if state.deployed is not None and state.deployed.commit == dep.commit:
-            state.deployed.validated = bool(verdict["ok"])
-            state.deployed.validation = verdict
+            judged = state.deployed.model_copy(update={"validated": bool(verdict["ok"]), "validation": verdict})
             last = store.history(limit=1)
             entry: HistoryEntry | None = None
             if last and last[0].to.commit == dep.commit:
-                entry = last[0]
-                entry.validation = {k: verdict[k] for k in ("passed", "total", "pass_rate", "min_pass_rate", "ok")}
-                entry.result = "success" if verdict["ok"] else "validation_failed"
-            store.save_and_release(state, entry, lock)  # state, history entry and release: one write
+                entry = last[0].model_copy(update={
+                    "validation": {k: verdict[k] for k in ("passed", "total", "pass_rate", "min_pass_rate", "ok")},
+                    "result": "success" if verdict["ok"] else "validation_failed",
+                })
+            store.save_and_release(state.model_copy(update={"deployed": judged}), entry, lock)  # state, history entry and release: one write
     result.validation = verdict
     if verdict["ok"]:
         return result

@@ -278,10 +278,11 @@ def _apply_blue_green(
                 f"The reconcile agent leaves it alone until `vectorops resume {name}`.",
             )
         rs = state.rollout or RolloutState()
-        state.rollout = rs
+        state = state.model_copy(update={"rollout": rs})
         if action in ("write", "switch"):
-            rs.pending = {"slot": target, **env_plan.desired.to_json(), "plan_id": plan_id, "started_at": started_at, "operation": operation}
-            state.serial += 1
+            rs = rs.model_copy(update={"pending": {"slot": target, **env_plan.desired.to_json(), "plan_id": plan_id, "started_at": started_at,
+                                                   "operation": operation}})
+            state = state.model_copy(update={"rollout": rs, "serial": state.serial + 1})
             with store.fenced(lock):
                 store.save(state)
         written = env_plan.changes.to_json()
@@ -298,10 +299,9 @@ def _apply_blue_green(
         if env.validation is not None and dep.validated is not True:
             verdict = _validate_slot(manifest, name, slot_dest, slot_store, dep)
             if not verdict["ok"]:
-                rs.pending = None
                 slots[target] = slot_store.load()  # with its verdict
-                rs.slots = slot_refs(slots)
-                state.serial += 1
+                rs = rs.model_copy(update={"pending": None, "slots": slot_refs(slots)})
+                state = state.model_copy(update={"rollout": rs, "serial": state.serial + 1})
                 message = (
                     f"canaries failed in slot {target}: passed {verdict['passed']}/{verdict['total']} "
                     f"({verdict['pass_rate']:.0%}), below min_pass_rate {verdict['min_pass_rate']:.0%}; the alias still "
@@ -324,12 +324,11 @@ def _apply_blue_green(
         previous = state.deployed
         deployed = Deployed(**{**dep.model_dump(), "validated": verdict["ok"] if verdict else dep.validated,
                                "validation": verdict or dep.validation})
-        if previous is None or (previous.commit, previous.digest) != (deployed.commit, deployed.digest):
-            state.previous = previous
-        state.deployed = deployed
-        rs.live, rs.pending = target, None
-        rs.slots = slot_refs({n: s for n, s in slots.items() if n not in dropped})
-        state.serial += 1
+        moved = previous is None or (previous.commit, previous.digest) != (deployed.commit, deployed.digest)
+        rs = rs.model_copy(update={"live": target, "pending": None, "slots": slot_refs({n: s for n, s in slots.items() if n not in dropped})})
+        state = state.model_copy(
+            update={"previous": previous if moved else state.previous, "deployed": deployed, "rollout": rs, "serial": state.serial + 1}
+        )
         if action == "record":
             message = f"recorded the switch to slot {target} that an interrupted apply made"
         elif live == target:
@@ -366,9 +365,8 @@ def _validate_slot(manifest: LoadedManifest, name: str, slot_dest: Destination, 
     with slot_store.locked("validate") as slot_lock:
         st = slot_store.load()
         if st.deployed is not None and st.deployed.commit == dep.commit:
-            st.deployed.validated = bool(verdict["ok"])
-            st.deployed.validation = verdict
-            slot_store.save_and_release(st, None, slot_lock)
+            judged = st.deployed.model_copy(update={"validated": bool(verdict["ok"]), "validation": verdict})
+            slot_store.save_and_release(st.model_copy(update={"deployed": judged}), None, slot_lock)
     return verdict
 
 
@@ -402,8 +400,8 @@ def _entry(
         plan_id=plan_id,
         message=message,
         validation={k: verdict[k] for k in ("passed", "total", "pass_rate", "min_pass_rate", "ok")} if verdict else None,
+        rollout={"slot": target, "from_slot": live, "switched": result == "success" and live != target, "dropped": dropped},
     )
-    entry.rollout = {"slot": target, "from_slot": live, "switched": result == "success" and live != target, "dropped": dropped}  # type: ignore[attr-defined]
     return entry
 
 

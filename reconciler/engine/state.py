@@ -70,7 +70,11 @@ def actor() -> str:
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """A state document's part: a frozen value. Code that changes state makes a changed copy
+    (``model_copy(update=...)``) and saves that, so nothing holding the state it loaded sees it move.
+    Unknown fields are kept: a document written by a newer vectorops keeps what this one does not know."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
 
 #: the state format this vectorops writes. 1: what 0.1.0 wrote (no format field); 2: every
@@ -222,6 +226,11 @@ class EnvState(_Document):
 
 
 class Lock(_Document):
+    """The lease on an environment. Not a frozen value: it is the live handle an apply shares with
+    the thread that renews it, so a renewal (``expires_at``) is seen by the apply's next fenced write."""
+
+    model_config = ConfigDict(extra="allow", frozen=False)
+
     id: str
     owner: str
     operation: str

@@ -135,7 +135,7 @@ def history_report(manifest: LoadedManifest, name: str, limit: int | None, sessi
         lock = store.current_lock()
         entry = interrupted_entry(st.intent, st.serial, st.deployed, finished=False)
         if lock is not None and not lock.expired() and not lock.holder_is_dead():
-            entry.result, entry.message = "in progress", f"{st.intent.done:,} of {st.intent.total:,} changes written so far"
+            entry = entry.model_copy(update={"result": "in progress", "message": f"{st.intent.done:,} of {st.intent.total:,} changes written so far"})
         found.append(entry)
     total = store.history_count() + len(found)
     rest = None if limit is None else limit - len(found)

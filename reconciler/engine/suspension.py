@@ -40,6 +40,6 @@ def _set_suspended(dest: Destination, name: str, *, suspended: bool, reason: str
         state = store.load()
         if suspended == (state.suspended is not None):
             return state, False
-        state.suspended = Suspension(by=actor(), at=iso(now()), reason=reason or None) if suspended else None
+        state = state.model_copy(update={"suspended": Suspension(by=actor(), at=iso(now()), reason=reason or None) if suspended else None})
         store.save_and_release(state, None, lock)
     return state, True

@@ -190,9 +190,9 @@ def test_an_apply_writes_state_in_three_requests(pinecone_server: PineconeServer
     with store.locked("apply") as lock:  # 1: the lock (plus its claim written and withdrawn: PineconeDestination.exclusive)
         assert _writes(pinecone_server, before) == 1 + 2
         state = store.load()
-        state.serial += 1
+        state = state.model_copy(update={"serial": state.serial + 1})
         store.save(state)  # 2: the intent
-        state.serial += 1
+        state = state.model_copy(update={"serial": state.serial + 1})
         store.save_and_release(state, history_entry(state.serial), lock)  # 3: result + history + release
     assert _writes(pinecone_server, before) == 3 + 2  # three for state, two for the claim that orders contenders
     assert store.current_lock() is None

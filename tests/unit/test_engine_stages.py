@@ -84,8 +84,7 @@ def deployed(commit: str = COMMIT_1, version: str = "v1", records: int = 0, mode
 
 def save_state(dest: Destination, dep: Deployed | None, serial: int = 2) -> EnvState:
     store = StateStore(dest)
-    state = store.load()
-    state.deployed, state.serial = dep, serial
+    state = store.load().model_copy(update={"deployed": dep, "serial": serial})
     store.save(state)
     return state
 

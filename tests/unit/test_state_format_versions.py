@@ -82,11 +82,11 @@ def test_a_suspension_is_an_optional_field_older_documents_read_as_not_suspended
     store.save(state)
     assert "suspended" not in dest.read_doc("state")  # type: ignore[operator]
 
-    state.suspended = Suspension(by="ann@laptop", at="2026-12-06T10:00:00Z", reason="reindexing")
+    state = state.model_copy(update={"suspended": Suspension(by="ann@laptop", at="2026-12-06T10:00:00Z", reason="reindexing")})
     store.save(state)
     doc = dest.read_doc("state")
     assert doc is not None and doc["format_version"] == STATE_FORMAT_VERSION
     assert store.load().suspended == state.suspended
-    state.suspended = None
+    state = state.model_copy(update={"suspended": None})
     store.save(state)
     assert "suspended" not in dest.read_doc("state")  # type: ignore[operator]

@@ -82,9 +82,7 @@ class MemoryDestination(Destination):
 
 
 def _state(serial: int) -> EnvState:
-    state = EnvState.new()
-    state.serial = serial
-    return state
+    return EnvState.new().model_copy(update={"serial": serial})
 
 
 def test_a_released_lock_reads_as_no_lock() -> None:
