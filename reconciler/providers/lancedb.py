@@ -36,6 +36,7 @@ from pydantic import Field, StringConstraints
 from reconciler.canonical import records_from_table, records_table
 from reconciler.errors import DestinationError, DestinationMismatchError, DestinationStorageError, DestinationUnavailableError
 from reconciler.providers.base import Capabilities, Destination, DestinationInfo, describe_exception
+from reconciler.providers.documents import parse_document
 from reconciler.providers.settings import DestinationContext, DestinationSettings
 from reconciler.records import RecordBatch
 
@@ -549,7 +550,7 @@ class LanceDBDestination(Destination):
         rows = docs.search().where(f"key = {_quote([self._key(key)])}").select(["doc"]).limit(None).to_arrow()
         if rows.num_rows == 0:
             return None
-        return _parse_doc(rows.column("doc")[0].as_py(), self._key(key))
+        return parse_document(rows.column("doc")[0].as_py(), self.address, key)
 
     def write_doc(self, key: str, doc: dict[str, Any]) -> None:
         docs = self._docs_table()
@@ -586,7 +587,7 @@ class LanceDBDestination(Destination):
         if rows is None:
             return []
         strip = len(self._key(""))
-        out = [(k[strip:], _parse_doc(d, k)) for k, d in zip(rows.column("key").to_pylist(), rows.column("doc").to_pylist(), strict=False)]
+        out = [(k[strip:], parse_document(d, self.address, k[strip:])) for k, d in zip(rows.column("key").to_pylist(), rows.column("doc").to_pylist(), strict=False)]
         return sorted(out, key=lambda kv: kv[0])
 
     def list_doc_keys(self, prefix: str) -> list[str]:
@@ -678,20 +679,3 @@ def _explain_json(table: pa.Table, address: str) -> None:
                 hint="A table with one string column 'metadata' keeps each record's metadata there as a JSON object; "
                 "fix that row, or rename the column so it is read as an ordinary metadata field.",
             )
-
-
-def _parse_doc(text: str, key: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        from reconciler.errors import StateError
-
-        raise StateError(
-            f"vectorops state record '{key}' is not valid JSON ({exc.msg})",
-            hint="Run `vectorops import ENV --version REV` to re-adopt the index and rewrite its state.",
-        ) from None
-    if not isinstance(doc, dict):
-        from reconciler.errors import StateError
-
-        raise StateError(f"vectorops state record '{key}' is malformed", hint="Run `vectorops import ENV --version REV` to rewrite it.")
-    return doc

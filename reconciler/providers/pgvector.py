@@ -48,6 +48,7 @@ from reconciler.errors import (
     DestinationUnavailableError,
 )
 from reconciler.providers.base import Capabilities, Destination, DestinationInfo, describe_exception
+from reconciler.providers.documents import parse_document
 from reconciler.providers.settings import ENV_VAR_PATTERN, DestinationContext, DestinationSettings
 from reconciler.records import RecordBatch
 from reconciler.redact import redact
@@ -497,7 +498,7 @@ class PgvectorDestination(Destination):
             if not self._state_exists(conn):
                 return None
             row = conn.execute(f"SELECT doc FROM {self._state} WHERE key = %s", (self._prefix + key,)).fetchone()
-        return None if row is None else _parse_doc(row[0], self.address, key)
+        return None if row is None else parse_document(row[0], self.address, key)
 
     def write_doc(self, key: str, doc: dict[str, Any]) -> None:
         self.write_docs({key: doc})
@@ -536,7 +537,7 @@ class PgvectorDestination(Destination):
 
     def list_docs(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         strip = len(self._prefix)
-        return [(k[strip:], _parse_doc(d, self.address, k[strip:])) for k, d in self._doc_rows(prefix, "key, doc")]
+        return [(k[strip:], parse_document(d, self.address, k[strip:])) for k, d in self._doc_rows(prefix, "key, doc")]
 
     def list_doc_keys(self, prefix: str) -> list[str]:
         strip = len(self._prefix)
@@ -712,21 +713,6 @@ def _literal(text: str) -> str:
 def _sample(ids: list[str], n: int = 5) -> str:
     shown = ", ".join(repr(i) for i in ids[:n])
     return shown + (f" and {len(ids) - n} more" if len(ids) > n else "")
-
-
-def _parse_doc(text: str, address: str, key: str) -> dict[str, Any]:
-    from reconciler.errors import StateError
-
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict):
-        raise StateError(
-            f"{address}: vectorops' document '{key}' is not valid JSON",
-            hint="Rebuild vectorops' state with `vectorops import ENV --version REV`.",
-        )
-    return doc
 
 
 __all__ = ["PgvectorDestination", "PgvectorSettings"]

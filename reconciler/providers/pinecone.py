@@ -55,6 +55,7 @@ from reconciler.errors import (
 from reconciler.providers import listing
 from reconciler.providers import pinecone_payload as payload
 from reconciler.providers.base import Capabilities, Destination, DestinationInfo, describe_exception
+from reconciler.providers.documents import REPAIR_HINT, parse_document
 from reconciler.providers.listing_resume import ListingCheckpoint, Pacer
 from reconciler.providers.settings import ENV_VAR_PATTERN, DestinationContext, DestinationSettings
 from reconciler.records import RecordBatch
@@ -732,13 +733,8 @@ class PineconeDestination(Destination):
                 if part is None or (part.metadata or {}).get("g") != gen:
                     return None
                 parts.append(str(part.metadata.get("d", "")))
-        try:
-            doc = json.loads("".join(parts))
-        except ValueError as exc:  # every chunk of one generation is there: the text itself is broken
-            raise _unreadable(self.address, key, f"it is not valid JSON ({exc.__class__.__name__})") from None
-        if not isinstance(doc, dict):
-            raise _unreadable(self.address, key, "it is not a JSON object")
-        return doc
+        # every chunk of one generation is there: what is left to fail is the text itself
+        return parse_document("".join(parts), self.address, key, where=f" in '{DOCS_NAMESPACE}'")
 
     def write_doc(self, key: str, doc: dict[str, Any]) -> None:
         self.write_docs({key: doc})
@@ -1145,8 +1141,7 @@ class _Missing(DestinationConfigError):
 
 def _unreadable(address: str, key: str, why: str) -> StateError:
     return StateError(
-        f"{address}: vectorops state record '{key}' in '{DOCS_NAMESPACE}' is unreadable: {why}",
-        hint="Run `vectorops import ENV --version REV` to re-adopt the index and rewrite its state.",
+        f"{address}: vectorops state record '{key}' in '{DOCS_NAMESPACE}' is unreadable: {why}", hint=REPAIR_HINT,
     )
 
 

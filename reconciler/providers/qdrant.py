@@ -71,6 +71,7 @@ from reconciler.errors import (
     DestinationUnavailableError,
 )
 from reconciler.providers.base import Capabilities, Destination, DestinationInfo, describe_exception
+from reconciler.providers.documents import parse_document
 from reconciler.providers.settings import ENV_VAR_PATTERN, DestinationContext, DestinationSettings
 from reconciler.records import RecordBatch
 from reconciler.redact import redact, register_secret
@@ -502,7 +503,7 @@ class QdrantDestination(Destination):
         if not self._exists(self.state_collection):
             return None
         points = self._call(lambda: self._client.retrieve(self.state_collection, ids=[_doc_point_id(key)], with_payload=True))
-        return _parse_doc(points[0].payload, key) if points else None
+        return parse_document((points[0].payload or {}).get("doc"), self.address, key) if points else None
 
     def write_doc(self, key: str, doc: dict[str, Any]) -> None:
         self.write_docs({key: doc})
@@ -543,7 +544,7 @@ class QdrantDestination(Destination):
             for p in points:
                 key = str((p.payload or {}).get("key", ""))
                 if key.startswith(prefix):
-                    out.append((key, _parse_doc(p.payload, key)))
+                    out.append((key, parse_document((p.payload or {}).get("doc"), self.address, key)))
         return sorted(out, key=lambda kv: kv[0])
 
     def list_doc_keys(self, prefix: str) -> list[str]:
@@ -656,22 +657,6 @@ def _refused(exc: BaseException) -> bool:
     """A connection refused outright: nothing listens there, retrying for half a minute will not help."""
     text = str(getattr(exc, "source", exc))
     return "Connection refused" in text or "Name or service not known" in text
-
-
-def _parse_doc(payload: Any, key: str) -> dict[str, Any]:
-    from reconciler.errors import StateError
-
-    text = (payload or {}).get("doc")
-    try:
-        doc = json.loads(text) if isinstance(text, str) else None
-    except json.JSONDecodeError:
-        doc = None
-    if not isinstance(doc, dict):
-        raise StateError(
-            f"vectorops state document '{key}' is malformed",
-            hint="Run `vectorops import ENV --version REV` to re-adopt the collection and rewrite its state.",
-        )
-    return doc
 
 
 # -- plan-time checks -------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 Each document is checked when it is read. A corrupt lock is a lock of unknown holder: it strands
 nobody, and `force-unlock ENV unreadable` removes it. `import` rebuilds state and lock. An unreadable
-history entry is skipped and reported, never fatal. On both destinations: real LanceDB, and the real
-Pinecone SDK against the local server (documents are written raw, as a hand edit or another tool
-would leave them). Real CLI.
+history entry is skipped and reported, never fatal. On every destination: real LanceDB, the real
+Pinecone SDK against the local server, a real PostgreSQL + pgvector, and qdrant-client's local mode
+(documents are written raw, as a hand edit or another tool would leave them; every provider reads
+them through one parser, reconciler/providers/documents.py, so the messages are the same). Real CLI.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import pytest
 
 from fixtures import DatasetRepo
 from fixtures.cli import Result, run_vectorops
-from fixtures.manifests import environment, lancedb_destination, pinecone_destination, write_manifest
+from fixtures.manifests import (
+    environment,
+    lancedb_destination,
+    pgvector_destination,
+    pinecone_destination,
+    qdrant_destination,
+    write_manifest,
+)
 from reconciler.manifest import load_manifest
 from reconciler.providers import open_destination
 
@@ -75,18 +83,59 @@ def _pinecone_raw(server) -> Callable[[str, str], None]:  # noqa: ANN001
     return write
 
 
-@pytest.fixture(params=["lancedb", "pinecone"])
+def _pgvector_raw(dsn: str, schema: str, table: str) -> Callable[[str, str], None]:
+    def write(key: str, text: str) -> None:
+        import psycopg
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(
+                f'INSERT INTO "{schema}"._vectorops_state (key, doc) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET doc = EXCLUDED.doc',
+                (f"{table}/{key}", text),
+            )
+
+    return write
+
+
+def _qdrant_raw(folder: Path, collection: str) -> Callable[[str, str], None]:
+    def write(key: str, text: str) -> None:
+        from qdrant_client import models
+
+        from reconciler.providers.qdrant import STATE_PREFIX, _doc_point_id, _LocalClients
+
+        client = _LocalClients.acquire(str(folder))  # the CLI's own client, shared in this process
+        try:
+            point = models.PointStruct(id=_doc_point_id(key), vector=[1.0], payload={"key": key, "doc": text})
+            client.upsert(STATE_PREFIX + collection, points=[point], wait=True)
+        finally:
+            _LocalClients.release(str(folder))
+
+    return write
+
+
+@pytest.fixture(params=["lancedb", "pinecone", "pgvector", "qdrant"])
 def target(request: pytest.FixtureRequest, tmp_path: Path, dataset_repo: DatasetRepo) -> Iterator[Target]:
     manifest = tmp_path / "project" / "vectorops.yaml"
     if request.param == "lancedb":
         t = Target(manifest, dataset_repo.root, lancedb_destination("docs_staging"), _lancedb_raw(manifest))
-    else:
+    elif request.param == "pinecone":
         pytest.importorskip("pinecone")
         server = request.getfixturevalue("pinecone_server")
         t = Target(manifest, dataset_repo.root, pinecone_destination(INDEX), _pinecone_raw(server))
+    elif request.param == "pgvector":
+        pytest.importorskip("psycopg")
+        dsn, schema = request.getfixturevalue("pg_env"), request.getfixturevalue("pg_schema")
+        t = Target(manifest, dataset_repo.root, pgvector_destination("docs_staging", schema=schema), _pgvector_raw(dsn, schema, "docs_staging"))
+    else:
+        pytest.importorskip("qdrant_client")
+        folder = tmp_path / "project" / "qdrant"
+        t = Target(manifest, dataset_repo.root, qdrant_destination("docs_staging", path=folder), _qdrant_raw(folder, "docs_staging"))
     t.pin("v1")
     t.ok("apply", "--auto-approve")
     yield t
+    if request.param == "qdrant":  # the CLI leaves its local-mode client open in this process
+        from reconciler.providers.qdrant import _LocalClients
+
+        _LocalClients.close_all()
 
 
 def test_corrupt_lock_is_a_lock_of_unknown_holder_that_force_unlock_removes(target: Target) -> None:
