@@ -100,50 +100,93 @@ def vectorops_steps(b: Bench, work: Path, *, during_apply: Any = None) -> dict[s
 
 
 class Readers:
-    """A reader querying the live table back to back; how long its slowest query took, before and during."""
+    """A reader querying the live table back to back; how long its slowest query took, before and during.
+
+    Beside it, a sampler polls ``pg_stat_activity`` for the reader's backend every few milliseconds
+    during the apply: what the reader was waiting on when it was not running (``wait_event_type``
+    ``Lock`` is a heavyweight lock wait, i.e. blocked by the writer; ``LWLock``/``BufferPin`` is
+    contention on shared buffers; none while active is running or waiting for a CPU), and whether it
+    held an ungranted lock in ``pg_locks``. A slow query with no lock samples was CPU-starved.
+    """
 
     def __init__(self, dsn: str, dim: int) -> None:
         import psycopg
-
-        self.conn = psycopg.connect(dsn, autocommit=True)
-        self.query = np.random.default_rng(1).standard_normal(dim, dtype=np.float32)
-        self.during: list[float] = []
-        self.before = [self._one() for _ in range(20)]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _one(self) -> float:
         from pgvector.psycopg import register_vector
 
+        self.conn = psycopg.connect(dsn, autocommit=True)
         register_vector(self.conn)
+        self.pid = self.conn.info.backend_pid
+        self._sampler_conn = psycopg.connect(dsn, autocommit=True)
+        self.query = np.random.default_rng(1).standard_normal(dim, dtype=np.float32)
+        self.during: list[tuple[float, float]] = []  # (start, end) of each query, perf_counter
+        self.samples: list[tuple[float, str | None, str | None, str | None, bool]] = []
+        self.before = [end - start for start, end in (self._one() for _ in range(20))]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+
+    def _one(self) -> tuple[float, float]:
         t0 = time.perf_counter()
         with self.conn.cursor() as cur:
             cur.execute(f"SELECT id FROM public.{TABLE} ORDER BY embedding <=> %s LIMIT 10", (self.query,))
             cur.fetchall()
             cur.execute(f"SELECT count(*) FROM public.{TABLE}")
             cur.fetchone()
-        return time.perf_counter() - t0
+        return t0, time.perf_counter()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             self.during.append(self._one())
 
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            row = self._sampler_conn.execute(
+                "SELECT a.state, a.wait_event_type, a.wait_event, "
+                "EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) "
+                "FROM pg_stat_activity a WHERE a.pid = %s",
+                (self.pid,),
+            ).fetchone()
+            if row is not None:
+                self.samples.append((time.perf_counter(), row[0], row[1], row[2], bool(row[3])))
+            time.sleep(0.002)
+
     def __enter__(self) -> Readers:
         self._thread.start()
+        self._sampler.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._sampler.join()
         self.conn.close()
+        self._sampler_conn.close()
 
     def figures(self) -> dict[str, Any]:
+        times = [end - start for start, end in self.during]
+        active = [s for s in self.samples if s[1] == "active"]
+        waits: dict[str, int] = {}
+        for _, _, kind, event, _ in active:
+            label = f"{kind}:{event}" if kind else "none (on CPU or runnable)"
+            waits[label] = waits.get(label, 0) + 1
+        slowest = max(self.during, key=lambda q: q[1] - q[0], default=None)
+        in_slowest: dict[str, int] = {}
+        if slowest is not None:
+            for t, state, kind, event, _ in self.samples:
+                if slowest[0] <= t <= slowest[1]:
+                    label = f"{kind}:{event}" if kind else f"none ({state})"
+                    in_slowest[label] = in_slowest.get(label, 0) + 1
         return {
-            "queries_during_apply": len(self.during),
+            "queries_during_apply": len(times),
             "slowest_before_ms": round(max(self.before) * 1000, 1),
             "median_before_ms": round(statistics.median(self.before) * 1000, 1),
-            "slowest_during_ms": round(max(self.during, default=0.0) * 1000, 1),
-            "median_during_ms": round(statistics.median(self.during) * 1000, 1) if self.during else None,
+            "slowest_during_ms": round(max(times, default=0.0) * 1000, 1),
+            "median_during_ms": round(statistics.median(times) * 1000, 1) if times else None,
+            "samples": len(self.samples),
+            "samples_active": len(active),
+            "samples_lock_wait": sum(1 for s in active if s[2] == "Lock" or s[4]),
+            "wait_events_while_active": dict(sorted(waits.items(), key=lambda kv: -kv[1])),
+            "samples_in_slowest_query": in_slowest,
         }
 
 
@@ -257,6 +300,9 @@ def report(name: str, n: int, dim: int, r: dict[str, Any]) -> str:
         rd = r["readers"]
         lines.append(f"  readers during the apply: {rd['queries_during_apply']} queries, slowest {rd['slowest_during_ms']} ms "
                      f"(median {rd['median_during_ms']} ms); before it: slowest {rd['slowest_before_ms']} ms (median {rd['median_before_ms']} ms)")
+        lines.append(f"  reader backend sampled {rd['samples']} times during the apply, {rd['samples_active']} active: "
+                     f"{rd['samples_lock_wait']} waiting on a lock; wait events {rd['wait_events_while_active']}; "
+                     f"in the slowest query {rd['samples_in_slowest_query']}")
     return "\n".join(lines)
 
 
