@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from reconciler.engine.hashing import hash_batch
+from reconciler.engine.hashing import hash_batch, round_vectors
 from reconciler.engine.state import STATE_FORMAT_VERSION, StateStore
 from reconciler.errors import DestinationError, DestinationMismatchError, LockError
 from reconciler.providers.base import Capabilities, Destination
@@ -55,9 +55,10 @@ def ids(n: int, prefix: str = "doc-") -> list[str]:
     return [f"{prefix}{k:05d}" for k in range(n)]
 
 
-def contents(batch: RecordBatch) -> dict[str, tuple[int, int]]:
-    """id -> (vector hash, metadata hash): how the engine compares records at refresh ``full``."""
-    vh, mh = hash_batch(batch)
+def contents(batch: RecordBatch, precision: str = "float32") -> dict[str, tuple[int, int]]:
+    """id -> (vector hash, metadata hash): how the engine compares records at refresh ``full``, vectors
+    as a destination storing ``precision`` holds them (``Capabilities.vector_precision``)."""
+    vh, mh = hash_batch(batch, precision)
     return {vid: (int(v), int(m)) for vid, v, m in zip(batch.id_list, vh, mh, strict=False)}
 
 
@@ -111,7 +112,10 @@ class DestinationContract:
         ready.after_apply()
         got = ready.fetch(list(reversed(batch.id_list)) + ["doc-missing"])
         assert sorted(got.id_list) == batch.id_list  # missing ids are simply absent
-        assert contents(got) == contents(batch)  # vectors bit-exact as float32, metadata as canonical JSON
+        precision = ready.capabilities.vector_precision
+        # vectors bit-exact at the declared precision (float32: the dataset's own), metadata as canonical JSON
+        assert contents(got) == contents(batch, precision)
+        assert np.array_equal(round_vectors(got.vectors, precision), got.vectors)  # never more precise than declared
         by_id = dict(zip(got.id_list, got.metadata_rows(), strict=False))
         assert [by_id[i] for i in batch.id_list] == batch.metadata_rows()
 
@@ -122,7 +126,8 @@ class DestinationContract:
         ready.upsert(second)
         ready.after_apply()
         assert ready.describe().count == 30
-        assert stored(ready) == {**contents(first), **contents(second)}
+        precision = ready.capabilities.vector_precision
+        assert stored(ready) == {**contents(first, precision), **contents(second, precision)}
 
     def test_delete_removes_by_id_ignoring_unknown_ids(self, ready: Destination) -> None:
         batch = make_batch(ids(30))
@@ -166,7 +171,7 @@ class DestinationContract:
         ready.upsert(batch)
         ready.write_doc("state", {"serial": 1})
         ready.after_apply()
-        assert stored(ready) == contents(batch)
+        assert stored(ready) == contents(batch, ready.capabilities.vector_precision)
 
     def test_query_finds_the_nearest_record(self, ready: Destination) -> None:
         batch = make_batch(ids(50), seed=3)
@@ -217,7 +222,7 @@ class DestinationContract:
         if caps.fill:
             ready.fill(iter([batch.take(np.arange(0, 150)), batch.take(np.arange(150, 300))]))
             ready.after_apply()
-            assert stored(ready) == contents(batch)
+            assert stored(ready) == contents(batch, ready.capabilities.vector_precision)
         else:
             ready.upsert(batch)
         if caps.snapshots:
@@ -226,7 +231,7 @@ class DestinationContract:
             ready.delete(batch.id_list[250:])
             assert ready.restore_tag("contract-v1") is True
             ready.after_apply()
-            assert stored(ready) == contents(batch)
+            assert stored(ready) == contents(batch, ready.capabilities.vector_precision)
             assert ready.restore_tag("contract-never-tagged") is False
         if caps.check_records:
             assert ready.check_records(batch, DIMENSION) == []

@@ -59,8 +59,8 @@ def compare_for_import(
         raise UsageError("import needs to read the index", hint="Use --refresh stats, ids or full.")
     env = manifest.model.environments[name]
     version = ds.resolve_version(manifest.dataset_source(env.dataset), rev)
-    wanted = version_index(manifest, env.dataset, version, progress)
     dest = destination or open_destination(manifest, name)
+    wanted = version_index(manifest, env.dataset, version, progress, precision=dest.capabilities.vector_precision)
     info = dest.describe()
     if not info.exists:
         raise DestinationError(f"{dest.address} does not exist; there is nothing to import", hint=f"Use `vectorops apply {name}` to create it.")

@@ -123,12 +123,12 @@ def records_for(manifest: LoadedManifest, env_plan: EnvironmentPlan, ids: pa.Arr
         from reconciler.engine.shards import changed_records
 
         baseline = env_plan.current.digest if env_plan.current is not None else None
-        sig = signature_key(dataset_signature(manifest, env_plan.dataset))
+        sig = signature_key(dataset_signature(manifest, env_plan.dataset, env_plan.vector_precision))
         records = changed_records(src, version, sig, baseline, wanted, batch_size, executor=executors.for_manifest(manifest))
         return _rebatch(records, batch_size)
     stashed: list[RecordBatch] = []
     if env_plan.current is not None:  # records the plan already read (and verified), kept beside the hash cache
-        path = stash_location(manifest, env_plan.dataset, version.digest, env_plan.current.digest)
+        path = stash_location(manifest, env_plan.dataset, version.digest, env_plan.current.digest, env_plan.vector_precision)
         stashed, wanted = read_stashed(path, wanted, batch_size)
     if len(wanted):
         ds.verify_version(src, version)

@@ -78,11 +78,13 @@ class VersionIndex:
 
     @staticmethod
     def build(
-        batches: Iterable[RecordBatch], *, what: str, on_batch: Callable[[RecordBatch, np.ndarray, np.ndarray], None] | None = None
+        batches: Iterable[RecordBatch], *, what: str, on_batch: Callable[[RecordBatch, np.ndarray, np.ndarray], None] | None = None,
+        precision: str = "float32",
     ) -> VersionIndex:
+        """The table of ``batches``, vectors hashed as a destination storing ``precision`` holds them."""
         parts: list[pa.Table] = []
         for batch in batches:
-            vh, mh = hash_batch(batch)
+            vh, mh = hash_batch(batch, precision)
             if on_batch is not None:
                 on_batch(batch, vh, mh)
             parts.append(pa.table({"id": batch.ids, "vh": vh, "mh": mh}, schema=INDEX_SCHEMA))

@@ -18,10 +18,24 @@ HASH_VERSION = "1"  # part of every cache key: bump it when a hash would change
 _EMPTY_META_HASH = xxhash.xxh3_64_intdigest(b"{}")
 
 
-def hash_batch(batch: RecordBatch) -> tuple[np.ndarray, np.ndarray]:
-    """(vector hashes, metadata hashes) as uint64 arrays, one entry per record."""
+def round_vectors(vectors: np.ndarray, precision: str) -> np.ndarray:
+    """float32 ``vectors`` as a destination of this precision stores them (``Capabilities.vector_precision``):
+    unchanged at ``float32``; at ``float16`` each component rounded to the nearest float16 (round half to
+    even, as the destination's writer rounds) and widened back to float32, exactly. Rounding twice
+    changes nothing, so what such a destination gives back hashes as the dataset's rounded vectors."""
+    if precision == "float32":
+        return vectors
+    if precision != "float16":
+        raise ValueError(f"unknown vector precision {precision!r}")
+    with np.errstate(over="ignore"):  # beyond ±65504: inf, refused at plan time by the destination's check_records
+        return vectors.astype(np.float16).astype(np.float32)
+
+
+def hash_batch(batch: RecordBatch, precision: str = "float32") -> tuple[np.ndarray, np.ndarray]:
+    """(vector hashes, metadata hashes) as uint64 arrays, one entry per record; vectors as a destination
+    storing ``precision`` holds them (``round_vectors``)."""
     n = len(batch)
-    vectors = np.ascontiguousarray(batch.vectors, dtype=np.float32)
+    vectors = np.ascontiguousarray(round_vectors(np.asarray(batch.vectors, dtype=np.float32), precision))
     vh = np.fromiter(map(xxhash.xxh3_64_intdigest, vectors), dtype=np.uint64, count=n)
     for row in _rows_with_negative_zero(vectors):  # -0.0 hashes as +0.0; rare, so fixed up after
         vh[row] = xxhash.xxh3_64_intdigest(np.where(vectors[row] == 0, np.float32(0), vectors[row]).tobytes())

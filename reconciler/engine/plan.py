@@ -89,6 +89,9 @@ class EnvironmentPlan:
     #: ``rollout: blue_green`` (SPEC §9): the live slot, every slot, the slot this apply targets and
     #: what it does there (``engine/rollout.py``); None for in-place environments
     rollout: dict[str, Any] | None = None
+    #: the precision the destination stores vectors at (``Capabilities.vector_precision``): the
+    #: dataset's hashes, caches and stashes this plan used are those of vectors rounded to it
+    vector_precision: str = "float32"
 
     @property
     def moves_version(self) -> bool:
@@ -135,6 +138,7 @@ class EnvironmentPlan:
             "allow_deletes": self.allow_deletes,
             "replace": self.replace,
             "destination_count": self.destination_count,
+            "vector_precision": self.vector_precision,
         }
 
 
@@ -260,24 +264,26 @@ def _env_from_saved(pub: dict[str, Any], priv: dict[str, Any], ids_table: pa.Tab
         destination_count=priv.get("destination_count", 0),
         ids=ChangeIds(pick("add"), pick("update"), pick("delete")),
         rollout=pub.get("rollout"),
+        vector_precision=priv.get("vector_precision", "float32"),
     )
 
 
 # -- building a plan -----------------------------------------------------------------------------
 
 
-def dataset_signature(manifest: LoadedManifest, dataset: str) -> str:
-    """What, besides the data, decides a version's hashes: how the file is read."""
+def dataset_signature(manifest: LoadedManifest, dataset: str, precision: str = "float32") -> str:
+    """What, besides the data, decides a version's hashes: how the file is read, and the precision
+    the destination stores vectors at (``Capabilities.vector_precision``; float32 adds nothing, so
+    the caches of every float32 destination stay what they were)."""
     src = manifest.dataset_source(dataset)
-    return json.dumps(
-        [src.format, src.id_field, src.vector_field, list(src.metadata_fields or []), src.metadata_fields is None, src.dimension]
-    )
+    read = [src.format, src.id_field, src.vector_field, list(src.metadata_fields or []), src.metadata_fields is None, src.dimension]
+    return json.dumps(read if precision == "float32" else [*read, precision])
 
 
-def stash_location(manifest: LoadedManifest, dataset: str, desired_digest: str, baseline_digest: str) -> Path:
+def stash_location(manifest: LoadedManifest, dataset: str, desired_digest: str, baseline_digest: str, precision: str = "float32") -> Path:
     from reconciler.engine.stash import stash_path
 
-    return stash_path(desired_digest, baseline_digest, index_cache.signature_key(dataset_signature(manifest, dataset)))
+    return stash_path(desired_digest, baseline_digest, index_cache.signature_key(dataset_signature(manifest, dataset, precision)))
 
 
 def version_index(
@@ -288,11 +294,14 @@ def version_index(
     *,
     stash_against: tuple[d.VersionIndex, str] | None = None,
     log: Any = None,
+    precision: str = "float32",
 ) -> d.VersionIndex:
     """The id→hash table of a dataset version: from the local cache, else hashed once and cached.
 
     When it has to read the version anyway and ``stash_against`` names the deployed version's
     table, the records that differ from it are kept for the apply that follows (``stash.py``).
+    ``precision``: the destination's ``Capabilities.vector_precision``; vectors are hashed rounded
+    to it, and cached apart from other precisions.
     """
     from reconciler import dataset as ds
     from reconciler.engine.stash import StashWriter
@@ -301,11 +310,12 @@ def version_index(
     if ds.is_sharded(version):  # a directory of shards: cached per shard (engine/shards.py)
         from reconciler.engine import shards
 
-        sig = index_cache.signature_key(dataset_signature(manifest, dataset))
+        sig = index_cache.signature_key(dataset_signature(manifest, dataset, precision))
         return shards.sharded_index(
-            src, version, sig, progress=progress, stash_against=stash_against, log=log, executor=executors.for_manifest(manifest)
+            src, version, sig, progress=progress, stash_against=stash_against, log=log, executor=executors.for_manifest(manifest),
+            precision=precision,
         )
-    key = index_cache.index_cache_key(version.digest, dataset_signature(manifest, dataset))
+    key = index_cache.index_cache_key(version.digest, dataset_signature(manifest, dataset, precision))
     cached = index_cache.load_cached_index(key)
     if cached is not None:
         return cached
@@ -322,11 +332,12 @@ def version_index(
 
     writer = None
     if stash_against is not None and len(stash_against[0]):
-        path = stash_location(manifest, dataset, version.digest, stash_against[1])
+        path = stash_location(manifest, dataset, version.digest, stash_against[1], precision)
         writer = StashWriter(path, stash_against[0], src.dimension)
     try:
         index = d.VersionIndex.build(
-            batches(), what=f"dataset '{dataset}' at {version.rev} ({src.path})", on_batch=writer.offer if writer else None
+            batches(), what=f"dataset '{dataset}' at {version.rev} ({src.path})", on_batch=writer.offer if writer else None,
+            precision=precision,
         )
     except BaseException:
         if writer is not None:
@@ -458,6 +469,8 @@ class Recorded:
     state: EnvState
     info: DestinationInfo
     list_page_size: int | None = None  # ids per list request, for the hint that an `ids` refresh will be slow
+    #: what it stores vectors as (``Capabilities.vector_precision``): the dataset is hashed rounded to it
+    vector_precision: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -494,7 +507,7 @@ class Found:
 
 def recorded(dest: Destination) -> Recorded:
     store = StateStore(dest)
-    return Recorded(store, store.load(), dest.describe(), dest.list_page_size)
+    return Recorded(store, store.load(), dest.describe(), dest.list_page_size, dest.capabilities.vector_precision)
 
 
 def resolve(manifest: LoadedManifest, name: str, rec: Recorded, desired: Any, progress: Progress | None) -> Resolved:
@@ -512,7 +525,7 @@ def resolve(manifest: LoadedManifest, name: str, rec: Recorded, desired: Any, pr
         current = VersionRef(deployed.version, deployed.commit, deployed.digest)
         try:
             deployed_version = ds.resolve_version(src, deployed.commit)
-            deployed_index = version_index(manifest, env.dataset, deployed_version, progress, log=shard_log)
+            deployed_index = version_index(manifest, env.dataset, deployed_version, progress, log=shard_log, precision=rec.vector_precision)
         except DatasetError as exc:
             raise DatasetError(
                 f"environment '{name}': the deployed version {deployed.version} ({deployed.commit[:7]}) "
@@ -520,7 +533,9 @@ def resolve(manifest: LoadedManifest, name: str, rec: Recorded, desired: Any, pr
                 hint="Fetch the full git history (fetch-depth: 0) and make sure its data is in the DVC remote.",
             ) from None
     stash_against = (deployed_index, deployed.digest) if deployed_index is not None and deployed else None
-    desired_index = version_index(manifest, env.dataset, desired, progress, stash_against=stash_against, log=shard_log)
+    desired_index = version_index(
+        manifest, env.dataset, desired, progress, stash_against=stash_against, log=shard_log, precision=rec.vector_precision
+    )
     if len(desired_index) == 0 and not env.policy.allow_empty:
         _refuse_empty(manifest, name, desired)
     return Resolved(env.dataset, desired, desired_index, deployed_index, current, shard_log)
@@ -568,7 +583,8 @@ def diff_stage(manifest: LoadedManifest, res: Resolved, rec: Recorded, act: Actu
     intent = rec.state.intent
     if intent is not None and act.hashes is not None:
         target = ds.resolve_version(manifest.dataset_source(res.dataset), intent.commit)
-        _explain_in_flight(drift_diff, res.deployed_index, version_index(manifest, res.dataset, target, progress, log=res.shard_log), act.hashes)
+        target_index = version_index(manifest, res.dataset, target, progress, log=res.shard_log, precision=rec.vector_precision)
+        _explain_in_flight(drift_diff, res.deployed_index, target_index, act.hashes)
     expected = len(res.deployed_index) if res.deployed_index is not None else 0
     drift = drift_summary(act.level, expected, rec.info.count if rec.info.exists else 0, drift_diff)
     if act.level == "sample":
@@ -647,6 +663,7 @@ def plan_value(
         replace=replace,
         destination_count=destination_count,
         ids=ChangeIds(diff.add, diff.update, diff.delete),
+        vector_precision=rec.vector_precision,
     )
 
 
@@ -681,10 +698,11 @@ def unreadable_records(manifest: LoadedManifest, plan: EnvironmentPlan, desired:
     if len(wanted) and plan.current is not None and ds.is_sharded(desired):
         from reconciler.engine.shards import unstashed_ids
 
-        sig = index_cache.signature_key(dataset_signature(manifest, plan.dataset))
+        sig = index_cache.signature_key(dataset_signature(manifest, plan.dataset, plan.vector_precision))
         wanted = unstashed_ids(manifest.dataset_source(plan.dataset), desired, sig, plan.current.digest, wanted)
     elif len(wanted) and plan.current is not None:
-        wanted = unstashed(stash_location(manifest, plan.dataset, desired.digest, plan.current.digest), wanted)
+        path = stash_location(manifest, plan.dataset, desired.digest, plan.current.digest, plan.vector_precision)
+        wanted = unstashed(path, wanted)
     if len(wanted) == 0:
         return None
     problem = ds.unreadable(manifest.dataset_source(plan.dataset), desired)
@@ -716,7 +734,7 @@ def _check_writable(manifest: LoadedManifest, plan: EnvironmentPlan, dest: Desti
     from reconciler.engine.shards import read_by_id
 
     problems: list[str] = []
-    for picked in read_by_id(manifest, plan.dataset, desired, plan.ids.upsert):
+    for picked in read_by_id(manifest, plan.dataset, desired, plan.ids.upsert, plan.vector_precision):
         problems.extend(dest.check_records(picked, plan.embedding["dimension"]))
     if problems:
         shown = "\n".join(f"  - {p}" for p in problems[:20])

@@ -151,8 +151,12 @@ class StashSpec:
 # -- hashing one shard (in this process or a worker) ------------------------------------------------
 
 
-def hash_shard(src: DatasetSource, version: DatasetVersion, shard: DatasetShard, signature_key: str, stash: StashSpec | None) -> int:
-    """Decode and hash one shard, write its cached table (and its stash); the number of records."""
+def hash_shard(
+    src: DatasetSource, version: DatasetVersion, shard: DatasetShard, signature_key: str, stash: StashSpec | None,
+    precision: str = "float32",
+) -> int:
+    """Decode and hash one shard, write its cached table (and its stash); the number of records.
+    ``precision``: the destination's (``VersionIndex.build``), part of ``signature_key``."""
     from reconciler import dataset as ds
     from reconciler.engine.stash import StashWriter
 
@@ -163,7 +167,7 @@ def hash_shard(src: DatasetSource, version: DatasetVersion, shard: DatasetShard,
     try:
         index = VersionIndex.build(
             ds.read_shard(src, version, shard), what=f"dataset '{src.name}' ({src.origin}) at {version.rev}, file {shard.path}",
-            on_batch=writer.offer if writer else None,
+            on_batch=writer.offer if writer else None, precision=precision,
         )
     except BaseException:
         if writer is not None:
@@ -198,9 +202,11 @@ def sharded_index(
     stash_against: tuple[VersionIndex, str] | None = None,
     log: ShardLog | None = None,
     executor: Executor | None = None,
+    precision: str = "float32",
 ) -> VersionIndex:
     """The version's id→hash table, assembled from per-shard tables; only unseen shards are decoded
-    (by ``executor``: this machine's processes by default)."""
+    (by ``executor``: this machine's processes by default). ``precision``: the destination's
+    (``VersionIndex.build``), part of ``signature_key``."""
     from reconciler import dataset as ds
     from reconciler.engine.executors.local import LocalExecutor
 
@@ -216,7 +222,7 @@ def sharded_index(
         label = f"hashing {src.name}@{version.rev} ({len(todo)} of {len(shards)} shards)"
         report = (lambda n: progress(label, n, len(todo))) if progress is not None else (lambda n: None)
         with _stash_spec(src, stash_against) as stash:
-            workers = (executor or LocalExecutor()).hash_shards(src, version, list(todo.values()), signature_key, stash, report)
+            workers = (executor or LocalExecutor()).hash_shards(src, version, list(todo.values()), signature_key, stash, report, precision)
         if log is not None:
             log.workers = max(log.workers, workers)
     paths = [shard_cache_path(shard, signature_key) for shard in shards]
@@ -227,7 +233,7 @@ def sharded_index(
     for shard in shards:
         table = load_shard_index(shard_cache_path(shard, signature_key))
         if table is None:  # removed while we ran (another process pruning the cache): hash it here
-            hash_shard(src, version, shard, signature_key, None)
+            hash_shard(src, version, shard, signature_key, None, precision)
             table = load_shard_index(shard_cache_path(shard, signature_key))
             assert table is not None
         tables.append(table)
@@ -422,7 +428,7 @@ def changed_records(
     return (executor or LocalExecutor()).shard_records(src, version, work, signature_key, baseline_digest, batch_size)
 
 
-def read_by_id(manifest: Any, dataset: str, version: DatasetVersion, ids: Any) -> Iterator[RecordBatch]:
+def read_by_id(manifest: Any, dataset: str, version: DatasetVersion, ids: Any, precision: str = "float32") -> Iterator[RecordBatch]:
     """The records with these ids from any version: a sharded one reads only the shards that hold
     them (and their stashes' records never), a single file is streamed until every id is found."""
     from reconciler import dataset as ds
@@ -433,4 +439,5 @@ def read_by_id(manifest: Any, dataset: str, version: DatasetVersion, ids: Any) -
     if not ds.is_sharded(version):
         return ds.read_records(src, version, ids)
     wanted = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array(list(ids), pa.string())
-    return changed_records(src, version, signature_key(dataset_signature(manifest, dataset)), None, wanted.cast(pa.string()), 65_536)
+    sig = signature_key(dataset_signature(manifest, dataset, precision))
+    return changed_records(src, version, sig, None, wanted.cast(pa.string()), 65_536)

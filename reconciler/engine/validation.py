@@ -221,7 +221,7 @@ def _unknown_id_problems(canaries: CanaryFile, version_ids: pa.Array | pa.Chunke
 
 
 def resolve_query_vectors(
-    canaries: CanaryFile, manifest: LoadedManifest, dataset_name: str, version: DatasetVersion | str
+    canaries: CanaryFile, manifest: LoadedManifest, dataset_name: str, version: DatasetVersion | str, precision: str = "float32"
 ) -> list[np.ndarray]:
     """One float32 vector per query, in file order; ``vector_of`` ids are read from the version.
 
@@ -235,7 +235,7 @@ def resolve_query_vectors(
     ver = resolve_version(src, version) if isinstance(version, str) else version
     wanted = sorted({q.vector_of for q in canaries.queries if q.vector_of is not None})
     found: dict[str, np.ndarray] = {}
-    for batch in read_by_id(manifest, dataset_name, ver, wanted):
+    for batch in read_by_id(manifest, dataset_name, ver, wanted, precision):  # precision: which shard caches place the ids
         for row, rid in enumerate(batch.id_list):
             found[rid] = np.array(batch.vectors[row], dtype=np.float32)
     lost = [w for w in wanted if w not in found]
@@ -337,7 +337,7 @@ def validate_deployment(manifest: LoadedManifest, env_name: str, version: Datase
         return None
     canaries, min_pass_rate = found
     env = manifest.model.environments[env_name]
-    vectors = resolve_query_vectors(canaries, manifest, env.dataset, version)
+    vectors = resolve_query_vectors(canaries, manifest, env.dataset, version, destination.capabilities.vector_precision)
     return run_canaries(canaries, vectors, destination, min_pass_rate)
 
 

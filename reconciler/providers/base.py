@@ -24,7 +24,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +36,10 @@ from reconciler.errors import (
     VectorOpsError,
 )
 from reconciler.records import RecordBatch
+
+
+#: the precisions a destination can store vectors at (``Capabilities.vector_precision``)
+VectorPrecision = Literal["float32", "float16"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,12 @@ class Capabilities:
     #: for the alias (its documents hold the environment's state); each slot is a destination of
     #: its own, with its own state, written by the ordinary apply.
     aliases: bool = False
+    #: what the destination stores a vector's components as, and so gives back: ``float32``, the
+    #: dataset's own (bit-exact), or ``float16`` (pgvector's ``halfvec``: each component rounded to
+    #: the nearest float16). The engine hashes the dataset's vectors rounded to this precision for
+    #: this destination, so a ``full`` or ``sample`` refresh compares what the destination can hold
+    #: with what it holds, and the plan never rewrites a record whose change the rounding erases.
+    vector_precision: VectorPrecision = "float32"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """PostgreSQL with pgvector: one table per environment, state in a side table, applies in one transaction.
 
 Records live in ``schema.table`` with columns ``id text primary key``, ``embedding vector(d)``
-and ``metadata jsonb`` (SPEC §7), so the index stays queryable with ordinary SQL and the JSONB
+(or ``halfvec(d)`` with ``vector_type: halfvec``) and ``metadata jsonb`` (SPEC §7), so the index stays queryable with ordinary SQL and the JSONB
 operators. vectorops' own documents (state, lock, history) live in ``schema._vectorops_state``,
 one row per document, keyed ``<table>/<key>``.
 
@@ -17,6 +17,13 @@ Why the writes look the way they do:
 * The HNSW index for the metric is built after the first bulk load (building it over an empty
   table and inserting a million rows through it is several times slower than building it once).
 * Vectors round-trip bit-exact: ``vector`` stores float4, which is the dataset's float32.
+  ``halfvec`` (``vector_type: halfvec``) stores float2: half the table and index memory, each
+  component rounded to the nearest float16 (numpy rounds on the client; the server stores those
+  bits). What it holds is then never the dataset's float32, so the destination declares
+  ``capabilities.vector_precision = "float16"`` and the engine hashes the dataset's vectors rounded
+  the same way: a ``full`` refresh compares like with like and finds exactly the records changed
+  by hand (the same rounding makes a change smaller than float16's step invisible, as it is to the
+  index). Values beyond float16's range (±65504) are refused at plan time (``check_records``).
 * The connection string comes from the environment variable named by ``dsn_env`` only; it holds a
   password, so it is never part of an address, message or state, and every message derived from a
   driver error is redacted with it.
@@ -25,13 +32,14 @@ Why the writes look the way they do:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
@@ -59,11 +67,22 @@ if TYPE_CHECKING:
 STATE_TABLE = "_vectorops_state"
 #: blue/green slots are tables ``<table>__<slot>`` behind a view named ``<table>``
 SLOT_SEPARATOR = "__"
-#: the operator class of the HNSW index and the distance operator of canary queries, per metric
-_OPCLASS = {"cosine": "vector_cosine_ops", "dotproduct": "vector_ip_ops", "euclidean": "vector_l2_ops"}
+#: the column types vectorops creates: float32 (``vector``) or float16 (``halfvec``) components
+VectorType = Literal["vector", "halfvec"]
+#: the operator class of the HNSW index per column type and metric
+_OPCLASS: dict[str, dict[str, str]] = {
+    kind: {"cosine": f"{kind}_cosine_ops", "dotproduct": f"{kind}_ip_ops", "euclidean": f"{kind}_l2_ops"}
+    for kind in ("vector", "halfvec")
+}
+#: the distance operator of canary queries, per metric (the same for both column types)
 _OPERATOR = {"cosine": "<=>", "dotproduct": "<#>", "euclidean": "<->"}
-#: pgvector's HNSW index takes vectors of at most this many dimensions
+#: pgvector's HNSW index takes vectors of at most this many dimensions (``vector``) ...
 HNSW_MAX_DIMENSION = 2000
+#: ... and of ``halfvec``, half the bytes a component, twice as many
+HNSW_MAX_DIMENSION_HALFVEC = 4000
+#: the largest finite float16: a component beyond it cannot be stored in a ``halfvec``
+HALFVEC_MAX = float(np.finfo(np.float16).max)
+_PRECISION = {"vector": "float32", "halfvec": "float16"}
 #: ids per ``= ANY(%s)`` parameter (fetch, delete): one round trip each
 ID_CHUNK = 10_000
 #: rows per fetch from a server-side cursor
@@ -92,6 +111,11 @@ class PgvectorSettings(DestinationSettings):
     table: Annotated[str, StringConstraints(pattern=_IDENT, max_length=48)] = Field(
         description="Table holding the records: id text primary key, embedding vector(dimension), metadata jsonb"
     )
+    vector_type: VectorType = Field(
+        "vector",
+        description="Column type of embedding: vector (float32, stored exactly) or halfvec (float16: half the storage "
+        "and index memory, each component rounded to float16; pgvector 0.7+)",
+    )
 
     secret_env_fields = ("dsn_env",)
     pattern_hints = {
@@ -119,12 +143,15 @@ class PgvectorSettings(DestinationSettings):
                 f"environment '{context.environment}': the pgvector destination needs psycopg and pgvector",
                 hint="pip install 'vectorops[pgvector]'",
             ) from None
-        return PgvectorDestination(dsn=dsn, schema=self.schema_, table=self.table, address=self.address())
+        kind = HalfvecDestination if self.vector_type == "halfvec" else PgvectorDestination
+        return kind(dsn=dsn, schema=self.schema_, table=self.table, address=self.address())
 
 
 class PgvectorDestination(Destination):
     # a view of the configured name, replaced in one transaction, is the alias of blue/green rollouts
     capabilities = Capabilities(single_commit=True, check_records=True, aliases=True)
+    #: the ``embedding`` column's type: ``vector`` here, ``halfvec`` in ``HalfvecDestination``
+    vector_type: ClassVar[VectorType] = "vector"
 
     def __init__(self, *, dsn: str, schema: str, table: str, address: str) -> None:
         self._dsn = dsn
@@ -244,14 +271,34 @@ class PgvectorDestination(Destination):
         ).fetchall()
         return {name: (typ, mod) for name, typ, mod in rows} or None
 
-    def _shape_error(self, columns: dict[str, tuple[str, int]]) -> str | None:
+    def _shape_error(self, columns: dict[str, tuple[str, int]]) -> tuple[str, str] | None:
+        """(problem, how to fix it) when the table is not what vectorops writes, None when it is."""
         found = ", ".join(f"{name} {typ}" for name, (typ, _) in sorted(columns.items()))
-        wanted = {"id": "text", "embedding": "vector", "metadata": "jsonb"}
-        if any(columns.get(name, ("",))[0] != typ for name, typ in wanted.items()) or set(columns) - set(wanted):
-            return (
-                f"{self.address}: the table exists with columns ({found}); vectorops needs exactly "
-                "(id text primary key, embedding vector(DIMENSION), metadata jsonb)"
+        wanted = {"id": "text", "embedding": self.vector_type, "metadata": "jsonb"}
+        other = "vector" if self.vector_type == "halfvec" else "halfvec"
+        embedding, modifier = columns.get("embedding", ("", -1))
+        if embedding == other and {n: t for n, (t, _) in columns.items() if n != "embedding"} == {"id": "text", "metadata": "jsonb"}:
+            size = f"({modifier})" if modifier > 0 else ""
+            problem = (
+                f"{self.address}: the table's embedding column is {other}{size} ({_PRECISION[other]}) but the manifest asks for "
+                f"vector_type: {self.vector_type} ({_PRECISION[self.vector_type]}); vectorops never converts a column"
             )
+            fix = (
+                f"Set vector_type: {other} in the environment's destination to keep this table, or point the environment "
+                f"at a new table; to convert this one yourself, ALTER TABLE … ALTER COLUMN embedding TYPE "
+                f"{self.vector_type}{size} and recreate its HNSW index with the {self.vector_type}_*_ops operator class."
+            )
+            return problem, fix
+        if any(columns.get(name, ("",))[0] != typ for name, typ in wanted.items()) or set(columns) - set(wanted):
+            problem = (
+                f"{self.address}: the table exists with columns ({found}); vectorops needs exactly "
+                f"(id text primary key, embedding {self.vector_type}(DIMENSION), metadata jsonb)"
+            )
+            fix = (
+                "Point the environment at another table, or rename or convert this one "
+                "(e.g. ALTER TABLE … RENAME COLUMN); vectorops never changes a table's columns."
+            )
+            return problem, fix
         return None
 
     def describe(self) -> DestinationInfo:
@@ -260,11 +307,7 @@ class PgvectorDestination(Destination):
             return DestinationInfo(exists=False)
         problem = self._shape_error(columns)
         if problem:
-            raise DestinationMismatchError(
-                problem,
-                hint="Point the environment at another table, or rename or convert this one "
-                "(e.g. ALTER TABLE … RENAME COLUMN); vectorops never changes a table's columns.",
-            )
+            raise DestinationMismatchError(problem[0], hint=problem[1])
         dimension = columns["embedding"][1] if columns["embedding"][1] > 0 else None
         conn = self._connect()
         comment = conn.execute(
@@ -289,7 +332,7 @@ class PgvectorDestination(Destination):
             """,
             (self.schema, self.table_name),
         ).fetchall()
-        by_opclass = {v: k for k, v in _OPCLASS.items()}
+        by_opclass = {opclass: metric for per_type in _OPCLASS.values() for metric, opclass in per_type.items()}
         for (name,) in rows:
             if name in by_opclass:
                 return by_opclass[name]
@@ -311,7 +354,8 @@ class PgvectorDestination(Destination):
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(self.schema)}")
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._table} "
-                f"(id text PRIMARY KEY, embedding vector({int(dimension)}) NOT NULL, metadata jsonb NOT NULL DEFAULT '{{}}')"
+                f"(id text PRIMARY KEY, embedding {self.vector_type}({int(dimension)}) NOT NULL, "
+                "metadata jsonb NOT NULL DEFAULT '{}')"
             )
             comment = json.dumps({"vectorops": {"metric": metric}})
             conn.execute(f"COMMENT ON TABLE {self._table} IS {_literal(comment)}")
@@ -391,14 +435,25 @@ class PgvectorDestination(Destination):
             if not len(batch):
                 continue
             metadata = canonical_metadata_array(batch).to_pylist()
-            vectors = np.ascontiguousarray(batch.vectors, dtype=np.float32)
+            vectors = self._column_values(batch)
             with conn.cursor().copy(
                 "COPY _vectorops_stage (id, embedding, metadata) FROM STDIN WITH (FORMAT BINARY)"
             ) as copy:
-                copy.set_types(["text", "vector", "jsonb"])
+                copy.set_types(["text", self.vector_type, "jsonb"])
                 for vid, vec, meta in zip(batch.ids.to_pylist(), vectors, metadata, strict=False):
                     copy.write_row((vid, vec, Jsonb(meta, dumps=_as_is)))
             yield len(batch)
+
+    def _column_values(self, batch: RecordBatch) -> Sequence[Any]:
+        """The batch's vectors as the ``embedding`` column's binary dumper takes them: float32 rows
+        for ``vector``; for ``halfvec``, ``HalfVector``s of the rows rounded to float16 by numpy (round
+        to nearest even), the rounding the engine hashes with (``hashing.round_vectors``)."""
+        vectors = np.ascontiguousarray(batch.vectors, dtype=np.float32)
+        if self.vector_type == "vector":
+            return vectors
+        from pgvector import HalfVector
+
+        return [HalfVector(row) for row in vectors.astype(np.float16)]
 
     def _merge_stage(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(
@@ -446,7 +501,7 @@ class PgvectorDestination(Destination):
         with conn.transaction():
             conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, 2 * int(top_k))}")
             rows = conn.execute(
-                f"SELECT id FROM {self._table} ORDER BY embedding {operator} %s LIMIT %s",
+                f"SELECT id FROM {self._table} ORDER BY embedding {operator} %s::{self.vector_type} LIMIT %s",
                 (np.asarray(vector, dtype=np.float32), int(top_k)),
             ).fetchall()
         return [r[0] for r in rows]
@@ -464,6 +519,14 @@ class PgvectorDestination(Destination):
         nul_meta = [i for i, m in zip(ids, canonical_metadata_array(batch).to_pylist(), strict=False) if "\\u0000" in m]
         if nul_meta:
             problems.append(f"metadata containing the NUL character, which PostgreSQL jsonb cannot hold: {_sample(nul_meta)}")
+        if self.vector_type == "halfvec" and len(batch):
+            with np.errstate(invalid="ignore"):
+                beyond = np.flatnonzero(~(np.abs(batch.vectors) <= HALFVEC_MAX).all(axis=1))
+            if len(beyond):
+                problems.append(
+                    f"vectors with components beyond halfvec's range (±{HALFVEC_MAX:g}), or NaN or infinite, which "
+                    f"vector_type: halfvec cannot store: {_sample([ids[int(k)] for k in beyond])}"
+                )
         return problems
 
     def after_apply(self) -> None:
@@ -473,7 +536,9 @@ class PgvectorDestination(Destination):
         if not info.exists or info.count == 0:
             return
         conn = self._connect()
-        if info.dimension is not None and info.dimension <= HNSW_MAX_DIMENSION and info.metric in _OPCLASS:
+        opclasses = _OPCLASS[self.vector_type]
+        limit = HNSW_MAX_DIMENSION_HALFVEC if self.vector_type == "halfvec" else HNSW_MAX_DIMENSION
+        if info.dimension is not None and info.dimension <= limit and info.metric in opclasses:
             name = _q(_index_name(self.table_name))
             with conn.transaction():
                 # pgvector builds HNSW many times faster when the graph fits in maintenance_work_mem
@@ -482,7 +547,7 @@ class PgvectorDestination(Destination):
                 # take the server's memory.
                 conn.execute(f"SET LOCAL maintenance_work_mem = '{_index_build_memory_mb(info.count, info.dimension)}MB'")
                 conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS {name} ON {self._table} USING hnsw (embedding {_OPCLASS[info.metric]})"
+                    f"CREATE INDEX IF NOT EXISTS {name} ON {self._table} USING hnsw (embedding {opclasses[info.metric]})"
                 )
         conn.execute(f"ANALYZE {self._table}")
 
@@ -578,7 +643,7 @@ class PgvectorDestination(Destination):
         """The table ``<table>__<slot>``; its documents are keyed by its own name in the state table."""
         name = self._slot_table(slot)
         address = self.address.rsplit(".", 1)[0] + f".{name}"
-        return PgvectorDestination(dsn=self._dsn, schema=self.schema, table=name, address=address)
+        return type(self)(dsn=self._dsn, schema=self.schema, table=name, address=address)
 
     def list_slots(self) -> list[str]:
         prefix = self.table_name + SLOT_SEPARATOR
@@ -641,16 +706,17 @@ class PgvectorDestination(Destination):
             kind = self._relkind()
             if kind not in (None, "v"):
                 self.alias_target()  # raises: a table of that name
-            if kind == "v" and self._view_dimension(self._table) != self._view_dimension(target):
+            if kind == "v" and self._view_column(self._table) != self._view_column(target):
                 conn.execute(f"DROP VIEW {self._table}")
             conn.execute(f"CREATE OR REPLACE VIEW {self._table} AS SELECT id, embedding, metadata FROM {target}")
 
-    def _view_dimension(self, relation: str) -> int:
+    def _view_column(self, relation: str) -> tuple[int, int]:
+        """The ``embedding`` column's (type, dimension): a view can take neither change in place."""
         row = self._connect().execute(
-            "SELECT a.atttypmod FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attname = 'embedding'",
+            "SELECT a.atttypid::int, a.atttypmod FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attname = 'embedding'",
             (relation,),
         ).fetchone()
-        return int(row[0]) if row else -1
+        return (int(row[0]), int(row[1])) if row else (0, -1)
 
     def drop_slot(self, slot: str) -> None:
         if self._relkind() == "v" and self.alias_target() == slot:
@@ -671,6 +737,14 @@ class PgvectorDestination(Destination):
             if conn is not None and not conn.closed:
                 conn.close()
         self._conn = self._docs_conn = None
+
+
+class HalfvecDestination(PgvectorDestination):
+    """``vector_type: halfvec``: the same table with an ``embedding halfvec(d)`` column, whose float16
+    components are declared (``capabilities.vector_precision``) so the engine compares at that precision."""
+
+    capabilities = dataclasses.replace(PgvectorDestination.capabilities, vector_precision="float16")
+    vector_type: ClassVar[VectorType] = "halfvec"
 
 
 def _array(value: Any) -> np.ndarray:
@@ -715,4 +789,4 @@ def _sample(ids: list[str], n: int = 5) -> str:
     return shown + (f" and {len(ids) - n} more" if len(ids) > n else "")
 
 
-__all__ = ["PgvectorDestination", "PgvectorSettings"]
+__all__ = ["HalfvecDestination", "PgvectorDestination", "PgvectorSettings"]

@@ -77,6 +77,22 @@ class TestPgvector(DestinationContract):
         return lambda: settings.open(_context(tmp_path))
 
 
+class TestPgvectorHalfvec(DestinationContract):
+    """The same server with ``vector_type: halfvec``: float16 components, declared as
+    ``capabilities.vector_precision``, so the checks compare vectors rounded to float16."""
+
+    @pytest.fixture
+    def open_destination(self, tmp_path: Path, pg_env: str, pg_schema: str) -> Opener:
+        pytest.importorskip("psycopg")
+        from fixtures.postgres import DSN_ENV
+        from reconciler.providers.pgvector import PgvectorSettings
+
+        settings = PgvectorSettings.model_validate(
+            {"type": "pgvector", "dsn_env": DSN_ENV, "schema": pg_schema, "table": "docs", "vector_type": "halfvec"}
+        )
+        return lambda: settings.open(_context(tmp_path))
+
+
 class TestQdrant(DestinationContract):
     """qdrant-client's embedded local mode in a folder of its own per test."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -25,8 +24,7 @@ import pytest
 psycopg = pytest.importorskip("psycopg")
 pytest.importorskip("pgvector")
 
-from fixtures.cli import Result, run_vectorops  # noqa: E402
-from fixtures.manifests import environment, pgvector_destination, write_manifest  # noqa: E402
+from fixtures.pg_workspace import PgWorkspace  # noqa: E402
 from fixtures.postgres import DSN_ENV  # noqa: E402
 from fixtures.records import KnownVersions  # noqa: E402
 from fixtures.repo import DatasetRepo  # noqa: E402
@@ -41,56 +39,17 @@ def expected(records: list[dict[str, Any]]) -> dict[str, tuple[bytes, dict[str, 
     }
 
 
-class Workspace:
-    """A manifest whose `prod` environment is a pgvector table in this test's own schema."""
-
-    def __init__(self, folder: Path, repo: DatasetRepo, dsn: str, schema: str) -> None:
-        self.folder = folder
-        self.repo = repo
-        self.dsn = dsn
-        self.schema = schema
-        self.manifest = folder / "vectorops.yaml"
-        self.results: list[Result] = []
-        self.pin("v1")
-
-    def pin(self, version: str, **extra: Any) -> None:
-        env = environment(version, pgvector_destination(TABLE, schema=self.schema), **extra)
-        write_manifest(self.manifest, {"prod": env}, repo=self.repo.root)
-
-    def run(self, *args: str) -> Result:
-        result = run_vectorops("-m", str(self.manifest), "--no-color", *args)
-        self.results.append(result)
-        return result
-
-    def ok(self, *args: str, code: int = 0) -> Result:
-        result = self.run(*args)
-        assert result.code == code, f"vectorops {shlex.join(args)} exited {result.code}\n{result.stdout}\n{result.stderr}"
-        return result
-
-    def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            cur = conn.execute(query, params)
-            return cur.fetchall() if cur.description else []
-
-    def content(self) -> dict[str, tuple[bytes, dict[str, Any]]]:
-        rows = self.sql(f'SELECT id, embedding::real[], metadata FROM "{self.schema}"."{TABLE}"')
-        return {rid: (np.asarray(vec, np.float32).tobytes(), meta) for rid, vec, meta in rows}
-
-    def tables(self) -> set[str]:
-        return {r[0] for r in self.sql("SELECT tablename FROM pg_tables WHERE schemaname = %s", (self.schema,))}
-
-
 @pytest.fixture
-def ws(tmp_path: Path, dataset_repo: DatasetRepo, pg_env: str, pg_schema: str) -> Workspace:
+def ws(tmp_path: Path, dataset_repo: DatasetRepo, pg_env: str, pg_schema: str) -> PgWorkspace:
     folder = tmp_path / "project"
     folder.mkdir()
-    return Workspace(folder, dataset_repo, pg_env, pg_schema)
+    return PgWorkspace(folder, dataset_repo, pg_env, pg_schema, TABLE)
 
 
 # -- plan and apply ------------------------------------------------------------------------------
 
 
-def test_first_and_incremental_apply_are_exact(ws: Workspace, known_versions: KnownVersions, dataset_repo: DatasetRepo) -> None:
+def test_first_and_incremental_apply_are_exact(ws: PgWorkspace, known_versions: KnownVersions, dataset_repo: DatasetRepo) -> None:
     env = ws.ok("plan", "--json").json["environments"][0]
     assert env["current"] is None and env["destination"] == f"pgvector:${DSN_ENV}/{ws.schema}.{TABLE}"
     assert env["changes"] == {"add": 1000, "update": 0, "delete": 0}
@@ -121,7 +80,7 @@ def test_first_and_incremental_apply_are_exact(ws: Workspace, known_versions: Kn
     assert ws.sql(f'SELECT count(*) FROM "{ws.schema}"."{TABLE}" WHERE metadata->>\'chunk\' = \'3\'')[0][0] > 0
 
 
-def test_saved_plan_and_stale_plan(ws: Workspace, known_versions: KnownVersions, tmp_path: Path) -> None:
+def test_saved_plan_and_stale_plan(ws: PgWorkspace, known_versions: KnownVersions, tmp_path: Path) -> None:
     ws.ok("apply", "--auto-approve")
     ws.pin("v2")
     planfile, stale = tmp_path / "prod.plan", tmp_path / "stale.plan"
@@ -135,7 +94,7 @@ def test_saved_plan_and_stale_plan(ws: Workspace, known_versions: KnownVersions,
     assert ws.content() == expected(known_versions.v2)
 
 
-def test_drift_at_every_level_then_repaired(ws: Workspace, known_versions: KnownVersions) -> None:
+def test_drift_at_every_level_then_repaired(ws: PgWorkspace, known_versions: KnownVersions) -> None:
     ws.pin("v2")
     ws.ok("apply", "--auto-approve")
     v2 = sorted(known_versions.v2, key=lambda r: r["id"])
@@ -161,7 +120,7 @@ def test_drift_at_every_level_then_repaired(ws: Workspace, known_versions: Known
     ws.ok("drift", "--refresh", "full")
 
 
-def test_rollback_import_and_export(ws: Workspace, known_versions: KnownVersions, tmp_path: Path) -> None:
+def test_rollback_import_and_export(ws: PgWorkspace, known_versions: KnownVersions, tmp_path: Path) -> None:
     ws.ok("apply", "--auto-approve")
     ws.pin("v2")
     ws.ok("apply", "--auto-approve")
@@ -185,7 +144,7 @@ def test_rollback_import_and_export(ws: Workspace, known_versions: KnownVersions
     assert ws.ok("plan", "--json").json["environments"][0]["changes"] == {"add": 120, "update": 45, "delete": 30}
 
 
-def test_canaries_query_with_the_metric_operator(ws: Workspace, known_versions: KnownVersions) -> None:
+def test_canaries_query_with_the_metric_operator(ws: PgWorkspace, known_versions: KnownVersions) -> None:
     target = known_versions.v1[7]["id"]
     (ws.folder / "canaries.yaml").write_text(
         f"top_k: 1\nqueries:\n  - name: itself\n    vector_of: {target}\n    expect: [{target}]\n"
@@ -204,7 +163,7 @@ def test_canaries_query_with_the_metric_operator(ws: Workspace, known_versions: 
 # -- readers never see a mix ---------------------------------------------------------------------
 
 
-def test_a_reader_sees_the_old_version_or_the_new_never_a_mix(ws: Workspace, known_versions: KnownVersions) -> None:
+def test_a_reader_sees_the_old_version_or_the_new_never_a_mix(ws: PgWorkspace, known_versions: KnownVersions) -> None:
     ws.ok("apply", "--auto-approve")
     v1_ids = {r["id"] for r in known_versions.v1}
     v2_ids = {r["id"] for r in known_versions.v2}
@@ -234,7 +193,7 @@ def test_a_reader_sees_the_old_version_or_the_new_never_a_mix(ws: Workspace, kno
 
 
 @pytest.mark.parametrize("failpoint", ["after-intent", "mid-write", "before-result"])
-def test_kill_mid_apply_is_finished_by_the_next_apply(ws: Workspace, known_versions: KnownVersions, failpoint: str) -> None:
+def test_kill_mid_apply_is_finished_by_the_next_apply(ws: PgWorkspace, known_versions: KnownVersions, failpoint: str) -> None:
     ws.ok("apply", "--auto-approve")
     ws.pin("v2")
     env = dict(os.environ, VECTOROPS_FAILPOINT=failpoint)
@@ -255,7 +214,7 @@ def test_kill_mid_apply_is_finished_by_the_next_apply(ws: Workspace, known_versi
 # -- bad input -----------------------------------------------------------------------------------
 
 
-def test_a_table_of_another_shape_is_refused_before_anything_is_written(ws: Workspace) -> None:
+def test_a_table_of_another_shape_is_refused_before_anything_is_written(ws: PgWorkspace) -> None:
     ws.sql(f'CREATE SCHEMA "{ws.schema}"')
     ws.sql(f'CREATE TABLE "{ws.schema}"."{TABLE}" (id bigint primary key, body text)')
     for args in (("plan",), ("apply", "--auto-approve")):
@@ -265,7 +224,7 @@ def test_a_table_of_another_shape_is_refused_before_anything_is_written(ws: Work
     assert ws.tables() == {TABLE}  # no state table, nothing else
 
 
-def test_a_dimension_that_disagrees_with_the_table_is_refused(ws: Workspace) -> None:
+def test_a_dimension_that_disagrees_with_the_table_is_refused(ws: PgWorkspace) -> None:
     ws.sql("CREATE EXTENSION IF NOT EXISTS vector")
     ws.sql(f'CREATE SCHEMA "{ws.schema}"')
     ws.sql(f'CREATE TABLE "{ws.schema}"."{TABLE}" (id text primary key, embedding vector(8), metadata jsonb)')
@@ -275,7 +234,7 @@ def test_a_dimension_that_disagrees_with_the_table_is_refused(ws: Workspace) -> 
     assert ws.tables() == {TABLE}
 
 
-def test_missing_dsn_variable_and_unreachable_server(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_dsn_variable_and_unreachable_server(ws: PgWorkspace, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DSN_ENV)
     unset = ws.run("plan")
     assert unset.code == 1 and DSN_ENV in unset.stderr and "Traceback" not in unset.output
@@ -291,7 +250,7 @@ def test_missing_dsn_variable_and_unreachable_server(ws: Workspace, monkeypatch:
         assert password not in result.output and "Pg-S3cret" not in result.output
 
 
-def test_the_dsn_appears_nowhere(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_dsn_appears_nowhere(ws: PgWorkspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     password = "PgS3cretPassw0rd-q7"  # the test server trusts local sockets, so any password connects
     assert ":@" in ws.dsn
     ws.dsn = ws.dsn.replace(":@", f":{password}@", 1)

@@ -34,10 +34,11 @@ class Executor(Protocol):
 
     def hash_shards(
         self, src: DatasetSource, version: DatasetVersion, todo: list[DatasetShard], signature_key: str, stash: StashSpec | None,
-        progress: Callable[[int], None],
+        progress: Callable[[int], None], precision: str = "float32",
     ) -> int:
         """Hash each shard of ``todo`` into the per-shard cache; returns how many workers did it.
-        The first failing shard's error (in ``todo`` order) is raised as it was raised there."""
+        The first failing shard's error (in ``todo`` order) is raised as it was raised there.
+        ``precision``: the destination's (``shards.hash_shard``), part of ``signature_key``."""
         ...
 
     def diff(

@@ -23,7 +23,7 @@ class LocalExecutor:
 
     def hash_shards(
         self, src: DatasetSource, version: DatasetVersion, todo: list[DatasetShard], signature_key: str, stash: shards.StashSpec | None,
-        progress: Callable[[int], None],
+        progress: Callable[[int], None], precision: str = "float32",
     ) -> int:
         """Hash shards with up to ``shards.jobs()`` processes (returned); the first error (in shard order) is raised."""
         workers = min(shards.jobs(), len(todo))
@@ -31,7 +31,7 @@ class LocalExecutor:
             workers = 1  # starting worker processes (~1 s of imports each) costs more than hashing this here
         if workers <= 1:
             for done, shard in enumerate(todo, start=1):
-                shards.hash_shard(src, version, shard, signature_key, stash)
+                shards.hash_shard(src, version, shard, signature_key, stash, precision)
                 progress(done)
             return 1
         context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
@@ -43,7 +43,7 @@ class LocalExecutor:
 
             def submit() -> None:
                 for position, shard in queue:
-                    pending[pool.submit(shards.hash_shard, src, version, shard, signature_key, stash)] = position
+                    pending[pool.submit(shards.hash_shard, src, version, shard, signature_key, stash, precision)] = position
                     return
 
             for _ in range(workers * 2):  # a couple queued per worker: no idle gap, few tasks in flight

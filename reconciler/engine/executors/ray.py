@@ -129,10 +129,10 @@ def _use_cache(cache_dir: str) -> None:
     os.environ["VECTOROPS_CACHE_DIR"] = cache_dir  # the driver's cache folder, reached from every node
 
 
-def _hash_task(cache_dir: str, src: Any, version: Any, shard: Any, signature_key: str, stash: Any) -> int:
+def _hash_task(cache_dir: str, src: Any, version: Any, shard: Any, signature_key: str, stash: Any, precision: str = "float32") -> int:
     _use_cache(cache_dir)
     shards.one_row_group_at_a_time()
-    return shards.hash_shard(src, version, shard, signature_key, stash)
+    return shards.hash_shard(src, version, shard, signature_key, stash, precision)
 
 
 def _bucket_of(ids: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
@@ -247,12 +247,12 @@ class RayExecutor:
 
     def hash_shards(
         self, src: DatasetSource, version: DatasetVersion, todo: list[DatasetShard], signature_key: str, stash: shards.StashSpec | None,
-        progress: Callable[[int], None],
+        progress: Callable[[int], None], precision: str = "float32",
     ) -> int:
         ray = _ray()
         task = _remote("_hash_task")
         cache_dir = str(caches.cache_dir().resolve())
-        refs = {task.remote(cache_dir, src, version, shard, signature_key, stash): n for n, shard in enumerate(todo)}
+        refs = {task.remote(cache_dir, src, version, shard, signature_key, stash, precision): n for n, shard in enumerate(todo)}
         pending = list(refs)
         errors: dict[int, BaseException] = {}
         done = 0
