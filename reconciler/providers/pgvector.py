@@ -444,7 +444,7 @@ class PgvectorDestination(Destination):
                     copy.write_row((vid, vec, Jsonb(meta, dumps=_as_is)))
             yield len(batch)
 
-    def _column_values(self, batch: RecordBatch) -> Sequence[Any]:
+    def _column_values(self, batch: RecordBatch) -> np.ndarray | list[Any]:
         """The batch's vectors as the ``embedding`` column's binary dumper takes them: float32 rows
         for ``vector``; for ``halfvec``, ``HalfVector``s of the rows rounded to float16 by numpy (round
         to nearest even), the rounding the engine hashes with (``hashing.round_vectors``)."""
