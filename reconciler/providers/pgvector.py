@@ -1,8 +1,8 @@
 """PostgreSQL with pgvector: one table per environment, state in a side table, applies in one transaction.
 
 Records live in ``schema.table`` with columns ``id text primary key``, ``embedding vector(d)``
-(or ``halfvec(d)`` with ``vector_type: halfvec``) and ``metadata jsonb`` (SPEC §7), so the index stays queryable with ordinary SQL and the JSONB
-operators. vectorops' own documents (state, lock, history) live in ``schema._vectorops_state``,
+(``halfvec(d)`` with ``vector_type: halfvec``) and ``metadata jsonb`` (SPEC §7), so the index
+stays queryable with ordinary SQL and the JSONB operators. vectorops' own documents (state, lock, history) live in ``schema._vectorops_state``,
 one row per document, keyed ``<table>/<key>``.
 
 Why the writes look the way they do:
