@@ -37,7 +37,6 @@ from reconciler.errors import (
 )
 from reconciler.records import RecordBatch
 
-
 #: the precisions a destination can store vectors at (``Capabilities.vector_precision``)
 VectorPrecision = Literal["float32", "float16"]
 
