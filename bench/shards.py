@@ -17,6 +17,16 @@ Measured, each as a fresh ``vectorops`` process (wall time and its own peak RSS,
 
     nice -n 10 python bench/shards.py --records 1000000 --dim 768 --shards 100 --change one
     nice -n 10 python bench/shards.py --records 10000000 --dim 128 --shards 100 --change spread --jobs 2
+
+A long run can be split (``--work`` keeps the repo, v1's shard caches and the LanceDB table; each
+run adds its figures to WORK/results.json):
+
+    python bench/shards.py --records 10000000 --dim 128 --change spread --work /work/data/shards-10m-128 --steps build
+    python bench/shards.py --records 10000000 --dim 128 --change spread --work /work/data/shards-10m-128 --jobs 2 --steps floor,apply
+    python bench/shards.py --records 10000000 --dim 128 --change spread --work /work/data/shards-10m-128 --jobs 2 --steps cold,warm
+
+``WORK/repo`` is then a real git + DVC repo (tags v1, v2; ``data/docs`` a DVC-tracked directory of
+100 Parquet shards, DVC cache by hardlink) that other benches can read as it is.
 """
 
 from __future__ import annotations
@@ -130,6 +140,9 @@ environments:
 """)
 
 
+STEPS = ("build", "floor", "apply", "cold", "warm")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--records", type=int, default=1_000_000)
@@ -139,52 +152,81 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--row-group", type=int, default=16_384)
     p.add_argument("--work", type=Path, default=None, help="keep everything here (default: a temp folder, removed)")
+    p.add_argument("--steps", default=",".join(STEPS),
+                   help=f"which of {','.join(STEPS)} to run (default all); with --work, later runs reuse what earlier ones left "
+                   "(the repo, v1's caches, the LanceDB table) and add their figures to WORK/results.json")
     p.add_argument("--json-out", type=Path, default=None)
     args = p.parse_args(argv)
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    if unknown := set(steps) - set(STEPS):
+        raise SystemExit(f"--steps: unknown {sorted(unknown)}; choose from {','.join(STEPS)}")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     sys.path.insert(0, str(ROOT))
     work = args.work or Path(tempfile.mkdtemp(prefix="vectorops-shards-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    res: dict[str, Any] = {"records": args.records, "dim": args.dim, "shards": args.shards, "change": args.change,
-                           "jobs": args.jobs, "load_average_start": os.getloadavg()}
+    saved = work / "results.json"
+    res: dict[str, Any] = json.loads(saved.read_text()) if saved.exists() else {}
+    res.update({"records": args.records, "dim": args.dim, "shards": args.shards, "change": args.change, "jobs": args.jobs})
+    ws = work / "ws"
+    m, db = ws / "vectorops.yaml", ws / "db"
+    jobs = ["--jobs", str(args.jobs)] if args.jobs else []
+    cache_v1, cache = work / "cache-v1", work / "cache-v2"
+
+    def vo(cache: Path, *a: str) -> Any:
+        return run_measured([*vectorops_cmd(), "-m", str(m), "--no-color", *a], base_env(cache), ws)
+
+    def done(step: str, **figures: Any) -> None:
+        res[step] = {**figures, "load_average_start": start, "load_average_end": os.getloadavg()}
+        saved.write_text(json.dumps(res, indent=2, default=str))
+
     try:
-        t0 = time.perf_counter()
-        root = Path(build(work / "repo", args)["root"])
-        res["build_s"] = time.perf_counter() - t0
+        root = work / "repo"
+        if "build" in steps:
+            start = os.getloadavg()
+            for old in (root, root.with_name("repo-remote")):
+                shutil.rmtree(old, ignore_errors=True)
+            t0 = time.perf_counter()
+            build(root, args)
+            done("build", s=time.perf_counter() - t0)
         v1, v2 = objects(root, "v1"), objects(root, "v2")
         res["bytes_v1"] = sum(f.stat().st_size for f in v1)
+        res["bytes_v2"] = sum(f.stat().st_size for f in v2)
         res["shards_changed"] = len(set(v2) - set(v1))
-        res["io_floor_s"], res["io_floor_cpu_s"] = io_floor(v1 + v2)
-        ws = work / "ws"
         ws.mkdir(exist_ok=True)
-        m, db = ws / "vectorops.yaml", ws / "db"
-        jobs = ["--jobs", str(args.jobs)] if args.jobs else []
-        cache_v1 = work / "cache-v1"
-
-        def vo(cache: Path, *a: str) -> Any:
-            return run_measured([*vectorops_cmd(), "-m", str(m), "--no-color", *a], base_env(cache), ws)
-
-        manifest(m, root, args.dim, "v1", db)
-        warm(*v1)
-        run = vo(cache_v1, "apply", "--auto-approve", *jobs)
-        res["apply_v1"] = {"s": run.seconds, "rss_mb": run.max_rss_mb, "cpu_s": run.cpu_seconds}
-        manifest(m, root, args.dim, "v2", db)
-        cache = work / "cache-v2"
-        shutil.copytree(cache_v1, cache)  # v1 seen before (its shards cached); v2's new shards not
-        warm(*v1, *v2)
-        run = vo(cache, "plan", "--json", *jobs)
-        env = json.loads(run.stdout)["environments"][0]
-        res["cold_plan"] = {"s": run.seconds, "rss_mb": run.max_rss_mb, "cpu_s": run.cpu_seconds,
-                            "shards": env["shards"], "changes": env["changes"]}
-        warm(*v1, *v2)
-        run = vo(cache, "plan", "--json", *jobs)
-        res["warm_plan"] = {"s": run.seconds, "rss_mb": run.max_rss_mb, "cpu_s": run.cpu_seconds,
-                            "shards": json.loads(run.stdout)["environments"][0]["shards"]["decoded"]}
-        res["cold_over_floor"] = res["cold_plan"]["s"] / res["io_floor_s"]
-        res["warm_over_floor"] = res["warm_plan"]["s"] / res["io_floor_s"]
-        res["cold_over_floor_cpu"] = res["cold_plan"]["cpu_s"] / res["io_floor_cpu_s"]
-        res["warm_over_floor_cpu"] = res["warm_plan"]["cpu_s"] / res["io_floor_cpu_s"]
-        res["load_average_end"] = os.getloadavg()
+        if "floor" in steps:
+            start = os.getloadavg()
+            wall, cpu = io_floor(v1 + v2)
+            done("io_floor", s=wall, cpu_s=cpu)
+        if "apply" in steps:
+            start = os.getloadavg()
+            shutil.rmtree(db, ignore_errors=True)
+            shutil.rmtree(cache_v1, ignore_errors=True)
+            manifest(m, root, args.dim, "v1", db)
+            warm(*v1)
+            run = vo(cache_v1, "apply", "--auto-approve", *jobs)
+            done("apply_v1", s=run.seconds, rss_mb=run.max_rss_mb, cpu_s=run.cpu_seconds)
+        if "cold" in steps:
+            start = os.getloadavg()
+            manifest(m, root, args.dim, "v2", db)
+            shutil.rmtree(cache, ignore_errors=True)
+            shutil.copytree(cache_v1, cache)  # v1 seen before (its shards cached); v2's new shards not
+            warm(*v1, *v2)
+            run = vo(cache, "plan", "--json", *jobs)
+            env = json.loads(run.stdout)["environments"][0]
+            done("cold_plan", s=run.seconds, rss_mb=run.max_rss_mb, cpu_s=run.cpu_seconds, shards=env["shards"], changes=env["changes"])
+        if "warm" in steps:
+            start = os.getloadavg()
+            manifest(m, root, args.dim, "v2", db)
+            warm(*v1, *v2)
+            run = vo(cache, "plan", "--json", *jobs)
+            done("warm_plan", s=run.seconds, rss_mb=run.max_rss_mb, cpu_s=run.cpu_seconds,
+                 shards=json.loads(run.stdout)["environments"][0]["shards"]["decoded"])
+        floor = res.get("io_floor")
+        for step in ("cold_plan", "warm_plan"):
+            if floor and step in res:
+                res[f"{step}_over_floor"] = res[step]["s"] / floor["s"]
+                res[f"{step}_over_floor_cpu"] = res[step]["cpu_s"] / floor["cpu_s"]
+        saved.write_text(json.dumps(res, indent=2, default=str))
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
