@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 
 from reconciler import caches
 from reconciler.dataset import DatasetShard, DatasetSource, DatasetVersion
+from reconciler.engine import index_cache
 from reconciler.engine.diff import INDEX_SCHEMA, SAMPLE_SIZE, VersionIndex
 from reconciler.engine.hashing import hash_strings
 from reconciler.errors import DatasetError, UsageError
@@ -117,14 +119,32 @@ def _cached_rows(path: Path) -> int | None:
         return None
 
 
+#: shard tables read in this process, most recent last, up to ``_RECENT_ROWS`` records in all: a
+#: plan reads each shard of the deployed and the desired version (which share most shards), then
+#: again to place the records apply needs; reading each once saved ~0.8 s of a 1M-record plan
+_recent: OrderedDict[tuple[str, int, int], pa.Table] = OrderedDict()
+_RECENT_ROWS = 2 * ON_DISK_MIN_RECORDS
+
+
 def load_shard_index(path: Path) -> pa.Table | None:
-    if not path.exists():
+    try:
+        stat = path.stat()
+    except OSError:
         return None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)  # a cache file is only ever replaced whole
+    if key in _recent:
+        _recent.move_to_end(key)
+        return _recent[key]
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid):
         return None  # a torn cache file is rebuilt, never trusted
-    return table if table.schema.equals(INDEX_SCHEMA) else None
+    if not table.schema.equals(INDEX_SCHEMA):
+        return None
+    _recent[key] = table
+    while sum(t.num_rows for t in _recent.values()) > _RECENT_ROWS and len(_recent) > 1:
+        _recent.popitem(last=False)
+    return table
 
 
 def _store(path: Path, table: pa.Table) -> None:
@@ -132,6 +152,30 @@ def _store(path: Path, table: pa.Table) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+
+def list_shards(src: DatasetSource, version: DatasetVersion) -> list[DatasetShard]:
+    """The version's shards (``dataset.list_shards``), remembered by the directory's ``.dir`` digest.
+
+    The digest is the md5 of the listing itself (relative paths and each file's md5), so what it
+    lists never changes; asking DVC again cost ~0.6 s a version, most of a warm plan's own time.
+    """
+    import json
+
+    from reconciler import dataset as ds
+
+    key = index_cache.signature_key(json.dumps([version.digest, src.path, src.format]))
+    path = caches.cache_dir() / "shards" / f"listing-{key}.json"
+    try:
+        return [DatasetShard(e["path"], e["md5"], e["size"]) for e in json.loads(path.read_text())]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not listed on this machine yet (or a torn file): ask DVC
+    shards = ds.list_shards(src, version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps([{"path": s.path, "md5": s.md5, "size": s.size} for s in shards]))
+    os.replace(tmp, path)
+    return shards
 
 
 def shard_stash_path(shard: DatasetShard, baseline_digest: str, signature_key: str) -> Path:
@@ -207,10 +251,9 @@ def sharded_index(
     """The version's id→hash table, assembled from per-shard tables; only unseen shards are decoded
     (by ``executor``: this machine's processes by default). ``precision``: the destination's
     (``VersionIndex.build``), part of ``signature_key``."""
-    from reconciler import dataset as ds
     from reconciler.engine.executors.local import LocalExecutor
 
-    shards = ds.list_shards(src, version)
+    shards = list_shards(src, version)
     todo: dict[str, DatasetShard] = {}
     for shard in shards:
         if shard.md5 not in todo and load_shard_index(shard_cache_path(shard, signature_key)) is None:
@@ -382,13 +425,12 @@ def shards_holding(src: DatasetSource, version: DatasetVersion, signature_key: s
 
     Ids no cached table places (the cache was cleared) are given to every uncached shard.
     """
-    from reconciler import dataset as ds
 
     ids = ids.cast(pa.string())
     out: list[tuple[DatasetShard, pa.Array]] = []
     placed = np.zeros(len(ids), bool)
     unknown: list[DatasetShard] = []
-    for shard in ds.list_shards(src, version):
+    for shard in list_shards(src, version):
         table = load_shard_index(shard_cache_path(shard, signature_key))
         if table is None:
             unknown.append(shard)

@@ -288,3 +288,14 @@ def test_an_id_in_two_shards_of_a_large_version_names_both_shards(tmp_path: Path
 
     monkeypatch.setattr(shards, "ON_DISK_MIN_RECORDS", 1)
     test_an_id_in_two_shards_names_both_shards(tmp_path)
+
+
+def test_a_version_s_shard_listing_is_read_from_dvc_once(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listing of a directory version never changes (its digest is the listing's md5): the next
+    plan takes it from the cache instead of asking DVC again, with the same result."""
+    first = project.ok("plan", "--json").json["environments"][0]
+    import reconciler.dataset as ds
+
+    monkeypatch.setattr(ds, "list_shards", lambda *a, **k: pytest.fail("the shard listing was asked of DVC again"))
+    again = project.ok("plan", "--json").json["environments"][0]
+    assert again["changes"] == first["changes"] and again["shards"]["total"] == SHARDS
