@@ -256,7 +256,7 @@ def sharded_index(
     shards = list_shards(src, version)
     todo: dict[str, DatasetShard] = {}
     for shard in shards:
-        if shard.md5 not in todo and load_shard_index(shard_cache_path(shard, signature_key)) is None:
+        if shard.md5 not in todo and _cached_rows(shard_cache_path(shard, signature_key)) is None:
             todo[shard.md5] = shard
     if log is not None:
         log.seen.update(s.md5 for s in shards)
