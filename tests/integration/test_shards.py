@@ -187,6 +187,18 @@ def test_jobs_2_gives_the_same_plan_and_hash_tables_as_jobs_1(project: Project, 
         assert table.equals(tables["2"][name]), name
 
 
+def test_jobs_2_starts_two_workers_on_a_real_dvc_directory(project: Project, tmp_path: Path) -> None:
+    """DVC's .dir listing carries no per-file sizes: the version's size decides, so --jobs does parallelise.
+
+    (With the listing's missing sizes read as 0 bytes, every real directory version stayed in one
+    process whatever --jobs said; the test above hides that by setting the threshold to 0.)"""
+    result = project.ok("plan", "--json", "--jobs", "2", env={"VECTOROPS_CACHE_DIR": str(tmp_path / "cache"), "VECTOROPS_PARALLEL_MIN_BYTES": "1"})
+    assert result.json["environments"][0]["shards"]["workers"] == 2
+    # below the threshold (far more bytes than this dataset holds) it stays in this process
+    result = project.ok("plan", "--json", "--jobs", "2", env={"VECTOROPS_CACHE_DIR": str(tmp_path / "cache2"), "VECTOROPS_PARALLEL_MIN_BYTES": str(1 << 40)})
+    assert result.json["environments"][0]["shards"]["workers"] == 1
+
+
 def test_a_bad_record_in_a_worker_is_the_same_clear_message(tmp_path: Path) -> None:
     repo = DatasetRepo.create(tmp_path / "bad", path="data/docs")
     shards = _shards(3, 20)

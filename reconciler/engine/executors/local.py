@@ -18,6 +18,17 @@ if TYPE_CHECKING:
     from reconciler.records import RecordBatch
 
 
+def _bytes_to_hash(version: DatasetVersion, todo: list[DatasetShard]) -> int:
+    """The bytes the shards to hash hold. DVC's ``.dir`` listing names each file's md5 but, as DVC
+    writes it, no size: then the version's total (the ``.dvc`` file's ``size``, an upper bound) stands
+    in. Counting an unknown size as 0 kept every real directory version in one process."""
+    if all(s.size is not None for s in todo):
+        return sum(s.size or 0 for s in todo)
+    if version.size:
+        return version.size
+    return shards.parallel_min_bytes() if len(todo) > 1 else 0  # nothing known: more than one shard is worth the workers
+
+
 class LocalExecutor:
     name = "local"
 
@@ -27,7 +38,7 @@ class LocalExecutor:
     ) -> int:
         """Hash shards with up to ``shards.jobs()`` processes (returned); the first error (in shard order) is raised."""
         workers = min(shards.jobs(), len(todo))
-        if sum(s.size or 0 for s in todo) < shards.parallel_min_bytes():
+        if _bytes_to_hash(version, todo) < shards.parallel_min_bytes():
             workers = 1  # starting worker processes (~1 s of imports each) costs more than hashing this here
         if workers <= 1:
             for done, shard in enumerate(todo, start=1):
