@@ -42,11 +42,6 @@ class DestinationSession:
             self._open[env_name] = dest
         return dest
 
-    def use(self, env_name: str, dest: Destination) -> None:
-        """Make ``dest`` this session's destination for ``env_name`` (one a caller opened itself;
-        the session closes it with the others)."""
-        self._open.setdefault(env_name, dest)
-
     def adopt(self, dest: Destination) -> Destination:
         """Close ``dest`` with the others: a destination opened from one of this session's (a
         blue/green slot), which the caller does not close itself."""
