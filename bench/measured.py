@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dataset_repo import BenchRepo
+from step_limits import PROGRESS_ENV, StepLimits, Stop, watch
 
 ENV = "staging"
 TABLE = "docs"
@@ -28,6 +29,7 @@ class Run:
     max_rss_mb: float
     stdout: str
     cpu_seconds: float = 0.0  # user + system CPU of the command and what it waited for: steadier than wall time on a busy machine
+    stopped: Stop | None = None  # set when the step ran over its time budget or memory cap and was killed (see step_limits)
 
 
 # A small launcher runs each measured command: a child forked from this (large) process would
@@ -44,16 +46,31 @@ with open(sys.argv[1], "w") as f:
 """
 
 
-def run_measured(cmd: list[str], env: dict[str, str], cwd: Path, ok_codes: tuple[int, ...] = (0,)) -> Run:
-    """Wall time and the command's own peak RSS (``os.wait4`` in the launcher: that child only)."""
+def run_measured(cmd: list[str], env: dict[str, str], cwd: Path, ok_codes: tuple[int, ...] = (0,),
+                 limits: StepLimits | None = None, label: str = "") -> Run:
+    """Wall time and the command's own peak RSS (``os.wait4`` in the launcher: that child only).
+
+    With ``limits``, the command runs in a process group of its own, watched: over its time budget or
+    memory cap it is killed and the Run says so (``stopped``: when, the largest process-tree RSS seen,
+    the last progress it wrote to the file ``$BENCH_PROGRESS_FILE``) instead of failing the bench.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         stats = Path(tmp) / "stats.json"
+        progress = Path(tmp) / "progress.json"
+        launch = [sys.executable, "-c", LAUNCHER, str(stats), *cmd]
         with open(Path(tmp) / "out", "wb") as out, open(Path(tmp) / "err", "wb") as err:
-            subprocess.run([sys.executable, "-c", LAUNCHER, str(stats), *cmd], env=env, cwd=cwd, stdout=out, stderr=err,
-                           stdin=subprocess.DEVNULL, check=False)
+            if limits is None:
+                subprocess.run(launch, env=env, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, check=False)
+                stop = None
+            else:
+                proc = subprocess.Popen(launch, env={**env, PROGRESS_ENV: str(progress)}, cwd=cwd, stdout=out, stderr=err,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                stop = watch(proc, limits, progress, label)
         stdout = (Path(tmp) / "out").read_text(errors="replace")
         stderr = (Path(tmp) / "err").read_text(errors="replace")
         measured = json.loads(stats.read_text()) if stats.exists() else {"code": -1}
+    if stop is not None:
+        return Run(stop.seconds, stop.peak_tree_mb, stdout, 0.0, stop)
     if measured["code"] not in ok_codes:
         raise SystemExit(f"bench: `{' '.join(cmd)}` exited {measured['code']}\n{stdout[-4000:]}\n{stderr[-4000:]}")
     return Run(measured["seconds"], measured["max_rss_kb"] / 1024, stdout, measured.get("cpu_s", 0.0))
@@ -109,7 +126,9 @@ class Workspace:
     def pin(self, version: str) -> None:
         write_manifest(self.manifest, self.repo.root, self.dim, version, lancedb_env(self.db, version))
 
-    def vo(self, cache: Path, *args: str, env_extra: dict[str, str] | None = None) -> Run:
+    def vo(self, cache: Path, *args: str, env_extra: dict[str, str] | None = None, limits: StepLimits | None = None,
+           label: str = "") -> Run:
         env = base_env(cache)
         env.update(env_extra or {})
-        return run_measured([*vectorops_cmd(), "-m", str(self.manifest), "--no-color", *args], env, self.folder)
+        return run_measured([*vectorops_cmd(), "-m", str(self.manifest), "--no-color", *args], env, self.folder, limits=limits,
+                            label=label)

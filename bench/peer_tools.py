@@ -25,6 +25,8 @@ import argparse
 import json
 import os
 import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,38 @@ TOOLS = ("langchain-incremental", "langchain-full", "llamaindex", "dlt")
 
 
 # -- the documents and the embedding lookup ------------------------------------------------------------
+
+
+class Progress:
+    """How far this run got: records read from the Parquet file and handed to the tool, records embedded.
+
+    bench/peers.py stops a step that runs over its time budget or memory cap (bench/step_limits.py);
+    this file, rewritten at most once a second where ``$BENCH_PROGRESS_FILE`` says, is how it learns how
+    far the step got before it was stopped. Without that variable nothing is written.
+    """
+
+    def __init__(self, total: int) -> None:
+        target = os.environ.get("BENCH_PROGRESS_FILE")
+        self.path = Path(target) if target else None
+        self.total, self.read, self.embedded = total, 0, 0
+        self.last = 0.0
+        self.lock = threading.Lock()  # dlt embeds in its load threads
+
+    def add(self, read: int = 0, embedded: int = 0) -> None:
+        with self.lock:
+            self.read += read
+            self.embedded += embedded
+            now = time.monotonic()
+            if self.path is None or now - self.last < 1.0:
+                return
+            self.last = now
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"read": self.read, "embedded": self.embedded, "total": self.total}))
+            os.replace(tmp, self.path)  # the parent never reads half a file
+
+
+PROGRESS = Progress(0)  # main() replaces it with one that knows the version's size
+
 
 
 @dataclass
@@ -76,6 +110,7 @@ def rows(parquet: Path) -> Iterator[Row]:
         meta = {k: batch.column(k).to_pylist() for k in META_KEYS}
         for i, record_id in enumerate(ids):
             yield Row(record_id, document_text(record_id, vectors[i]), {k: meta[k][i] for k in META_KEYS})
+            PROGRESS.add(read=1)  # the tool asked for the next one: this one is in its hands
 
 
 def write_lookup(parquet: Path, folder: Path) -> None:
@@ -108,6 +143,7 @@ class VectorLookup:
 
     def vectors(self, record_ids: Sequence[str]) -> np.ndarray:
         self.calls += len(record_ids)
+        PROGRESS.add(embedded=len(record_ids))
         wanted = np.asarray(record_ids, dtype="S")
         at = np.searchsorted(self.ids, wanted)
         at = np.minimum(at, len(self.ids) - 1)
@@ -265,6 +301,7 @@ def run_dlt(parquet: Path, lookup: VectorLookup, work: Path) -> dict[str, Any]:
             ids = batch.column("id").to_pylist()
             texts = pa.array([document_text(r, vectors[i]) for i, r in enumerate(ids)], pa.string())
             yield pa.table({"id": batch.column("id"), "text": texts, **{k: batch.column(k) for k in META_KEYS}})
+            PROGRESS.add(read=len(ids))
 
     destination = dlt.destinations.lancedb(lance_uri=str(work / "lancedb"), embedding_model_provider="vectorops-lookup",
                                            embedding_model="lookup", embedding_model_dimensions=lookup.dim)
@@ -285,6 +322,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dim", type=int, required=True)
     args = ap.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
+    global PROGRESS
+    PROGRESS = Progress(pq.ParquetFile(args.parquet).metadata.num_rows)
     lookup = VectorLookup(args.lookup, args.dim)
     if args.tool.startswith("langchain-"):
         out = run_langchain(args.parquet, lookup, args.workdir, args.tool.split("-", 1)[1])
