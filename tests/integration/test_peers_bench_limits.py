@@ -48,7 +48,7 @@ def test_a_peer_over_its_budget_and_one_over_its_cap_are_stopped_reported_and_th
     for tool in ("langchain-full", "llamaindex"):
         assert f"  {tool} sync: not run (its load did not finish)" in out
         assert re.search(rf"^ratio {tool} sync = n/a \(did not finish: load: stopped at the ", out, re.MULTILINE), out
-    assert "limits: 10 min and 12 GB a step; langchain-full: 0.01 min, 12 GB; llamaindex: 10 min, 0.1 GB" in out
+    assert "limits: 12 min and 12 GB a step; langchain-full: 0.01 min, 12 GB; llamaindex: 12 min, 0.1 GB" in out
     assert not (tmp_path / "work").exists()
 
 
