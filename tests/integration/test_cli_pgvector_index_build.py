@@ -1,0 +1,89 @@
+"""The memory pgvector's HNSW build is given, end to end through the CLI against a real PostgreSQL.
+
+pgvector builds an HNSW graph many times faster while it fits in ``maintenance_work_mem``; past it,
+the rest is built on disk (the 1M x 768 bench slowed ~4x at ~650k vectors under vectorops' default
+2 GB cap). A user with a bigger table and the memory to spare sets ``index_build_memory_mb``; what
+the server's build actually ran with is read here by an event trigger that records
+``maintenance_work_mem`` when the index is created, in the same transaction as the build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("psycopg")
+pytest.importorskip("pgvector")
+
+from fixtures.pg_workspace import PgWorkspace  # noqa: E402
+from fixtures.repo import DatasetRepo  # noqa: E402
+
+TABLE = "docs_build"
+
+
+def sql(dsn: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.execute(query, params)
+        return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture
+def builds(pg_env: str, pg_schema: str) -> Iterator[Any]:
+    """An event trigger (needs a superuser, as the test server's role is) that logs, for each HNSW index
+    created in the test's schema, the ``maintenance_work_mem`` in effect; yields a reader of that log."""
+    trigger = f"vo_build_{pg_schema}"[:63]
+    sql(pg_env, "CREATE TABLE IF NOT EXISTS public.vo_build_memory (schema_name text, object text, memory text)")
+    sql(
+        pg_env,
+        f"""CREATE OR REPLACE FUNCTION public.{trigger}() RETURNS event_trigger LANGUAGE plpgsql AS $$
+        DECLARE r record;
+        BEGIN
+          FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE command_tag = 'CREATE INDEX' AND schema_name = '{pg_schema}' LOOP
+            INSERT INTO public.vo_build_memory VALUES (r.schema_name, r.object_identity, current_setting('maintenance_work_mem'));
+          END LOOP;
+        END $$"""
+    )
+    sql(pg_env, f"CREATE EVENT TRIGGER {trigger} ON ddl_command_end WHEN TAG IN ('CREATE INDEX') EXECUTE FUNCTION public.{trigger}()")
+
+    def read() -> list[tuple[str, str]]:
+        rows = sql(pg_env, "SELECT object, memory FROM public.vo_build_memory WHERE schema_name = %s", (pg_schema,))
+        return [(obj, mem) for obj, mem in rows if "hnsw" in obj]
+
+    try:
+        yield read
+    finally:
+        sql(pg_env, f"DROP EVENT TRIGGER IF EXISTS {trigger}")
+        sql(pg_env, f"DROP FUNCTION IF EXISTS public.{trigger}()")
+
+
+def test_the_hnsw_build_gets_the_memory_the_manifest_sets(
+    tmp_path: Path, dataset_repo: DatasetRepo, pg_env: str, pg_schema: str, builds: Any
+) -> None:
+    ws = PgWorkspace(tmp_path, dataset_repo, pg_env, pg_schema, TABLE, destination_extra={"index_build_memory_mb": 300})
+    ws.ok("apply", "--auto-approve")
+    assert builds() == [(f"{pg_schema}.{TABLE}_embedding_hnsw", "300MB")]
+    # the session's own setting is untouched: SET LOCAL lasted for the build's transaction only
+    assert ws.sql("SHOW maintenance_work_mem") == [("64MB",)]
+
+
+def test_without_the_setting_a_small_table_gets_postgresql_s_default(
+    tmp_path: Path, dataset_repo: DatasetRepo, pg_env: str, pg_schema: str, builds: Any
+) -> None:
+    ws = PgWorkspace(tmp_path, dataset_repo, pg_env, pg_schema, TABLE)
+    ws.ok("apply", "--auto-approve")
+    assert builds() == [(f"{pg_schema}.{TABLE}_embedding_hnsw", "64MB")]
+
+
+@pytest.mark.parametrize("value", [10, "lots"])
+def test_a_build_memory_that_is_not_a_size_in_mb_is_refused_before_anything_is_written(
+    tmp_path: Path, dataset_repo: DatasetRepo, pg_env: str, pg_schema: str, value: object
+) -> None:
+    ws = PgWorkspace(tmp_path, dataset_repo, pg_env, pg_schema, TABLE, destination_extra={"index_build_memory_mb": value})
+    result = ws.ok("apply", "--auto-approve", code=1)
+    assert "index_build_memory_mb" in result.output and "vectorops.yaml" in result.output
+    assert ws.sql("SELECT 1 FROM pg_namespace WHERE nspname = %s", (pg_schema,)) == []
