@@ -59,6 +59,9 @@ def canonical_metadata_array(batch: RecordBatch) -> pa.StringArray:
     names = sorted(table.column_names)
     if not names:
         return pa.array(["{}"] * n, pa.string())
+    whole = _joined_when_every_field_is_plain(table, names)
+    if whole is not None:
+        return whole
     # each present field as ",name:value" ("" when absent), concatenated, the first comma dropped.
     # (binary_join_element_wise's null_handling="skip" drops rows whose every field is null:
     # seen in pyarrow 26, so nulls are filled first.)
@@ -88,17 +91,63 @@ def records_from_table(table: pa.Table) -> RecordBatch:
     return RecordBatch.from_rows(table.column("id").to_pylist(), vectors, rows, dim)
 
 
-_NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what json.dumps(ensure_ascii=False) escapes
+def _joined_when_every_field_is_plain(table: pa.Table, names: list[str]) -> pa.StringArray | None:
+    """The whole text in one kernel call when every field is present in every row and each is a
+    string needing no escape, an integer or a boolean (the usual metadata); None otherwise.
+
+    Field by field (below) costs several kernels a field; this is one join over all of them
+    (4 fields, 100k records: 16 ms against 75 ms).
+    """
+    pieces: list[str | pa.Array] = []
+    glue = "{"
+    for name in names:
+        values = _plain_column(table.column(name))
+        if values.null_count:
+            return None
+        key = glue + json.dumps(name, ensure_ascii=False) + ":"
+        kind = values.type
+        if pa.types.is_string(kind) and not _needs_escape(values):
+            pieces += [key + '"', values]
+            glue = '",'
+        elif pa.types.is_integer(kind):
+            pieces += [key, values.cast(pa.string())]
+            glue = ","
+        elif pa.types.is_boolean(kind):
+            pieces += [key, pc.if_else(values, "true", "false")]
+            glue = ","
+        else:
+            return None
+    pieces.append(glue.removesuffix(",") + "}")
+    return pc.binary_join_element_wise(*pieces, "")
+
+
+def _plain_column(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One array; large and view strings as plain strings (the same text)."""
+    values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    kind = values.type
+    if pa.types.is_large_string(kind) or getattr(pa.types, "is_string_view", lambda t: False)(kind):
+        values = values.cast(pa.string())
+    return values
+
+
+def _needs_escape(values: pa.StringArray) -> bool:
+    """Whether a string holds a character ``json.dumps(ensure_ascii=False)`` escapes: '"', '\\' or
+    U+0000..U+001F. In UTF-8 each is one byte that never occurs inside a multi-byte character, so
+    the data buffer is checked as bytes (null slots' bytes too, if any: at worst the slow path).
+    """
+    if len(values) == 0 or values.buffers()[2] is None:
+        return False
+    offsets = np.frombuffer(values.buffers()[1], np.int32)[values.offset : values.offset + len(values) + 1]
+    data = np.frombuffer(values.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+    return bool(((data < 0x20) | (data == 0x22) | (data == 0x5C)).any())
 
 
 def _fragments(name: str, column: pa.ChunkedArray, batch: RecordBatch) -> pa.StringArray:
     """``"name":value`` per row (null where the cell is null)."""
     prefix = json.dumps(name, ensure_ascii=False) + ":"
-    values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    values = _plain_column(column)
     kind = values.type
-    if pa.types.is_large_string(kind) or getattr(pa.types, "is_string_view", lambda t: False)(kind):
-        values, kind = values.cast(pa.string()), pa.string()
-    if pa.types.is_string(kind) and not pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
+    if pa.types.is_string(kind) and not _needs_escape(values):
         return pc.binary_join_element_wise(prefix + '"', values, '"', "")
     if pa.types.is_integer(kind):
         return pc.binary_join_element_wise(prefix, values.cast(pa.string()), "")

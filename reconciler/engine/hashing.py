@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import xxhash
 
 from reconciler.canonical import canonical_metadata_array
@@ -16,6 +17,8 @@ from reconciler.records import RecordBatch
 HASH_VERSION = "1"  # part of every cache key: bump it when a hash would change
 
 _EMPTY_META_HASH = xxhash.xxh3_64_intdigest(b"{}")
+#: rows this wide or narrower are copied into ``bytes`` to be hashed (``hash_rows``)
+ROW_COPY_MAX_BYTES = 1024
 
 
 def round_vectors(vectors: np.ndarray, precision: str) -> np.ndarray:
@@ -36,7 +39,7 @@ def hash_batch(batch: RecordBatch, precision: str = "float32") -> tuple[np.ndarr
     storing ``precision`` holds them (``round_vectors``)."""
     n = len(batch)
     vectors = np.ascontiguousarray(round_vectors(np.asarray(batch.vectors, dtype=np.float32), precision))
-    vh = np.fromiter(map(xxhash.xxh3_64_intdigest, vectors), dtype=np.uint64, count=n)
+    vh = hash_rows(vectors)
     for row in _rows_with_negative_zero(vectors):  # -0.0 hashes as +0.0; rare, so fixed up after
         vh[row] = xxhash.xxh3_64_intdigest(np.where(vectors[row] == 0, np.float32(0), vectors[row]).tobytes())
     if batch.metadata.num_columns == 0:
@@ -44,23 +47,47 @@ def hash_batch(batch: RecordBatch, precision: str = "float32") -> tuple[np.ndarr
     return vh, hash_strings(canonical_metadata_array(batch))
 
 
-def hash_strings(values: pa.Array | pa.ChunkedArray, chunk: int = 65_536) -> np.ndarray:
-    """xxh3 of each string's UTF-8 bytes, read straight from the Arrow buffers.
+def hash_rows(rows: np.ndarray, chunk: int = 8_192) -> np.ndarray:
+    """xxh3 of each row's bytes (a C-contiguous 2-D array), as uint64.
 
-    No Python ``str`` per value: a million ids as Python strings is ~100 MB that Python's allocator
-    keeps after they are freed, which made plan memory grow with the dataset.
+    Rows of up to ``ROW_COPY_MAX_BYTES`` (float32 vectors up to 256 dimensions) are hashed from
+    ``bytes`` made for a chunk of rows in one C call (``tolist`` of a one-field view), which costs
+    less than a numpy row object per record; wider rows are hashed in place, where copying them
+    would cost more than the row objects save. Same hash either way: the row's bytes.
+    """
+    n, width = len(rows), rows.shape[1] * rows.itemsize if rows.ndim == 2 else 0
+    digest = xxhash.xxh3_64_intdigest
+    if width == 0 or width > ROW_COPY_MAX_BYTES or not rows.flags.c_contiguous:
+        return np.fromiter(map(digest, rows), dtype=np.uint64, count=n)
+    as_bytes = rows.view(f"V{width}").reshape(n)
+    out = np.empty(n, np.uint64)
+    for start in range(0, n, chunk):
+        values = as_bytes[start : start + chunk].tolist()  # bytes, exactly the row's (np.void keeps trailing NULs)
+        out[start : start + len(values)] = np.fromiter(map(digest, values), dtype=np.uint64, count=len(values))
+    return out
+
+
+
+def hash_strings(values: pa.Array | pa.ChunkedArray, chunk: int = 65_536) -> np.ndarray:
+    """xxh3 of each string's UTF-8 bytes (a null hashes as the empty string).
+
+    The strings are read as ``bytes`` straight from the Arrow buffers (the binary view of the same
+    array, ``to_pylist`` making a chunk's values in one C loop), never as Python ``str``: a million
+    ids as Python strings is ~100 MB that Python's allocator keeps after they are freed, which made
+    plan memory grow with the dataset; at most ``chunk`` of these small ``bytes`` exist at a time.
+    (Slicing a memoryview per value, the earlier way, cost three times as much per string.)
     """
     digest = xxhash.xxh3_64_intdigest
     parts = []
     for arr in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
         if not pa.types.is_string(arr.type):
             arr = arr.cast(pa.string())
-        offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + len(arr) + 1]
-        data = memoryview(arr.buffers()[2] or b"")
-        for start in range(0, len(arr), chunk):
-            ends = offsets[start : start + chunk + 1].tolist()
-            spans = map(slice, ends[:-1], ends[1:])
-            parts.append(np.fromiter(map(digest, map(data.__getitem__, spans)), dtype=np.uint64, count=len(ends) - 1))
+        if arr.null_count:
+            arr = pc.fill_null(arr, "")
+        raw = arr.view(pa.binary())
+        for start in range(0, len(raw), chunk):
+            strings = raw.slice(start, chunk).to_pylist()
+            parts.append(np.fromiter(map(digest, strings), dtype=np.uint64, count=len(strings)))
     return np.concatenate(parts) if parts else np.empty(0, np.uint64)
 
 

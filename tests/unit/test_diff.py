@@ -224,3 +224,74 @@ def test_hash_strings_reads_arrow_buffers_like_hashing_each_string() -> None:
                 values.cast(pa.large_string()), pa.array([], pa.string())):
         expected = [xxhash.xxh3_64_intdigest(s.encode()) for s in arr.to_pylist()]
         assert hashing.hash_strings(arr).tolist() == expected
+
+
+# -- the fast hashing paths give the very hashes earlier versions stored ----------------------------
+# (hashes are cached on disk and compared across versions of vectorops: HASH_VERSION must not need a bump)
+
+
+def _old_hash_strings(values: pa.Array | pa.ChunkedArray) -> list[int]:
+    """The earlier hash_strings, verbatim: xxh3 of each value's bytes, sliced from the Arrow buffers."""
+    out: list[int] = []
+    for arr in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
+        if not pa.types.is_string(arr.type):
+            arr = arr.cast(pa.string())
+        offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + len(arr) + 1]
+        data = memoryview(arr.buffers()[2] or b"")
+        out.extend(xxhash.xxh3_64_intdigest(data[a:b]) for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True))
+    return out
+
+
+_any_text = st.text(st.characters(codec="utf-8"), max_size=40)  # empty, non-ASCII, NUL and control characters included
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(_any_text, max_size=60), cut=st.integers(0, 60), keep=st.integers(0, 60), chunk=st.integers(1, 7),
+       large=st.booleans(), split=st.booleans())
+def test_hash_strings_equals_the_per_string_xxh3_of_earlier_versions(values, cut, keep, chunk, large, split) -> None:
+    arr = pa.array(values, pa.large_string() if large else pa.string())
+    arr = arr.slice(min(cut, len(arr)), keep)  # a slice: offsets into shared buffers
+    given_values = pa.chunked_array([arr.slice(0, len(arr) // 2), arr.slice(len(arr) // 2)]) if split else arr
+    expected = [xxhash.xxh3_64_intdigest(s.encode()) for s in arr.to_pylist()]
+    assert _old_hash_strings(given_values) == expected
+    assert hashing.hash_strings(given_values, chunk=chunk).tolist() == expected
+
+
+_component = st.one_of(st.sampled_from([0.0, -0.0, 1.0, -1.0, float(np.finfo(np.float32).tiny)]),
+                       st.floats(width=32, allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=150, deadline=None)
+@given(dim=st.sampled_from([1, 3, 8, 255, 256, 257, 300]), rows=st.integers(0, 25), seed=st.integers(0, 2**32 - 1),
+       specials=st.lists(st.tuples(st.integers(0, 10**6), _component), max_size=30), chunk=st.integers(1, 9),
+       precision=st.sampled_from(["float32", "float16"]))
+def test_vector_hashes_equal_the_per_row_xxh3_of_earlier_versions(dim, rows, seed, specials, chunk, precision) -> None:
+    """Narrow rows are hashed from bytes copies in chunks, wide ones in place (256 float32 is the
+    line): both give xxh3 of the row's float32 bytes with -0.0 read as +0.0, as before."""
+    vectors = np.random.default_rng(seed).standard_normal((rows, dim)).astype(np.float32)
+    for at, value in specials:  # -0.0, zeros (trailing NUL bytes), tiny and huge values
+        if rows:
+            vectors.reshape(-1)[at % vectors.size] = value
+    rounded = hashing.round_vectors(vectors, precision)
+    expected = [xxhash.xxh3_64_intdigest(np.where(r == 0, np.float32(0), r).tobytes()) for r in rounded]
+    b = RecordBatch(ids=pa.array([f"r{i}" for i in range(rows)], pa.string()), vectors=vectors, metadata=pa.table({"n": list(range(rows))}))
+    assert hashing.hash_batch(b, precision)[0].tolist() == expected
+    plain = np.ascontiguousarray(rounded)
+    assert hashing.hash_rows(plain, chunk=chunk).tolist() == [xxhash.xxh3_64_intdigest(r.tobytes()) for r in plain]
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(st.fixed_dictionaries({"title": _any_text, "ü key": _any_text, "chunk": st.integers(-(2**63), 2**63 - 1),
+                                             "flag": st.booleans()}), min_size=1, max_size=20),
+       large=st.booleans(), cut=st.integers(0, 3))
+def test_metadata_present_in_every_row_is_joined_in_one_pass_exactly_as_canonical_json(rows, large, cut) -> None:
+    """Every field in every row (no nulls): the one-join path, on sliced columns too; a string that
+    needs escaping sends the batch down the field-by-field path. Same text, same hash either way."""
+    meta = pa.table({"title": pa.array([r["title"] for r in rows], pa.large_string() if large else pa.string()),
+                     "ü key": [r["ü key"] for r in rows], "chunk": pa.array([r["chunk"] for r in rows], pa.int64()),
+                     "flag": [r["flag"] for r in rows]}).slice(min(cut, len(rows) - 1))
+    n = meta.num_rows
+    b = RecordBatch(ids=pa.array([f"r{i}" for i in range(n)]), vectors=np.zeros((n, 1), np.float32), metadata=meta)
+    expected = [canonical.canonical_json(row).decode() for row in b.metadata_rows()]
+    assert canonical.canonical_metadata_array(b).to_pylist() == expected
+    assert hashing.hash_batch(b)[1].tolist() == [xxhash.xxh3_64_intdigest(e.encode()) for e in expected]
