@@ -19,6 +19,8 @@ from reconciler.errors import DatasetError
 from reconciler.records import RecordBatch
 
 INDEX_SCHEMA = pa.schema([("id", pa.string()), ("vh", pa.uint64()), ("mh", pa.uint64())])
+#: ``INDEX_SCHEMA`` plus each id's 64-bit key (xxh3 of the id): what ``VersionIndex.build(with_keys=True)`` holds
+KEYED_SCHEMA = INDEX_SCHEMA.append(pa.field("key", pa.uint64()))
 SAMPLE_SIZE = 10
 
 
@@ -78,17 +80,26 @@ class VersionIndex:
 
     @staticmethod
     def build(
-        batches: Iterable[RecordBatch], *, what: str, on_batch: Callable[[RecordBatch, np.ndarray, np.ndarray], None] | None = None,
-        precision: str = "float32",
+        batches: Iterable[RecordBatch], *, what: str,
+        on_batch: Callable[[RecordBatch, np.ndarray, np.ndarray, np.ndarray | None], None] | None = None,
+        precision: str = "float32", with_keys: bool = False,
     ) -> VersionIndex:
-        """The table of ``batches``, vectors hashed as a destination storing ``precision`` holds them."""
+        """The table of ``batches``, vectors hashed as a destination storing ``precision`` holds them.
+
+        ``on_batch(batch, vh, mh, keys)`` sees each batch as it is hashed; ``with_keys`` hashes each
+        id once (``keys``, else None) for it and keeps them as a ``key`` column (``KEYED_SCHEMA``),
+        sorted with the ids: a shard's cache stores them beside its table (``shards.hash_shard``).
+        """
+        schema = KEYED_SCHEMA if with_keys else INDEX_SCHEMA
         parts: list[pa.Table] = []
         for batch in batches:
             vh, mh = hash_batch(batch, precision)
+            keys = hash_strings(batch.ids) if with_keys else None
             if on_batch is not None:
-                on_batch(batch, vh, mh)
-            parts.append(pa.table({"id": batch.ids, "vh": vh, "mh": mh}, schema=INDEX_SCHEMA))
-        table = pa.concat_tables(parts) if parts else INDEX_SCHEMA.empty_table()
+                on_batch(batch, vh, mh, keys)
+            columns = {"id": batch.ids, "vh": vh, "mh": mh} if keys is None else {"id": batch.ids, "vh": vh, "mh": mh, "key": keys}
+            parts.append(pa.table(columns, schema=schema))
+        table = pa.concat_tables(parts) if parts else schema.empty_table()
         return VersionIndex.from_table(table, what=what)
 
     @staticmethod

@@ -73,7 +73,9 @@ def write_partitions(folder: Path, chunks: Iterable[tuple[np.ndarray, np.ndarray
     for p in range(parts):
         raw = folder / f"{p:05d}.unsorted"
         rows = np.fromfile(raw, ROW)
-        rows.sort(order="key", kind="stable")
+        # by the key column alone: sorting the structured rows (order="key") compares them field by
+        # field in generic code, 3x slower (and most of a large plan's diff)
+        rows = rows[np.argsort(rows["key"], kind="stable")]
         if len(rows) > 1 and (rows["key"][1:] == rows["key"][:-1]).any():
             raise KeyCollision(f"partition {p}: two ids share a 64-bit key")
         tmp = folder / f".{p:05d}.{os.getpid()}.tmp"

@@ -34,7 +34,6 @@ from reconciler import caches
 from reconciler.dataset import DatasetShard, DatasetSource, DatasetVersion
 from reconciler.engine import index_cache
 from reconciler.engine.diff import INDEX_SCHEMA, SAMPLE_SIZE, VersionIndex
-from reconciler.engine.hashing import hash_strings
 from reconciler.errors import DatasetError, UsageError
 from reconciler.records import RecordBatch
 
@@ -211,7 +210,7 @@ def hash_shard(
     try:
         index = VersionIndex.build(
             ds.read_shard(src, version, shard), what=f"dataset '{src.name}' ({src.origin}) at {version.rev}, file {shard.path}",
-            on_batch=writer.offer if writer else None, precision=precision,
+            on_batch=writer.offer if writer else None, precision=precision, with_keys=True,
         )
     except BaseException:
         if writer is not None:
@@ -220,8 +219,9 @@ def hash_shard(
     if writer is not None:
         writer.close()
     path = shard_cache_path(shard, signature_key)
-    _store(path, index.table)
-    _store_keys(shard_keys_path(path), hash_strings(index.table.column("id")))
+    keyed = index.table  # each id hashed once: for the stash and for the keys file
+    _store(path, keyed.drop_columns(["key"]))
+    _store_keys(shard_keys_path(path), keyed.column("key").to_numpy())
     return len(index)
 
 
