@@ -30,19 +30,34 @@ class Run:
     stdout: str
     cpu_seconds: float = 0.0  # user + system CPU of the command and what it waited for: steadier than wall time on a busy machine
     stopped: Stop | None = None  # set when the step ran over its time budget or memory cap and was killed (see step_limits)
+    # user + system CPU of the command and of every descendant, those it did not wait for included (a
+    # process pool's forkserver and its workers: `--jobs 2` hashes there, and cpu_seconds leaves them out)
+    cpu_all_seconds: float = 0.0
 
 
 # A small launcher runs each measured command: a child forked from this (large) process would
 # report this process's memory as its own peak RSS, a child of the launcher reports only its own.
 LAUNCHER = r"""
-import json, os, subprocess, sys, time
+import ctypes, json, os, resource, subprocess, sys, time
+try:  # orphaned descendants are re-parented to this launcher (Linux), which reaps them: their CPU counts in cpu_all_s
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+except (OSError, AttributeError):
+    pass
 t0 = time.perf_counter()
 proc = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(proc.pid, 0)
 seconds = time.perf_counter() - t0
+deadline = time.monotonic() + 2  # a pool's forkserver exits as soon as its parent has
+while time.monotonic() < deadline:
+    try:
+        if os.waitpid(-1, os.WNOHANG)[0] == 0:
+            time.sleep(0.05)
+    except ChildProcessError:
+        break
+every = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(sys.argv[1], "w") as f:
     json.dump({"seconds": seconds, "max_rss_kb": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime,
-               "code": os.waitstatus_to_exitcode(status)}, f)
+               "cpu_all_s": every.ru_utime + every.ru_stime, "code": os.waitstatus_to_exitcode(status)}, f)
 """
 
 
@@ -73,7 +88,8 @@ def run_measured(cmd: list[str], env: dict[str, str], cwd: Path, ok_codes: tuple
         return Run(stop.seconds, stop.peak_tree_mb, stdout, 0.0, stop)
     if measured["code"] not in ok_codes:
         raise SystemExit(f"bench: `{' '.join(cmd)}` exited {measured['code']}\n{stdout[-4000:]}\n{stderr[-4000:]}")
-    return Run(measured["seconds"], measured["max_rss_kb"] / 1024, stdout, measured.get("cpu_s", 0.0))
+    return Run(measured["seconds"], measured["max_rss_kb"] / 1024, stdout, measured.get("cpu_s", 0.0),
+               cpu_all_seconds=measured.get("cpu_all_s", 0.0))
 
 
 def vectorops_cmd() -> list[str]:

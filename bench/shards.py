@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
             manifest(m, root, args.dim, "v1", db)
             warm(*v1)
             run = vo(cache_v1, "apply", "--auto-approve", *jobs)
-            done("apply_v1", s=run.seconds, rss_mb=run.max_rss_mb, cpu_s=run.cpu_seconds)
+            done("apply_v1", s=run.seconds, rss_mb=run.max_rss_mb, cpu_s=run.cpu_seconds, cpu_all_s=run.cpu_all_seconds)
         if "cold" in steps:
             start = os.getloadavg()
             manifest(m, root, args.dim, "v2", db)
@@ -213,19 +213,22 @@ def main(argv: list[str] | None = None) -> None:
             warm(*v1, *v2)
             run = vo(cache, "plan", "--json", *jobs)
             env = json.loads(run.stdout)["environments"][0]
-            done("cold_plan", s=run.seconds, rss_mb=run.max_rss_mb, cpu_s=run.cpu_seconds, shards=env["shards"], changes=env["changes"])
+            done("cold_plan", s=run.seconds, rss_mb=run.max_rss_mb, cpu_s=run.cpu_seconds, cpu_all_s=run.cpu_all_seconds,
+                 shards=env["shards"], changes=env["changes"])
         if "warm" in steps:
             start = os.getloadavg()
             manifest(m, root, args.dim, "v2", db)
             warm(*v1, *v2)
             run = vo(cache, "plan", "--json", *jobs)
-            done("warm_plan", s=run.seconds, rss_mb=run.max_rss_mb, cpu_s=run.cpu_seconds,
+            done("warm_plan", s=run.seconds, rss_mb=run.max_rss_mb, cpu_s=run.cpu_seconds, cpu_all_s=run.cpu_all_seconds,
                  shards=json.loads(run.stdout)["environments"][0]["shards"]["decoded"])
         floor = res.get("io_floor")
         for step in ("cold_plan", "warm_plan"):
             if floor and step in res:
                 res[f"{step}_over_floor"] = res[step]["s"] / floor["s"]
                 res[f"{step}_over_floor_cpu"] = res[step]["cpu_s"] / floor["cpu_s"]
+                if "cpu_all_s" in res[step]:  # with --jobs > 1 the workers' CPU too (cpu_s is the driver's)
+                    res[f"{step}_over_floor_cpu_all"] = res[step]["cpu_all_s"] / floor["cpu_s"]
         saved.write_text(json.dumps(res, indent=2, default=str))
     finally:
         if args.work is None:
