@@ -72,8 +72,12 @@ class Bench:
         return run_measured([*vectorops_cmd(), "-m", str(self.manifest), "--no-color", *args], env, self.folder)
 
 
-def step(run: Run) -> dict[str, Any]:
-    return {"seconds": round(run.seconds, 2), "cpu_seconds": round(run.cpu_seconds, 2), "max_rss_mb": round(run.max_rss_mb)}
+def step(run: Run, name: str = "") -> dict[str, Any]:
+    """One step's figures; printed as soon as the step ends (``name``), so a run stopped later still leaves them."""
+    figures = {"seconds": round(run.seconds, 2), "cpu_seconds": round(run.cpu_seconds, 2), "max_rss_mb": round(run.max_rss_mb)}
+    if name:
+        print(f"  [{time.strftime('%H:%M:%S')}] {name}: {figures}", flush=True)
+    return figures
 
 
 def vectorops_steps(b: Bench, work: Path, *, during_apply: Any = None) -> dict[str, Any]:
@@ -82,16 +86,16 @@ def vectorops_steps(b: Bench, work: Path, *, during_apply: Any = None) -> dict[s
     plan_cache, apply_cache = work / "cache-plan", work / "cache-apply"
     b.pin("v1")
     warm(b.repo.cached("v1"))
-    r["first_apply_v1"] = step(b.vo(apply_cache, "apply", "--auto-approve"))
+    r["first_apply_v1"] = step(b.vo(apply_cache, "apply", "--auto-approve"), "first_apply_v1")
     b.pin("v2")
     warm(b.repo.cached("v1"), b.repo.cached("v2"))
     cold = b.vo(plan_cache, "plan", "--json")
-    r["cold_plan"] = step(cold)
+    r["cold_plan"] = step(cold, "cold_plan")
     r["plan_changes"] = json.loads(cold.stdout)["environments"][0]["changes"]
-    r["warm_plan"] = step(b.vo(plan_cache, "plan", "--json"))
+    r["warm_plan"] = step(b.vo(plan_cache, "plan", "--json"), "warm_plan")
     warm(b.repo.cached("v2"))
     with during_apply() if during_apply else contextlib.nullcontext() as watcher:
-        r["incremental_apply"] = step(b.vo(apply_cache, "apply", "--auto-approve"))
+        r["incremental_apply"] = step(b.vo(apply_cache, "apply", "--auto-approve"), "incremental_apply")
     if watcher is not None:
         r["readers"] = watcher.figures()
     return r
