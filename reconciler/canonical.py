@@ -102,21 +102,12 @@ def _joined_when_every_field_is_plain(table: pa.Table, names: list[str]) -> pa.S
     glue = "{"
     for name in names:
         values = _plain_column(table.column(name))
-        if values.null_count:
+        encoded = None if values.null_count else _encoded_by_kernels(values)
+        if encoded is None:
             return None
-        key = glue + json.dumps(name, ensure_ascii=False) + ":"
-        kind = values.type
-        if pa.types.is_string(kind) and not _needs_escape(values):
-            pieces += [key + '"', values]
-            glue = '",'
-        elif pa.types.is_integer(kind):
-            pieces += [key, values.cast(pa.string())]
-            glue = ","
-        elif pa.types.is_boolean(kind):
-            pieces += [key, pc.if_else(values, "true", "false")]
-            glue = ","
-        else:
-            return None
+        opening, text, closing = encoded
+        pieces += [glue + json.dumps(name, ensure_ascii=False) + ":" + opening, text]
+        glue = closing + ","
     pieces.append(glue.removesuffix(",") + "}")
     return pc.binary_join_element_wise(*pieces, "")
 
@@ -146,14 +137,25 @@ def _fragments(name: str, column: pa.ChunkedArray, batch: RecordBatch) -> pa.Str
     """``"name":value`` per row (null where the cell is null)."""
     prefix = json.dumps(name, ensure_ascii=False) + ":"
     values = _plain_column(column)
+    encoded = _encoded_by_kernels(values)
+    if encoded is None:
+        return pa.array(_python_fragments(prefix, name, values, batch), pa.string())
+    opening, text, closing = encoded
+    return pc.binary_join_element_wise(prefix + opening, text, closing, "")
+
+
+def _encoded_by_kernels(values: pa.Array) -> tuple[str, pa.Array, str] | None:
+    """A column's JSON values as (text before, text, text after) when Arrow kernels can write them
+    exactly as ``json.dumps`` does: strings needing no escape, integers, booleans; None otherwise.
+    The one place both fast paths (whole-row join, per-field fragments) take their encoding from."""
     kind = values.type
     if pa.types.is_string(kind) and not _needs_escape(values):
-        return pc.binary_join_element_wise(prefix + '"', values, '"', "")
+        return '"', values, '"'
     if pa.types.is_integer(kind):
-        return pc.binary_join_element_wise(prefix, values.cast(pa.string()), "")
+        return "", values.cast(pa.string()), ""
     if pa.types.is_boolean(kind):
-        return pc.binary_join_element_wise(prefix, pc.if_else(values, "true", "false"), "")
-    return pa.array(_python_fragments(prefix, name, values, batch), pa.string())
+        return "", pc.if_else(values, "true", "false"), ""
+    return None
 
 
 def _python_fragments(prefix: str, name: str, column: pa.Array, batch: RecordBatch) -> list[str | None]:

@@ -97,7 +97,9 @@ class VersionIndex:
             keys = hash_strings(batch.ids) if with_keys else None
             if on_batch is not None:
                 on_batch(batch, vh, mh, keys)
-            columns = {"id": batch.ids, "vh": vh, "mh": mh} if keys is None else {"id": batch.ids, "vh": vh, "mh": mh, "key": keys}
+            columns = {"id": batch.ids, "vh": vh, "mh": mh}
+            if keys is not None:
+                columns["key"] = keys
             parts.append(pa.table(columns, schema=schema))
         table = pa.concat_tables(parts) if parts else schema.empty_table()
         return VersionIndex.from_table(table, what=what)

@@ -67,7 +67,6 @@ def hash_rows(rows: np.ndarray, chunk: int = 8_192) -> np.ndarray:
     return out
 
 
-
 def hash_strings(values: pa.Array | pa.ChunkedArray, chunk: int = 65_536) -> np.ndarray:
     """xxh3 of each string's UTF-8 bytes (a null hashes as the empty string).
 
