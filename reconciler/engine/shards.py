@@ -34,6 +34,7 @@ from reconciler import caches
 from reconciler.dataset import DatasetShard, DatasetSource, DatasetVersion
 from reconciler.engine import index_cache
 from reconciler.engine.diff import INDEX_SCHEMA, SAMPLE_SIZE, VersionIndex
+from reconciler.engine.hashing import hash_strings
 from reconciler.errors import DatasetError, UsageError
 from reconciler.records import RecordBatch
 
@@ -272,6 +273,13 @@ def sharded_index(
     counts = [_cached_rows(path) for path in paths]
     if all(c is not None for c in counts) and sum(c or 0 for c in counts) >= ON_DISK_MIN_RECORDS:
         return ShardedIndex(src, version, shards, paths, [c or 0 for c in counts])
+    # a version seen whole before: its combined table, one file (reading and sorting 100 shard
+    # tables was most of a warm 1M-record plan); written only once the duplicate check passed
+    whole_key = index_cache.version_cache_key(version.digest, signature_key)
+    cached = index_cache.load_cached_index(whole_key) if not todo else None
+    if cached is not None and len(cached) == sum(c or 0 for c in counts):
+        cached.shard_files = tuple(str(path) for path in paths)
+        return cached
     tables = []
     for shard in shards:
         table = load_shard_index(shard_cache_path(shard, signature_key))
@@ -281,7 +289,8 @@ def sharded_index(
             assert table is not None
         tables.append(table)
     index = _combine(src, version, shards, tables)
-    index.shard_files = tuple(str(shard_cache_path(shard, signature_key)) for shard in shards)
+    index_cache.store_cached_index(whole_key, index)
+    index.shard_files = tuple(str(path) for path in paths)
     return index
 
 
@@ -423,26 +432,58 @@ def _combine(src: DatasetSource, version: DatasetVersion, shards: list[DatasetSh
 def shards_holding(src: DatasetSource, version: DatasetVersion, signature_key: str, ids: pa.Array) -> list[tuple[DatasetShard, pa.Array]]:
     """For each shard that holds some of ``ids``, those ids (from the cached shard tables).
 
-    Ids no cached table places (the cache was cleared) are given to every uncached shard.
+    A shard whose keys file (its ids' 64-bit keys) has none of the ids' keys holds none of them and
+    its table is not read: a plan of 300 changes in 1 of 100 shards read all 100 tables (~0.3 s at
+    1M records). The tables of the others decide exactly. Ids no cached table places (the cache was
+    cleared) are given to every uncached shard.
     """
 
     ids = ids.cast(pa.string())
+    wanted_keys = np.sort(hash_strings(ids))
     out: list[tuple[DatasetShard, pa.Array]] = []
     placed = np.zeros(len(ids), bool)
     unknown: list[DatasetShard] = []
-    for shard in list_shards(src, version):
+    skipped: list[DatasetShard] = []
+
+    def look_in(shard: DatasetShard) -> None:
+        nonlocal placed
         table = load_shard_index(shard_cache_path(shard, signature_key))
         if table is None:
             unknown.append(shard)
-            continue
+            return
         hit = pc.is_in(ids, value_set=table.column("id")).to_numpy(zero_copy_only=False)
         if hit.any():
             out.append((shard, ids.filter(pa.array(hit))))
             placed |= hit
+
+    for shard in list_shards(src, version):
+        keys = _stored_keys(shard_cache_path(shard, signature_key))
+        if keys is not None and not _any_member(wanted_keys, keys):
+            skipped.append(shard)
+        else:
+            look_in(shard)
+    if not placed.all():  # a keys file that does not match its table: never trusted to leave ids out
+        for shard in skipped:
+            look_in(shard)
     rest = ids.filter(pa.array(~placed))
     if len(rest):
         out.extend((shard, rest) for shard in unknown)
     return out
+
+
+def _stored_keys(table_path: Path) -> np.ndarray | None:
+    """A cached shard's keys file, memory-mapped; None when it is missing or unreadable."""
+    try:
+        return np.load(shard_keys_path(table_path), mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+
+
+def _any_member(sorted_wanted: np.ndarray, keys: np.ndarray) -> bool:
+    if len(sorted_wanted) == 0 or len(keys) == 0:
+        return False
+    at = np.minimum(np.searchsorted(sorted_wanted, keys), len(sorted_wanted) - 1)
+    return bool((sorted_wanted[at] == keys).any())
 
 
 def unstashed_ids(src: DatasetSource, version: DatasetVersion, signature_key: str, baseline_digest: str, ids: pa.Array) -> pa.Array:

@@ -9,6 +9,7 @@ be decoded (the rest came from the cache).
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -311,3 +312,38 @@ def test_a_version_s_shard_listing_is_read_from_dvc_once(project: Project, monke
     monkeypatch.setattr(ds, "list_shards", lambda *a, **k: pytest.fail("the shard listing was asked of DVC again"))
     again = project.ok("plan", "--json").json["environments"][0]
     assert again["changes"] == first["changes"] and again["shards"]["total"] == SHARDS
+
+
+def test_a_version_planned_before_is_read_from_its_one_combined_table(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warm plan reads a sharded version's table from one cached file instead of reassembling it from
+    every shard's table; it plans the same, and a shard table that changed under it is not trusted."""
+    first = project.ok("plan", "--json").json["environments"][0]
+    from reconciler.engine import shards
+
+    original = shards._combine
+    monkeypatch.setattr(shards, "_combine", lambda *a, **k: pytest.fail("the version was reassembled from its shard tables"))
+    again = project.ok("plan", "--json").json["environments"][0]
+    assert again["changes"] == first["changes"] == {"add": SHARDS * PER_SHARD, "update": 0, "delete": 0}
+    assert again["shards"]["decoded"] == 0
+
+    # a shard table removed from the cache: that shard is decoded again and the version reassembled
+    monkeypatch.setattr(shards, "_combine", original)
+    cache = Path(os.environ["VECTOROPS_CACHE_DIR"]) / "shards"
+    next(iter(sorted(cache.glob("*.parquet")))).unlink()
+    third = project.ok("plan", "--json").json["environments"][0]
+    assert third["shards"]["decoded"] == 1 and third["changes"] == first["changes"]
+
+
+def test_keys_files_that_do_not_match_their_tables_never_leave_records_out(project: Project, sharded_repo: DatasetRepo) -> None:
+    """Apply finds the shards holding the records it writes by each shard's keys file first; a keys
+    file that lies (here: every one emptied) must cost reads, never records."""
+    project.ok("apply", "--auto-approve")
+    project.pin("v2")
+    project.ok("plan", "--json")
+    cache = Path(os.environ["VECTOROPS_CACHE_DIR"]) / "shards"
+    lying = sorted(cache.glob("*.keys.npy"))
+    assert len(lying) == SHARDS + 1
+    for path in lying:
+        np.save(path, np.zeros(3, np.uint64))
+    project.ok("apply", "--auto-approve")
+    assert project.content() == _expected(sharded_repo.versions[1].records or [])
