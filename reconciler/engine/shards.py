@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from reconciler import caches
 from reconciler.dataset import DatasetShard, DatasetSource, DatasetVersion
@@ -94,12 +93,12 @@ class ShardLog:
 
 
 def shard_cache_path(shard: DatasetShard, signature_key: str) -> Path:
-    return caches.cache_dir() / "shards" / f"{shard.md5}-{signature_key}.parquet"
+    return caches.cache_dir() / "shards" / f"{shard.md5}-{signature_key}.arrow"
 
 
 def shard_keys_path(table_path: Path) -> Path:
     """Beside a shard's cached table: its ids' 64-bit keys, in the table's order (``partitioned.py``)."""
-    return table_path.with_name(table_path.name.replace(".parquet", ".keys.npy"))
+    return table_path.with_name(table_path.name.replace(".arrow", ".keys.npy"))
 
 
 def _store_keys(path: Path, keys: np.ndarray) -> None:
@@ -110,13 +109,9 @@ def _store_keys(path: Path, keys: np.ndarray) -> None:
 
 
 def _cached_rows(path: Path) -> int | None:
-    """How many records a cached shard table holds, from its footer; None if it is unusable."""
-    try:
-        if not pq.read_schema(path).equals(INDEX_SCHEMA):
-            return None
-        return int(pq.read_metadata(path).num_rows)
-    except (OSError, pa.ArrowInvalid):
-        return None
+    """How many records a cached shard table holds (a memory-mapped read: metadata only); None if it is unusable."""
+    table = index_cache.read_table_file(path)
+    return None if table is None else table.num_rows
 
 
 #: shard tables read in this process, most recent last, up to ``_RECENT_ROWS`` records in all: a
@@ -135,23 +130,13 @@ def load_shard_index(path: Path) -> pa.Table | None:
     if key in _recent:
         _recent.move_to_end(key)
         return _recent[key]
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid):
+    table = index_cache.read_table_file(path)
+    if table is None:
         return None  # a torn cache file is rebuilt, never trusted
-    if not table.schema.equals(INDEX_SCHEMA):
-        return None
     _recent[key] = table
     while sum(t.num_rows for t in _recent.values()) > _RECENT_ROWS and len(_recent) > 1:
         _recent.popitem(last=False)
     return table
-
-
-def _store(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)  # atomic: a reader never sees half a file
 
 
 def list_shards(src: DatasetSource, version: DatasetVersion) -> list[DatasetShard]:
@@ -221,7 +206,7 @@ def hash_shard(
         writer.close()
     path = shard_cache_path(shard, signature_key)
     keyed = index.table  # each id hashed once: for the stash and for the keys file
-    _store(path, keyed.drop_columns(["key"]))
+    index_cache.write_table_file(path, keyed.drop_columns(["key"]))
     _store_keys(shard_keys_path(path), keyed.column("key").to_numpy())
     return len(index)
 
@@ -362,7 +347,10 @@ class ShardedIndex(VersionIndex):
         return len(self._paths)
 
     def chunk(self, i: int, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(self._paths[i], columns=columns)
+        table = index_cache.read_table_file(self._paths[i])
+        if table is None:
+            raise DatasetError(f"the cached hash table {self._paths[i]} can no longer be read", hint="Plan again: it is rebuilt.")
+        return table.select(columns) if columns is not None else table
 
     def chunk_keys(self, i: int) -> np.ndarray:
         path = shard_keys_path(self._paths[i])

@@ -106,7 +106,9 @@ def _plan_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _tables(cache: Path) -> dict[str, Any]:
-    return {p.name: pq.read_table(p) for p in sorted((cache / "shards").glob("*.parquet"))}
+    from reconciler.engine.index_cache import read_table_file
+
+    return {p.name: read_table_file(p) for p in sorted((cache / "shards").glob("*.arrow"))}
 
 
 def test_ray_plans_and_applies_exactly_what_local_does(ray_cluster: RayCluster, ray_repo: DatasetRepo, tmp_path: Path,

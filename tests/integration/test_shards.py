@@ -17,13 +17,13 @@ from typing import Any
 import lancedb
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from fixtures.cli import Result, run_vectorops
 from fixtures.manifests import environment, lancedb_destination, write_manifest
 from fixtures.records import make_records
 from fixtures.repo import DatasetRepo
+from reconciler.engine.index_cache import read_table_file
 
 SHARDS, PER_SHARD, DIM = 20, 1000, 8
 CHANGED = 7  # the shard v2 changes
@@ -181,7 +181,7 @@ def test_jobs_2_gives_the_same_plan_and_hash_tables_as_jobs_1(project: Project, 
         for key in ("plan_id", "created_at"):
             body.pop(key)
         plans[jobs] = body
-        tables[jobs] = {p.name: pq.read_table(p) for p in sorted((cache / "shards").glob("*.parquet"))}
+        tables[jobs] = {p.name: read_table_file(p) for p in sorted((cache / "shards").glob("*.arrow"))}
     assert plans["1"] == plans["2"]
     assert list(tables["1"]) == list(tables["2"]) and len(tables["1"]) == SHARDS
     for name, table in tables["1"].items():
@@ -329,7 +329,7 @@ def test_a_version_planned_before_is_read_from_its_one_combined_table(project: P
     # a shard table removed from the cache: that shard is decoded again and the version reassembled
     monkeypatch.setattr(shards, "_combine", original)
     cache = Path(os.environ["VECTOROPS_CACHE_DIR"]) / "shards"
-    next(iter(sorted(cache.glob("*.parquet")))).unlink()
+    next(iter(sorted(cache.glob("*.arrow")))).unlink()
     third = project.ok("plan", "--json").json["environments"][0]
     assert third["shards"]["decoded"] == 1 and third["changes"] == first["changes"]
 
