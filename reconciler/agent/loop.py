@@ -230,6 +230,9 @@ class Agent:
             should_stop=self.shutdown.should_stop,
         )
         result = engine.apply_one(manifest, plan, hooks, session=session)
+        for warning in session.take_warnings():  # e.g. the index build outgrew its memory: said once, after the apply
+            self._emit("apply", "warning", environment=name, level="warning", message=warning.message,
+                       details={"destination": warning.destination})
         details = {**details, "reason": "sync" if moves else "self_heal", "duration_s": round(time.monotonic() - started, 3)}
         if result.validation is not None:
             details["validation"] = {k: result.validation.get(k) for k in ("passed", "total", "pass_rate", "min_pass_rate", "ok")}
