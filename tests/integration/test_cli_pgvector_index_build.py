@@ -14,6 +14,7 @@ of them: a 3,000-record dataset outgrows it in about a second of build.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -143,3 +144,18 @@ def test_a_build_with_the_default_memory_says_nothing(
     result = ws.ok("apply", "--auto-approve")
     assert builds() == [(f"{pg_schema}.{TABLE}_embedding_hnsw", "64MB")]
     assert "warning" not in result.output and "outgrew" not in result.output
+
+
+def test_the_reconcile_agent_logs_the_warning_after_its_apply(
+    tmp_path: Path, bigger_repo: DatasetRepo, pg_env: str, pg_schema: str
+) -> None:
+    ws = PgWorkspace(tmp_path, bigger_repo, pg_env, pg_schema, TABLE, destination_extra={"index_build_memory_mb": 1})
+    ws.pin("v1", sync={"auto": True})
+    result = ws.ok("reconcile", "--once", "--log-format", "json")
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    applied = [(e["action"], e["result"]) for e in events if e["action"] == "apply"]
+    assert applied == [("apply", "warning"), ("apply", "applied")]
+    (warning,) = [e for e in events if e["result"] == "warning"]
+    assert warning["level"] == "warning" and warning["environment"] == "prod"
+    assert warning["destination"] == f"pgvector:$VECTOROPS_TEST_PG_DSN/{pg_schema}.{TABLE}"
+    assert warning["message"].startswith("the HNSW index build outgrew its memory (1 MB)") and "index_build_memory_mb: 64" in warning["message"]
