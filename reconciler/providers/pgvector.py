@@ -16,6 +16,9 @@ Why the writes look the way they do:
   lives on the server.
 * The HNSW index for the metric is built after the first bulk load (building it over an empty
   table and inserting a million rows through it is several times slower than building it once).
+  When the graph outgrows the memory the build is given, pgvector sends a NOTICE and goes on on
+  disk, several times slower; that notice becomes a warning to the user (``Destination.warn``)
+  naming ``index_build_memory_mb`` and a value for it, worked out from what a vector took.
 * Vectors round-trip bit-exact: ``vector`` stores float4, which is the dataset's float32.
   ``halfvec`` (``vector_type: halfvec``) stores float2: half the table and index memory, each
   component rounded to the nearest float16 (numpy rounds on the client; the server stores those
@@ -84,6 +87,8 @@ HNSW_MAX_DIMENSION_HALFVEC = 4000
 #: the largest finite float16: a component beyond it cannot be stored in a ``halfvec``
 HALFVEC_MAX = float(np.finfo(np.float16).max)
 _PRECISION = {"vector": "float32", "halfvec": "float16"}
+#: the most ``index_build_memory_mb`` takes (1 TB), and so the most vectorops ever suggests
+INDEX_BUILD_MEMORY_MAX_MB = 1_048_576
 #: ids per ``= ANY(%s)`` parameter (fetch, delete): one round trip each
 ID_CHUNK = 10_000
 #: rows per fetch from a server-side cursor
@@ -120,7 +125,7 @@ class PgvectorSettings(DestinationSettings):
     index_build_memory_mb: int | None = Field(
         None,
         ge=1,
-        le=1_048_576,  # INDEX_BUILD_MEMORY_MAX_MB
+        le=INDEX_BUILD_MEMORY_MAX_MB,
         description="Memory in MB the HNSW index build is given (maintenance_work_mem, for that one statement). Default: what "
         "the graph needs, at most 2,048 MB. Below what it needs, pgvector builds the rest of the graph on disk, several "
         "times slower (1M x 768 needs ~4,100 MB); vectorops then warns after the apply, with the value to set",
@@ -543,7 +548,8 @@ class PgvectorDestination(Destination):
         return problems
 
     def after_apply(self) -> None:
-        """Build the HNSW index once the table holds data (first apply), and refresh the planner's statistics."""
+        """Build the HNSW index once the table holds data (first apply), warning when the build
+        outgrew its memory, and refresh the planner's statistics."""
         self._info = None
         info = self.describe()
         if not info.exists or info.count == 0:
@@ -786,8 +792,6 @@ def _advisory_key(schema: str, table: str) -> int:
 
 #: the most memory an HNSW build is given (``SET LOCAL maintenance_work_mem``), in MB
 INDEX_BUILD_MEMORY_CAP_MB = 2048
-#: the most ``index_build_memory_mb`` takes (1 TB), and so the most vectorops ever suggests
-INDEX_BUILD_MEMORY_MAX_MB = 1_048_576
 #: PostgreSQL's default ``maintenance_work_mem``: vectorops never gives or suggests less
 _DEFAULT_MEMORY_MB = 64
 #: memory given over the estimate: the estimate is rough, and a build that runs out is several times slower
