@@ -154,7 +154,7 @@ def test_the_reconcile_agent_logs_the_warning_after_its_apply(
     result = ws.ok("reconcile", "--once", "--log-format", "json")
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     applied = [(e["action"], e["result"]) for e in events if e["action"] == "apply"]
-    assert applied == [("apply", "warning"), ("apply", "applied")]
+    assert applied == [("apply", "applied"), ("apply", "warning")]
     (warning,) = [e for e in events if e["result"] == "warning"]
     assert warning["level"] == "warning" and warning["environment"] == "prod"
     assert warning["destination"] == f"pgvector:$VECTOROPS_TEST_PG_DSN/{pg_schema}.{TABLE}"
