@@ -7,10 +7,11 @@ Parse flags, call the engine, render its data, turn the outcome into an exit cod
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -139,11 +140,22 @@ def _progress() -> Any:
     return ProgressReporter(lambda: _console(stderr=True), plain=_plain())
 
 
-def _session(m: Any) -> Any:
-    """The command's destinations: each environment's opened once, all closed when the command ends."""
+@contextlib.contextmanager
+def _session(m: Any) -> Iterator[Any]:
+    """The command's destinations: each environment's opened once, all closed when the command ends,
+    then what they warned about shown, whatever the outcome (on stderr, so --json stays parseable)."""
     from reconciler.engine.session import DestinationSession
 
-    return DestinationSession(m)
+    session = DestinationSession(m)
+    try:
+        with session:
+            yield session
+    finally:
+        warnings = session.take_warnings()
+        if warnings:
+            from reconciler.render.human import destination_warnings
+
+            out(destination_warnings([w.to_json() for w in warnings]), stderr=True)
 
 
 # -- commands ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 #: action: what the agent did — fetch | load | plan | apply | heal | listen | start | stop
 #: result: how it went — ok | synced | out_of_sync | drifted | suspended | applied | failed |
-#:         blocked | validation_failed | stopped | invalid
+#:         blocked | validation_failed | stopped | invalid | warning (a destination's: after its apply, or at the end of the cycle)
 
 
 @dataclass(frozen=True)

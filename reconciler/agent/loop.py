@@ -113,6 +113,8 @@ class Agent:
                     schedule = self._schedules.setdefault(name, Schedule())
                     if time.monotonic() >= schedule.due_at:
                         self._reconcile(name, schedule, session)
+            for warning in session.take_warnings():  # what no apply took: said before closing, or by a plan
+                self._emit("cycle", "warning", level="warning", message=warning.message, details={"destination": warning.destination})
         self._emit("cycle", "ended", level="debug")
 
     def _sleep_until_due(self) -> None:
@@ -230,6 +232,7 @@ class Agent:
             should_stop=self.shutdown.should_stop,
         )
         result = engine.apply_one(manifest, plan, hooks, session=session)
+        warnings = session.take_warnings()  # e.g. the index build outgrew its memory: logged after the outcome
         details = {**details, "reason": "sync" if moves else "self_heal", "duration_s": round(time.monotonic() - started, 3)}
         if result.validation is not None:
             details["validation"] = {k: result.validation.get(k) for k in ("passed", "total", "pass_rate", "min_pass_rate", "ok")}
@@ -240,6 +243,9 @@ class Agent:
             self._emit("apply", "stopped", environment=name, level="warning", message=result.message, details=details)
         else:
             self._fail(name, schedule, "apply", result.message or result.status, result=result.status, details=details)
+        for warning in warnings:
+            self._emit("apply", "warning", environment=name, level="warning", message=warning.message,
+                       details={"destination": warning.destination})
 
     def _steady(self, name: str, schedule: Schedule, result: str, details: dict[str, Any], message: str | None = None) -> None:
         """A state the agent leaves as it is: logged when it changes (debug otherwise), counted always."""

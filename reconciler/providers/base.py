@@ -15,6 +15,11 @@ The contract is closed three ways:
   provider does not recognise stays what it was: a bug, reported as one;
 * the settings, address and factory live beside the class, in the provider's own
   ``DestinationSettings`` subclass, found through ``registry`` by the manifest's ``type``.
+
+What is not a failure but the user should still hear (pgvector's index build ran out of memory
+and went on, several times slower, on disk) a destination records with ``warn``; the command's
+``DestinationSession`` takes it (``take_warnings``) and the CLI prints it once the command is done.
+A warning goes through the same redaction as an error's message, so it can never carry a secret.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ from reconciler.errors import (
     VectorOpsError,
 )
 from reconciler.records import RecordBatch
+
+#: the longest warning kept (after redaction): one line, never a dump of a server's reply
+WARNING_CHARS = 1_000
 
 #: the precisions a destination can store vectors at (``Capabilities.vector_precision``)
 VectorPrecision = Literal["float32", "float16"]
@@ -173,6 +181,26 @@ class Destination(ABC):
             method = vars(cls)[name]
             if callable(method) and not getattr(method, "__vectorops_guarded__", False):
                 setattr(cls, name, _guard(name, method))
+
+    def warn(self, message: str, secrets: Sequence[str] = ()) -> None:
+        """Tell the user something that is not a failure (how to make the next apply faster, say).
+
+        One sentence without the address (the session adds it). It is made safe to show here, once:
+        masked like an error message (the values of secret-looking variables, every registered
+        secret, and ``secrets``: what the provider holds itself, such as the password of its DSN),
+        on one line, bounded.
+        """
+        from reconciler.redact import printable, redact
+
+        text = printable(redact(" ".join(message.split()), list(secrets))[:WARNING_CHARS])
+        pending: list[str] = vars(self).setdefault("_pending_warnings", [])
+        if text and text not in pending:
+            pending.append(text)
+
+    def take_warnings(self) -> list[str]:
+        """The warnings recorded since the last take, oldest first, each once; taking clears them."""
+        pending: list[str] = vars(self).pop("_pending_warnings", [])
+        return pending
 
     def translate_error(self, exc: Exception, doing: str) -> DestinationError | None:
         """The ``DestinationError`` a failure while ``doing`` (e.g. "writing records") means, or

@@ -16,6 +16,9 @@ Why the writes look the way they do:
   lives on the server.
 * The HNSW index for the metric is built after the first bulk load (building it over an empty
   table and inserting a million rows through it is several times slower than building it once).
+  When the graph outgrows the memory the build is given, pgvector sends a NOTICE and goes on on
+  disk, several times slower; that notice becomes a warning to the user (``Destination.warn``)
+  naming ``index_build_memory_mb`` and a value for it, worked out from what a vector took.
 * Vectors round-trip bit-exact: ``vector`` stores float4, which is the dataset's float32.
   ``halfvec`` (``vector_type: halfvec``) stores float2: half the table and index memory, each
   component rounded to the nearest float16 (numpy rounds on the client; the server stores those
@@ -35,6 +38,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 import threading
@@ -83,6 +87,8 @@ HNSW_MAX_DIMENSION_HALFVEC = 4000
 #: the largest finite float16: a component beyond it cannot be stored in a ``halfvec``
 HALFVEC_MAX = float(np.finfo(np.float16).max)
 _PRECISION = {"vector": "float32", "halfvec": "float16"}
+#: the most ``index_build_memory_mb`` takes (1 TB), and so the most vectorops ever suggests
+INDEX_BUILD_MEMORY_MAX_MB = 1_048_576
 #: ids per ``= ANY(%s)`` parameter (fetch, delete): one round trip each
 ID_CHUNK = 10_000
 #: rows per fetch from a server-side cursor
@@ -118,11 +124,11 @@ class PgvectorSettings(DestinationSettings):
     )
     index_build_memory_mb: int | None = Field(
         None,
-        ge=64,
-        le=1_048_576,
+        ge=1,
+        le=INDEX_BUILD_MEMORY_MAX_MB,
         description="Memory in MB the HNSW index build is given (maintenance_work_mem, for that one statement). Default: what "
         "the graph needs, at most 2,048 MB. Below what it needs, pgvector builds the rest of the graph on disk, several "
-        "times slower (1M x 768 needs ~4,100 MB)",
+        "times slower (1M x 768 needs ~4,500 MB); vectorops then warns after the apply, with the value to set",
     )
 
     secret_env_fields = ("dsn_env",)
@@ -542,7 +548,8 @@ class PgvectorDestination(Destination):
         return problems
 
     def after_apply(self) -> None:
-        """Build the HNSW index once the table holds data (first apply), and refresh the planner's statistics."""
+        """Build the HNSW index once the table holds data (first apply), warning when the build
+        outgrew its memory, and refresh the planner's statistics."""
         self._info = None
         info = self.describe()
         if not info.exists or info.count == 0:
@@ -559,11 +566,15 @@ class PgvectorDestination(Destination):
                 # take the server's memory; the manifest's index_build_memory_mb overrides both. Past
                 # the memory it is given, pgvector goes on building on disk: ~4x slower per vector in
                 # the 1M x 768 bench (bench/RESULTS.md, issue 17).
-                memory_mb = self.index_build_memory_mb or _index_build_memory_mb(info.count, info.dimension)
-                conn.execute(f"SET LOCAL maintenance_work_mem = '{int(memory_mb)}MB'")
-                conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS {name} ON {self._table} USING hnsw (embedding {opclasses[info.metric]})"
-                )
+                memory_mb = int(self.index_build_memory_mb or _index_build_memory_mb(info.count, info.dimension))
+                conn.execute(f"SET LOCAL maintenance_work_mem = '{memory_mb}MB'")
+                with _notices(conn) as notices:  # pgvector says so when the graph outgrows that memory
+                    conn.execute(
+                        f"CREATE INDEX IF NOT EXISTS {name} ON {self._table} USING hnsw (embedding {opclasses[info.metric]})"
+                    )
+            warning = build_memory_warning(notices, memory_mb, info.count, info.dimension)
+            if warning is not None:
+                self.warn(warning, self._secrets())
         conn.execute(f"ANALYZE {self._table}")
 
     # -- vectorops documents -------------------------------------------------------------------
@@ -781,14 +792,77 @@ def _advisory_key(schema: str, table: str) -> int:
 
 #: the most memory an HNSW build is given (``SET LOCAL maintenance_work_mem``), in MB
 INDEX_BUILD_MEMORY_CAP_MB = 2048
+#: PostgreSQL's default ``maintenance_work_mem``: vectorops never gives or suggests less
+_DEFAULT_MEMORY_MB = 64
+#: memory given over the estimate: the estimate is rough, and a build that runs out is several times slower
+_HEADROOM = 1.25
+#: what pgvector says when the graph being built no longer fits in ``maintenance_work_mem``
+_OUTGREW = re.compile(r"hnsw graph no longer fits into maintenance_work_mem after (\d+) tuples")
+
+
+def _graph_bytes_per_vector(dimension: int) -> int:
+    """What one vector takes in pgvector's HNSW graph while it is built: the vector (4 bytes a
+    dimension) plus its neighbour lists, tuple and allocator overhead, ~720 bytes at the default
+    m=16 (measured with pgvector 0.8 on PostgreSQL 18 from its own "no longer fits" notice: 781
+    bytes a vector at 16 dimensions, 3,791 at 768)."""
+    return 4 * dimension + 720
 
 
 def _index_build_memory_mb(count: int, dimension: int) -> int:
-    """What pgvector's HNSW graph of ``count`` vectors needs in memory: each vector (4 bytes a
-    dimension) plus its neighbour lists and tuple overhead (~400 bytes at the default m=16), with 25%
-    headroom; never below PostgreSQL's default, never above the cap."""
-    needed = count * (4 * dimension + 400) * 1.25 / 2**20
-    return int(min(max(64, needed), INDEX_BUILD_MEMORY_CAP_MB))
+    """What pgvector's HNSW graph of ``count`` vectors needs in memory, with headroom; never below
+    PostgreSQL's default, never above the cap."""
+    needed = count * _graph_bytes_per_vector(dimension) * _HEADROOM / 2**20
+    return int(min(max(_DEFAULT_MEMORY_MB, needed), INDEX_BUILD_MEMORY_CAP_MB))
+
+
+def build_memory_warning(notices: Iterable[str], memory_mb: int, count: int, dimension: int) -> str | None:
+    """The warning for a build of ``count`` vectors given ``memory_mb`` during which the server sent
+    ``notices`` (their primary text), or None when none of them says the graph outgrew its memory.
+
+    The notice names how many vectors fitted, so the build measured what a vector takes on this
+    server (3,791 bytes at 768 dimensions in the 1M x 768 bench; the estimate says 3,792); the
+    suggestion is the larger of that and the estimate, for every vector, with the same headroom as
+    the default, rounded up to two significant figures.
+    """
+    for text in notices:
+        found = _OUTGREW.search(text)
+        if found is None:
+            continue
+        fitted = int(found.group(1))
+        per_vector = max(_graph_bytes_per_vector(dimension), memory_mb * 2**20 / fitted if fitted else 0)
+        suggested = _round_up(max(_DEFAULT_MEMORY_MB, count * per_vector * _HEADROOM / 2**20))
+        if suggested <= memory_mb:  # the notice named no vector (a parallel build can): at least double it
+            suggested = _round_up(2 * memory_mb)
+        suggested = min(suggested, INDEX_BUILD_MEMORY_MAX_MB)
+        return (
+            f"the HNSW index build outgrew its memory ({memory_mb:,} MB) after {fitted:,} of {count:,} records and built "
+            f"the rest on disk, several times slower; set index_build_memory_mb: {suggested} on this destination "
+            f"(about {per_vector / 1000:.1f} kB a vector at {dimension:,} dimensions) if the server has the memory"
+        )
+    return None
+
+
+def _round_up(mb: float) -> int:
+    """``mb`` rounded up to two significant figures (4,519 -> 4,600; 64 stays 64): a figure to type."""
+    whole = math.ceil(mb)
+    step = 10 ** max(0, len(str(whole)) - 2)
+    return -(-whole // step) * step
+
+
+@contextlib.contextmanager
+def _notices(conn: psycopg.Connection[Any]) -> Iterator[list[str]]:
+    """The primary text of each notice the server sends on ``conn`` while the block runs (read in
+    the handler: psycopg's ``Diagnostic`` is valid only during the call)."""
+    heard: list[str] = []
+
+    def hear(diagnostic: psycopg.errors.Diagnostic) -> None:
+        heard.append(diagnostic.message_primary or "")
+
+    conn.add_notice_handler(hear)
+    try:
+        yield heard
+    finally:
+        conn.remove_notice_handler(hear)
 
 
 def _index_name(table: str) -> str:

@@ -258,6 +258,14 @@ def result_line(result: dict[str, Any], operation: str) -> str:
     return f"[red]✗[/] {name}: {status}: {result['message']}"
 
 
+def destination_warnings(warnings: list[dict[str, Any]]) -> str:
+    """What destinations warned about during the command (``DestinationWarning.to_json``), one line
+    each, in the style of a plan's warnings: e.g. an index build that outgrew its memory."""
+    return "\n".join(
+        f"[yellow]warning[/]   {escape(printable(w['destination']))}: {escape(printable(w['message']))}" for w in warnings
+    )
+
+
 def not_attempted_line(names: list[str]) -> str:
     return f"Not attempted after the failure: {', '.join(names)}"
 

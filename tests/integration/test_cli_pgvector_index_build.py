@@ -5,11 +5,18 @@ the rest is built on disk (the 1M x 768 bench slowed ~4x at ~650k vectors under 
 2 GB cap). A user with a bigger table and the memory to spare sets ``index_build_memory_mb``; what
 the server's build actually ran with is read here by an event trigger that records
 ``maintenance_work_mem`` when the index is created, in the same transaction as the build.
+
+A build that outgrows that memory makes pgvector send a NOTICE; vectorops turns it into one warning
+after the apply that names the setting and a value to give it. At the fixtures' 16 dimensions a
+vector takes ~780 bytes of graph, so 1 MB (PostgreSQL's smallest maintenance_work_mem) holds ~1,340
+of them: a 3,000-record dataset outgrows it in about a second of build.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +26,12 @@ pytest.importorskip("psycopg")
 pytest.importorskip("pgvector")
 
 from fixtures.pg_workspace import PgWorkspace  # noqa: E402
+from fixtures.records import make_records  # noqa: E402
 from fixtures.repo import DatasetRepo  # noqa: E402
 
 TABLE = "docs_build"
+#: records that outgrow 1 MB of graph at 16 dimensions (~1,340 fit), still a build of about a second
+OUTGROWING = 3_000
 
 
 def sql(dsn: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -79,7 +89,7 @@ def test_without_the_setting_a_small_table_gets_postgresql_s_default(
     assert builds() == [(f"{pg_schema}.{TABLE}_embedding_hnsw", "64MB")]
 
 
-@pytest.mark.parametrize("value", [10, "lots"])
+@pytest.mark.parametrize("value", [0, "lots"])
 def test_a_build_memory_that_is_not_a_size_in_mb_is_refused_before_anything_is_written(
     tmp_path: Path, dataset_repo: DatasetRepo, pg_env: str, pg_schema: str, value: object
 ) -> None:
@@ -87,3 +97,65 @@ def test_a_build_memory_that_is_not_a_size_in_mb_is_refused_before_anything_is_w
     result = ws.ok("apply", "--auto-approve", code=1)
     assert "index_build_memory_mb" in result.output and "vectorops.yaml" in result.output
     assert ws.sql("SELECT 1 FROM pg_namespace WHERE nspname = %s", (pg_schema,)) == []
+
+
+@pytest.fixture
+def bigger_repo(make_dataset_repo: Callable[..., DatasetRepo]) -> DatasetRepo:
+    """v1: ``OUTGROWING`` records of the fixtures' 16 dimensions."""
+    repo = make_dataset_repo()
+    repo.commit_version(make_records(OUTGROWING, 16, seed=17), tag="v1")
+    return repo
+
+
+def test_a_build_that_outgrows_its_memory_warns_with_the_setting_and_a_value_that_is_enough(
+    tmp_path: Path, bigger_repo: DatasetRepo, pg_env: str, pg_schema: str, builds: Any
+) -> None:
+    (tmp_path / "starved").mkdir()
+    starved = PgWorkspace(tmp_path / "starved", bigger_repo, pg_env, pg_schema, TABLE, destination_extra={"index_build_memory_mb": 1})
+    result = starved.ok("apply", "--auto-approve")
+    assert "prod: applied v1: +3,000" in result.stdout
+    assert builds() == [(f"{pg_schema}.{TABLE}_embedding_hnsw", "1MB")]
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("warning")]
+    found = re.fullmatch(
+        rf"warning   pgvector:\$VECTOROPS_TEST_PG_DSN/{pg_schema}\.{TABLE}: the HNSW index build outgrew its memory \(1 MB\) "
+        r"after ([\d,]+) of 3,000 records and built the rest on disk, several times slower; set index_build_memory_mb: (\d+) "
+        r"on this destination \(about 0\.\d kB a vector at 16 dimensions\) if the server has the memory",
+        line,
+    )
+    assert found is not None, line
+    fitted, suggested = int(found.group(1).replace(",", "")), int(found.group(2))
+    assert 0 < fitted < OUTGROWING
+    # the table is complete and indexed all the same: the build only took the slow road
+    assert starved.sql(f"SELECT count(*) FROM {starved.table}") == [(OUTGROWING,)]
+
+    # the value it suggests is enough: the same records, built with it, fit and say nothing
+    (tmp_path / "enough").mkdir()
+    enough = PgWorkspace(tmp_path / "enough", bigger_repo, pg_env, pg_schema, "docs_enough", destination_extra={"index_build_memory_mb": suggested})
+    result = enough.ok("apply", "--auto-approve")
+    assert "prod: applied v1: +3,000" in result.stdout
+    assert (f"{pg_schema}.docs_enough_embedding_hnsw", f"{suggested}MB") in builds()
+    assert "warning" not in result.output and "outgrew" not in result.output
+
+
+def test_a_build_with_the_default_memory_says_nothing(
+    tmp_path: Path, bigger_repo: DatasetRepo, pg_env: str, pg_schema: str, builds: Any
+) -> None:
+    ws = PgWorkspace(tmp_path, bigger_repo, pg_env, pg_schema, TABLE)
+    result = ws.ok("apply", "--auto-approve")
+    assert builds() == [(f"{pg_schema}.{TABLE}_embedding_hnsw", "64MB")]
+    assert "warning" not in result.output and "outgrew" not in result.output
+
+
+def test_the_reconcile_agent_logs_the_warning_after_its_apply(
+    tmp_path: Path, bigger_repo: DatasetRepo, pg_env: str, pg_schema: str
+) -> None:
+    ws = PgWorkspace(tmp_path, bigger_repo, pg_env, pg_schema, TABLE, destination_extra={"index_build_memory_mb": 1})
+    ws.pin("v1", sync={"auto": True})
+    result = ws.ok("reconcile", "--once", "--log-format", "json")
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    applied = [(e["action"], e["result"]) for e in events if e["action"] == "apply"]
+    assert applied == [("apply", "applied"), ("apply", "warning")]
+    (warning,) = [e for e in events if e["result"] == "warning"]
+    assert warning["level"] == "warning" and warning["environment"] == "prod"
+    assert warning["destination"] == f"pgvector:$VECTOROPS_TEST_PG_DSN/{pg_schema}.{TABLE}"
+    assert warning["message"].startswith("the HNSW index build outgrew its memory (1 MB)") and "index_build_memory_mb: 64" in warning["message"]

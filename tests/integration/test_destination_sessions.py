@@ -32,6 +32,7 @@ def counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     registry.clear_cache()
     counting.reset()
+    counting.WARN_AFTER_APPLY.clear()
     MemoryDestination.forget()
 
 
@@ -97,3 +98,26 @@ def test_a_failing_command_still_closes_what_it_opened(
     assert result.code == 1, result.output
     assert "requires 'staging'" in result.output
     assert opened == {"prod": 1, "staging": 1} and closed == opened
+
+
+def test_what_a_destination_warns_about_during_an_apply_is_shown_after_it_once_and_safe(
+    tmp_path: Path, counted: None, dataset_repo: DatasetRepo, known_versions: KnownVersions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "warn-canary-s3cret-4711"
+    monkeypatch.setenv("VECTOROPS_TEST_API_KEY", key)  # a secret-looking variable: its value is masked wherever it shows
+    manifest = _manifest(tmp_path, dataset_repo, known_versions, "v1", "v1")
+    counting.WARN_AFTER_APPLY["staging"] = f"the index build ran slow\n(key {key} in [bold]the reply[/bold])"
+
+    result, _, _ = _run(manifest, "apply", "--auto-approve", "staging")
+    assert result.code == 0, result.output
+    assert "staging: applied v1" in result.stdout
+    # once, on stderr (stdout stays the plan and the outcome), on one line, the secret masked,
+    # the destination's text shown as text (no markup applied)
+    assert [line for line in result.stderr.splitlines() if "warning" in line] == [
+        f"warning   memory:{tmp_path.name}-staging: the index build ran slow (key *** in [bold]the reply[/bold])"
+    ]
+    assert key not in result.output and "s3cret" not in result.output
+
+    # a command that writes nothing through it hears nothing
+    result, _, _ = _run(manifest, "plan", "staging")
+    assert result.code == 0 and "warning" not in result.output

@@ -104,3 +104,15 @@ def test_an_undeclared_optional_feature_is_not_there() -> None:
     plain = Plain()
     with pytest.raises(NotImplementedError, match="does not declare capabilities.snapshots"):
         Destination.tag_version(plain, "t")
+
+
+def test_a_warning_is_one_line_with_every_secret_masked_and_is_taken_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOME_SERVICE_TOKEN", "tok-7f3a9c2e5b")  # secret-looking by its name
+    dest = MemoryDestination(address="memory:x")
+    assert dest.take_warnings() == []
+    dest.warn("slow build:\r\n  token tok-7f3a9c2e5b, password Hunter2-secret-pw\x1b[31m", secrets=["Hunter2-secret-pw"])
+    dest.warn("slow build: token tok-7f3a9c2e5b, password Hunter2-secret-pw\x1b[31m", secrets=["Hunter2-secret-pw"])  # the same again
+    (warning,) = dest.take_warnings()
+    assert "tok-7f3a9c2e5b" not in warning and "Hunter2" not in warning and "\x1b" not in warning and "\n" not in warning
+    assert warning.startswith("slow build: token ***, password ***")
+    assert dest.take_warnings() == []

@@ -27,6 +27,7 @@ from reconciler.manifest import LoadedManifest, load_manifest
 from reconciler.providers.base import Destination, DestinationInfo
 from reconciler.providers.memory import MemoryDestination
 from reconciler.records import RecordBatch
+from reconciler.render.human import destination_warnings
 
 DIM = 4
 COMMIT_1, COMMIT_2 = "1" * 40, "2" * 40
@@ -273,3 +274,32 @@ def test_status_classification() -> None:
     assert classify(at_v2, desired, None, 9) is SyncStatus.DRIFTED
     assert classify(at_v2, ("v2-renamed", COMMIT_2, f"d-{COMMIT_2[:4]}"), None, 10) is SyncStatus.OUT_OF_SYNC
     assert SyncStatus.DRIFTED.value == "Drifted"
+
+
+class WarnsAfterApply(MemoryDestination):
+    """An in-memory destination with something to say after an apply, as pgvector's index build has."""
+
+    def after_apply(self) -> None:
+        super().after_apply()
+        self.warn("the index build\nran on disk")
+
+
+def test_what_a_destination_warns_about_during_an_apply_reaches_the_rendered_output(manifest: LoadedManifest) -> None:
+    dest, slot = WarnsAfterApply(address="memory:staging"), WarnsAfterApply(address="memory:staging__blue")
+    dest.ensure(DIM, "cosine")
+    dest.upsert(records(["a", "b"]))
+    state = save_state(dest, deployed(records=2), serial=2)
+    ids = ChangeIds(pa.array([], pa.string()), pa.array([], pa.string()), pa.array(["b"]))
+    plan = env_plan(current=state.deployed, changes={"add": 0, "update": 0, "delete": 1}, count=2, ids=ids, serial=2)
+    with DestinationSession(manifest, opener=lambda _m, env: dest) as session:
+        result = apply_environment(manifest, plan, plan_id="p5", hooks=ApplyHooks(), saved=False, session=session)
+        assert result.status is ApplyStatus.APPLIED
+        dest.warn("the index build ran on disk")  # said again: shown once
+        session.adopt(slot).warn("the slot's build ran on disk too")
+    # taken from each destination before it was closed, in the order they were opened
+    warnings = [w.to_json() for w in session.take_warnings()]
+    assert destination_warnings(warnings) == (
+        "[yellow]warning[/]   memory:staging: the index build ran on disk\n"
+        "[yellow]warning[/]   memory:staging__blue: the slot's build ran on disk too"
+    )
+    assert session.take_warnings() == [] and dest.take_warnings() == []
