@@ -257,7 +257,7 @@ def sharded_index(
     paths = [shard_cache_path(shard, signature_key) for shard in shards]
     counts = [_cached_rows(path) for path in paths]
     if all(c is not None for c in counts) and sum(c or 0 for c in counts) >= ON_DISK_MIN_RECORDS:
-        return ShardedIndex(src, version, shards, paths, [c or 0 for c in counts])
+        return ShardedIndex(src, version, shards, paths, [c or 0 for c in counts], index_cache.version_cache_key(version.digest, signature_key))
     # a version seen whole before: its combined table, one file (reading and sorting 100 shard
     # tables was most of a warm 1M-record plan); written only once the duplicate check passed
     whole_key = index_cache.version_cache_key(version.digest, signature_key)
@@ -315,9 +315,15 @@ class ShardedIndex(VersionIndex):
 
     on_disk = True
 
-    def __init__(self, src: DatasetSource, version: DatasetVersion, shards: list[DatasetShard], paths: list[Path], counts: list[int]) -> None:
+    def __init__(
+        self, src: DatasetSource, version: DatasetVersion, shards: list[DatasetShard], paths: list[Path], counts: list[int],
+        cache_key: str | None = None,
+    ) -> None:
         self._src, self._version, self._shards, self._paths, self._counts = src, version, shards, paths, counts
         self._table: pa.Table | None = None
+        #: names the version (its ``.dir`` digest and how it was hashed) so its on-disk partitions can be
+        #: cached for the next plan (``partitioned.diff_indexes``); None: not cacheable
+        self.cache_key = cache_key
 
     @property
     def table(self) -> pa.Table:
@@ -467,21 +473,30 @@ def _stored_keys(table_path: Path) -> np.ndarray | None:
         return None
 
 
-def _any_member(sorted_wanted: np.ndarray, keys: np.ndarray) -> bool:
-    if len(sorted_wanted) == 0 or len(keys) == 0:
+def _any_member(sorted_wanted: np.ndarray, keys: np.ndarray, step: int = 4_096) -> bool:
+    """Whether any of ``keys`` is in ``sorted_wanted``, looked up a slice at a time: a shard that holds
+    wanted ids usually shows one in its first slice (a 1% change spread over 10M records made the
+    whole lookup 1.4 s of a plan), one that holds none is read to the end."""
+    if len(sorted_wanted) == 0:
         return False
-    at = np.minimum(np.searchsorted(sorted_wanted, keys), len(sorted_wanted) - 1)
-    return bool((sorted_wanted[at] == keys).any())
+    last = len(sorted_wanted) - 1
+    for start in range(0, len(keys), step):
+        part = np.asarray(keys[start : start + step])
+        if (sorted_wanted[np.minimum(np.searchsorted(sorted_wanted, part), last)] == part).any():
+            return True
+    return False
 
 
 def unstashed_ids(src: DatasetSource, version: DatasetVersion, signature_key: str, baseline_digest: str, ids: pa.Array) -> pa.Array:
-    """The ids among ``ids`` no shard stash holds (what apply would have to read from the data)."""
-    from reconciler.engine.stash import unstashed
+    """The ids among ``ids`` no shard stash holds (what apply would have to read from the data).
 
-    left = []
-    for shard, wanted in shards_holding(src, version, signature_key, ids):
-        left.append(unstashed(shard_stash_path(shard, baseline_digest, signature_key), wanted))
-    return pa.concat_arrays(left) if left else pa.array([], pa.string())
+    A shard's stash holds only records decoded from that shard, so which shard holds which id does
+    not matter here: the ids no stash of the version's shards holds, in one lookup (placing 200,000
+    ids shard by shard first was 2.7 s of a warm 10M-record plan)."""
+    from reconciler.engine.stash import unstashed_in
+
+    paths = [shard_stash_path(shard, baseline_digest, signature_key) for shard in list_shards(src, version)]
+    return unstashed_in([path for path in paths if path.exists()], ids.cast(pa.string()))
 
 
 def changed_records(

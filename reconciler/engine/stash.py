@@ -127,10 +127,22 @@ def read_stashed(path: Path, ids: pa.Array, batch_size: int) -> tuple[list[Recor
 
 def unstashed(path: Path, ids: pa.Array) -> pa.Array:
     """The ids among ``ids`` the stash does not hold (only its id column is looked at)."""
-    if not path.exists() or len(ids) == 0:
+    return unstashed_in([path], ids)
+
+
+def unstashed_in(paths: list[Path], ids: pa.Array) -> pa.Array:
+    """The ids among ``ids`` that none of the stashes at ``paths`` holds, in one lookup (a stash that
+    is missing or unreadable holds nothing)."""
+    if len(ids) == 0:
         return ids
-    try:
-        held = ipc.open_file(pa.memory_map(str(path))).read_all().column("id")
-    except (OSError, pa.ArrowInvalid, KeyError):
+    held: list[pa.Array] = []
+    for path in paths:
+        try:
+            column = ipc.open_file(pa.memory_map(str(path))).read_all().column("id")
+        except (OSError, pa.ArrowInvalid, KeyError):
+            continue
+        if len(column):
+            held.append(column.combine_chunks().cast(pa.string()))
+    if not held:
         return ids
-    return ids.filter(pc.invert(pc.is_in(ids, value_set=held.combine_chunks()))) if len(held) else ids
+    return ids.filter(pc.invert(pc.is_in(ids, value_set=pa.concat_arrays(held))))

@@ -347,3 +347,79 @@ def test_keys_files_that_do_not_match_their_tables_never_leave_records_out(proje
         np.save(path, np.zeros(3, np.uint64))
     project.ok("apply", "--auto-approve")
     assert project.content() == _expected(sharded_repo.versions[1].records or [])
+
+
+def test_a_large_version_is_partitioned_once_and_a_damaged_partition_is_rebuilt(
+    tmp_path: Path, sharded_repo: DatasetRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On disk, a version's partitions follow from its digest: the next plan reuses them (only the
+    listed ids are spilled again) and plans the same; a partition file removed by hand is rebuilt."""
+    from reconciler.engine import partitioned, shards
+
+    monkeypatch.setattr(shards, "ON_DISK_MIN_RECORDS", 1)
+    spilled: list[str] = []
+    original = partitioned.write_partitions
+
+    def counted(folder: Path, *a: Any, **k: Any) -> int:
+        spilled.append(folder.name)
+        return original(folder, *a, **k)
+
+    monkeypatch.setattr(partitioned, "write_partitions", counted)
+    project = Project(tmp_path, sharded_repo)
+    project.ok("apply", "--auto-approve")
+    project.pin("v2")
+
+    def plan() -> dict[str, Any]:
+        body = project.ok("plan", "--json").json
+        for key in ("plan_id", "created_at"):
+            body.pop(key)
+        body["environments"][0].pop("shards")  # the first plan decodes v2's changed shard, the others none
+        return body
+
+    spilled.clear()
+    first = plan()
+    assert len(spilled) == 1  # v2's partitions (v1's came from its apply); the listing is partitioned in memory
+    spilled.clear()
+    assert plan() == first
+    assert spilled == []
+
+    cached = Path(os.environ["VECTOROPS_CACHE_DIR"]) / "partitions"
+    next(iter(sorted(cached.glob("*/00000.rows")))).unlink()
+    spilled.clear()
+    assert plan() == first
+    assert len(spilled) == 1
+    assert first["environments"][0]["changes"] == {"add": 1, "update": 5, "delete": 1}
+    project.ok("apply", "--auto-approve")
+    assert project.content() == _expected(sharded_repo.versions[1].records or [])
+
+
+def test_plan_knows_which_records_to_write_are_not_in_a_stash(project: Project, sharded_repo: DatasetRepo) -> None:
+    """Plan asks DVC whether the data exists only for the records apply would have to read (those no
+    stash holds): after v2's plan every record to write is in the changed shard's stash; with the
+    stash gone, none is."""
+    from reconciler import dataset as ds
+    from reconciler.engine import index_cache, shards
+    from reconciler.engine.plan import dataset_signature
+    from reconciler.manifest import load_manifest
+
+    project.ok("apply", "--auto-approve")
+    project.pin("v2")
+    assert project.ok("plan", "--json").json["environments"][0]["changes"] == {"add": 1, "update": 5, "delete": 1}
+    old = _expected(sharded_repo.versions[0].records or [])
+    new = _expected(sharded_repo.versions[1].records or [])
+    to_write = sorted(i for i, record in new.items() if old.get(i) != record)
+    assert len(to_write) == 6
+
+    manifest = load_manifest(project.manifest)
+    src = manifest.dataset_source("docs")
+    v2 = ds.resolve_version(src, "v2")
+    sig = index_cache.signature_key(dataset_signature(manifest, "docs"))
+    baseline = sharded_repo.versions[0].digest
+
+    def unstashed() -> list[str]:
+        return sorted(shards.unstashed_ids(src, v2, sig, baseline, pa.array(to_write)).to_pylist())
+
+    assert unstashed() == []
+    for stash in (Path(os.environ["VECTOROPS_CACHE_DIR"]) / "stash").glob("*.arrow"):
+        stash.unlink()
+    assert unstashed() == to_write
