@@ -139,7 +139,6 @@ def diff_partitions(desired: Path, deployed: Path) -> KeyDiff:
 PARTITION_RECORDS = 500_000
 #: at most 2**9 partitions: spilling keeps one file open per partition
 MAX_BITS = 9
-LISTING_CHUNK = 1_000_000
 
 
 def bits_for(records: int) -> int:
@@ -313,7 +312,8 @@ def diff_indexes(
 
     Memory: a chunk (one shard's table, or a million listed ids) while spilling, two partitions
     while merging, and the changed ids; plus the listed ids themselves, which ``ids`` refresh reads
-    into memory anyway. Disk: 24 bytes a record a table, under the cache folder, removed after.
+    into memory anyway. Disk: 24 bytes a record a table, under the cache folder: a version's kept for
+    the next plan (``_partitions``), the listed ids' removed after.
     Raises ``KeyCollision`` when two ids of one table share a key (the caller diffs in memory).
     """
     from reconciler.engine.diff import Diff, VersionIndex
