@@ -55,9 +55,13 @@ def read_table_file(path: Path) -> pa.Table | None:
 
 
 def write_table_file(path: Path, table: pa.Table) -> None:
-    """Write ``table`` where ``read_table_file`` reads it, atomically: a reader never sees half a file."""
+    """Write ``table`` where ``read_table_file`` reads it, atomically: a reader never sees half a file.
+
+    The same table as vectorops 0.1 cached it (Parquet, same name) is removed: it is never read
+    again, and a cache of 100M records should not keep two copies."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     os.replace(tmp, path)
+    path.with_suffix(".parquet").unlink(missing_ok=True)

@@ -423,3 +423,19 @@ def test_plan_knows_which_records_to_write_are_not_in_a_stash(project: Project, 
     for stash in (Path(os.environ["VECTOROPS_CACHE_DIR"]) / "stash").glob("*.arrow"):
         stash.unlink()
     assert unstashed() == to_write
+
+
+def test_hash_tables_cached_by_an_earlier_version_are_replaced_not_kept(project: Project) -> None:
+    """Hash tables used to be cached as Parquet; they are rebuilt in the new format, and the old file
+    of the same shard or version is removed rather than left to grow the cache."""
+    project.ok("plan", "--json")
+    cache = Path(os.environ["VECTOROPS_CACHE_DIR"])
+    tables = sorted((cache / "shards").glob("*.arrow")) + sorted((cache / "index").glob("*.arrow"))
+    assert len(tables) == SHARDS + 1  # every shard's table and the version's combined one
+    for table in tables:
+        table.unlink()
+        table.with_suffix(".parquet").write_bytes(b"PAR1 as an earlier vectorops left it")
+    again = project.ok("plan", "--json").json["environments"][0]
+    assert again["shards"]["decoded"] == SHARDS and again["changes"] == {"add": SHARDS * PER_SHARD, "update": 0, "delete": 0}
+    assert not list(cache.rglob("*.parquet"))
+    assert all(table.exists() for table in tables)
