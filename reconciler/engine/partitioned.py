@@ -145,12 +145,17 @@ def bits_for(records: int) -> int:
     return min(MAX_BITS, max(0, math.ceil(math.log2(max(records, 1) / PARTITION_RECORDS))))
 
 
+def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``keys``: its position in ``sorted_keys`` (meaningful where found) and whether it is there."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), np.intp), np.zeros(len(keys), bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return at, np.asarray(sorted_keys[at] == keys)
+
+
 def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Which of ``keys`` are in ``sorted_keys``."""
-    if len(sorted_keys) == 0:
-        return np.zeros(len(keys), bool)
-    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return np.asarray(sorted_keys[at] == keys)
+    return _lookup(sorted_keys, keys)[1]
 
 
 def _index_rows(index: VersionIndex) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -242,11 +247,8 @@ def _ids_of(index: VersionIndex, wanted: dict[str, np.ndarray]) -> dict[str, pa.
         label = np.repeat(np.arange(len(names), dtype=np.int16), [len(wanted[name]) for name in names])
         order = np.argsort(every, kind="stable")
         every, label = every[order], label[order]
-        last = len(every) - 1
         for i in range(index.chunk_count()):
-            keys = index.chunk_keys(i)
-            at = np.minimum(np.searchsorted(every, keys), last)
-            hit = every[at] == keys
+            at, hit = _lookup(every, index.chunk_keys(i))
             if not hit.any():
                 continue
             ids = index.chunk(i, ["id"]).column("id").combine_chunks().cast(pa.string())

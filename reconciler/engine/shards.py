@@ -240,9 +240,10 @@ def sharded_index(
     from reconciler.engine.executors.local import LocalExecutor
 
     shards = list_shards(src, version)
+    paths = [shard_cache_path(shard, signature_key) for shard in shards]
     todo: dict[str, DatasetShard] = {}
-    for shard in shards:
-        if shard.md5 not in todo and _cached_rows(shard_cache_path(shard, signature_key)) is None:
+    for shard, path in zip(shards, paths, strict=True):
+        if shard.md5 not in todo and _cached_rows(path) is None:
             todo[shard.md5] = shard
     if log is not None:
         log.seen.update(s.md5 for s in shards)
@@ -254,23 +255,22 @@ def sharded_index(
             workers = (executor or LocalExecutor()).hash_shards(src, version, list(todo.values()), signature_key, stash, report, precision)
         if log is not None:
             log.workers = max(log.workers, workers)
-    paths = [shard_cache_path(shard, signature_key) for shard in shards]
-    counts = [_cached_rows(path) for path in paths]
+    counts = [_cached_rows(path) for path in paths]  # again: a table may have gone while the others were hashed
+    whole_key = index_cache.version_cache_key(version.digest, signature_key)
     if all(c is not None for c in counts) and sum(c or 0 for c in counts) >= ON_DISK_MIN_RECORDS:
-        return ShardedIndex(src, version, shards, paths, [c or 0 for c in counts], index_cache.version_cache_key(version.digest, signature_key))
+        return ShardedIndex(src, version, shards, paths, [c or 0 for c in counts], whole_key)
     # a version seen whole before: its combined table, one file (reading and sorting 100 shard
     # tables was most of a warm 1M-record plan); written only once the duplicate check passed
-    whole_key = index_cache.version_cache_key(version.digest, signature_key)
     cached = index_cache.load_cached_index(whole_key) if not todo else None
     if cached is not None and len(cached) == sum(c or 0 for c in counts):
         cached.shard_files = tuple(str(path) for path in paths)
         return cached
     tables = []
-    for shard in shards:
-        table = load_shard_index(shard_cache_path(shard, signature_key))
+    for shard, path in zip(shards, paths, strict=True):
+        table = load_shard_index(path)
         if table is None:  # removed while we ran (another process pruning the cache): hash it here
             hash_shard(src, version, shard, signature_key, None, precision)
-            table = load_shard_index(shard_cache_path(shard, signature_key))
+            table = load_shard_index(path)
             assert table is not None
         tables.append(table)
     index = _combine(src, version, shards, tables)
@@ -477,14 +477,9 @@ def _any_member(sorted_wanted: np.ndarray, keys: np.ndarray, step: int = 4_096) 
     """Whether any of ``keys`` is in ``sorted_wanted``, looked up a slice at a time: a shard that holds
     wanted ids usually shows one in its first slice (a 1% change spread over 10M records made the
     whole lookup 1.4 s of a plan), one that holds none is read to the end."""
-    if len(sorted_wanted) == 0:
-        return False
-    last = len(sorted_wanted) - 1
-    for start in range(0, len(keys), step):
-        part = np.asarray(keys[start : start + step])
-        if (sorted_wanted[np.minimum(np.searchsorted(sorted_wanted, part), last)] == part).any():
-            return True
-    return False
+    from reconciler.engine.partitioned import _member
+
+    return any(_member(sorted_wanted, np.asarray(keys[start : start + step])).any() for start in range(0, len(keys), step))
 
 
 def unstashed_ids(src: DatasetSource, version: DatasetVersion, signature_key: str, baseline_digest: str, ids: pa.Array) -> pa.Array:
