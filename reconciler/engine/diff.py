@@ -63,6 +63,11 @@ class VersionIndex:
         """The 64-bit keys (xxh3) of part ``i``'s ids, in its order (``partitioned.py``)."""
         return hash_strings(self.chunk(i, ["id"]).column("id"))
 
+    def chunk_run(self, i: int) -> np.ndarray | None:
+        """Part ``i``'s (key, vh, mh) rows sorted by key, where they are stored (a large sharded
+        version's shards: ``shards.ShardedIndex``); None here: ``partitioned.py`` spills the part."""
+        return None
+
     def take(self, rows: np.ndarray) -> pa.Table:
         """The records at these positions (sorted, ascending): a sample of the version."""
         return self.table.take(pa.array(rows, pa.int64()))

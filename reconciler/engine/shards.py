@@ -34,6 +34,7 @@ from reconciler.dataset import DatasetShard, DatasetSource, DatasetVersion
 from reconciler.engine import index_cache
 from reconciler.engine.diff import INDEX_SCHEMA, SAMPLE_SIZE, VersionIndex
 from reconciler.engine.hashing import hash_strings
+from reconciler.engine.partitioned import ROW, KeyIndex
 from reconciler.errors import DatasetError, UsageError
 from reconciler.records import RecordBatch
 
@@ -99,6 +100,20 @@ def shard_cache_path(shard: DatasetShard, signature_key: str) -> Path:
 def shard_keys_path(table_path: Path) -> Path:
     """Beside a shard's cached table: its ids' 64-bit keys, in the table's order (``partitioned.py``)."""
     return table_path.with_name(table_path.name.replace(".arrow", ".keys.npy"))
+
+
+def shard_run_path(table_path: Path) -> Path:
+    """Beside a shard's cached table: its (key, vh, mh) rows sorted by key (``partitioned.ROW``), the
+    shard's run in a version's partitions (``partitioned.partitions_from_runs``)."""
+    return table_path.with_name(table_path.name.replace(".arrow", ".run"))
+
+
+def _store_run(path: Path, keys: np.ndarray, vh: np.ndarray, mh: np.ndarray) -> None:
+    from reconciler.engine.partitioned import sorted_rows
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    sorted_rows(keys, vh, mh).tofile(tmp)
+    os.replace(tmp, path)
 
 
 def _store_keys(path: Path, keys: np.ndarray) -> None:
@@ -175,6 +190,15 @@ class StashSpec:
     keys_file: str  # sorted content keys of the deployed version (``stash.baseline_keys``), .npy
     baseline_digest: str
     dimension: int
+    starts_file: str  # where each key prefix starts among them (``partitioned.KeyIndex``), .npy
+    steps: int  # ``KeyIndex.steps``
+
+    def key_index(self) -> KeyIndex:
+        """The deployed version's ``partitioned.KeyIndex``, memory-mapped (one copy for every worker)."""
+        def mapped(path: str) -> np.ndarray:  # a plain ndarray over the mapping: np.memmap's own indexing costs more
+            return np.load(path, mmap_mode="r").view(np.ndarray)
+
+        return KeyIndex(mapped(self.keys_file), mapped(self.starts_file), self.steps)
 
 
 # -- hashing one shard (in this process or a worker) ------------------------------------------------
@@ -191,8 +215,7 @@ def hash_shard(
 
     writer = None
     if stash is not None:
-        known = np.load(stash.keys_file, mmap_mode="r")
-        writer = StashWriter(shard_stash_path(shard, stash.baseline_digest, signature_key), known, stash.dimension)
+        writer = StashWriter(shard_stash_path(shard, stash.baseline_digest, signature_key), stash.key_index(), stash.dimension)
     try:
         index = VersionIndex.build(
             ds.read_shard(src, version, shard), what=f"dataset '{src.name}' ({src.origin}) at {version.rev}, file {shard.path}",
@@ -206,8 +229,10 @@ def hash_shard(
         writer.close()
     path = shard_cache_path(shard, signature_key)
     keyed = index.table  # each id hashed once: for the stash and for the keys file
-    index_cache.write_table_file(path, keyed.drop_columns(["key"]))
-    _store_keys(shard_keys_path(path), keyed.column("key").to_numpy())
+    keys = keyed.column("key").to_numpy()
+    _store_keys(shard_keys_path(path), keys)
+    _store_run(shard_run_path(path), keys, keyed.column("vh").to_numpy(), keyed.column("mh").to_numpy())
+    index_cache.write_table_file(path, keyed.drop_columns(["key"]))  # last: a table in the cache means the shard is done
     return len(index)
 
 
@@ -280,12 +305,20 @@ def sharded_index(
 
 
 class _stash_spec:
-    """The deployed version's content keys in a temporary .npy the workers memory-map (one copy)."""
+    """The deployed version's content keys and their prefix table (``partitioned.KeyIndex``) in temporary
+    .npy files the workers memory-map (one copy for all of them)."""
 
     def __init__(self, src: DatasetSource, stash_against: tuple[VersionIndex, str] | None) -> None:
         self._against = stash_against if stash_against is not None and len(stash_against[0]) else None
         self._dimension = src.dimension
-        self._file: str | None = None
+        self._files: list[str] = []
+
+    def _save(self, folder: Path, prefix: str, array: np.ndarray) -> str:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".npy", dir=folder)
+        self._files.append(name)
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        return name
 
     def __enter__(self) -> StashSpec | None:
         if self._against is None:
@@ -294,14 +327,13 @@ class _stash_spec:
 
         folder = caches.cache_dir() / "stash"
         folder.mkdir(parents=True, exist_ok=True)
-        fd, self._file = tempfile.mkstemp(prefix=".keys-", suffix=".npy", dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, baseline_keys(self._against[0]))
-        return StashSpec(self._file, self._against[1], self._dimension)
+        known = KeyIndex.of(baseline_keys(self._against[0]))
+        keys_file, starts_file = self._save(folder, ".keys-", known.keys), self._save(folder, ".starts-", known.starts)
+        return StashSpec(keys_file, self._against[1], self._dimension, starts_file, known.steps)
 
     def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            Path(self._file).unlink(missing_ok=True)
+        for name in self._files:
+            Path(name).unlink(missing_ok=True)
 
 
 class ShardedIndex(VersionIndex):
@@ -369,6 +401,17 @@ class ShardedIndex(VersionIndex):
         keys = super().chunk_keys(i)
         _store_keys(path, keys)
         return keys
+
+    def chunk_run(self, i: int) -> np.ndarray | None:
+        """Shard ``i``'s rows sorted by key, memory-mapped (``shard_run_path``); None when the shard was
+        hashed by a vectorops that kept none, or the file does not match the table."""
+        path = shard_run_path(self._paths[i])
+        try:
+            if path.stat().st_size != self._counts[i] * ROW.itemsize:
+                return None
+            return np.memmap(path, ROW, mode="r") if self._counts[i] else np.empty(0, ROW)
+        except (OSError, ValueError):
+            return None
 
     def take(self, rows: np.ndarray, columns: list[str] | None = None) -> pa.Table:
         starts = np.cumsum([0, *self._counts])

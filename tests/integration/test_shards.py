@@ -353,18 +353,26 @@ def test_a_large_version_is_partitioned_once_and_a_damaged_partition_is_rebuilt(
     tmp_path: Path, sharded_repo: DatasetRepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On disk, a version's partitions follow from its digest: the next plan reuses them (only the
-    listed ids are spilled again) and plans the same; a partition file removed by hand is rebuilt."""
+    listed ids are partitioned again) and plans the same; a partition file removed by hand is rebuilt,
+    from the shards' sorted runs, or spilled from their tables when the runs are gone."""
     from reconciler.engine import partitioned, shards
 
     monkeypatch.setattr(shards, "ON_DISK_MIN_RECORDS", 1)
-    spilled: list[str] = []
-    original = partitioned.write_partitions
+    spilled: list[str] = []  # every version partitioned, whichever way
+    from_runs: list[str] = []
+    original_spill, original_runs = partitioned.write_partitions, partitioned.partitions_from_runs
 
     def counted(folder: Path, *a: Any, **k: Any) -> int:
         spilled.append(folder.name)
-        return original(folder, *a, **k)
+        return original_spill(folder, *a, **k)
+
+    def counted_runs(folder: Path, *a: Any, **k: Any) -> int:
+        spilled.append(folder.name)
+        from_runs.append(folder.name)
+        return original_runs(folder, *a, **k)
 
     monkeypatch.setattr(partitioned, "write_partitions", counted)
+    monkeypatch.setattr(partitioned, "partitions_from_runs", counted_runs)
     project = Project(tmp_path, sharded_repo)
     project.ok("apply", "--auto-approve")
     project.pin("v2")
@@ -377,8 +385,10 @@ def test_a_large_version_is_partitioned_once_and_a_damaged_partition_is_rebuilt(
         return body
 
     spilled.clear()
+    from_runs.clear()
     first = plan()
     assert len(spilled) == 1  # v2's partitions (v1's came from its apply); the listing is partitioned in memory
+    assert len(from_runs) == 1  # from its shards' runs, which hashing them wrote
     spilled.clear()
     assert plan() == first
     assert spilled == []
@@ -388,6 +398,16 @@ def test_a_large_version_is_partitioned_once_and_a_damaged_partition_is_rebuilt(
     spilled.clear()
     assert plan() == first
     assert len(spilled) == 1
+
+    # shards hashed by a vectorops that kept no runs (or runs removed): spilled from the tables, same plan
+    for run in (Path(os.environ["VECTOROPS_CACHE_DIR"]) / "shards").glob("*.run"):
+        run.unlink()
+    for folder in cached.iterdir():
+        (folder / "00000.rows").unlink()
+    spilled.clear()
+    from_runs.clear()
+    assert plan() == first
+    assert len(spilled) == 2 and from_runs == []  # both versions' partitions rebuilt, neither from runs
     assert first["environments"][0]["changes"] == {"add": 1, "update": 5, "delete": 1}
     project.ok("apply", "--auto-approve")
     assert project.content() == _expected(sharded_repo.versions[1].records or [])

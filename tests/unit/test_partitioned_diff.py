@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.engine.diff import INDEX_SCHEMA, VersionIndex, compute_diff
 from reconciler.engine.hashing import hash_strings
-from reconciler.engine.partitioned import KeyCollision, diff_partitions, write_partitions
+from reconciler.engine.partitioned import KeyCollision, diff_partitions, partitions_from_runs, sorted_rows, write_partitions
 
 
 def _version(ids: list[str], vh: np.ndarray, mh: np.ndarray) -> VersionIndex:
@@ -95,3 +95,24 @@ def test_the_plan_diff_on_disk_is_the_in_memory_diff(listed: bool, prune: bool, 
             assert a.to_pylist() == b.to_pylist(), field
     assert got.kept_unexpected == want.kept_unexpected
     assert sum(got.counts().values()) > 0
+
+
+@pytest.mark.parametrize("bits", [0, 1, 5])
+def test_partitions_from_sorted_runs_are_the_spilled_partitions(tmp_path: Path, bits: int) -> None:
+    """A version partitioned from its shards' sorted runs holds, byte for byte, what spilling its
+    shards chunk by chunk and sorting writes; a key two shards share is refused the same way."""
+    rng = np.random.default_rng(bits)
+    shards = []
+    for size in (0, 1, 700, 2500, 31):
+        keys = rng.integers(0, 2**64 - 1, size, dtype=np.uint64, endpoint=True)
+        shards.append((keys, rng.integers(0, 2**63, size, dtype=np.uint64), rng.integers(0, 2**63, size, dtype=np.uint64)))
+    spilled, merged = tmp_path / "spilled", tmp_path / "merged"
+    assert write_partitions(spilled, iter(shards), bits) == partitions_from_runs(merged, [sorted_rows(*s) for s in shards], bits)
+    for p in range(1 << bits):
+        assert (merged / f"{p:05d}.rows").read_bytes() == (spilled / f"{p:05d}.rows").read_bytes()
+    assert (merged / "partitions").read_text() == str(bits)
+
+    keys, vh, mh = shards[3]
+    twice = [sorted_rows(keys, vh, mh), sorted_rows(keys[:1], mh[:1], vh[:1])]  # the same id in two shards
+    with pytest.raises(KeyCollision):
+        partitions_from_runs(tmp_path / "collides", twice, bits)

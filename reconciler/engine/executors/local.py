@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -29,6 +29,21 @@ def _bytes_to_hash(version: DatasetVersion, todo: list[DatasetShard]) -> int:
     return shards.parallel_min_bytes() if len(todo) > 1 else 0  # nothing known: more than one shard is worth the workers
 
 
+#: what a hashing worker imports, imported once by the forkserver that forks the workers: each worker
+#: importing them itself cost ~1 CPU-s a worker, on the cores the workers hash with
+WORKER_MODULES = ["reconciler.engine.shards", "reconciler.engine.stash", "reconciler.dataset", "pyarrow.parquet", "dvc.api"]
+
+
+def _worker_context() -> Any:
+    """forkserver where the platform has it (a fork of this process would copy whatever it holds, and
+    its threads' locks), else spawn."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", *WORKER_MODULES])  # no effect once a forkserver runs
+    return context
+
+
 class LocalExecutor:
     name = "local"
 
@@ -45,7 +60,7 @@ class LocalExecutor:
                 shards.hash_shard(src, version, shard, signature_key, stash, precision)
                 progress(done)
             return 1
-        context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+        context = _worker_context()
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=shards.one_row_group_at_a_time) as pool:
             pending: dict[Future[int], int] = {}
             queue: Iterator[tuple[int, DatasetShard]] = iter(enumerate(todo))
