@@ -14,9 +14,11 @@ Measured, each as a fresh ``vectorops`` process (wall time and its own peak RSS,
 * ``apply v1`` (fills LanceDB, hashes v1's shards);
 * cold plan of v2 (v1's shard tables cached, v2's new shards not);
 * warm plan of v2 (everything cached);
-* ``agent``: the same warm plan as ``vectorops reconcile`` makes it each cycle, in a process that
-  stays up (``agent.engine_calls.plan_one``, one destination session a cycle): cycle 1 pays the
-  imports a fresh ``vectorops plan`` pays, later cycles only the plan's own work.
+* ``agent``: the plans ``vectorops reconcile`` makes, in a process that stays up
+  (``agent.engine_calls.plan_one``, one destination session a cycle), as it lives through a
+  re-pin: a cycle at v1 (it pays the imports a fresh ``vectorops plan`` pays), then the manifest
+  pins v2 and the next cycle is the agent's cold plan (v1 seen, v2's new shards not), the cycles
+  after it its warm plan. Its cache starts as the cold plan's does (v1's shards only).
 
     nice -n 10 python bench/shards.py --records 1000000 --dim 768 --shards 100 --change one
     nice -n 10 python bench/shards.py --records 10000000 --dim 128 --shards 100 --change spread --jobs 2
@@ -145,21 +147,25 @@ environments:
 
 STEPS = ("build", "floor", "apply", "cold", "warm", "agent")
 
-#: ``agent`` step: cycles of the reconcile agent's plan in one process; prints each cycle's wall and CPU
+#: ``agent`` step: a cycle of the reconcile agent's plan at the first manifest (v1), then cycles at the
+#: second (v2), in one process; prints each cycle's wall and CPU
 AGENT_CYCLES = """
 import json, sys, time
 from pathlib import Path
 from reconciler.agent import engine_calls
-manifest = engine_calls.load(Path(sys.argv[1]))
-cycles = []
-for _ in range(int(sys.argv[2])):
+
+def cycle(path):
+    manifest = engine_calls.load(path)
     t0, c0 = time.perf_counter(), time.process_time()
     session = engine_calls.open_session(manifest)
     try:
         env_plan = engine_calls.plan_one(manifest, "staging", refresh=None, session=session)
     finally:
         session.close()
-    cycles.append({"s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "changes": env_plan.changes.to_json()})
+    return {"s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "changes": env_plan.changes.to_json()}
+
+before, after = Path(sys.argv[1]), Path(sys.argv[2])
+cycles = [cycle(before)] + [cycle(after) for _ in range(int(sys.argv[3]))]
 print(json.dumps(cycles))
 """
 
@@ -245,14 +251,23 @@ def main(argv: list[str] | None = None) -> None:
                  shards=json.loads(run.stdout)["environments"][0]["shards"]["decoded"])
         if "agent" in steps:
             start = os.getloadavg()
+            agent_cache = work / "cache-agent"
+            shutil.rmtree(agent_cache, ignore_errors=True)
+            shutil.copytree(cache_v1, agent_cache)  # as the cold plan starts: v1's shards cached, v2's new ones not
+            m1 = ws / "vectorops-v1.yaml"
+            manifest(m1, root, args.dim, "v1", db)
             manifest(m, root, args.dim, "v2", db)
             warm(*v1, *v2)
-            run = run_measured([sys.executable, "-c", AGENT_CYCLES, str(m), "4"], base_env(cache), ws)
+            run = run_measured([sys.executable, "-c", AGENT_CYCLES, str(m1), str(m), "4"], base_env(agent_cache), ws)
             cycles = json.loads(run.stdout)
-            later = cycles[1:]
+            warm_cycles = cycles[2:]
             done("agent_plan", first_cycle_s=cycles[0]["s"], first_cycle_cpu_s=cycles[0]["cpu_s"],
-                 s=min(c["s"] for c in later), cpu_s=min(c["cpu_s"] for c in later), cycles=cycles, rss_mb=run.max_rss_mb)
+                 cold_s=cycles[1]["s"], cold_cpu_s=cycles[1]["cpu_s"],
+                 s=min(c["s"] for c in warm_cycles), cpu_s=min(c["cpu_s"] for c in warm_cycles), cycles=cycles, rss_mb=run.max_rss_mb)
+            shutil.rmtree(agent_cache, ignore_errors=True)
         floor = res.get("io_floor")
+        if floor and "agent_plan" in res and "cold_s" in res["agent_plan"]:
+            res["agent_cold_plan_over_floor"] = res["agent_plan"]["cold_s"] / floor["s"]
         for step in ("cold_plan", "warm_plan", "agent_plan"):
             if floor and step in res:
                 res[f"{step}_over_floor"] = res[step]["s"] / floor["s"]

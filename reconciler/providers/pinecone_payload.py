@@ -6,6 +6,7 @@ which items go in which upsert, and how many bytes each one costs once the SDK e
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -186,6 +187,7 @@ def _json_dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
+@functools.cache
 def _sdk_encoder() -> tuple[Callable[[Any], bytes], bool]:
     """How the SDK encodes a request body, and whether our sizes are exact for it.
 
@@ -201,7 +203,14 @@ def _sdk_encoder() -> tuple[Callable[[Any], bytes], bool]:
         return _json_dumps, False
 
 
-_dumps, _EXACT_SIZES = _sdk_encoder()
+def _dumps(obj: Any) -> bytes:
+    """``obj`` as the SDK encodes it (the SDK is imported on first use: a manifest naming no Pinecone
+    destination never loads it, ~80 ms of every command)."""
+    return _sdk_encoder()[0](obj)
+
+
+def _exact_sizes() -> bool:
+    return _sdk_encoder()[1]
 
 
 def _legacy_margin(values: int, metadata_bytes: int) -> int:
@@ -224,7 +233,7 @@ def vector_items(batch: RecordBatch) -> tuple[list[dict[str, Any]], list[int]]:
         if md:
             item["metadata"] = shell["metadata"] = md
         size = len(_safe_dumps(shell)) + nbytes
-        if not _EXACT_SIZES:
+        if not _exact_sizes():
             size += _legacy_margin(dim, size - nbytes)
         out.append(item)
         sizes.append(size)
@@ -241,7 +250,7 @@ def _safe_dumps(obj: Any) -> bytes:
 def item_sizes(items: list[dict[str, Any]]) -> list[int]:
     """Exact encoded sizes of arbitrary upsert items (vectorops' own documents)."""
     sizes = [len(_safe_dumps(item)) for item in items]
-    if not _EXACT_SIZES:
+    if not _exact_sizes():
         sizes = [s + _legacy_margin(len(item.get("values") or ()), s) for s, item in zip(sizes, items, strict=False)]
     return sizes
 
@@ -249,7 +258,7 @@ def item_sizes(items: list[dict[str, Any]]) -> list[int]:
 def envelope_bytes(namespace: str) -> int:
     """``{"vectors":[`` … ``]}`` plus ``,"namespace":"…"`` (the SDK leaves out the default one)."""
     size = len('{"vectors":[]}')
-    if namespace or not _EXACT_SIZES:
+    if namespace or not _exact_sizes():
         size += len(',"namespace":') + len(_safe_dumps(namespace))
     return size
 
