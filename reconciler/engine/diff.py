@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -63,9 +64,9 @@ class VersionIndex:
         """The 64-bit keys (xxh3) of part ``i``'s ids, in its order (``partitioned.py``)."""
         return hash_strings(self.chunk(i, ["id"]).column("id"))
 
-    def chunk_run(self, i: int) -> np.ndarray | None:
-        """Part ``i``'s (key, vh, mh) rows sorted by key, where they are stored (a large sharded
-        version's shards: ``shards.ShardedIndex``); None here: ``partitioned.py`` spills the part."""
+    def chunk_run(self, i: int) -> Path | None:
+        """The file of part ``i``'s (key, vh, mh) rows sorted by key, where one is stored (a large
+        sharded version's shards: ``shards.ShardedIndex``); None here: ``partitioned.py`` spills the part."""
         return None
 
     def take(self, rows: np.ndarray) -> pa.Table:

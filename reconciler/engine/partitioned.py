@@ -96,10 +96,11 @@ def sorted_rows(keys: np.ndarray, vh: np.ndarray, mh: np.ndarray) -> np.ndarray:
     return rows
 
 
-def partitions_from_runs(folder: Path, runs: list[np.ndarray], bits: int) -> int:
-    """``write_partitions`` from runs each already sorted by key (a version's shards'): partition
-    ``p`` is the ``p``-th slice of every run, merged, so nothing is spilled twice. Partitions are
-    written by a few threads (numpy sorts and copies without the GIL). Returns the record count.
+def partitions_from_runs(folder: Path, runs: list[Path], bits: int) -> int:
+    """``write_partitions`` from run files (``ROW``s, each file sorted by key: a version's shards'):
+    partition ``p`` is the ``p``-th slice of every run, merged, so nothing is spilled twice. Each
+    slice is read on its own (memory is a partition, never the runs), and partitions are written by
+    a few threads (numpy reads, sorts and copies without the GIL). Returns the record count.
 
     Spilling a 10M-record version shard by shard and sorting it back was ~4 s of a cold plan's diff,
     on one core, after the workers had finished; the workers now sort their own shard's rows.
@@ -107,10 +108,19 @@ def partitions_from_runs(folder: Path, runs: list[np.ndarray], bits: int) -> int
     folder.mkdir(parents=True, exist_ok=True)
     parts = 1 << bits
     edges = np.arange(parts, dtype=np.uint64) << np.uint64(64 - bits) if bits else np.zeros(1, np.uint64)
-    bounds = [np.append(np.searchsorted(run["key"], edges), len(run)) for run in runs]
+
+    def bounds_of(run: Path) -> np.ndarray:
+        count = run.stat().st_size // ROW.itemsize
+        keys = np.memmap(run, ROW, mode="r", shape=(count,))["key"] if count else np.empty(0, np.uint64)
+        return np.append(np.searchsorted(keys, edges), count)  # the mapping goes with ``keys``: a few pages read
+
+    bounds = [bounds_of(run) for run in runs]
 
     def write(p: int) -> None:
-        pieces = [run[b[p] : b[p + 1]] for run, b in zip(runs, bounds, strict=True) if b[p + 1] > b[p]]
+        pieces = [
+            np.fromfile(run, ROW, count=int(b[p + 1] - b[p]), offset=int(b[p]) * ROW.itemsize)
+            for run, b in zip(runs, bounds, strict=True) if b[p + 1] > b[p]
+        ]
         rows = np.concatenate(pieces) if pieces else np.empty(0, ROW)
         rows = rows[np.argsort(rows["key"], kind="stable")]  # timsort: merges the sorted pieces
         if len(rows) > 1 and (rows["key"][1:] == rows["key"][:-1]).any():
@@ -122,7 +132,7 @@ def partitions_from_runs(folder: Path, runs: list[np.ndarray], bits: int) -> int
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="vectorops-partition") as pool:
         list(pool.map(write, range(parts)))  # the first error (a collision) is raised here
     (folder / "partitions").write_text(str(bits))
-    return sum(len(run) for run in runs)
+    return int(sum(b[-1] for b in bounds))
 
 
 #: a ``KeyIndex`` has about one prefix entry for this many keys

@@ -276,8 +276,10 @@ def sharded_index(
     if todo:
         label = f"hashing {src.name}@{version.rev} ({len(todo)} of {len(shards)} shards)"
         report = (lambda n: progress(label, n, len(todo))) if progress is not None else (lambda n: None)
+        runner = executor or LocalExecutor()
+        runner.prepare(version, list(todo.values()))  # workers start while the stash's keys are built
         with _stash_spec(src, stash_against) as stash:
-            workers = (executor or LocalExecutor()).hash_shards(src, version, list(todo.values()), signature_key, stash, report, precision)
+            workers = runner.hash_shards(src, version, list(todo.values()), signature_key, stash, report, precision)
         if log is not None:
             log.workers = max(log.workers, workers)
     counts = [_cached_rows(path) for path in paths]  # again: a table may have gone while the others were hashed
@@ -402,15 +404,13 @@ class ShardedIndex(VersionIndex):
         _store_keys(path, keys)
         return keys
 
-    def chunk_run(self, i: int) -> np.ndarray | None:
-        """Shard ``i``'s rows sorted by key, memory-mapped (``shard_run_path``); None when the shard was
-        hashed by a vectorops that kept none, or the file does not match the table."""
+    def chunk_run(self, i: int) -> Path | None:
+        """Shard ``i``'s rows sorted by key (``shard_run_path``); None when the shard was hashed by a
+        vectorops that kept none, or the file does not match the table."""
         path = shard_run_path(self._paths[i])
         try:
-            if path.stat().st_size != self._counts[i] * ROW.itemsize:
-                return None
-            return np.memmap(path, ROW, mode="r") if self._counts[i] else np.empty(0, ROW)
-        except (OSError, ValueError):
+            return path if path.stat().st_size == self._counts[i] * ROW.itemsize else None
+        except OSError:
             return None
 
     def take(self, rows: np.ndarray, columns: list[str] | None = None) -> pa.Table:

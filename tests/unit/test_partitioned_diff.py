@@ -106,13 +106,19 @@ def test_partitions_from_sorted_runs_are_the_spilled_partitions(tmp_path: Path, 
     for size in (0, 1, 700, 2500, 31):
         keys = rng.integers(0, 2**64 - 1, size, dtype=np.uint64, endpoint=True)
         shards.append((keys, rng.integers(0, 2**63, size, dtype=np.uint64), rng.integers(0, 2**63, size, dtype=np.uint64)))
+    def runs(tables: list[tuple[np.ndarray, np.ndarray, np.ndarray]], name: str) -> list[Path]:
+        paths = [tmp_path / f"{name}-{n}.run" for n in range(len(tables))]
+        for path, table in zip(paths, tables, strict=True):
+            sorted_rows(*table).tofile(path)
+        return paths
+
     spilled, merged = tmp_path / "spilled", tmp_path / "merged"
-    assert write_partitions(spilled, iter(shards), bits) == partitions_from_runs(merged, [sorted_rows(*s) for s in shards], bits)
+    assert write_partitions(spilled, iter(shards), bits) == partitions_from_runs(merged, runs(shards, "shard"), bits) == 3232
     for p in range(1 << bits):
         assert (merged / f"{p:05d}.rows").read_bytes() == (spilled / f"{p:05d}.rows").read_bytes()
     assert (merged / "partitions").read_text() == str(bits)
 
     keys, vh, mh = shards[3]
-    twice = [sorted_rows(keys, vh, mh), sorted_rows(keys[:1], mh[:1], vh[:1])]  # the same id in two shards
+    twice = [(keys, vh, mh), (keys[:1], mh[:1], vh[:1])]  # the same id in two shards
     with pytest.raises(KeyCollision):
-        partitions_from_runs(tmp_path / "collides", twice, bits)
+        partitions_from_runs(tmp_path / "collides", runs(twice, "twice"), bits)
