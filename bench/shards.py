@@ -11,6 +11,9 @@ Two versions of a DVC-tracked directory of Parquet shards in a real git + DVC re
 Measured, each as a fresh ``vectorops`` process (wall time and its own peak RSS, children included):
 
 * the I/O floor: pyarrow reading every column of every shard of both versions, nothing else;
+* ``budget``: the CPU a cold plan cannot avoid for v2's new shards, measured on 10 of them in one
+  thread and scaled: md5 (each file verified against its pin), decoding, the checks on the
+  records, hashing. Half of it is the least wall time two cores can take for them;
 * ``apply v1`` (fills LanceDB, hashes v1's shards);
 * cold plan of v2 (v1's shard tables cached, v2's new shards not);
 * warm plan of v2 (everything cached);
@@ -130,6 +133,42 @@ def io_floor(files: list[Path]) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def cpu_budget(files: list[Path], dim: int, sample: int = 10) -> dict[str, float]:
+    """CPU seconds a cold plan cannot avoid for ``files`` (the shards it decodes), per part, measured
+    on ``sample`` of them in this process, one thread, and scaled to all: the md5 that verifies each
+    file against its pin, pyarrow decoding it, the checks on its records, and hashing them."""
+    import hashlib
+
+    from reconciler.dataset import decode
+    from reconciler.engine.hashing import hash_batch, hash_strings
+
+    picked = files[:: max(1, len(files) // sample)][:sample]
+    warm(*picked)
+    spent = {"md5": 0.0, "decode": 0.0, "checks": 0.0, "hash": 0.0}
+    for f in picked:
+        c0 = time.process_time()
+        md5 = hashlib.md5(usedforsecurity=False)
+        with open(f, "rb", buffering=0) as fh:
+            while chunk := fh.read(8 << 20):
+                md5.update(chunk)
+        c1 = time.process_time()
+        batches = list(pq.ParquetFile(f, memory_map=True).iter_batches(batch_size=16_384, use_threads=False))
+        c2 = time.process_time()
+        layout = decode.Layout(str(f), "id", "vector", tuple(n for n in batches[0].schema.names if n not in ("id", "vector")), dim)
+        records = [decode.to_records(b, layout, lambda rows: "") for b in batches]
+        c3 = time.process_time()
+        for r in records:
+            hash_batch(r)
+            hash_strings(r.ids)
+        c4 = time.process_time()
+        for part, took in zip(spent, (c1 - c0, c2 - c1, c3 - c2, c4 - c3), strict=True):
+            spent[part] += took
+    scale = len(files) / len(picked)
+    out = {part: took * scale for part, took in spent.items()}
+    out["total"] = sum(out.values())
+    return out
+
+
 def manifest(path: Path, repo: Path, dim: int, version: str, db: Path) -> None:
     path.write_text(f"""version: 1
 datasets:
@@ -145,7 +184,7 @@ environments:
 """)
 
 
-STEPS = ("build", "floor", "apply", "cold", "warm", "agent")
+STEPS = ("build", "floor", "budget", "apply", "cold", "warm", "agent")
 
 #: ``agent`` step: a cycle of the reconcile agent's plan at the first manifest (v1), then cycles at the
 #: second (v2), in one process; prints each cycle's wall and CPU
@@ -224,6 +263,10 @@ def main(argv: list[str] | None = None) -> None:
             start = os.getloadavg()
             wall, cpu = io_floor(v1 + v2)
             done("io_floor", s=wall, cpu_s=cpu)
+        if "budget" in steps:  # what decoding v2's new shards costs however it is done (see cpu_budget)
+            start = os.getloadavg()
+            budget = cpu_budget(sorted(set(v2) - set(v1)), args.dim)
+            done("cpu_budget", **budget, over_floor_on_two_cores=budget["total"] / 2 / res["io_floor"]["s"] if "io_floor" in res else None)
         if "apply" in steps:
             start = os.getloadavg()
             shutil.rmtree(db, ignore_errors=True)
