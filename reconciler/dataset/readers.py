@@ -35,6 +35,9 @@ LayoutFor = Callable[[Sequence[str]], decode.Layout]
 #: one worker per core the decoding overlaps the caller's hashing (at 1M x 768 on 2 cores, a cold
 #: plan took 10 s with 2 workers, 12 s with 1, 15 s reading in the caller's thread).
 READ_THREADS = max(1, int(os.environ.get("VECTOROPS_READ_THREADS", "0")) or min(4, os.cpu_count() or 1))
+#: hand the Arrow pool's freed memory back after every row group (``ParquetSource.done_with``);
+#: a hashing worker, whose one Arrow thread reuses it, turns this off
+RELEASE_EACH_GROUP = True
 _PAGE = mmap.PAGESIZE
 DECODE_ROWS = 16_384
 
@@ -72,17 +75,17 @@ class ParquetSource:
         assert self._map is not None
         return pq.ParquetFile(pa.BufferReader(pa.py_buffer(self._map)))
 
-    def done_with(self, group: int, *, release: bool = True) -> None:
+    def done_with(self, group: int) -> None:
         """A row group is consumed: hand its memory back now rather than when the file ends.
 
-        Its mapped pages are dropped (re-read from the page cache if touched again), and, with
-        ``release``, the Arrow pool returns what was freed: it otherwise keeps what decoding threads
-        allocated and the caller freed, and peak memory grew with the number of groups (1M x 768:
-        1.69 GB -> 1.41 GB, no slower). Groups decoded in the caller's thread reuse the memory the
-        last one freed, so there the pool keeps it: returning it and faulting it back in every group
-        was ~0.05 s of system time a 100k-record shard (a hashing worker's ~15%).
+        Its mapped pages are dropped (re-read from the page cache if touched again), and the Arrow
+        pool returns what was freed: it otherwise keeps what decoding threads allocated and the
+        caller freed, and peak memory grew with the number of groups (1M x 768: 1.69 GB -> 1.41 GB,
+        no slower). Except in a hashing worker (``RELEASE_EACH_GROUP`` off): it decodes with one
+        Arrow thread, which reuses what the last group freed, and returning that memory and faulting
+        it back in every group was ~0.05 s of system time a 100k-record shard (~15% of its work).
         """
-        if release:
+        if RELEASE_EACH_GROUP:
             pa.default_memory_pool().release_unused()
         if self._map is None:
             return
@@ -136,7 +139,7 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
         try:
             for group in range(groups):
                 yield from decode_group(group)
-                source.done_with(group, release=False)
+                source.done_with(group)
         finally:
             pa.default_memory_pool().release_unused()
         return

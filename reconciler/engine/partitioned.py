@@ -3,9 +3,11 @@
 A version's table is kept as ``P`` files, partition ``p`` holding the records whose 64-bit id key
 (xxh3 of the id) starts with the bits of ``p``, each file sorted by key: fixed-width rows of
 (key, vector hash, metadata hash), 24 bytes a record. Two versions partitioned alike are diffed
-partition by partition (memory-mapped, a sorted merge with numpy), so memory is two partitions
-and the changed keys, never the versions: at 100M records and 256 partitions a partition is
-~9 MB. The changed keys are turned back into ids by one streaming pass over the version's ids.
+partition by partition (memory-mapped, a sorted merge with numpy, a few partitions at once on
+threads), so memory is a few partitions and the changed keys, never the versions: at 100M records
+and 256 partitions a partition is ~9 MB. The changed keys are turned back into ids by one pass over
+the version's ids, a chunk a thread. A sharded version's partitions are merged from its shards'
+sorted runs (``partitions_from_runs``) when it has them, else spilled chunk by chunk and sorted.
 
 Two ids with the same 64-bit key (about one pair in 10^4 among 100M ids) would be one record
 here, so ``write_partitions`` refuses a version whose keys collide, and the caller falls back to
@@ -25,11 +27,11 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -88,6 +90,22 @@ def write_partitions(folder: Path, chunks: Iterable[tuple[np.ndarray, np.ndarray
     return total
 
 
+T = TypeVar("T")
+
+
+def _on_threads(work: Callable[[int], T], count: int) -> list[T]:
+    """``[work(i) for i in range(count)]`` on a few threads (parts are independent, and numpy reads,
+    searches, sorts and copies without the GIL); the first error is raised and cancels what has
+    not started. Memory: one part a thread."""
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="vectorops-parts") as pool:
+        futures = [pool.submit(work, i) for i in range(count)]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
 def sorted_rows(keys: np.ndarray, vh: np.ndarray, mh: np.ndarray) -> np.ndarray:
     """(key, vh, mh) rows sorted by key: a shard's run (``shards.shard_run_path``)."""
     order = np.argsort(keys)
@@ -99,8 +117,8 @@ def sorted_rows(keys: np.ndarray, vh: np.ndarray, mh: np.ndarray) -> np.ndarray:
 def partitions_from_runs(folder: Path, runs: list[Path], bits: int) -> int:
     """``write_partitions`` from run files (``ROW``s, each file sorted by key: a version's shards'):
     partition ``p`` is the ``p``-th slice of every run, merged, so nothing is spilled twice. Each
-    slice is read on its own (memory is a partition, never the runs), and partitions are written by
-    a few threads (numpy reads, sorts and copies without the GIL). Returns the record count.
+    slice is read on its own, and partitions are written by a few threads (``_on_threads``): memory
+    is a partition a thread (with its sort), never the runs. Returns the record count.
 
     Spilling a 10M-record version shard by shard and sorting it back was ~4 s of a cold plan's diff,
     on one core, after the workers had finished; the workers now sort their own shard's rows.
@@ -129,8 +147,7 @@ def partitions_from_runs(folder: Path, runs: list[Path], bits: int) -> int:
         rows.tofile(tmp)
         os.replace(tmp, folder / f"{p:05d}.rows")
 
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="vectorops-partition") as pool:
-        list(pool.map(write, range(parts)))  # the first error (a collision) is raised here
+    _on_threads(write, parts)  # the first error (a collision) is raised here
     (folder / "partitions").write_text(str(bits))
     return int(sum(b[-1] for b in bounds))
 
@@ -242,7 +259,7 @@ def diff_partitions(desired: Path, deployed: Path) -> KeyDiff:
 
 # -- the plan's diff, on disk --------------------------------------------------------------------
 
-#: records a partition holds, about: two partitions and a chunk are what the diff keeps in memory
+#: records a partition holds, about: a partition of each table a thread, and a chunk, are what the diff keeps in memory
 PARTITION_RECORDS = 500_000
 #: at most 2**9 partitions: spilling keeps one file open per partition
 MAX_BITS = 9
@@ -332,9 +349,7 @@ def merge_partitions(desired: Path, deployed: Path, actual: Path | None) -> Plan
             found["unexpected"] = ak[~_member(bk, ak)]
         return found
 
-    # partitions are independent, and numpy searches without the GIL: a few threads (1.06 s -> 0.6 s at 10M)
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="vectorops-merge") as pool:
-        merged = list(pool.map(merge, range(1 << bits)))
+    merged = _on_threads(merge, 1 << bits)  # a partition a thread: 1.06 s -> 0.6 s at 10M on two cores
     joined = {k: np.sort(np.concatenate([m[k] for m in merged if k in m] or [np.empty(0, np.uint64)])) for k in kinds}
     looked = actual is not None
     return PlanKeys(
@@ -365,11 +380,9 @@ def _ids_of(index: VersionIndex, wanted: dict[str, np.ndarray]) -> dict[str, pa.
             of = np.where(hit, label[at], -1)
             return [(name, ids.filter(pa.array(of == n))) for n, name in enumerate(names) if (of == n).any()]
 
-        # parts are independent, and numpy and Arrow search and filter without the GIL: a few threads
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="vectorops-ids") as pool:
-            for part in pool.map(look, range(index.chunk_count())):  # in part order, as one thread would
-                for name, ids in part:
-                    found[name].append(ids)
+        for part in _on_threads(look, index.chunk_count()):  # in part order, as one thread would
+            for name, ids in part:
+                found[name].append(ids)
     out = {}
     for name, parts in found.items():
         ids = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
@@ -435,9 +448,9 @@ def diff_indexes(
 ) -> Diff:
     """``diff.compute_diff`` (without full hashes) with every table partitioned on disk.
 
-    Memory: a chunk (one shard's table, or a million listed ids) while spilling, two partitions
-    while merging, and the changed ids; plus the listed ids themselves, which ``ids`` refresh reads
-    into memory anyway. Disk: 24 bytes a record a table, under the cache folder: a version's kept for
+    Memory: a chunk (one shard's table) while spilling, a partition of each table a thread while
+    merging (``_on_threads``: at most 4), and the changed ids; plus the listed ids and their keys,
+    which an ``ids`` refresh holds anyway. Disk: 24 bytes a record a table, under the cache folder: a version's kept for
     the next plan (``_partitions``), the listed ids' removed after.
     Raises ``KeyCollision`` when two ids of one table share a key (the caller diffs in memory).
     """

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -117,7 +118,8 @@ def _store_run(path: Path, keys: np.ndarray, vh: np.ndarray, mh: np.ndarray) -> 
 
 
 def _store_keys(path: Path, keys: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # by process and thread: two identical shards (one cache path) may be keyed by two threads at once
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as f:
         np.save(f, keys)
     os.replace(tmp, path)
@@ -241,6 +243,7 @@ def one_row_group_at_a_time() -> None:
     from reconciler.dataset import readers
 
     readers.READ_THREADS = 0
+    readers.RELEASE_EACH_GROUP = False  # one Arrow thread reuses what the last group freed
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
 
@@ -276,10 +279,8 @@ def sharded_index(
     if todo:
         label = f"hashing {src.name}@{version.rev} ({len(todo)} of {len(shards)} shards)"
         report = (lambda n: progress(label, n, len(todo))) if progress is not None else (lambda n: None)
-        runner = executor or LocalExecutor()
-        runner.prepare(version, list(todo.values()))  # workers start while the stash's keys are built
         with _stash_spec(src, stash_against) as stash:
-            workers = runner.hash_shards(src, version, list(todo.values()), signature_key, stash, report, precision)
+            workers = (executor or LocalExecutor()).hash_shards(src, version, list(todo.values()), signature_key, stash, report, precision)
         if log is not None:
             log.workers = max(log.workers, workers)
     counts = [_cached_rows(path) for path in paths]  # again: a table may have gone while the others were hashed
@@ -329,8 +330,12 @@ class _stash_spec:
 
         folder = caches.cache_dir() / "stash"
         folder.mkdir(parents=True, exist_ok=True)
-        known = KeyIndex.of(baseline_keys(self._against[0]))
-        keys_file, starts_file = self._save(folder, ".keys-", known.keys), self._save(folder, ".starts-", known.starts)
+        try:
+            known = KeyIndex.of(baseline_keys(self._against[0]))
+            keys_file, starts_file = self._save(folder, ".keys-", known.keys), self._save(folder, ".starts-", known.starts)
+        except BaseException:  # (a full disk, Ctrl-C) __exit__ will not run: the files written so far go now
+            self.__exit__()
+            raise
         return StashSpec(keys_file, self._against[1], self._dimension, starts_file, known.steps)
 
     def __exit__(self, *exc: object) -> None:

@@ -122,3 +122,27 @@ def test_partitions_from_sorted_runs_are_the_spilled_partitions(tmp_path: Path, 
     twice = [(keys, vh, mh), (keys[:1], mh[:1], vh[:1])]  # the same id in two shards
     with pytest.raises(KeyCollision):
         partitions_from_runs(tmp_path / "collides", runs(twice, "twice"), bits)
+
+
+def test_work_on_threads_keeps_order_and_stops_at_the_first_error() -> None:
+    import threading
+    import time
+
+    from reconciler.engine.partitioned import _on_threads
+
+    assert _on_threads(lambda i: i * i, 50) == [i * i for i in range(50)]
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> int:
+        with lock:
+            started.append(i)
+        if i == 0:
+            time.sleep(0.05)
+            raise KeyCollision("partition 0")
+        time.sleep(0.05)
+        return i
+
+    with pytest.raises(KeyCollision, match="partition 0"):
+        _on_threads(work, 200)
+    assert len(started) < 200  # what had not started when partition 0 failed never ran

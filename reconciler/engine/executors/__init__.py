@@ -32,11 +32,6 @@ class Executor(Protocol):
 
     name: str
 
-    def prepare(self, version: DatasetVersion, todo: list[DatasetShard]) -> None:
-        """``hash_shards`` of ``todo`` comes next: start what it needs (worker processes) now, so
-        that starting overlaps the caller's own preparation. Optional: doing nothing is correct."""
-        ...
-
     def hash_shards(
         self, src: DatasetSource, version: DatasetVersion, todo: list[DatasetShard], signature_key: str, stash: StashSpec | None,
         progress: Callable[[int], None], precision: str = "float32",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -29,53 +29,23 @@ def _bytes_to_hash(version: DatasetVersion, todo: list[DatasetShard]) -> int:
     return shards.parallel_min_bytes() if len(todo) > 1 else 0  # nothing known: more than one shard is worth the workers
 
 
-#: what a hashing worker imports, imported once by the forkserver that forks the workers: each worker
-#: importing them itself cost ~1 CPU-s a worker, on the cores the workers hash with
-WORKER_MODULES = ["reconciler.engine.shards", "reconciler.engine.stash", "reconciler.dataset", "pyarrow.parquet", "dvc.api"]
-
-
-def _worker_context() -> Any:
-    """forkserver where the platform has it (a fork of this process would copy whatever it holds, and
-    its threads' locks), else spawn."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", *WORKER_MODULES])  # no effect once a forkserver runs
-    return context
-
-
-def _workers(version: DatasetVersion, todo: list[DatasetShard]) -> int:
-    """How many processes hash ``todo``: ``--jobs``, at most one a shard, and one (this process) for
-    less than ``shards.parallel_min_bytes()``, where starting workers costs more than it saves."""
-    if _bytes_to_hash(version, todo) < shards.parallel_min_bytes():
-        return 1
-    return min(shards.jobs(), len(todo))
-
-
 class LocalExecutor:
     name = "local"
-
-    def prepare(self, version: DatasetVersion, todo: list[DatasetShard]) -> None:
-        """Start the forkserver now, when workers will hash: it imports ``WORKER_MODULES`` (~1 s) on
-        another core while the caller builds the stash's keys (~1.4 s at 10M records)."""
-        if _workers(version, todo) > 1 and "forkserver" in multiprocessing.get_all_start_methods():
-            from multiprocessing import forkserver
-
-            _worker_context()
-            forkserver.ensure_running()
 
     def hash_shards(
         self, src: DatasetSource, version: DatasetVersion, todo: list[DatasetShard], signature_key: str, stash: shards.StashSpec | None,
         progress: Callable[[int], None], precision: str = "float32",
     ) -> int:
         """Hash shards with up to ``shards.jobs()`` processes (returned); the first error (in shard order) is raised."""
-        workers = _workers(version, todo)
+        workers = min(shards.jobs(), len(todo))
+        if _bytes_to_hash(version, todo) < shards.parallel_min_bytes():
+            workers = 1  # starting worker processes (~1 s of imports each) costs more than hashing this here
         if workers <= 1:
             for done, shard in enumerate(todo, start=1):
                 shards.hash_shard(src, version, shard, signature_key, stash, precision)
                 progress(done)
             return 1
-        context = _worker_context()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=shards.one_row_group_at_a_time) as pool:
             pending: dict[Future[int], int] = {}
             queue: Iterator[tuple[int, DatasetShard]] = iter(enumerate(todo))

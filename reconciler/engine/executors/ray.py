@@ -245,9 +245,6 @@ class RayExecutor:
         configured = os.environ.get("VECTOROPS_RAY_DIFF_BUCKETS")
         return max(1, int(configured)) if configured else 2 * self._cpus()
 
-    def prepare(self, version: DatasetVersion, todo: list[DatasetShard]) -> None:
-        """Nothing to start ahead: the cluster is up, or ``hash_shards`` connects to it."""
-
     def hash_shards(
         self, src: DatasetSource, version: DatasetVersion, todo: list[DatasetShard], signature_key: str, stash: shards.StashSpec | None,
         progress: Callable[[int], None], precision: str = "float32",
