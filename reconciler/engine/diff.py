@@ -41,6 +41,9 @@ class VersionIndex:
     # a sharded version's: the per-shard cache files it was assembled from, which a distributed
     # diff's tasks read themselves instead of receiving the table (engine/executors/ray.py)
     shard_files: tuple[str, ...] = ()
+    #: names the version (its digest and how it was hashed) so its on-disk partitions can be cached
+    #: for the next plan (``partitioned._partitions``); None: not cacheable (set by ``shards.ShardedIndex``)
+    cache_key: str | None = None
 
     def __len__(self) -> int:
         return self.table.num_rows

@@ -76,18 +76,23 @@ def write_partitions(folder: Path, chunks: Iterable[tuple[np.ndarray, np.ndarray
             total += len(keys)
     for p in range(parts):
         raw = folder / f"{p:05d}.unsorted"
-        rows = np.fromfile(raw, ROW)
-        # by the key column alone: sorting the structured rows (order="key") compares them field by
-        # field in generic code, 3x slower (and most of a large plan's diff)
-        rows = rows[np.argsort(rows["key"], kind="stable")]
-        if len(rows) > 1 and (rows["key"][1:] == rows["key"][:-1]).any():
-            raise KeyCollision(f"partition {p}: two ids share a 64-bit key")
-        tmp = folder / f".{p:05d}.{os.getpid()}.tmp"
-        rows.tofile(tmp)
-        os.replace(tmp, folder / f"{p:05d}.rows")
+        _store_partition(folder, p, np.fromfile(raw, ROW))
         raw.unlink()
     (folder / "partitions").write_text(str(bits))
     return total
+
+
+def _store_partition(folder: Path, p: int, rows: np.ndarray) -> None:
+    """Partition ``p``'s rows, sorted by key and checked for a collision, written atomically."""
+    # by the key column alone: sorting the structured rows (order="key") compares them field by
+    # field in generic code, 3x slower (and most of a large plan's diff); stable (timsort) merges
+    # the sorted pieces ``partitions_from_runs`` gathers
+    rows = rows[np.argsort(rows["key"], kind="stable")]
+    if len(rows) > 1 and (rows["key"][1:] == rows["key"][:-1]).any():
+        raise KeyCollision(f"partition {p}: two ids share a 64-bit key")
+    tmp = folder / f".{p:05d}.{os.getpid()}.tmp"
+    rows.tofile(tmp)
+    os.replace(tmp, folder / f"{p:05d}.rows")
 
 
 T = TypeVar("T")
@@ -139,13 +144,7 @@ def partitions_from_runs(folder: Path, runs: list[Path], bits: int) -> int:
             np.fromfile(run, ROW, count=int(b[p + 1] - b[p]), offset=int(b[p]) * ROW.itemsize)
             for run, b in zip(runs, bounds, strict=True) if b[p + 1] > b[p]
         ]
-        rows = np.concatenate(pieces) if pieces else np.empty(0, ROW)
-        rows = rows[np.argsort(rows["key"], kind="stable")]  # timsort: merges the sorted pieces
-        if len(rows) > 1 and (rows["key"][1:] == rows["key"][:-1]).any():
-            raise KeyCollision(f"partition {p}: two ids share a 64-bit key")
-        tmp = folder / f".{p:05d}.{os.getpid()}.tmp"
-        rows.tofile(tmp)
-        os.replace(tmp, folder / f"{p:05d}.rows")
+        _store_partition(folder, p, np.concatenate(pieces) if pieces else np.empty(0, ROW))
 
     _on_threads(write, parts)  # the first error (a collision) is raised here
     (folder / "partitions").write_text(str(bits))
@@ -398,11 +397,10 @@ def _partitions(index: VersionIndex, scratch: Path, bits: int) -> Path:
     writing them was two thirds of a warm 10M-record plan's diff (three tables spilled and sorted
     every plan). They cost 24 bytes a record on disk, like the version's shard tables' ids.
     """
-    cache_key = getattr(index, "cache_key", None)
-    if cache_key is None or not len(index):
+    if index.cache_key is None or not len(index):
         _write(index, scratch, bits)
         return scratch
-    folder = caches.cache_dir() / "partitions" / f"{cache_key}-b{bits}"
+    folder = caches.cache_dir() / "partitions" / f"{index.cache_key}-b{bits}"
     if _whole(folder, bits):
         return folder
     shutil.rmtree(folder, ignore_errors=True)  # damaged (a file removed by hand): rebuilt, never trusted

@@ -360,9 +360,7 @@ class ShardedIndex(VersionIndex):
     ) -> None:
         self._src, self._version, self._shards, self._paths, self._counts = src, version, shards, paths, counts
         self._table: pa.Table | None = None
-        #: names the version (its ``.dir`` digest and how it was hashed) so its on-disk partitions can be
-        #: cached for the next plan (``partitioned.diff_indexes``); None: not cacheable
-        self.cache_key = cache_key
+        self.cache_key = cache_key  # its ``.dir`` digest and how it was hashed (``VersionIndex.cache_key``)
 
     @property
     def table(self) -> pa.Table:
