@@ -2,12 +2,15 @@
 
 A version is read exactly as DVC stores it at a commit (local cache, else the DVC remote) and
 never from the working tree, so the same manifest plans the same everywhere the remote is
-reachable. Resolving a rev and listing versions read only git; DVC is imported on first data read.
+reachable. Resolving a rev and listing versions read only git; DVC is imported on the first data
+read that the repo's own DVC cache cannot serve (objects there are read directly: they are named
+by their md5, which every read checks).
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -83,19 +86,27 @@ def is_sharded(version: DatasetVersion) -> bool:
 def list_shards(src: DatasetSource, version: DatasetVersion) -> list[DatasetShard]:
     """The data files of a directory version in a stable order, each with its pinned md5.
 
-    Reads only the directory listing (git and DVC's ``.dir`` object): no shard is opened.
+    Reads only the directory listing (git and DVC's ``.dir`` object): no shard is opened. The
+    listing is read straight from the repo's DVC cache when it is there (``storage.local_object``).
     """
-    _fs, files, expected = _files(src, version)
+    found = _local_files(src, version)
+    _fs, files, expected = found if found is not None else _files(src, version)
     return [DatasetShard(file, expected[file].md5, expected[file].size) for file in files]
 
 
 def read_shard(
     src: DatasetSource, version: DatasetVersion, shard: DatasetShard, batch_size: int = 65_536, ids_only: bool = False
 ) -> Iterator[RecordBatch]:
-    """Every record of one shard, verified against its pinned md5 in the same pass."""
+    """Every record of one shard, verified against its pinned md5 in the same pass; read straight
+    from the repo's DVC cache when the shard is there (``storage.local_object``), else through DVC."""
+    expected = integrity.Expected(shard.md5, shard.size, _in_listing(version))
+    cached = storage.local_object(git.local_repo(src.repo, _who(src)), shard.md5)
+    if cached is not None:
+        with open(cached, "rb") as handle:
+            yield from _verified_batches(src, version, None, shard.path, handle, expected, _layout_for(src, version, shard.path), batch_size, ids_only)
+        return
     fs = storage.filesystem(src.repo, git.local_repo(src.repo, _who(src)), version.commit)
-    pinned_in = f"the directory listing {version.digest} (pinned in {version.pinned_in or 'the .dvc file'})"
-    yield from _read_file(src, version, fs, shard.path, batch_size, ids_only, expected=integrity.Expected(shard.md5, shard.size, pinned_in))
+    yield from _read_file(src, version, fs, shard.path, batch_size, ids_only, expected=expected)
 
 
 def read_shard_records(src: DatasetSource, version: DatasetVersion, shard: DatasetShard, ids: Any) -> Iterator[RecordBatch]:
@@ -105,9 +116,13 @@ def read_shard_records(src: DatasetSource, version: DatasetVersion, shard: Datas
 
 def verify_shard(src: DatasetSource, version: DatasetVersion, shard: DatasetShard) -> None:
     """Check one shard against its pinned md5 now (remembered once verified)."""
+    expected = integrity.Expected(shard.md5, shard.size, _in_listing(version))
+    cached = storage.local_object(git.local_repo(src.repo, _who(src)), shard.md5)
+    if cached is not None:
+        with open(cached, "rb") as handle:
+            _verify_whole(src, version, None, shard.path, handle, expected)
+        return
     fs = storage.filesystem(src.repo, git.local_repo(src.repo, _who(src)), version.commit)
-    pinned_in = f"the directory listing {version.digest} (pinned in {version.pinned_in or 'the .dvc file'})"
-    expected = integrity.Expected(shard.md5, shard.size, pinned_in)
     with storage.open_binary(fs, shard.path, where(src, version, shard.path)) as handle:
         if not _verify_whole(src, version, fs, shard.path, handle, expected):
             batches = _read_file(src, version, fs, shard.path, 65_536, True, expected=expected)
@@ -193,6 +208,12 @@ def read_schema(src: DatasetSource, version: DatasetVersion) -> None:
 def unreadable(src: DatasetSource, version: DatasetVersion) -> str | None:
     """None when DVC can serve every byte of the version (local cache or remote), else what is
     missing and where DVC looked. Asks only whether the objects exist: nothing is decoded."""
+    local = git.local_repo(src.repo, _who(src))
+    if not is_sharded(version) and storage.local_object(local, version.digest) is not None:
+        return None
+    found = _local_files(src, version) if is_sharded(version) else None
+    if found is not None and all(storage.local_object(local, e.md5) is not None for e in found[2].values()):
+        return None
     try:
         fs, files = _data_files(src, version)
     except DatasetError as exc:  # a directory whose listing (.dir object) is nowhere
@@ -309,8 +330,37 @@ def _files(src: DatasetSource, version: DatasetVersion) -> tuple[Any, list[str],
         entry = listing.get(file) if listing is not None else _dvc_md5(fs, file)
         if entry is None:
             raise DatasetError(f"{where(src, version, file)}: not in the directory listing {version.digest}", hint="Check the dataset with `dvc status`.")
-        expected[file] = integrity.Expected(entry[0], entry[1], f"the directory listing {version.digest} (pinned in {version.pinned_in or 'the .dvc file'})")
+        expected[file] = integrity.Expected(entry[0], entry[1], _in_listing(version))
     return fs, files, expected
+
+
+def _local_files(src: DatasetSource, version: DatasetVersion) -> tuple[None, list[str], dict[str, integrity.Expected]] | None:
+    """``_files`` of a directory version from its ``.dir`` object in the repo's DVC cache, without
+    DVC (``storage.local_object``); None when the object is not there (or the version is one file)."""
+    if not is_sharded(version) or src.format not in _SUFFIXES:
+        return None
+    cached = storage.local_object(git.local_repo(src.repo, _who(src)), version.digest)
+    if cached is None:
+        return None
+    try:
+        with open(cached, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None  # unreadable here: DVC will say why
+    listing = storage.parse_listing(data, src.path, version.digest, where(src, version), version.pinned_in or "the .dvc file", cached, "cache")
+    files = sorted(p for p in listing if p.endswith(_SUFFIXES[src.format]) and not posixpath.basename(p).startswith("."))
+    if not files:
+        raise DatasetError(
+            f"{where(src, version)}: the tracked directory holds no {src.format} files",
+            hint=f"Put files ending in {', '.join(_SUFFIXES[src.format])} in it, or fix `format:`.",
+        )
+    pinned_in = _in_listing(version)
+    return None, files, {file: integrity.Expected(listing[file][0], listing[file][1], pinned_in) for file in files}
+
+
+def _in_listing(version: DatasetVersion) -> str:
+    """Where a shard's md5 is pinned, for messages."""
+    return f"the directory listing {version.digest} (pinned in {version.pinned_in or 'the .dvc file'})"
 
 
 def _dvc_md5(fs: Any, file: str) -> tuple[str, int | None] | None:
@@ -345,10 +395,7 @@ def _read_file(
 ) -> Generator[RecordBatch, None, None]:
     """One file's records. With ``expected`` the file is verified in the same pass (see integrity)."""
     at = where(src, version, file)
-
-    def layout_for(available: Sequence[str]) -> decode.Layout:
-        return decode.layout_for(at, src.id_field, src.vector_field, src.metadata_fields, src.dimension, available)
-
+    layout_for = _layout_for(src, version, file)
     with storage.open_binary(fs, file, at) as handle:
         if first_only or expected is None:  # a schema check: nothing read here is used or kept
             if src.format == "parquet":
@@ -361,6 +408,15 @@ def _read_file(
                     return
             return
         yield from _verified_batches(src, version, fs, file, handle, expected, layout_for, batch_size, ids_only)
+
+
+def _layout_for(src: DatasetSource, version: DatasetVersion, file: str) -> readers.LayoutFor:
+    at = where(src, version, file)
+
+    def layout_for(available: Sequence[str]) -> decode.Layout:
+        return decode.layout_for(at, src.id_field, src.vector_field, src.metadata_fields, src.dimension, available)
+
+    return layout_for
 
 
 def _verified_batches(

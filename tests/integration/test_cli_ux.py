@@ -318,3 +318,30 @@ def test_a_corrupt_dvc_file_at_the_pinned_commit_is_named_with_that_commit(tmp_p
     assert f"DVC cannot read data/docs.parquet at commit {broken}:" in result.stderr  # was "at commit ?"
     assert "docs.parquet.dvc" in result.stderr and "commit ?" not in result.output
     assert "Traceback" not in result.output and "vectorops bug" not in result.output
+
+
+def test_the_console_script_exits_with_the_command_s_code_its_whole_output_and_the_exit_hooks_run(project: Project) -> None:
+    """``vectorops`` skips Python's slow teardown (``cli.run``): what a user or a script sees of the exit
+    stays: the exit code (0, 1 and --detailed-exitcode's 2), every byte of output through a pipe, and
+    the exit hooks libraries registered (here one registered before the command)."""
+    hook = "import atexit, sys\natexit.register(lambda: print('exit hook ran', file=sys.stderr))\nfrom reconciler.cli import run\nrun()\n"
+
+    def console(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", hook, *args], capture_output=True, text=True, env=dict(os.environ, NO_COLOR="1"),
+                              check=False, cwd=project.folder, timeout=300)
+
+    changes = console("plan", "--json", "--detailed-exitcode")
+    assert changes.returncode == 2, changes.stderr
+    assert json.loads(changes.stdout)["environments"][0]["changes"]["add"] > 0  # the whole document, parseable
+    assert changes.stderr.rstrip().endswith("exit hook ran")
+
+    ok(project.run("apply", "--auto-approve"))
+    same = console("plan", "--json", "--detailed-exitcode")
+    assert same.returncode == 0 and json.loads(same.stdout)["environments"][0]["changes"]["add"] == 0
+
+    bad = console("-m", "missing.yaml", "plan")
+    assert bad.returncode == 1 and "missing.yaml" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.stderr.rstrip().endswith("exit hook ran")
+
+    helped = subprocess.run([sys.executable, "-m", "reconciler", "--help"], capture_output=True, text=True, check=False, timeout=120)
+    assert helped.returncode == 0 and "plan" in helped.stdout and "apply" in helped.stdout

@@ -462,3 +462,40 @@ def test_hash_tables_cached_by_an_earlier_version_are_replaced_not_kept(project:
     assert again["shards"]["decoded"] == SHARDS and again["changes"] == {"add": SHARDS * PER_SHARD, "update": 0, "delete": 0}
     assert not list(cache.rglob("*.parquet"))
     assert all(table.exists() for table in tables)
+
+
+def test_a_version_in_the_repo_s_dvc_cache_is_read_without_dvc_and_plans_as_through_dvc(tmp_path: Path, sharded_repo: DatasetRepo) -> None:
+    """A cold plan reads a directory version's listing and its new shards straight from the repo's
+    DVC cache when they are there: DVC is not even imported (importing it, opening it at the commit
+    and listing the directory was ~1 s of a plan decoding one shard). A fresh clone has no DVC cache,
+    so there everything is read through DVC from the remote: the plans are the same."""
+    import subprocess
+    import sys
+
+    from fixtures.manifests import write_manifest as write
+
+    def cold_plan(repo: Path, folder: Path) -> tuple[dict[str, Any], bool]:
+        folder.mkdir()
+        write(folder / "vectorops.yaml", {"staging": environment("v2", lancedb_destination("docs"))}, repo=repo, dimension=DIM,
+              dataset_keys={"path": "data/docs"})
+        probe = (
+            "import sys\nfrom reconciler.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "print('dvc imported:', 'dvc' in sys.modules, file=sys.stderr)\n"
+        )
+        env = dict(os.environ, VECTOROPS_CACHE_DIR=str(folder / "cache"))
+        run = subprocess.run([sys.executable, "-c", probe, "-m", "vectorops.yaml", "--no-color", "plan", "--json"], cwd=folder,
+                             capture_output=True, text=True, env=env, timeout=300)
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)["environments"][0], "dvc imported: True" in run.stderr
+
+    local, dvc_used = cold_plan(sharded_repo.root, tmp_path / "local")
+    assert not dvc_used
+    assert local["shards"]["decoded"] == SHARDS and local["changes"] == {"add": SHARDS * PER_SHARD, "update": 0, "delete": 0}
+
+    clone = sharded_repo.clone(tmp_path / "clone")
+    assert not (clone / ".dvc" / "cache").exists()
+    remote, dvc_used = cold_plan(clone, tmp_path / "remote")
+    assert dvc_used
+    for key in ("desired", "changes", "samples", "shards", "drift", "blocked"):
+        assert remote[key] == local[key], key
