@@ -3,7 +3,9 @@ record reads in this process (what vectorops always did; the default)."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TYPE_CHECKING
@@ -29,6 +31,27 @@ def _bytes_to_hash(version: DatasetVersion, todo: list[DatasetShard]) -> int:
     return shards.parallel_min_bytes() if len(todo) > 1 else 0  # nothing known: more than one shard is worth the workers
 
 
+#: the hashing workers' environment, where the user has not set these. Arrow allocates with mimalloc,
+#: which hands freed memory back to the OS 10 ms after it is freed: each row group's buffers were then
+#: faulted in and zeroed again, most of a worker's system time (~0.4 CPU-s a million 128-d records).
+#: A worker's memory is bounded by a row group, so it keeps it. And one BLAS thread each: the
+#: workers are the parallelism (numpy's idle BLAS threads were spinning beside them).
+WORKER_ENV = {"MIMALLOC_PURGE_DELAY": "-1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+@contextlib.contextmanager
+def _worker_environment() -> Iterator[None]:
+    """``WORKER_ENV`` for the processes started inside (the forkserver copies the environment once,
+    when it starts), and this process's environment as it was afterwards."""
+    added = {k: v for k, v in WORKER_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 class LocalExecutor:
     name = "local"
 
@@ -46,7 +69,7 @@ class LocalExecutor:
                 progress(done)
             return 1
         context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=shards.one_row_group_at_a_time) as pool:
+        with _worker_environment(), ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=shards.one_row_group_at_a_time) as pool:
             pending: dict[Future[int], int] = {}
             queue: Iterator[tuple[int, DatasetShard]] = iter(enumerate(todo))
             errors: dict[int, BaseException] = {}
