@@ -211,7 +211,10 @@ def unreadable(src: DatasetSource, version: DatasetVersion) -> str | None:
     local = git.local_repo(src.repo, _who(src))
     if not is_sharded(version) and storage.local_object(local, version.digest) is not None:
         return None
-    found = _local_files(src, version) if is_sharded(version) else None
+    try:
+        found = _local_files(src, version) if is_sharded(version) else None
+    except DatasetError:  # a damaged listing: the read reports it; here DVC is asked as before
+        found = None
     if found is not None and all(storage.local_object(local, e.md5) is not None for e in found[2].values()):
         return None
     try:

@@ -287,21 +287,10 @@ def _index_rows(index: VersionIndex) -> Iterator[tuple[np.ndarray, np.ndarray, n
         yield index.chunk_keys(i), t.column("vh").to_numpy(), t.column("mh").to_numpy()
 
 
-def write_sorted_partitions(folder: Path, keys: np.ndarray, bits: int) -> int:
-    """``write_partitions`` of keys alone (hashes unknown: zeros) that are already in memory and
-    sorted: each partition is a slice, written once (the listed ids' keys, which an ``ids`` refresh
-    holds anyway; spilling and re-sorting 10M of them was 4.4 s of a warm plan)."""
-    folder.mkdir(parents=True, exist_ok=True)
+def check_listed(keys: np.ndarray) -> None:
+    """The listed ids' keys, sorted: two equal ones are a collision (or an id listed twice)."""
     if len(keys) > 1 and (keys[1:] == keys[:-1]).any():
         raise KeyCollision("two listed ids share a 64-bit key (or an id is listed twice)")
-    parts = 1 << bits
-    bounds = np.searchsorted(partition_of(keys, bits), np.arange(parts + 1))
-    for p in range(parts):
-        rows = np.zeros(int(bounds[p + 1] - bounds[p]), ROW)
-        rows["key"] = keys[bounds[p] : bounds[p + 1]]
-        rows.tofile(folder / f"{p:05d}.rows")
-    (folder / "partitions").write_text(str(bits))
-    return len(keys)
 
 
 @dataclass
@@ -317,22 +306,25 @@ class PlanKeys:
     unexpected: np.ndarray | None  # listed ids vectorops did not deploy
 
 
-def merge_partitions(desired: Path, deployed: Path, actual: Path | None) -> PlanKeys:
+def merge_partitions(desired: Path, deployed: Path, listed: np.ndarray | None) -> PlanKeys:
     """``diff.compute_diff``'s rules, one partition of each table at a time.
 
-    ``actual`` holds the listed ids' keys (hashes unknown); None means "not looked": the deployed
-    table is assumed to be there. A desired id that is listed but was not deployed by vectorops has
-    unknown content, so it is rewritten (a vector update).
+    ``listed``: the listed ids' keys, sorted (``check_listed``), held in memory as an ``ids``
+    refresh holds the ids themselves: a partition's are a slice (written to disk and read back
+    they were ~0.6 s of a 10M-record plan on one core). None means "not looked": the deployed
+    table is assumed to be there. A desired id that is listed but was not deployed by vectorops
+    has unknown content, so it is rewritten (a vector update).
     """
     bits = int((desired / "partitions").read_text())
     kinds = ("add", "update_vector", "update_metadata", "extra", "missing", "unexpected")
+    listed_bounds = np.searchsorted(partition_of(listed, bits), np.arange((1 << bits) + 1)) if listed is not None else None
 
     def merge(p: int) -> dict[str, np.ndarray]:
         new, old = _load(desired, p), _load(deployed, p)
         dk, bk = np.asarray(new["key"]), np.asarray(old["key"])
-        ak = np.asarray(_load(actual, p)["key"]) if actual is not None else bk
-        listed = _member(ak, dk)
-        rows = np.flatnonzero(listed)
+        ak = listed[listed_bounds[p] : listed_bounds[p + 1]] if listed is not None and listed_bounds is not None else bk
+        in_listing = _member(ak, dk)
+        rows = np.flatnonzero(in_listing)
         if len(bk):
             at = np.minimum(np.searchsorted(bk, dk[rows]), len(bk) - 1)
             known = bk[at] == dk[rows]
@@ -342,15 +334,15 @@ def merge_partitions(desired: Path, deployed: Path, actual: Path | None) -> Plan
             base_vh = base_mh = np.zeros(len(rows), np.uint64)
         vec = ~known | (base_vh != np.asarray(new["vh"])[rows])
         meta = ~vec & (base_mh != np.asarray(new["mh"])[rows])
-        found = {"add": dk[~listed], "update_vector": dk[rows[vec]], "update_metadata": dk[rows[meta]], "extra": ak[~_member(dk, ak)]}
-        if actual is not None:
+        found = {"add": dk[~in_listing], "update_vector": dk[rows[vec]], "update_metadata": dk[rows[meta]], "extra": ak[~_member(dk, ak)]}
+        if listed is not None:
             found["missing"] = bk[~_member(ak, bk)]
             found["unexpected"] = ak[~_member(bk, ak)]
         return found
 
     merged = _on_threads(merge, 1 << bits)  # a partition a thread: 1.06 s -> 0.6 s at 10M on two cores
     joined = {k: np.sort(np.concatenate([m[k] for m in merged if k in m] or [np.empty(0, np.uint64)])) for k in kinds}
-    looked = actual is not None
+    looked = listed is not None
     return PlanKeys(
         joined["add"], joined["update_vector"], joined["update_metadata"], joined["extra"],
         joined["missing"] if looked else None, joined["unexpected"] if looked else None,
@@ -448,8 +440,8 @@ def diff_indexes(
 
     Memory: a chunk (one shard's table) while spilling, a partition of each table a thread while
     merging (``_on_threads``: at most 4), and the changed ids; plus the listed ids and their keys,
-    which an ``ids`` refresh holds anyway. Disk: 24 bytes a record a table, under the cache folder: a version's kept for
-    the next plan (``_partitions``), the listed ids' removed after.
+    which an ``ids`` refresh holds anyway (their keys sorted, sliced a partition at a time). Disk:
+    24 bytes a record a version, under the cache folder, kept for the next plan (``_partitions``).
     Raises ``KeyCollision`` when two ids of one table share a key (the caller diffs in memory).
     """
     from reconciler.engine.diff import Diff, VersionIndex
@@ -466,11 +458,12 @@ def diff_indexes(
         folder = Path(tmp)
         desired_parts = _partitions(desired, folder / "desired", bits)
         deployed_parts = _partitions(base, folder / "deployed", bits)
-        listed_keys = None
+        listed_keys = sorted_listed = None
         if listed is not None:
             listed_keys = hash_strings(listed)
-            write_sorted_partitions(folder / "actual", np.sort(listed_keys), bits)
-        keys = merge_partitions(desired_parts, deployed_parts, folder / "actual" if listed is not None else None)
+            sorted_listed = np.sort(listed_keys)
+            check_listed(sorted_listed)
+        keys = merge_partitions(desired_parts, deployed_parts, sorted_listed)
     from_desired = _ids_of(desired, {"add": keys.add, "update_vector": keys.update_vector, "update_metadata": keys.update_metadata})
     empty = pa.array([], pa.string())
     drift_missing = drift_unexpected = None
