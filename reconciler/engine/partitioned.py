@@ -317,7 +317,10 @@ def merge_partitions(desired: Path, deployed: Path, listed: np.ndarray | None) -
     """
     bits = int((desired / "partitions").read_text())
     kinds = ("add", "update_vector", "update_metadata", "extra", "missing", "unexpected")
-    listed_bounds = np.searchsorted(partition_of(listed, bits), np.arange((1 << bits) + 1)) if listed is not None else None
+    # where each partition's keys start among the sorted listed keys (searched, not computed per key: no
+    # temporaries the size of the listing)
+    edges = np.arange(1 << bits, dtype=np.uint64) << np.uint64(64 - bits) if bits else np.zeros(1, np.uint64)
+    listed_bounds = np.append(np.searchsorted(listed, edges), len(listed)) if listed is not None else None
 
     def merge(p: int) -> dict[str, np.ndarray]:
         new, old = _load(desired, p), _load(deployed, p)

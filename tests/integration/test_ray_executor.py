@@ -116,7 +116,7 @@ def test_ray_plans_and_applies_exactly_what_local_does(ray_cluster: RayCluster, 
     """Same pair of versions, planned and applied by the local executor (2 processes) and by Ray
     (RAY_ADDRESS + --executor ray): same plan files, same shard tables, same LanceDB content; then
     drift made by hand (two records deleted) is planned alike too, with both versions left on disk
-    as their shard tables (as versions of 2M records and more are: the local executor diffs them
+    as their shard tables (as versions of 500k records and more are: the local executor diffs them
     by partitions on disk, Ray by buckets over the shard files)."""
     runs = {
         "local": (_project(tmp_path / "local", ray_repo), ["--executor", "local", "--jobs", "2"],
