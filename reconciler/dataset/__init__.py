@@ -100,12 +100,13 @@ def read_shard(
     """Every record of one shard, verified against its pinned md5 in the same pass; read straight
     from the repo's DVC cache when the shard is there (``storage.local_object``), else through DVC."""
     expected = integrity.Expected(shard.md5, shard.size, _in_listing(version))
-    cached = storage.local_object(git.local_repo(src.repo, _who(src)), shard.md5)
+    local = git.local_repo(src.repo, _who(src))
+    cached = storage.local_object(local, shard.md5)
     if cached is not None:
         with open(cached, "rb") as handle:
             yield from _verified_batches(src, version, None, shard.path, handle, expected, _layout_for(src, version, shard.path), batch_size, ids_only)
         return
-    fs = storage.filesystem(src.repo, git.local_repo(src.repo, _who(src)), version.commit)
+    fs = storage.filesystem(src.repo, local, version.commit)
     yield from _read_file(src, version, fs, shard.path, batch_size, ids_only, expected=expected)
 
 
@@ -117,12 +118,13 @@ def read_shard_records(src: DatasetSource, version: DatasetVersion, shard: Datas
 def verify_shard(src: DatasetSource, version: DatasetVersion, shard: DatasetShard) -> None:
     """Check one shard against its pinned md5 now (remembered once verified)."""
     expected = integrity.Expected(shard.md5, shard.size, _in_listing(version))
-    cached = storage.local_object(git.local_repo(src.repo, _who(src)), shard.md5)
+    local = git.local_repo(src.repo, _who(src))
+    cached = storage.local_object(local, shard.md5)
     if cached is not None:
         with open(cached, "rb") as handle:
             _verify_whole(src, version, None, shard.path, handle, expected)
         return
-    fs = storage.filesystem(src.repo, git.local_repo(src.repo, _who(src)), version.commit)
+    fs = storage.filesystem(src.repo, local, version.commit)
     with storage.open_binary(fs, shard.path, where(src, version, shard.path)) as handle:
         if not _verify_whole(src, version, fs, shard.path, handle, expected):
             batches = _read_file(src, version, fs, shard.path, 65_536, True, expected=expected)
