@@ -188,6 +188,9 @@ class _LocalClients:
 
     @classmethod
     def release(cls, path: str) -> None:
+        """One user fewer; the last closes the client. Closed under the lock: another thread's
+        ``acquire`` must not open the folder again before this client has let go of its lock
+        ("in use by another process", seen once in CI with a reader thread beside an apply)."""
         with cls._lock:
             client, users = cls._clients.get(path, (None, 0))
             if client is None:
@@ -196,16 +199,15 @@ class _LocalClients:
                 cls._clients[path] = (client, users - 1)
                 return
             del cls._clients[path]
-        client.close()
+            client.close()
 
     @classmethod
     def close_all(cls) -> None:
         """Close every client this process holds (tests: the CLI leaves destinations open)."""
         with cls._lock:
-            clients = [client for client, _ in cls._clients.values()]
+            for client, _ in cls._clients.values():
+                client.close()
             cls._clients.clear()
-        for client in clients:
-            client.close()
 
 
 class QdrantDestination(Destination):
