@@ -54,6 +54,14 @@ def partition_of(keys: np.ndarray, bits: int) -> np.ndarray:
     return (keys >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(len(keys), np.int64)
 
 
+def prefix_bounds(sorted_keys: np.ndarray, bits: int) -> np.ndarray:
+    """Where the keys of each ``bits``-bit prefix start among ``sorted_keys``, then their count
+    (2**bits + 1 entries: prefix p's keys are ``sorted_keys[b[p]:b[p + 1]]``). Searched at the
+    prefixes' edges, never computed key by key: no temporary the size of the keys."""
+    edges = np.arange(1 << bits, dtype=np.uint64) << np.uint64(64 - bits) if bits else np.zeros(1, np.uint64)
+    return np.append(np.searchsorted(sorted_keys, edges), len(sorted_keys)).astype(np.int64)
+
+
 def write_partitions(folder: Path, chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], bits: int = 8) -> int:
     """Spill (key, vh, mh) chunks into ``2**bits`` partition files, then sort each; returns the record count.
 
@@ -130,12 +138,11 @@ def partitions_from_runs(folder: Path, runs: list[Path], bits: int) -> int:
     """
     folder.mkdir(parents=True, exist_ok=True)
     parts = 1 << bits
-    edges = np.arange(parts, dtype=np.uint64) << np.uint64(64 - bits) if bits else np.zeros(1, np.uint64)
 
     def bounds_of(run: Path) -> np.ndarray:
         count = run.stat().st_size // ROW.itemsize
         keys = np.memmap(run, ROW, mode="r", shape=(count,))["key"] if count else np.empty(0, np.uint64)
-        return np.append(np.searchsorted(keys, edges), count)  # the mapping goes with ``keys``: a few pages read
+        return prefix_bounds(keys, bits)  # the mapping goes with ``keys``: a few pages read
 
     bounds = [bounds_of(run) for run in runs]
 
@@ -176,12 +183,7 @@ class KeyIndex:
         """The index of ``keys`` (sorted, ascending)."""
         n = len(keys)
         bits = min(_MAX_PREFIX_BITS, max(0, math.ceil(math.log2(max(n, 1) / _KEYS_PER_PREFIX))))
-        starts = np.empty((1 << bits) + 1, np.int64)
-        if bits:
-            starts[:-1] = np.searchsorted(keys, np.arange(1 << bits, dtype=np.uint64) << np.uint64(64 - bits))
-        else:
-            starts[0] = 0
-        starts[-1] = n
+        starts = prefix_bounds(keys, bits)
         return KeyIndex(keys, starts, int(np.diff(starts).max(initial=0)).bit_length())
 
     def __len__(self) -> int:
@@ -317,10 +319,7 @@ def merge_partitions(desired: Path, deployed: Path, listed: np.ndarray | None) -
     """
     bits = int((desired / "partitions").read_text())
     kinds = ("add", "update_vector", "update_metadata", "extra", "missing", "unexpected")
-    # where each partition's keys start among the sorted listed keys (searched, not computed per key: no
-    # temporaries the size of the listing)
-    edges = np.arange(1 << bits, dtype=np.uint64) << np.uint64(64 - bits) if bits else np.zeros(1, np.uint64)
-    listed_bounds = np.append(np.searchsorted(listed, edges), len(listed)) if listed is not None else None
+    listed_bounds = prefix_bounds(listed, bits) if listed is not None else None
 
     def merge(p: int) -> dict[str, np.ndarray]:
         new, old = _load(desired, p), _load(deployed, p)
