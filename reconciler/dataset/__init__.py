@@ -10,7 +10,6 @@ by their md5, which every read checks).
 from __future__ import annotations
 
 import os
-import posixpath
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -353,12 +352,9 @@ def _local_files(src: DatasetSource, version: DatasetVersion) -> tuple[None, lis
     except OSError:
         return None  # unreadable here: DVC will say why
     listing = storage.parse_listing(data, src.path, version.digest, where(src, version), version.pinned_in or "the .dvc file", cached, "cache")
-    files = sorted(p for p in listing if p.endswith(_SUFFIXES[src.format]) and not posixpath.basename(p).startswith("."))
+    files = storage.data_file_names(listing, _SUFFIXES[src.format])
     if not files:
-        raise DatasetError(
-            f"{where(src, version)}: the tracked directory holds no {src.format} files",
-            hint=f"Put files ending in {', '.join(_SUFFIXES[src.format])} in it, or fix `format:`.",
-        )
+        raise _no_data_files(src, version)
     pinned_in = _in_listing(version)
     return None, files, {file: integrity.Expected(listing[file][0], listing[file][1], pinned_in) for file in files}
 
@@ -381,11 +377,15 @@ def _data_files(src: DatasetSource, version: DatasetVersion) -> tuple[Any, list[
     fs = storage.filesystem(src.repo, local, version.commit)
     files = storage.data_files(fs, src.path, _SUFFIXES[src.format], where(src, version))
     if not files:
-        raise DatasetError(
-            f"{where(src, version)}: the tracked directory holds no {src.format} files",
-            hint=f"Put files ending in {', '.join(_SUFFIXES[src.format])} in it, or fix `format:`.",
-        )
+        raise _no_data_files(src, version)
     return fs, files
+
+
+def _no_data_files(src: DatasetSource, version: DatasetVersion) -> DatasetError:
+    return DatasetError(
+        f"{where(src, version)}: the tracked directory holds no {src.format} files",
+        hint=f"Put files ending in {', '.join(_SUFFIXES[src.format])} in it, or fix `format:`.",
+    )
 
 
 def _read_file(

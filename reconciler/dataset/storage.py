@@ -14,7 +14,7 @@ import posixpath
 import re
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -182,8 +182,13 @@ def data_files(fs: Any, path: str, suffixes: tuple[str, ...], missing: str) -> l
             f"{missing}: the directory listing is in neither {describe_cache(fs)} nor {describe_remote(fs)}",
             hint="Run `dvc push` where this version was `dvc add`-ed, or make the remote that holds it the default.",
         ) from exc
-    files = sorted(p.lstrip("/") for p in found)
-    return [p for p in files if p.endswith(suffixes) and not posixpath.basename(p).startswith(".")]
+    return data_file_names((p.lstrip("/") for p in found), suffixes)
+
+
+def data_file_names(paths: Iterable[str], suffixes: tuple[str, ...]) -> list[str]:
+    """Of a tracked directory's files, the data files, in a stable (sorted) order: those with a
+    data suffix, hidden files left out (whether DVC or the ``.dir`` listing named them)."""
+    return sorted(p for p in paths if p.endswith(suffixes) and not posixpath.basename(p).startswith("."))
 
 
 @contextlib.contextmanager
