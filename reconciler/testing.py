@@ -165,6 +165,11 @@ class DestinationContract:
         assert sorted(ready.all_ids(expected=hint).to_pylist()) == written  # a hint never changes the answer
         wrong_hint = pa.array(ids(3000, prefix="zz-"), pa.string())
         assert sorted(ready.all_ids(expected=wrong_hint).to_pylist()) == written
+        # the same ids in pieces (``id_batches``: what a plan of a version kept on disk reads and spills)
+        for given in (None, hint, wrong_hint):
+            pieces = list(ready.id_batches(expected=given))
+            assert all(isinstance(piece, pa.Array) and piece.type == pa.string() for piece in pieces)
+            assert sorted(i for piece in pieces for i in piece.to_pylist()) == written
 
     def test_refresh_full_reads_back_the_hashes_that_were_written(self, ready: Destination) -> None:
         batch = make_batch(ids(1500), seed=7)

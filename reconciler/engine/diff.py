@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconciler.engine.hashing import hash_batch, hash_strings
+from reconciler.engine.listed import ListedIds
 from reconciler.errors import DatasetError
 from reconciler.records import RecordBatch
 
@@ -161,12 +162,13 @@ def _u64(table: pa.Table, name: str) -> np.ndarray:
 def compute_diff(
     desired: VersionIndex,
     deployed: VersionIndex | None,
-    actual_ids: pa.Array | None,
+    actual_ids: pa.Array | ListedIds | None,
     actual_hashes: VersionIndex | None,
     *,
     prune: bool,
 ) -> Diff:
-    """Desired vs actual. ``actual_ids`` None means "not looked": assume the deployed version is there.
+    """Desired vs actual. ``actual_ids`` None means "not looked": assume the deployed version is there;
+    a ``ListedIds`` is a listing spilled for the on-disk diff (``refresh_actual``).
 
     An id the destination holds but vectorops never wrote has unknown content, so if the desired
     version has it, it is rewritten (an update) rather than trusted.
@@ -185,21 +187,23 @@ def compute_diff(
     desired = desired.in_memory()
     deployed = deployed.in_memory() if deployed is not None else None
     base = deployed if deployed is not None else VersionIndex.empty()
+    # a listing spilled for the on-disk diff, which a key collision sent here, is read back whole
+    listing: pa.Array | None = actual_ids.to_array() if isinstance(actual_ids, ListedIds) else actual_ids
     if actual_hashes is not None:
-        actual_ids = actual_hashes.ids.combine_chunks()
-    looked = actual_ids is not None
-    if actual_ids is None:
-        actual_ids = base.ids.combine_chunks()
-    actual_ids = actual_ids.cast(pa.string())
+        listing = actual_hashes.ids.combine_chunks()
+    looked = listing is not None
+    if listing is None:
+        listing = base.ids.combine_chunks()
+    listing = listing.cast(pa.string())
 
     d = desired.table
     desired_ids = d.column("id").combine_chunks()
     base_ids = base.ids.combine_chunks()
-    n_desired, n_actual = len(desired_ids), len(actual_ids)
+    n_desired, n_actual = len(desired_ids), len(listing)
     # One hash table of the destination's ids, probed by the desired and the deployed ids at once;
     # everything else is numpy over positions (four is_in calls and a join were most of a warm plan).
     probes = pa.concat_arrays([desired_ids, base_ids]) if looked else desired_ids
-    where = pc.index_in(probes, value_set=actual_ids)
+    where = pc.index_in(probes, value_set=listing)
     found = pc.is_valid(where).to_numpy(zero_copy_only=False)
     at = pc.fill_null(where, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     desired_at = at[:n_desired]  # each desired id's position among the actual ids, -1 when absent
@@ -232,16 +236,16 @@ def compute_diff(
 
     wanted = np.zeros(n_actual, bool)
     wanted[spot] = True
-    extra = actual_ids.filter(pa.array(~wanted))
+    extra = listing.filter(pa.array(~wanted))
     delete = extra if prune else pa.array([], pa.string())
 
     drift_missing = drift_unexpected = drift_modified = None
     if looked:
         drift_missing = base_ids.filter(pa.array(~found[n_desired:]))
-        drift_unexpected = actual_ids.filter(pa.array(~deployed_here))
+        drift_unexpected = listing.filter(pa.array(~deployed_here))
         if actual_hashes is not None:
             differs = deployed_here & ((seen_vh != base_vh) | (seen_mh != base_mh))
-            drift_modified = actual_ids.filter(pa.array(differs))
+            drift_modified = listing.filter(pa.array(differs))
     return Diff(
         add=add,
         update_vector=update_vector,

@@ -38,10 +38,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconciler import caches
-from reconciler.engine.hashing import hash_strings
 
 if TYPE_CHECKING:
     from reconciler.engine.diff import Diff, VersionIndex
+    from reconciler.engine.listed import ListedIds
 
 ROW = np.dtype([("key", "<u8"), ("vh", "<u8"), ("mh", "<u8")])
 
@@ -436,44 +436,52 @@ def _whole(folder: Path, bits: int) -> bool:
 
 
 def diff_indexes(
-    desired: VersionIndex, deployed: VersionIndex | None, actual_ids: pa.Array | None, *, prune: bool, bits: int | None = None
+    desired: VersionIndex, deployed: VersionIndex | None, actual_ids: pa.Array | ListedIds | None, *, prune: bool, bits: int | None = None
 ) -> Diff:
     """``diff.compute_diff`` (without full hashes) with every table partitioned on disk.
 
     Memory: a chunk (one shard's table) while spilling, a partition of each table a thread while
-    merging (``_on_threads``: at most 4), and the changed ids; plus the listed ids and their keys,
-    which an ``ids`` refresh holds anyway (their keys sorted, sliced a partition at a time). Disk:
-    24 bytes a record a version, under the cache folder, kept for the next plan (``_partitions``).
-    Raises ``KeyCollision`` when two ids of one table share a key (the caller diffs in memory).
+    merging (``_on_threads``: at most 4), and the changed ids; plus the listed ids' keys, sorted
+    (8 bytes an id: ``ListedIds`` keeps the ids themselves in a spill file), sliced a partition at
+    a time. Disk: 24 bytes a record a version, under the cache folder, kept for the next plan
+    (``_partitions``). Raises ``KeyCollision`` when two ids of one table share a key (the caller
+    diffs in memory).
     """
-    from reconciler.engine.diff import Diff, VersionIndex
+    from reconciler.engine.diff import VersionIndex
+    from reconciler.engine.listed import ListedIds
 
     base = deployed if deployed is not None else VersionIndex.empty()
-    listed = actual_ids.cast(pa.string()) if actual_ids is not None else None
-    if isinstance(listed, pa.ChunkedArray):
-        listed = listed.combine_chunks()
+    made_here = actual_ids is not None and not isinstance(actual_ids, ListedIds)
+    listed = ListedIds.of(actual_ids) if made_here else actual_ids
+    try:
+        return _diff_listed(desired, base, listed, prune=prune, bits=bits)
+    finally:
+        if made_here and listed is not None:
+            listed.close()
+
+
+def _diff_listed(desired: VersionIndex, base: VersionIndex, listed: ListedIds | None, *, prune: bool, bits: int | None) -> Diff:
+    from reconciler.engine.diff import Diff
+
     work = caches.cache_dir() / "tmp"
     work.mkdir(parents=True, exist_ok=True)
     if bits is None:
         bits = bits_for(max(len(desired), len(base), len(listed) if listed is not None else 0))
+    if listed is not None:
+        check_listed(listed.sorted_keys)
     with tempfile.TemporaryDirectory(prefix="diff-", dir=work) as tmp:
         folder = Path(tmp)
         desired_parts = _partitions(desired, folder / "desired", bits)
         deployed_parts = _partitions(base, folder / "deployed", bits)
-        listed_keys = sorted_listed = None
-        if listed is not None:
-            listed_keys = hash_strings(listed)
-            sorted_listed = np.sort(listed_keys)
-            check_listed(sorted_listed)
-        keys = merge_partitions(desired_parts, deployed_parts, sorted_listed)
+        keys = merge_partitions(desired_parts, deployed_parts, listed.sorted_keys if listed is not None else None)
     from_desired = _ids_of(desired, {"add": keys.add, "update_vector": keys.update_vector, "update_metadata": keys.update_metadata})
     empty = pa.array([], pa.string())
     drift_missing = drift_unexpected = None
-    if listed is not None and listed_keys is not None:
-        # listed ids keep the listing's order, as the in-memory diff keeps them (every listed key looked
-        # up among the few changed: by prefix, 1.5 s -> ~0.3 s for 10M listed ids)
-        extra = listed.filter(pa.array(KeyIndex.of(keys.extra).contains(listed_keys)))
-        drift_unexpected = listed.filter(pa.array(KeyIndex.of(keys.unexpected).contains(listed_keys)))  # type: ignore[arg-type]
+    if listed is not None:
+        # listed ids keep the listing's order, as the in-memory diff keeps them: one pass over the
+        # spilled listing, every listed key looked up among the few changed (``KeyIndex``)
+        named = listed.select({"extra": keys.extra, "unexpected": keys.unexpected if keys.unexpected is not None else np.empty(0, np.uint64)})
+        extra, drift_unexpected = named["extra"], named["unexpected"]
         drift_missing = _ids_of(base, {"missing": keys.missing})["missing"]  # type: ignore[dict-item]
     else:
         extra = _ids_of(base, {"extra": keys.extra})["extra"]

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from reconciler.engine import diff as d
 from reconciler.engine import executors, hashing, index_cache
+from reconciler.engine.listed import ListedIds
 from reconciler.engine.session import DestinationSession, session_for
 from reconciler.engine.state import EnvState, StateStore, iso, now
 from reconciler.engine.values import ChangeCounts, Drift, RefreshLevel, VersionRef
@@ -355,16 +356,20 @@ def _ref(version: Any) -> VersionRef:
 
 
 def refresh_actual(
-    dest: Destination, level: str, progress: Progress | None = None, expected: d.VersionIndex | None = None, count: int | None = None
-) -> tuple[pa.Array | None, d.VersionIndex | None]:
+    dest: Destination, level: str, progress: Progress | None = None, expected: d.VersionIndex | None = None, count: int | None = None,
+    *, spill: bool = False,
+) -> tuple[pa.Array | ListedIds | None, d.VersionIndex | None]:
     """What the destination holds, read at the requested level. ``expected``: the version it should
     hold, a hint for how to split the listing (``Destination.all_ids``); ``count``: how many records
-    it reports, the listing's progress total."""
+    it reports, the listing's progress total. ``spill``: at ``ids``, the listing is for the on-disk
+    diff, which needs only its keys in memory: it is spilled as it comes (``ListedIds``)."""
     if level in ("none", "stats", "sample"):  # sample: engine/sampling.py fetches by id instead
         return None, None
     hint = expected.listing_hint() if expected is not None and len(expected) else None
     if level == "ids":
         listing = (lambda n: progress(f"listing ids in {dest.address}", n, count)) if progress is not None else None
+        if spill:
+            return ListedIds.collect(dest.id_batches(hint, progress=listing), count or 0), None
         return dest.all_ids(hint, progress=listing), None
     parts = []
     done = 0
@@ -490,7 +495,7 @@ class Actual:
     """The destination's records, read at ``level`` (raised to full after an interrupted apply)."""
 
     level: str
-    ids: pa.Array | None  # at `ids`
+    ids: pa.Array | ListedIds | None  # at `ids` (spilled when the diff is on disk: ``refresh_actual``)
     hashes: d.VersionIndex | None  # at `full`
     present: pa.Array | None = None  # with --replace: every id there, whatever the level (all are rewritten or deleted)
     sample: Any = None  # sampling.SampleCheck at `sample`: the expected ids fetched and what differed
@@ -546,8 +551,9 @@ def refresh_stage(dest: Destination, rec: Recorded, res: Resolved, refresh: str,
     # plan finishes exactly what is missing, whatever level was asked
     info = rec.info
     level = "full" if rec.state.intent is not None and refresh != "full" and info.exists else refresh
+    on_disk = res.desired_index.on_disk or (res.deployed_index is not None and res.deployed_index.on_disk)  # as compute_diff decides
     actual_ids, actual_hashes = (
-        refresh_actual(dest, level, progress, res.deployed_index or res.desired_index, info.count) if info.exists else (None, None)
+        refresh_actual(dest, level, progress, res.deployed_index or res.desired_index, info.count, spill=on_disk) if info.exists else (None, None)
     )
     if info.exists and level in ("ids", "full") and actual_ids is None and actual_hashes is None:
         actual_ids = pa.array([], pa.string())
@@ -555,7 +561,8 @@ def refresh_stage(dest: Destination, rec: Recorded, res: Resolved, refresh: str,
         actual_ids = pa.array([], pa.string())
     present = None
     if replace:
-        present = actual_hashes.ids.combine_chunks() if actual_hashes is not None else (actual_ids if actual_ids is not None else dest.all_ids())
+        listed = actual_ids.to_array() if isinstance(actual_ids, ListedIds) else actual_ids
+        present = actual_hashes.ids.combine_chunks() if actual_hashes is not None else (listed if listed is not None else dest.all_ids())
     sample = None
     if level == "sample" and info.exists and res.deployed_index is not None and len(res.deployed_index):
         from reconciler.engine import sampling

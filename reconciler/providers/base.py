@@ -100,15 +100,15 @@ class DestinationInfo:
 
 #: public methods whose failures are translated into ``DestinationError``s (``translate_error``)
 GUARDED_METHODS = frozenset({
-    "describe", "ensure", "iter_ids", "all_ids", "fetch", "iter_records", "upsert", "upsert_stream",
+    "describe", "ensure", "iter_ids", "all_ids", "id_batches", "fetch", "iter_records", "upsert", "upsert_stream",
     "delete", "query", "read_doc", "write_doc", "write_docs", "delete_doc", "list_docs", "list_doc_keys",
     "after_apply", "fill", "tag_version", "restore_tag", "close", "apply_changes",
     "open_slot", "list_slots", "alias_target", "switch_alias", "drop_slot",
 })
 #: those that return iterators: their failures happen while the caller iterates
-_STREAMING = frozenset({"iter_ids", "iter_records", "upsert_stream", "apply_changes"})
+_STREAMING = frozenset({"iter_ids", "id_batches", "iter_records", "upsert_stream", "apply_changes"})
 _DOING = {
-    "describe": "describing it", "ensure": "creating it", "iter_ids": "listing ids", "all_ids": "listing ids",
+    "describe": "describing it", "ensure": "creating it", "iter_ids": "listing ids", "all_ids": "listing ids", "id_batches": "listing ids",
     "fetch": "fetching records", "iter_records": "reading records", "upsert": "writing records",
     "upsert_stream": "writing records", "delete": "deleting records", "query": "querying",
     "read_doc": "reading vectorops state", "write_doc": "writing vectorops state",
@@ -239,13 +239,22 @@ class Destination(ABC):
         ``expected``: the ids the destination most likely holds (sorted), a hint a destination that
         can only page through ids uses to split the listing; the answer never depends on it.
         ``progress``: called with how many ids are listed so far, where listing takes a while."""
-        chunks, listed = [], 0
+        chunks = list(self.id_batches(expected, progress))
+        return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+
+    def id_batches(self, expected: pa.Array | None = None, progress: Callable[[int], None] | None = None) -> Iterator[pa.Array]:
+        """Every user record id, as Arrow string arrays one after the other (``all_ids`` in pieces).
+
+        What a plan of a version too large to hold reads (``engine/listed.py``): it keeps each
+        array only while it hashes and spills it, so a listing of 100M ids never sits in memory.
+        ``expected`` and ``progress`` as for ``all_ids``. A destination that can only list whole
+        (all its ids at once, checked together) yields one array."""
+        listed = 0
         for batch in self.iter_ids():
-            chunks.append(pa.array(batch, pa.string()))
             listed += len(batch)
+            yield pa.array(batch, pa.string())
             if progress is not None:
                 progress(listed)
-        return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
 
     @abstractmethod
     def fetch(self, ids: Sequence[str]) -> RecordBatch:

@@ -396,6 +396,19 @@ class LanceDBDestination(Destination):
             return pa.array([], pa.string())
         return self._scan(["id"]).column("id").combine_chunks().cast(pa.string())
 
+    def id_batches(self, expected: pa.Array | None = None, progress: Callable[[int], None] | None = None) -> Iterator[pa.Array]:
+        """Every id, a scan batch at a time (``SCAN_BATCH``): LanceDB streams its scan."""
+        table = self._open()
+        if table is None:
+            return
+        listed = 0
+        for batch in table.search().select(["id"]).limit(None).to_batches(SCAN_BATCH):
+            if batch.num_rows:
+                listed += batch.num_rows
+                yield batch.column(0).cast(pa.string())
+                if progress is not None:
+                    progress(listed)
+
     def fetch(self, ids: Sequence[str]) -> RecordBatch:
         layout = self.layout()
         parts = []

@@ -42,7 +42,7 @@ import math
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -386,6 +386,8 @@ class PgvectorDestination(Destination):
     # -- reading records -------------------------------------------------------------------------
 
     def iter_ids(self, batch_size: int = 100_000) -> Iterator[list[str]]:
+        """Every id through a server-side cursor, 100k a round trip (1M ids: about a second); ``all_ids``
+        and ``id_batches`` read it."""
         if not self._exists():
             return
         conn = self._connect()
@@ -395,15 +397,6 @@ class PgvectorDestination(Destination):
             while rows := cur.fetchmany(batch_size):
                 yield [r[0] for r in rows]
 
-    def all_ids(self, expected: pa.Array | None = None, progress: Callable[[int], None] | None = None) -> pa.Array:
-        """Every id through a server-side cursor, 100k a round trip (1M ids: about a second)."""
-        chunks, listed = [], 0
-        for batch in self.iter_ids():
-            chunks.append(pa.array(batch, pa.string()))
-            listed += len(batch)
-            if progress is not None:
-                progress(listed)
-        return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
 
     def _batch(self, rows: list[tuple[Any, ...]]) -> RecordBatch:
         dimension = self._dimension()

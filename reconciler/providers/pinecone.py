@@ -416,6 +416,11 @@ class PineconeDestination(Destination):
         log.debug("%s: %d ids under %d prefixes, %d in the namespace: listing it whole", self.address, len(found), len(prefixes), count)
         return self._list_parts([""], progress)
 
+    def id_batches(self, expected: pa.Array | None = None, progress: Callable[[int], None] | None = None) -> Iterator[pa.Array]:
+        """``all_ids`` as one array: its listings under several prefixes are checked against the
+        namespace's count together, so it cannot hand out a part before it has them all."""
+        yield self.all_ids(expected, progress)
+
     def _list_parts(self, prefixes: list[str], progress: Callable[[int], None] | None) -> pa.Array:
         """The ids under each prefix ("" for all), ``LIST_IN_FLIGHT`` listings side by side.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -61,12 +62,14 @@ def test_a_key_collision_is_refused(tmp_path: Path) -> None:
         write_partitions(tmp_path / "v", [(keys, keys, keys)], 2)
 
 
-@pytest.mark.parametrize("listed", [False, True])
+@pytest.mark.parametrize("listed", ["none", "array", "spilled"])
 @pytest.mark.parametrize("prune", [True, False])
 @pytest.mark.parametrize("with_deployed", [True, False])
-def test_the_plan_diff_on_disk_is_the_in_memory_diff(listed: bool, prune: bool, with_deployed: bool) -> None:
+def test_the_plan_diff_on_disk_is_the_in_memory_diff(listed: str, prune: bool, with_deployed: bool, tmp_path: Path) -> None:
     """``diff_indexes`` gives ``compute_diff``'s Diff exactly, ids in the same order, with or without
-    a listing of the destination (which here has lost ids, holds strangers, and lists in its own order)."""
+    a listing of the destination (which here has lost ids, holds strangers, and lists in its own
+    order), given whole or spilled as it came in pieces (``ListedIds``, what a plan passes)."""
+    from reconciler.engine.listed import ListedIds
     from reconciler.engine.partitioned import diff_indexes
 
     rng = np.random.default_rng(9)
@@ -82,11 +85,17 @@ def test_the_plan_diff_on_disk_is_the_in_memory_diff(listed: bool, prune: bool, 
     new = _version([i for i, k in zip(ids, keep, strict=True) if k] + [f"new-{i}" for i in range(60)],
                    np.concatenate([vh2[keep], np.arange(60, dtype=np.uint64)]), np.concatenate([mh2[keep], np.arange(60, dtype=np.uint64)]))
     listing = None
-    if listed:
+    if listed != "none":
         there = [i for i in ids[25:] if i not in ("doc-7", "doc-8")] + ["stranger-1", "new-3", "stranger-0"]
         listing = pa.array([there[i] for i in rng.permutation(len(there))], pa.string())
     deployed = old if with_deployed else None
-    got = diff_indexes(new, deployed, listing, prune=prune, bits=3)
+    given: Any = listing
+    if listed == "spilled" and listing is not None:
+        pieces = (listing.slice(start, 700) for start in range(0, len(listing), 700))
+        given = ListedIds.collect(pieces, count_hint=1000, folder=tmp_path)  # the hint is short: the keys grow
+        assert list(tmp_path.iterdir()) == []  # the spill file is unlinked from the start
+        assert given.to_array().equals(listing) and len(given) == len(listing)
+    got = diff_indexes(new, deployed, given, prune=prune, bits=3)
     want = compute_diff(new, deployed, listing, None, prune=prune)
     for field in ("add", "update_vector", "update_metadata", "delete", "drift_missing", "drift_unexpected", "drift_modified"):
         a, b = getattr(got, field), getattr(want, field)
@@ -95,6 +104,25 @@ def test_the_plan_diff_on_disk_is_the_in_memory_diff(listed: bool, prune: bool, 
             assert a.to_pylist() == b.to_pylist(), field
     assert got.kept_unexpected == want.kept_unexpected
     assert sum(got.counts().values()) > 0
+
+
+def test_a_spilled_listing_with_an_id_twice_falls_back_to_the_exact_diff(tmp_path: Path) -> None:
+    """An id listed twice is two equal keys: the on-disk diff refuses it (``KeyCollision``) and the
+    in-memory diff reads the spilled listing back whole, with the same answer as from the array."""
+    from reconciler.engine.listed import ListedIds
+    from reconciler.engine.partitioned import diff_indexes
+
+    ids = [f"doc-{i}" for i in range(500)]
+    old = _version(ids, np.arange(500, dtype=np.uint64), np.zeros(500, np.uint64))
+    new = _version(ids[10:] + ["doc-new"], np.arange(10, 501, dtype=np.uint64), np.zeros(491, np.uint64))
+    listing = pa.array(ids[5:] + ["doc-99", "stranger"], pa.string())
+    spilled = ListedIds.collect([listing.slice(0, 300), listing.slice(300)], folder=tmp_path)
+    with pytest.raises(KeyCollision):
+        diff_indexes(new, old, spilled, prune=True, bits=2)
+    got, want = compute_diff(new, old, spilled, None, prune=True), compute_diff(new, old, listing, None, prune=True)
+    assert got.delete.to_pylist() == want.delete.to_pylist()
+    assert set(got.delete.to_pylist()) >= {*ids[5:10], "stranger"}
+    assert got.counts() == want.counts() and got.add.to_pylist() == ["doc-new"]
 
 
 @pytest.mark.parametrize("bits", [0, 1, 5])

@@ -21,6 +21,7 @@ import pyarrow as pa
 if TYPE_CHECKING:
     from reconciler.dataset import DatasetShard, DatasetSource, DatasetVersion
     from reconciler.engine.diff import Diff, VersionIndex
+    from reconciler.engine.listed import ListedIds
     from reconciler.engine.shards import StashSpec
     from reconciler.records import RecordBatch
 
@@ -42,8 +43,8 @@ class Executor(Protocol):
         ...
 
     def diff(
-        self, desired: VersionIndex, deployed: VersionIndex | None, actual_ids: pa.Array | None, actual_hashes: VersionIndex | None,
-        *, prune: bool,
+        self, desired: VersionIndex, deployed: VersionIndex | None, actual_ids: pa.Array | ListedIds | None,
+        actual_hashes: VersionIndex | None, *, prune: bool,
     ) -> Diff:
         """``diff.compute_diff`` of the same arguments (same arrays, same order)."""
         ...

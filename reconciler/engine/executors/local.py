@@ -17,6 +17,7 @@ from reconciler.engine import shards
 
 if TYPE_CHECKING:
     from reconciler.dataset import DatasetShard, DatasetSource, DatasetVersion
+    from reconciler.engine.listed import ListedIds
     from reconciler.records import RecordBatch
 
 
@@ -99,7 +100,7 @@ class LocalExecutor:
         return workers
 
     def diff(
-        self, desired: d.VersionIndex, deployed: d.VersionIndex | None, actual_ids: pa.Array | None,
+        self, desired: d.VersionIndex, deployed: d.VersionIndex | None, actual_ids: pa.Array | ListedIds | None,
         actual_hashes: d.VersionIndex | None, *, prune: bool,
     ) -> d.Diff:
         return d.compute_diff(desired, deployed, actual_ids, actual_hashes, prune=prune)

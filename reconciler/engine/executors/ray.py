@@ -32,6 +32,7 @@ from reconciler import caches
 from reconciler.engine import diff as d
 from reconciler.engine import shards
 from reconciler.engine.hashing import hash_strings
+from reconciler.engine.listed import ListedIds
 from reconciler.errors import UsageError
 
 if TYPE_CHECKING:
@@ -273,16 +274,18 @@ class RayExecutor:
         return min(self._cpus(), len(todo))
 
     def diff(
-        self, desired: d.VersionIndex, deployed: d.VersionIndex | None, actual_ids: pa.Array | None,
+        self, desired: d.VersionIndex, deployed: d.VersionIndex | None, actual_ids: pa.Array | ListedIds | None,
         actual_hashes: d.VersionIndex | None, *, prune: bool,
     ) -> d.Diff:
+        # the buckets are split from the whole listing, on the driver
+        listing_ids: pa.Array | None = actual_ids.to_array() if isinstance(actual_ids, ListedIds) else actual_ids
         ray = _ray()
         k = self.buckets()
         desired_parts = self._split(desired, k)
         deployed_parts = self._split(deployed, k) if deployed is not None else []
         ids_parts: list[Any] = [None] * k
-        if actual_ids is not None:  # the destination's listing is the driver's: split here, one object per bucket
-            listing = actual_ids.cast(pa.string())
+        if listing_ids is not None:  # the destination's listing is the driver's: split here, one object per bucket
+            listing = listing_ids.cast(pa.string())
             where = _bucket_of(listing, k)
             ids_parts = [ray.put(listing.filter(pa.array(where == b))) for b in range(k)]
         hash_parts: list[Any] = [None] * k
@@ -299,8 +302,8 @@ class RayExecutor:
         except Exception as exc:
             _raise_cause(exc)
         if any(b.get("duplicate") for b in buckets):  # the exact diff here raises the error naming both shards
-            return d.compute_diff(desired, deployed, actual_ids, actual_hashes, prune=prune)
-        return _merge(buckets, actual_ids, actual_hashes)
+            return d.compute_diff(desired, deployed, listing_ids, actual_hashes, prune=prune)
+        return _merge(buckets, listing_ids, actual_hashes)
 
     def _split(self, index: d.VersionIndex, k: int) -> list[Any]:
         """Map tasks splitting a version's table: from the shared cache per shard when it came from
