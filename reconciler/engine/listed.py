@@ -103,6 +103,10 @@ class ListedIds:
     def close(self) -> None:
         self._spill.close()
 
+    @property
+    def closed(self) -> bool:
+        return self._spill.closed
+
 
 def _strings(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
     flat = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids

@@ -461,7 +461,11 @@ def _plan_environment(
     res = resolve(manifest, name, rec, pinned, progress)
     act = refresh_stage(dest, rec, res, refresh, progress, replace=replace)
     prune = manifest.model.environments[name].policy.prune
-    found = diff_stage(manifest, res, rec, act, replace=replace, prune=prune, progress=progress)
+    try:
+        found = diff_stage(manifest, res, rec, act, replace=replace, prune=prune, progress=progress)
+    finally:
+        if isinstance(act.ids, ListedIds):
+            act.ids.close()  # its spill file goes now, not whenever the plan is collected (the agent plans for days)
     plan = plan_value(manifest, name, rec, res, act, found, refresh=refresh, allow_deletes=allow_deletes, replace=replace)
     return decide(manifest, name, plan, rec, res, dest, rollback=rollback, session=session)
 

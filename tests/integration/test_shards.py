@@ -257,6 +257,7 @@ def test_a_large_sharded_version_is_diffed_on_disk_with_the_same_plan_and_result
     same pair of versions planned both ways gives the same plan JSON at every refresh level and the
     same records once applied (drift repaired, the stranger pruned)."""
     from reconciler.engine import partitioned, shards
+    from reconciler.engine.listed import ListedIds
 
     calls: list[int] = []
     original = partitioned.diff_indexes
@@ -266,6 +267,14 @@ def test_a_large_sharded_version_is_diffed_on_disk_with_the_same_plan_and_result
         return original(*a, **k)
 
     monkeypatch.setattr(partitioned, "diff_indexes", counted)
+    spilled: list[ListedIds] = []
+    collect = ListedIds.collect
+
+    def kept(*a: Any, **k: Any) -> ListedIds:
+        spilled.append(collect(*a, **k))
+        return spilled[-1]
+
+    monkeypatch.setattr(ListedIds, "collect", kept)
     plans: dict[str, dict[str, Any]] = {}
     contents = {}
     for way, threshold in (("memory", shards.ON_DISK_MIN_RECORDS), ("disk", 1)):
@@ -278,12 +287,16 @@ def test_a_large_sharded_version_is_diffed_on_disk_with_the_same_plan_and_result
         _tamper(folder / "db")
         project.pin("v2")
         calls.clear()
+        assert all(listing.closed for listing in spilled)  # the apply's plan, if it listed
+        spilled.clear()
         for refresh in ("ids", "none", "sample"):
             body = project.ok("plan", "--json", "--refresh", refresh, "--sample-size", "50000").json
             for key in ("plan_id", "created_at"):
                 body.pop(key)
             plans[f"{way} {refresh}"] = body
         assert len(calls) == (3 if way == "disk" else 0)
+        # on disk, the `ids` plan spilled the listing (and closed its file when the diff was done)
+        assert len(spilled) == (1 if way == "disk" else 0) and all(listing.closed for listing in spilled)
         project.ok("apply", "--auto-approve")
         contents[way] = project.content()
     for refresh in ("ids", "none", "sample"):
