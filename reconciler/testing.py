@@ -119,6 +119,24 @@ class DestinationContract:
         by_id = dict(zip(got.id_list, got.metadata_rows(), strict=False))
         assert [by_id[i] for i in batch.id_list] == batch.metadata_rows()
 
+    def test_many_ids_are_fetched_in_batches_with_what_fetch_gives(self, ready: Destination) -> None:
+        written = ids(2500)
+        for k in range(0, 2500, 500):
+            ready.upsert(make_batch(written[k : k + 500], seed=k))
+        ready.after_apply()
+        asked = written[::2] + ["doc-missing-1", "doc-missing-2"]  # 1,250 there, 2 not: more than one batch
+        batches = list(ready.fetch_many(asked, batch_size=400))
+        assert all(len(batch) <= 400 for batch in batches)
+        fetched: dict[str, tuple[int, int]] = {}
+        for batch in batches:
+            got = contents(batch)
+            assert not set(got) & set(fetched)  # each record once
+            fetched.update(got)
+        assert sorted(fetched) == sorted(written[::2])  # missing ids are simply absent, in any order
+        assert fetched == contents(ready.fetch(asked))  # the same records as one fetch gives
+        assert list(ready.fetch_many(asked[:3], batch_size=400))  # fewer ids than a batch
+        assert [len(batch) for batch in ready.fetch_many([], batch_size=400)] in ([], [0])
+
     def test_upsert_replaces_by_id_and_is_idempotent(self, ready: Destination) -> None:
         first, second = make_batch(ids(30), seed=1), make_batch(ids(30)[10:], seed=2)
         ready.upsert(first)

@@ -100,16 +100,16 @@ class DestinationInfo:
 
 #: public methods whose failures are translated into ``DestinationError``s (``translate_error``)
 GUARDED_METHODS = frozenset({
-    "describe", "ensure", "iter_ids", "all_ids", "id_batches", "fetch", "iter_records", "upsert", "upsert_stream",
+    "describe", "ensure", "iter_ids", "all_ids", "id_batches", "fetch", "fetch_many", "iter_records", "upsert", "upsert_stream",
     "delete", "query", "read_doc", "write_doc", "write_docs", "delete_doc", "list_docs", "list_doc_keys",
     "after_apply", "fill", "tag_version", "restore_tag", "close", "apply_changes",
     "open_slot", "list_slots", "alias_target", "switch_alias", "drop_slot",
 })
 #: those that return iterators: their failures happen while the caller iterates
-_STREAMING = frozenset({"iter_ids", "id_batches", "iter_records", "upsert_stream", "apply_changes"})
+_STREAMING = frozenset({"iter_ids", "id_batches", "fetch_many", "iter_records", "upsert_stream", "apply_changes"})
 _DOING = {
     "describe": "describing it", "ensure": "creating it", "iter_ids": "listing ids", "all_ids": "listing ids", "id_batches": "listing ids",
-    "fetch": "fetching records", "iter_records": "reading records", "upsert": "writing records",
+    "fetch": "fetching records", "fetch_many": "fetching records", "iter_records": "reading records", "upsert": "writing records",
     "upsert_stream": "writing records", "delete": "deleting records", "query": "querying",
     "read_doc": "reading vectorops state", "write_doc": "writing vectorops state",
     "write_docs": "writing vectorops state", "delete_doc": "writing vectorops state",
@@ -259,6 +259,15 @@ class Destination(ABC):
     @abstractmethod
     def fetch(self, ids: Sequence[str]) -> RecordBatch:
         """The records with these ids that exist (missing ids are simply absent)."""
+
+    def fetch_many(self, ids: Sequence[str], batch_size: int = 1_000) -> Iterator[RecordBatch]:
+        """``fetch`` of many ids (a ``sample`` refresh's 10,000): the records that exist, at most
+        ``batch_size`` at a time, in no particular order (missing ids simply absent).
+
+        Default: ``fetch`` of ``batch_size`` ids at a time. A store that can only find ids by
+        scanning (LanceDB without an index on ``id``) overrides it to find them all in one scan."""
+        for start in range(0, len(ids), batch_size):
+            yield self.fetch(ids[start : start + batch_size])
 
     @abstractmethod
     def iter_records(self, batch_size: int = 5_000, expected: pa.Array | None = None) -> Iterator[RecordBatch]:

@@ -419,6 +419,32 @@ class LanceDBDestination(Destination):
             return self._empty_batch()
         return self._records(pa.concat_tables(parts), layout)
 
+    def fetch_many(self, ids: Sequence[str], batch_size: int = 1_000) -> Iterator[RecordBatch]:
+        """Many ids found in ONE scan of the ids, then read by row id a batch at a time.
+
+        Without an index on ``id`` every ``id IN (...)`` query scans the table's ids: a 10,000-id
+        sample fetched 1,000 at a time scanned a 10M-record table ten times (1.2 s, +338 MB). One
+        streamed scan that keeps only the row ids of the wanted ids, then takes by row id: 0.7 s,
+        +125 MB (bench/RESULTS.md). The table object reads one version throughout, so the row ids
+        found are the rows taken."""
+        table = self._open()
+        if table is None or not ids:
+            return
+        if len(ids) <= batch_size:
+            yield self.fetch(ids)
+            return
+        wanted = pa.array(list(dict.fromkeys(ids)), pa.string())
+        found = []
+        for batch in table.search().select(["id"]).with_row_id(True).limit(None).to_batches(SCAN_BATCH):
+            hit = pc.is_in(batch.column("id").cast(pa.string()), value_set=wanted)
+            if pc.any(hit).as_py():
+                found.append(batch.column("_rowid").filter(hit))
+        row_ids = pa.concat_arrays(found).to_pylist() if found else []
+        layout = self.layout()
+        for start in range(0, len(row_ids), batch_size):
+            taken = table.take_row_ids(row_ids[start : start + batch_size]).select(layout.select).to_arrow()
+            yield self._records(taken, layout)
+
     def _empty_batch(self) -> RecordBatch:
         info = self.describe()
         return RecordBatch.from_rows([], np.zeros((0, info.dimension or 0), np.float32), [], info.dimension or 0)
