@@ -169,3 +169,41 @@ def test_a_swapped_directory_listing_is_refused(tmp_path: Path, make_dataset_rep
     text = assert_refused_as_corrupt(run("-m", str(manifest), "apply", "--auto-approve"), "local DVC cache")
     assert "listing" in text, text
     assert_nothing_written(db)
+
+
+def test_a_shard_verified_before_is_not_read_again_for_its_md5_until_it_changes(
+    tmp_path: Path, make_dataset_repo: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard hashed again (here: its cached table removed) is not md5-ed a second time while it is
+    the same file, size and times this machine verified; once its bytes change it is, and refused."""
+    from reconciler.dataset import integrity
+
+    repo: DatasetRepo = make_dataset_repo(path="data/shards")  # type: ignore[operator]
+    repo.commit_shards([make_records(20, DIM, 1), make_records(20, DIM, 2, start=20)], tag="v1")
+    manifest = write_manifest(
+        tmp_path / "project" / "vectorops.yaml",
+        {"staging": environment("v1", lancedb_destination("docs", uri=str(tmp_path / "db")))},
+        repo=repo.root, dimension=DIM, metric=None, dataset_keys={"path": "data/shards"},
+    )
+    hashed: list[str] = []
+
+    class Counted(integrity.FileHasher):
+        def __init__(self, path: str) -> None:
+            hashed.append(path)
+            super().__init__(path)
+
+    monkeypatch.setattr(integrity, "FileHasher", Counted)
+    cache = Path(os.environ["VECTOROPS_CACHE_DIR"])
+    first = run("-m", str(manifest), "plan", "--json", "--jobs", "1")
+    assert first.code == 0 and len(hashed) == 2, first.output  # both shards decoded and verified
+    shutil.rmtree(cache / "shards")
+    shutil.rmtree(cache / "index", ignore_errors=True)
+    hashed.clear()
+    again = run("-m", str(manifest), "plan", "--json", "--jobs", "1")
+    assert again.code == 0 and hashed == [], again.output  # decoded again, not md5-ed again
+    assert again.json["environments"][0]["shards"]["decoded"] == 2
+    parts = sorted(p for p in (repo.root / ".dvc" / "cache" / "files" / "md5").rglob("*") if p.is_file() and not p.name.endswith(".dir"))
+    overwrite(parts[0], parts[1].read_bytes())
+    shutil.rmtree(cache / "shards")
+    shutil.rmtree(cache / "index", ignore_errors=True)
+    assert_refused_as_corrupt(run("-m", str(manifest), "plan", "--jobs", "1"), "local DVC cache")
