@@ -44,3 +44,16 @@ def test_probes_looked_up_in_chunks_give_the_same_answer() -> None:
     probes = np.concatenate([rng.choice(keys, 2000), rng.integers(0, 2**64 - 1, 2000, dtype=np.uint64, endpoint=True)])
     index = KeyIndex.of(keys)
     assert np.array_equal(index.contains(probes, chunk=7), np.isin(probes, keys))
+
+
+@pytest.mark.parametrize("n", [0, 1, 1000, 100_003])
+@pytest.mark.parametrize("chunk", [65_536, 7])
+def test_lookup_gives_where_each_found_probe_is(n: int, chunk: int) -> None:
+    """``lookup``'s positions are the keys' own positions where found (what ``_ids_of`` labels by)."""
+    rng = np.random.default_rng(n + chunk)
+    keys = np.unique(rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True))
+    present = rng.choice(keys, 3000) if len(keys) else np.empty(0, np.uint64)
+    probes = rng.permutation(np.concatenate([present, rng.integers(0, 2**64 - 1, 3000, dtype=np.uint64, endpoint=True)]))
+    at, hit = KeyIndex.of(keys).lookup(probes, chunk=chunk)
+    assert np.array_equal(hit, np.isin(probes, keys)) and len(at) == len(probes)
+    assert np.array_equal(keys[at[hit]], probes[hit])
