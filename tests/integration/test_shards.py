@@ -8,6 +8,7 @@ be decoded (the rest came from the cache).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -533,3 +534,41 @@ def test_a_sample_of_a_version_kept_on_disk_repairs_what_it_saw_drifted(project:
     assert env["changes"] == {"add": 1 + 3, "update": 5 + 1, "delete": 1}
     project.ok("apply", "--auto-approve", "--refresh", "sample", "--sample-size", str(SHARDS * PER_SHARD))
     assert project.content() == _expected(sharded_repo.versions[1].records or [])
+
+
+def test_a_listing_that_fails_half_way_on_disk_is_one_clear_error(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spilled listing (``ListedIds``) of a version diffed on disk: a destination that fails
+    while its ids stream in is one message naming it, exit 1, and no spill file is left behind."""
+    from reconciler.engine import shards
+
+    monkeypatch.setattr(shards, "ON_DISK_MIN_RECORDS", 1)
+    project.ok("apply", "--auto-approve")
+    first = set((project.folder / "db" / "docs.lance" / "data").iterdir())
+    project.pin("v2")
+    project.ok("apply", "--auto-approve")
+    later = set((project.folder / "db" / "docs.lance" / "data").iterdir()) - first
+    assert first and later  # the scan reads v1's file before the one v2's apply added
+    for damaged in later:
+        damaged.write_bytes(b"not a lance file")  # what a failing disk or a bad copy leaves
+    project.pin("v1")
+    from reconciler.engine import listed
+
+    pieces: list[int] = []
+    hash_strings = listed.hash_strings
+
+    def counted(ids: Any) -> Any:
+        pieces.append(len(ids))
+        return hash_strings(ids)
+
+    monkeypatch.setattr(listed, "hash_strings", counted)
+    result = project.run("plan")
+    assert pieces and sum(pieces) > 0  # some ids were listed and spilled before the failure
+    assert result.code == 1, result.output
+    assert "lancedb:" in result.stderr and "listing ids failed" in result.stderr, result.stderr
+    assert "Traceback" not in result.output and "vectorops bug" not in result.output
+    if Path("/proc/self/fd").is_dir():  # the spill file (unlinked from the start) was closed, not left open
+        open_files = []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                open_files.append(os.readlink(f"/proc/self/fd/{fd}"))
+        assert not [f for f in open_files if "listed-" in f], open_files
