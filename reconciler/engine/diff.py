@@ -159,6 +159,12 @@ def _u64(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).to_numpy()
 
 
+def diffed_on_disk(desired: VersionIndex, deployed: VersionIndex | None) -> bool:
+    """Whether ``compute_diff`` diffs these versions partition by partition on disk (a large sharded
+    version on either side): the refresh then spills its listing for it (``ListedIds``)."""
+    return desired.on_disk or (deployed is not None and deployed.on_disk)
+
+
 def compute_diff(
     desired: VersionIndex,
     deployed: VersionIndex | None,
@@ -177,7 +183,7 @@ def compute_diff(
     (``partitioned.diff_indexes``), which gives this same diff; if two of its ids share a 64-bit
     key (or an id is duplicated) it is loaded and diffed here, exactly.
     """
-    if actual_hashes is None and (desired.on_disk or (deployed is not None and deployed.on_disk)):
+    if actual_hashes is None and diffed_on_disk(desired, deployed):
         from reconciler.engine.partitioned import KeyCollision, diff_indexes
 
         try:

@@ -555,7 +555,7 @@ def refresh_stage(dest: Destination, rec: Recorded, res: Resolved, refresh: str,
     # plan finishes exactly what is missing, whatever level was asked
     info = rec.info
     level = "full" if rec.state.intent is not None and refresh != "full" and info.exists else refresh
-    on_disk = res.desired_index.on_disk or (res.deployed_index is not None and res.deployed_index.on_disk)  # as compute_diff decides
+    on_disk = d.diffed_on_disk(res.desired_index, res.deployed_index)
     actual_ids, actual_hashes = (
         refresh_actual(dest, level, progress, res.deployed_index or res.desired_index, info.count, spill=on_disk) if info.exists else (None, None)
     )

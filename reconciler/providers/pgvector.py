@@ -397,7 +397,6 @@ class PgvectorDestination(Destination):
             while rows := cur.fetchmany(batch_size):
                 yield [r[0] for r in rows]
 
-
     def _batch(self, rows: list[tuple[Any, ...]]) -> RecordBatch:
         dimension = self._dimension()
         ids = [r[0] for r in rows]
