@@ -79,11 +79,12 @@ def check_sample(dest: Destination, expected: VersionIndex, size: int | None = N
     ids = table.column("id").combine_chunks().cast(pa.string())
     want_vh = table.column("vh").to_numpy()
     want_mh = table.column("mh").to_numpy()
-    position = {rid: at for at, rid in enumerate(ids.to_pylist())}
+    asked = ids.to_pylist()
+    position = {rid: at for at, rid in enumerate(asked)}
     seen = np.zeros(k, bool)
     changed = np.zeros(k, bool)
     # fetched FETCH_CHUNK at a time, in whatever order the destination finds them (``fetch_many``)
-    for batch in dest.fetch_many(ids.to_pylist(), FETCH_CHUNK):
+    for batch in dest.fetch_many(asked, FETCH_CHUNK):
         if not len(batch):
             continue
         vh, mh = hash_batch(batch)

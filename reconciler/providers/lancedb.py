@@ -384,11 +384,9 @@ class LanceDBDestination(Destination):
         return table
 
     def iter_ids(self, batch_size: int = 100_000) -> Iterator[list[str]]:
-        if self._open() is None:
-            return
-        ids = self._scan(["id"]).column("id")
-        for i in range(0, len(ids), batch_size):
-            yield ids.slice(i, batch_size).to_pylist()
+        for ids in self.id_batches():  # streamed, never the whole column at once
+            for i in range(0, len(ids), batch_size):
+                yield ids.slice(i, batch_size).to_pylist()
 
     def all_ids(self, expected: pa.Array | None = None, progress: Callable[[int], None] | None = None) -> pa.Array:
         """Every id as one Arrow array: LanceDB lists a million ids in well under a second."""
