@@ -652,6 +652,65 @@ def resume(environment: str) -> None:
     out(f"[green]Resumed[/] {name}: the agent applies it again at its next cycle." if changed else f"{name} is not suspended; nothing changed.")
 
 
+@cli.group()
+def cache() -> None:
+    """This machine's hash cache (VECTOROPS_CACHE_DIR): what it holds, and keeping it to a size.
+
+    \b
+    Plans keep each dataset version's hashes there, per shard, so a version is read once per
+    machine. It only grows by itself; prune drops the least recently used versions whole, and
+    never a shard a kept version still needs.
+    """
+
+
+@cache.command("info")
+@global_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def cache_info(as_json: bool) -> None:
+    """What the cache holds, by kind, and the versions plans used, most recent first."""
+    from reconciler.engine.cache_pruning import cache_contents
+    from reconciler.render.cache import render_cache_info
+
+    info = cache_contents().to_json()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        out(render_cache_info(info))
+
+
+@cache.command("prune")
+@global_options
+@click.option("--max-size", default=None, metavar="SIZE", help="Keep the most recently used versions that fit: 500MB, 2GB, 10GiB.")
+@click.option("--older-than", default=None, metavar="AGE",
+              help="Drop what no plan used for this long: 12h, 30d, 2w [default: 30d when --max-size is not given].")
+@click.option("--keep-recent", default="10m", show_default=True, metavar="AGE",
+              help="Never drop what was used this recently (a plan may be reading it), whatever the size.")
+@click.option("--dry-run", is_flag=True, help="Say what would go; remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def cache_prune(max_size: str | None, older_than: str | None, keep_recent: str, dry_run: bool, as_json: bool) -> None:
+    """Remove the least recently used versions' hashes (and stale leftovers) from the cache.
+
+    \b
+    A version is kept or dropped whole; a shard shared with a kept version stays. Dropping a
+    version costs only time: the next plan that needs it hashes its shards again.
+    """
+    import time
+
+    from reconciler.engine.cache_pruning import parse_age, parse_size, prune
+    from reconciler.render.cache import render_prune
+
+    limit = parse_size(max_size, "--max-size") if max_size is not None else None
+    age = parse_age(older_than, "--older-than") if older_than is not None else (None if limit is not None else 30 * 86400.0)
+    grace = 0.0 if keep_recent.strip() in ("0", "0s") else parse_age(keep_recent, "--keep-recent")
+    result = prune(max_size=limit, older_than=age, keep_since=time.time() - grace, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        out(render_prune(result.to_json()))
+    if result.failed:
+        sys.exit(1)
+
+
 @cli.command()
 @global_options
 @click.argument("environments", nargs=-1)
@@ -669,9 +728,11 @@ def resume(environment: str) -> None:
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="json: one object per line on stderr.")
 @click.option("--shutdown-grace", type=click.FloatRange(min=0), default=20.0, show_default=True,
               help="Seconds a SIGTERM waits for the write batch in flight before abandoning it.")
+@click.option("--cache-max-size", default=None, metavar="SIZE",
+              help="After every cycle, prune the hash cache to this size (least recently used versions first): 5GB, 500MB.")
 def reconcile(
     environments: tuple[str, ...], repo: str, branch: str, workdir: str | None, interval: str, backoff: str, refresh: str | None, once: bool,
-    listen: str | None, metrics_port: int | None, log_format: str, shutdown_grace: float,
+    listen: str | None, metrics_port: int | None, log_format: str, shutdown_grace: float, cache_max_size: str | None,
 ) -> None:
     """Keep environments in sync with the branch, like Argo CD (SPEC §11): a long-running agent.
 
@@ -681,6 +742,7 @@ def reconcile(
     Failures are retried with backoff and never stop it; SIGTERM stops it cleanly.
     """
     from reconciler.agent import AgentOptions, parse_duration, run
+    from reconciler.engine.cache_pruning import parse_size
 
     if listen is not None and metrics_port is not None:
         raise UsageError("--listen and --metrics-port both say where to serve metrics", hint="Give one of them.")
@@ -690,6 +752,7 @@ def reconcile(
         interval=parse_duration(interval, "--interval"), backoff=parse_duration(backoff, "--backoff"), refresh=refresh, once=once,
         listen=listen if listen is not None else (f"0.0.0.0:{metrics_port}" if metrics_port is not None else None),
         log_format=log_format, shutdown_grace=shutdown_grace, workdir=workdir, verbose=_verbose(),
+        cache_max_size=parse_size(cache_max_size, "--cache-max-size") if cache_max_size is not None else None,
     )
     sys.exit(run(options))
 

@@ -63,6 +63,7 @@ class Config:
     step_summary: Path | None
     output: Path | None
     runner_temp: Path
+    cache_max_size: str | None = None  # input `cache-max-size` when `cache` is on: prune the hash cache after the command
     secrets: list[str] = field(default_factory=list, repr=False)
     environ: dict[str, str] = field(default_factory=dict, repr=False)  # what the CLI runs with
 
@@ -99,6 +100,7 @@ class Config:
             step_summary=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
             output=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
             runner_temp=Path(temp),
+            cache_max_size=env.get("VECTOROPS_CACHE_MAX_SIZE", "").strip() or None,
             secrets=sorted(set(secrets), key=len, reverse=True),
             environ=dict(env),
         )
@@ -174,7 +176,10 @@ def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int
     warn_about_runner_disk(cfg, out)
     cfg.runner_temp.mkdir(parents=True, exist_ok=True)
     outside = manifest_outside_workspace(cfg.manifest, os.getcwd())
+    started = time.monotonic()
     outcome = Outcome(None, 1, error=outside) if outside else run(cfg, out)
+    if cfg.cache_max_size is not None and not outside:
+        prune_hash_cache(cfg, out, since_s=time.monotonic() - started)
     return publish(outcome.plan, outcome.exitcode, cfg, out=out, applied=outcome.applied, error=outcome.error)
 
 
@@ -276,6 +281,18 @@ def run(cfg: Config, out: TextIO) -> Outcome:
     print("Applying the saved plan: exactly what is shown above and in the summary.", file=out, flush=True)
     rc = _stream(cfg, ["apply", str(cfg.plan_file)], out)
     return Outcome(planned.plan, rc, applied=rc == 0, error=None if rc == 0 else "apply failed; see the log")
+
+
+def prune_hash_cache(cfg: Config, out: TextIO, since_s: float) -> None:
+    """Keep the hash cache that actions/cache saves after this job to `cache-max-size`: the least
+    recently used versions go, never what this run used (it is the next run's warm start). It only
+    grows by itself (~0.8 GB a version at 10M records), and a repository's Actions caches share 10 GB.
+    A failure is a warning: the command's outcome stands."""
+    keep = f"{int(since_s) + 60}s"
+    rc = _stream(cfg, ["cache", "prune", "--max-size", cfg.cache_max_size or "", "--keep-recent", keep], out)
+    if rc != 0:
+        message = f"pruning the hash cache to {cfg.cache_max_size} failed (exit {rc}); the cache saved after this job may be larger"
+        print(workflow_command("warning", message, title="vectorops cache"), file=out, flush=True)
 
 
 def cli_argv(cfg: Config, args: list[str]) -> list[str]:

@@ -51,6 +51,7 @@ class AgentOptions:
     shutdown_grace: float
     workdir: str | None
     verbose: bool = False
+    cache_max_size: int | None = None  # bytes (--cache-max-size)
 
 
 class _LogRecordsAsEvents(logging.Handler):
@@ -147,7 +148,8 @@ def run(options: AgentOptions) -> int:
         reporter.emit(Event(cycle=0, action="listen", result="ok", message=f"serving /metrics and /healthz on http://{host}:{port}",
                             details={"address": f"{host}:{port}", "port": port}))
     settings = LoopSettings(manifest=manifest, environments=options.environments, interval=options.interval,
-                            backoff=min(options.backoff, options.interval), refresh=options.refresh, once=options.once)
+                            backoff=min(options.backoff, options.interval), refresh=options.refresh, once=options.once,
+                            cache_max_size=options.cache_max_size)
     agent = Agent(source=source, settings=settings, reporter=reporter, shutdown=shutdown, health=health)
     reporter.emit(Event(cycle=0, action="start", result="ok", message=f"following {source.describe} every {options.interval:g}s",
                         details={"repo": source.describe, "interval_s": options.interval, "environments": list(options.environments) or "all"}))

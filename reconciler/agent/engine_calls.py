@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.engine.apply import ApplyHooks, EnvironmentResult, apply_plan
+from reconciler.engine.cache_pruning import PruneResult, prune
 from reconciler.engine.plan import EnvironmentPlan, Plan, plan_environment
 from reconciler.engine.session import DestinationSession
 from reconciler.engine.values import Drift
@@ -63,3 +64,8 @@ def apply_one(manifest: LoadedManifest, env_plan: EnvironmentPlan, hooks: ApplyH
 def drift_records(drift: Drift) -> int:
     """Records found drifted (missing + unexpected + modified); 0 when the refresh level found none."""
     return sum(n or 0 for n in (drift.missing, drift.unexpected, drift.modified)) if drift.found else 0
+
+
+def prune_cache(max_size: int | None, *, keep_since: float) -> PruneResult:
+    """The hash cache pruned to ``max_size`` bytes, least recently used versions first (``cache_pruning``)."""
+    return prune(max_size=max_size, keep_since=keep_since)

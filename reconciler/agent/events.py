@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-#: action: what the agent did — fetch | load | plan | apply | heal | listen | start | stop
+#: action: what the agent did — fetch | load | plan | apply | heal | listen | start | stop | cache
 #: result: how it went — ok | synced | out_of_sync | drifted | suspended | applied | failed |
 #:         blocked | validation_failed | stopped | invalid | warning (a destination's: after its apply, or at the end of the cycle)
 

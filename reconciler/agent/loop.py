@@ -42,6 +42,7 @@ class LoopSettings:
     backoff: float  # the first retry's delay; doubles per failure, capped at ``interval``
     refresh: str | None = None  # None: each environment's policy.refresh, else ids
     once: bool = False
+    cache_max_size: int | None = None  # bytes: prune the hash cache to this after every cycle
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Agent:
         return 0
 
     def run_cycle(self) -> None:
+        started = time.time()
         self.cycle += 1
         self._failed_this_cycle = False
         self.health.beat()
@@ -115,7 +117,25 @@ class Agent:
                         self._reconcile(name, schedule, session)
             for warning in session.take_warnings():  # what no apply took: said before closing, or by a plan
                 self._emit("cycle", "warning", level="warning", message=warning.message, details={"destination": warning.destination})
+        if self.settings.cache_max_size is not None:
+            self._prune_cache(started)
         self._emit("cycle", "ended", level="debug")
+
+    def _prune_cache(self, cycle_started: float) -> None:
+        """An agent plans for days: each re-pin leaves a version's hashes in the cache (~0.8 GB at 10M
+        records). Keep it to --cache-max-size, never dropping what this cycle used (the next one's
+        warm start); a failure is said, never fatal."""
+        try:
+            result = engine.prune_cache(self.settings.cache_max_size, keep_since=cycle_started - 60)
+        except Exception as exc:
+            self._emit("cache", "failed", level="warning", message=describe_failure(exc))
+            return
+        if result.removed_entries or result.failed:
+            self._emit("cache", "pruned", level="warning" if result.failed else "info", message=(
+                f"removed {result.removed_entries} cache entries ({result.removed_bytes:,} bytes)"
+                + (f", versions {', '.join(result.removed_versions)}" if result.removed_versions else "")
+                + (f"; could not remove {'; '.join(result.failed)}" if result.failed else "")
+            ), details={"removed_bytes": result.removed_bytes, "kept_bytes": result.kept_bytes, "removed_versions": list(result.removed_versions)})
 
     def _sleep_until_due(self) -> None:
         next_fetch = time.monotonic() + self.settings.interval

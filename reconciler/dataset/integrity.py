@@ -22,6 +22,7 @@ digest):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -194,9 +195,14 @@ def _marker(path: str, md5: str) -> Path:
 
 def already_verified(path: str, md5: str) -> bool:
     try:
-        return _marker(path, md5).exists()
+        marker = _marker(path, md5)
+        if not marker.exists():
+            return False
     except OSError:
         return False
+    with contextlib.suppress(OSError):  # last used now: `vectorops cache prune` keeps what is in use
+        os.utime(marker)
+    return True
 
 
 def remember_verified(path: str, md5: str) -> None:

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from reconciler import caches
 from reconciler.dataset import DatasetShard, DatasetSource, DatasetVersion
 from reconciler.engine import index_cache
+from reconciler.engine.cache_pruning import record_version_use
 from reconciler.engine.diff import INDEX_SCHEMA, SAMPLE_SIZE, VersionIndex
 from reconciler.engine.hashing import hash_strings
 from reconciler.engine.partitioned import ROW, KeyIndex
@@ -169,8 +170,7 @@ def list_shards(src: DatasetSource, version: DatasetVersion) -> list[DatasetShar
 
     from reconciler import dataset as ds
 
-    key = index_cache.signature_key(json.dumps([version.digest, src.path, src.format]))
-    path = caches.cache_dir() / "shards" / f"listing-{key}.json"
+    path = _listing_path(src, version)
     try:
         return [DatasetShard(e["path"], e["md5"], e["size"]) for e in json.loads(path.read_text())]
     except (OSError, ValueError, KeyError, TypeError):
@@ -181,6 +181,13 @@ def list_shards(src: DatasetSource, version: DatasetVersion) -> list[DatasetShar
     tmp.write_text(json.dumps([{"path": s.path, "md5": s.md5, "size": s.size} for s in shards]))
     os.replace(tmp, path)
     return shards
+
+
+def _listing_path(src: DatasetSource, version: DatasetVersion) -> Path:
+    import json
+
+    key = index_cache.signature_key(json.dumps([version.digest, src.path, src.format]))
+    return caches.cache_dir() / "shards" / f"listing-{key}.json"
 
 
 def shard_stash_path(shard: DatasetShard, baseline_digest: str, signature_key: str) -> Path:
@@ -272,6 +279,12 @@ def sharded_index(
 
     shards = list_shards(src, version)
     paths = [shard_cache_path(shard, signature_key) for shard in shards]
+    whole_key = index_cache.version_cache_key(version.digest, signature_key)
+    # before reading any of it, so a prune running meanwhile sees it in use (``cache_pruning``)
+    record_version_use(
+        whole_key, f"{src.name}@{version.rev}",
+        [f"shards/{p.name.split('.', 1)[0]}" for p in paths] + [f"shards/{_listing_path(src, version).stem}", f"index/{whole_key}", f"partitions/{whole_key}"],
+    )
     todo: dict[str, DatasetShard] = {}
     for shard, path in zip(shards, paths, strict=True):
         if shard.md5 not in todo and _cached_rows(path) is None:
@@ -287,7 +300,6 @@ def sharded_index(
         if log is not None:
             log.workers = max(log.workers, workers)
     counts = [_cached_rows(path) for path in paths]  # again: a table may have gone while the others were hashed
-    whole_key = index_cache.version_cache_key(version.digest, signature_key)
     if all(c is not None for c in counts) and sum(c or 0 for c in counts) >= ON_DISK_MIN_RECORDS:
         return ShardedIndex(src, version, shards, paths, [c or 0 for c in counts], whole_key)
     # a version seen whole before: its combined table, one file (reading and sorting 100 shard

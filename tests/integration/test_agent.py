@@ -270,3 +270,39 @@ def test_the_agent_plans_at_each_environments_policy_refresh(policy: str, gitops
         assert after == before
     else:
         assert applied == [] and after == '{"tampered":true}'
+
+
+def test_cache_max_size_prunes_the_hash_cache_after_a_cycle_but_keeps_what_it_used(gitops: GitOpsRepo) -> None:
+    """An agent plans for days and every re-pin leaves a version's hashes behind: with
+    --cache-max-size, a version no cycle used lately goes, logged; the cycle's own stays."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from fixtures.manifests import manifest_text
+    from reconciler.engine.cache_pruning import record_version_use
+
+    cache = Path(os.environ["VECTOROPS_CACHE_DIR"])
+    old = cache / "shards" / "0ld-sig.arrow"
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_bytes(b"x" * 2_000_000)
+    record_version_use("0ld-sig", "docs@v0", ["shards/0ld-sig"])
+    a_day_ago = time.time() - 86400
+    for path in (old, cache / "used" / "0ld-sig.json"):
+        os.utime(path, (a_day_ago, a_day_ago))
+    root = gitops.repo.root
+    (root / "vectorops.yaml").write_text(manifest_text(gitops.environments({"staging": "v2"}, {"staging": AUTO})))
+    proc = subprocess.run([sys.executable, "-m", "reconciler", "reconcile", "--once", "--log-format", "json", "--cache-max-size", "1MB"],
+                          cwd=root, capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    events = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert proc.returncode == 0, events
+    (pruned,) = [e for e in events if e["action"] == "cache"]
+    assert pruned["result"] == "pruned" and "docs@v0" in pruned["message"] and pruned["removed_versions"] == ["docs@v0"]
+    assert not old.exists()
+    labels = sorted(json.loads(p.read_text())["label"] for p in (cache / "used").glob("*.json"))
+    assert labels == ["docs@v2"]  # the version the cycle planned and applied, kept for the next one
+
+    bad = subprocess.run([sys.executable, "-m", "reconciler", "reconcile", "--once", "--cache-max-size", "big"],
+                         cwd=root, capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    assert bad.returncode == 1 and "--cache-max-size 'big' is not a size" in bad.stderr and "Traceback" not in bad.stderr

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -502,6 +503,41 @@ def test_end_to_end_plan_comment_then_apply(tmp_path: Path, gh: FakeGitHub) -> N
     assert "**No changes.**" in body
     for p in (planned, applied, again):
         assert gh.token not in without_masks(p.stdout) and gh.token not in p.stderr
+
+
+def test_the_hash_cache_is_pruned_to_cache_max_size_after_the_command_but_never_what_it_used(
+    tmp_path: Path, gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """actions/cache saves the hash cache after the job; it only grows by itself, and a repository's
+    caches share 10 GB. A version no run used for two hours goes; the one this run read stays."""
+    from reconciler.engine.cache_pruning import record_version_use
+
+    repo = _dataset_repo(tmp_path)
+    cache = tmp_path / "hash-cache"
+    monkeypatch.setenv("VECTOROPS_CACHE_DIR", str(cache))
+    old = cache / "shards" / "0ld-sig.arrow"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"x" * 3_000_000)
+    record_version_use("0ld-sig", "docs@v0", ["shards/0ld-sig"])
+    two_hours_ago = time.time() - 7200
+    for path in (old, cache / "used" / "0ld-sig.json"):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    root = str(Path(action.__file__).resolve().parents[1])
+    pythonpath = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, **GIT_ID, **action_env(tmp_path, gh, VECTOROPS_CACHE_MAX_SIZE="1MB"), "PYTHONPATH": pythonpath}
+    done = subprocess.run([sys.executable, "-m", "reconciler.github"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "cache prune --max-size 1MB --keep-recent" in done.stdout and "docs@v0" in done.stdout
+    assert not old.exists() and not (cache / "used" / "0ld-sig.json").exists()
+    [used] = (cache / "used").glob("*.json")  # the version this run planned, and its hash table
+    assert json.loads(used.read_text())["label"].startswith("docs@") and list((cache / "index").glob("*.arrow"))
+    assert read_outputs(tmp_path / "output.txt")["exitcode"] == "2"
+
+    without = subprocess.run(
+        [sys.executable, "-m", "reconciler.github"], cwd=repo, env={**env, "VECTOROPS_CACHE_MAX_SIZE": ""},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert without.returncode == 0 and "cache prune" not in without.stdout  # cache off (or the input empty): never pruned
 
 
 TWO_ENVS = (

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -572,3 +573,48 @@ def test_a_listing_that_fails_half_way_on_disk_is_one_clear_error(project: Proje
             with contextlib.suppress(OSError):
                 open_files.append(os.readlink(f"/proc/self/fd/{fd}"))
         assert not [f for f in open_files if "listed-" in f], open_files
+
+
+def test_cache_prune_drops_the_version_used_least_recently_and_never_a_shard_the_kept_one_needs(
+    tmp_path: Path, sharded_repo: DatasetRepo
+) -> None:
+    """Two projects on one machine: one plans v1, later the other plans v2 (they share 19 shards).
+    Pruning to v2's size drops v1 alone; v2 still plans warm, and v1 costs its one own shard again."""
+    cache = Path(os.environ["VECTOROPS_CACHE_DIR"])
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    at_v1 = Project(old, sharded_repo)
+    assert at_v1.ok("plan", "--json").json["environments"][0]["shards"]["decoded"] == SHARDS
+    an_hour_ago = time.time() - 3600
+    for record in (cache / "used").glob("*.json"):
+        os.utime(record, (an_hour_ago, an_hour_ago))
+    at_v2 = Project(new, sharded_repo)
+    at_v2.pin("v2")
+    assert at_v2.ok("plan", "--json").json["environments"][0]["shards"]["decoded"] == 1
+
+    info = at_v2.ok("cache", "info", "--json").json
+    assert [v["label"] for v in info["versions"]] == ["docs@v2", "docs@v1"]
+    human = at_v2.ok("cache", "info").output
+    assert "docs@v2" in human and "shard hash tables" in human and str(cache) in human
+
+    v2_bytes = info["versions"][0]["bytes"]
+    dry = at_v2.ok("cache", "prune", "--max-size", str(v2_bytes), "--keep-recent", "1m", "--dry-run").output
+    assert "Would remove" in dry and "docs@v1" in dry
+    assert [v["label"] for v in at_v2.ok("cache", "info", "--json").json["versions"]] == ["docs@v2", "docs@v1"]
+
+    pruned = at_v2.ok("cache", "prune", "--max-size", str(v2_bytes), "--keep-recent", "1m", "--json").json
+    assert pruned["removed"]["versions"] == ["docs@v1"] and pruned["kept"]["versions"] == ["docs@v2"]
+    assert pruned["kept"]["bytes"] <= v2_bytes
+    assert [v["label"] for v in at_v2.ok("cache", "info", "--json").json["versions"]] == ["docs@v2"]
+
+    assert at_v2.ok("plan", "--json").json["environments"][0]["shards"]["decoded"] == 0  # nothing of v2 went
+    again = at_v1.ok("plan", "--json").json["environments"][0]
+    assert again["shards"]["decoded_files"] == [f"data/docs/part-{CHANGED:04d}.parquet"]  # v1's only shard of its own
+    assert again["changes"] == {"add": SHARDS * PER_SHARD, "update": 0, "delete": 0}
+
+
+def test_cache_prune_bad_flags_are_one_clear_message(project: Project) -> None:
+    for flags, needle in ((["--max-size", "lots"], "--max-size 'lots' is not a size"), (["--older-than", "soon"], "--older-than 'soon' is not a duration")):
+        result = project.run("cache", "prune", *flags)
+        assert result.code == 1 and needle in result.output and "Traceback" not in result.output + result.stderr

@@ -97,11 +97,12 @@ def test_action_inputs_and_outputs_match_the_spec() -> None:
     doc = load(ACTION)
     inputs = doc["inputs"]
     assert set(inputs) == {"command", "manifest", "environments", "args", "comment", "github-token", "python-version",
-                           "extras", "fail-on-drift", "cache"}
+                           "extras", "fail-on-drift", "cache", "cache-max-size"}
     assert inputs["command"]["default"] == "plan"
     assert inputs["extras"]["default"] == ""
     assert str(inputs["fail-on-drift"]["default"]) == "true"
     assert str(inputs["cache"]["default"]) == "true"
+    assert inputs["cache-max-size"]["default"] == "2GB"
     assert inputs["manifest"]["default"] == "vectorops.yaml"
     assert inputs["environments"]["default"] == ""
     assert str(inputs["comment"]["default"]) == "true"
@@ -132,6 +133,7 @@ def test_action_is_composite_installs_itself_and_runs_the_package() -> None:
     assert env["VECTOROPS_ARGS"] == "${{ inputs.args }}"
     assert env["VECTOROPS_COMMENT"] == "${{ inputs.comment }}"
     assert env["VECTOROPS_FAIL_ON_DRIFT"] == "${{ inputs.fail-on-drift }}"
+    assert env["VECTOROPS_CACHE_MAX_SIZE"] == "${{ inputs.cache == 'true' && inputs.cache-max-size || '' }}"  # no cache saved: nothing to prune
     assert env["GITHUB_TOKEN"] == "${{ inputs.github-token }}"
 
 

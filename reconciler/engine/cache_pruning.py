@@ -1,0 +1,319 @@
+"""Keeping the hash cache to a size: which versions it holds, when each was last used, and pruning.
+
+The cache (``caches.cache_dir``) only grows by itself: every version a plan reads leaves its shard
+tables, its partitions (24 bytes a record for a large version) and its combined table, and shards
+are shared between versions. At 10M records that is ~0.8 GB a version, so a GitHub Action cache or
+a long-running agent fills its disk within a few re-pins.
+
+Pruning works by *version*, least recently used first, like ccache or ``uv cache prune`` but
+aware of sharing: every plan notes each version it reads in ``used/<version key>.json`` (its label,
+and the cache entries that hold it), touched at each use. A version is kept whole or dropped whole,
+and an entry goes only when no kept version needs it, so pruning an old version never costs the
+current one a shard. What belongs to no version (stashed records, verified-file markers, Pinecone
+listing resume points, leftovers of killed runs) is an entry of its own, by its own last use.
+
+Everything used since ``keep_since`` is kept whatever the size: a plan may be reading it now.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler import caches
+from reconciler.errors import UsageError
+
+USED = "used"
+#: the cache's folders prune reads and removes from, and what they hold; nothing else is touched
+#: (``agent/``, the reconcile agent's git checkout, is not a cache of computed results)
+KINDS = {
+    "shards": "shard hash tables",
+    "index": "version hash tables",
+    "partitions": "version partitions",
+    "stash": "stashed records",
+    "verified": "verified-file markers",
+    "listing": "listing resume points",
+    "used": "version use records",
+    "tmp": "temporary files",
+}
+
+
+def record_version_use(version_key: str, label: str, members: Iterable[str]) -> None:
+    """Note that a plan uses this version now (``label``: how people name it, e.g. ``docs@v2``) and
+    which cache entries hold it (``entry_id`` names). Best effort: a cache that cannot be written
+    costs pruning its precision, never a plan."""
+    path = caches.cache_dir() / USED / f"{version_key}.json"
+    body = json.dumps({"label": label, "members": sorted(set(members))}, separators=(",", ":"))
+    try:
+        if path.read_text() == body:
+            os.utime(path)
+            return
+    except OSError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(body)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def entry_id(relative: Path) -> str:
+    """The cache entry a file belongs to: a shard's table with its keys and run, a version's
+    partitions folder (any bit count), one stash file, one marker… Removed and counted as one."""
+    parts = relative.parts
+    top, name = parts[0], parts[-1]
+    if len(parts) == 1:
+        return name
+    if name.startswith(".") or (len(parts) > 2 and parts[1].startswith(".")):
+        return "/".join(parts[:2])  # a file or folder being written (or left by a killed run)
+    if top in ("shards", "index", "stash", "listing", USED):
+        return f"{top}/{name.split('.', 1)[0]}" if len(parts) == 2 else "/".join(parts[:2])
+    if top == "partitions":
+        return f"partitions/{re.sub(r'-b[0-9]+$', '', parts[1])}"
+    if top == "verified":
+        return "/".join(parts)
+    return "/".join(parts[:2])
+
+
+@dataclass
+class Entry:
+    id: str
+    size: int = 0
+    last_used: float = 0.0
+    roots: set[Path] = field(default_factory=set)  # what removing it deletes (files, or a folder)
+
+    @property
+    def kind(self) -> str:
+        return self.id.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class VersionUse:
+    key: str
+    label: str
+    last_used: float
+    size: int  # of its entries present now (an entry shared with other versions counts in each)
+    entries: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "label": self.label, "last_used": _iso(self.last_used), "bytes": self.size, "entries": len(self.entries)}
+
+
+@dataclass(frozen=True)
+class CacheContents:
+    """What the cache holds: its entries, and the versions plans noted using, most recent first."""
+
+    folder: Path
+    entries: dict[str, Entry]
+    versions: tuple[VersionUse, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(e.size for e in self.entries.values())
+
+    def by_kind(self) -> dict[str, tuple[int, int]]:
+        """kind → (entries, bytes)."""
+        out: dict[str, tuple[int, int]] = {}
+        for e in self.entries.values():
+            n, b = out.get(e.kind, (0, 0))
+            out[e.kind] = (n + 1, b + e.size)
+        return dict(sorted(out.items(), key=lambda kv: -kv[1][1]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "folder": str(self.folder),
+            "bytes": self.size,
+            "entries": len(self.entries),
+            "kinds": {k: {"what": KINDS.get(k, k), "entries": n, "bytes": b} for k, (n, b) in self.by_kind().items()},
+            "versions": [v.to_json() for v in self.versions],
+        }
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    folder: Path
+    dry_run: bool
+    removed_entries: int
+    removed_bytes: int
+    kept_entries: int
+    kept_bytes: int
+    removed_versions: tuple[str, ...]  # labels, most recently used first
+    kept_versions: tuple[str, ...]
+    over_budget: bool  # what was used since keep_since alone exceeds max_size
+    failed: tuple[str, ...] = ()  # paths that could not be removed, with why
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "folder": str(self.folder), "dry_run": self.dry_run,
+            "removed": {"entries": self.removed_entries, "bytes": self.removed_bytes, "versions": list(self.removed_versions)},
+            "kept": {"entries": self.kept_entries, "bytes": self.kept_bytes, "versions": list(self.kept_versions)},
+            "over_budget": self.over_budget, "failed": list(self.failed),
+        }
+
+
+def cache_contents(folder: Path | None = None) -> CacheContents:
+    folder = folder if folder is not None else caches.cache_dir()
+    entries: dict[str, Entry] = {}
+    if folder.is_dir():
+        for top in sorted(KINDS):  # only what vectorops writes: a cache folder set to ~ by mistake loses nothing
+            if (folder / top).is_dir():
+                _scan(folder, folder / top, entries)
+    records = _records(folder, entries)
+    versions = tuple(
+        VersionUse(key, label, used, sum(entries[m].size for m in members if m in entries) + entries[f"{USED}/{key}"].size,
+                   tuple(m for m in members if m in entries))
+        for key, label, used, members in records
+    )
+    return CacheContents(folder, entries, versions)
+
+
+def _scan(folder: Path, path: Path, entries: dict[str, Entry]) -> None:
+    try:
+        st = path.lstat()
+    except OSError:
+        return  # removed while we looked
+    relative = path.relative_to(folder)
+    parts = relative.parts
+    # a folder two levels down (a version's partitions, a run's temporary folder) is removed whole
+    whole_folder = len(parts) >= 2 and parts[0] != "verified"
+    if path.is_dir() and not path.is_symlink():
+        if len(parts) == 2 and whole_folder:  # counted even when empty, by its own mtime too
+            eid = entry_id(relative / "_")
+            entry = entries.setdefault(eid, Entry(eid))
+            entry.last_used = max(entry.last_used, st.st_mtime)
+            entry.roots.add(path)
+        try:
+            names = sorted(os.listdir(path))
+        except OSError:
+            return
+        for name in names:
+            _scan(folder, path / name, entries)
+        return
+    eid = entry_id(relative)
+    entry = entries.setdefault(eid, Entry(eid))
+    entry.size += st.st_size
+    entry.last_used = max(entry.last_used, st.st_mtime)
+    entry.roots.add(folder / parts[0] / parts[1] if whole_folder and len(parts) > 2 else path)
+
+
+def _records(folder: Path, entries: dict[str, Entry]) -> list[tuple[str, str, float, tuple[str, ...]]]:
+    """(version key, label, last used, member entry ids) of every use record, most recent first."""
+    out = []
+    for eid, entry in entries.items():
+        if not eid.startswith(f"{USED}/") or Path(eid).name.startswith("."):
+            continue
+        key = eid.split("/", 1)[1]
+        try:
+            doc = json.loads((folder / USED / f"{key}.json").read_text())
+            label, members = str(doc["label"]), tuple(str(m) for m in doc["members"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # torn or foreign: an entry of its own, pruned by age
+        out.append((key, label, entry.last_used, members))
+    out.sort(key=lambda r: -r[2])
+    return out
+
+
+def prune(
+    *, max_size: int | None = None, older_than: float | None = None, keep_since: float, dry_run: bool = False,
+    folder: Path | None = None,
+) -> PruneResult:
+    """Drop the least recently used versions (and entries of no version) until what is left fits
+    ``max_size`` bytes and nothing was last used before ``now - older_than`` seconds; anything used
+    since ``keep_since`` (a time) stays whatever the size."""
+    contents = cache_contents(folder)
+    entries = contents.entries
+    cutoff = time.time() - older_than if older_than is not None else None
+    owned = {m for v in contents.versions for m in v.entries} | {f"{USED}/{v.key}" for v in contents.versions}
+    # the units of pruning: the versions, most recently used first, then what belongs to no version
+    # (stashed records, markers, resume points), by the same rule with what budget is left; what a
+    # run was writing when it died is never reused, so it goes once it is not recent
+    units: list[tuple[float, str | None, tuple[str, ...]]] = [
+        (v.last_used, v.label, (*v.entries, f"{USED}/{v.key}")) for v in contents.versions
+    ]
+    loose = [e for e in entries.values() if e.id not in owned and not _temporary(e.id)]
+    units += sorted(((e.last_used, None, (e.id,)) for e in loose), key=lambda u: -u[0])
+    units += [(e.last_used, None, (e.id,)) for e in entries.values() if _temporary(e.id) and e.last_used >= keep_since]
+    kept: set[str] = set()
+    kept_size = 0
+    kept_versions: list[str] = []
+    dropped_versions: list[str] = []
+    over_budget = False
+    for used, label, ids in units:
+        new = [i for i in ids if i not in kept]
+        extra = sum(entries[i].size for i in new)
+        recent = used >= keep_since
+        fits = max_size is None or kept_size + extra <= max_size
+        young = cutoff is None or used >= cutoff
+        if recent or (fits and young):
+            kept.update(new)
+            kept_size += extra
+            if label is not None:
+                kept_versions.append(label)
+            if recent and not fits:
+                over_budget = True
+        elif label is not None:
+            dropped_versions.append(label)
+    doomed = [e for e in entries.values() if e.id not in kept]
+    failed: list[str] = []
+    if not dry_run:
+        # records first: a version half removed must not look whole to the next prune
+        for entry in sorted(doomed, key=lambda e: not e.id.startswith(f"{USED}/")):
+            for root in sorted(entry.roots):
+                try:
+                    if root.is_dir() and not root.is_symlink():
+                        shutil.rmtree(root)
+                    else:
+                        root.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    failed.append(f"{root}: {exc.strerror or exc}")
+    return PruneResult(
+        folder=contents.folder, dry_run=dry_run,
+        removed_entries=len(doomed), removed_bytes=sum(e.size for e in doomed),
+        kept_entries=len(kept), kept_bytes=kept_size,
+        removed_versions=tuple(dropped_versions), kept_versions=tuple(kept_versions), over_budget=over_budget, failed=tuple(failed),
+    )
+
+
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_size(text: str, what: str) -> int:
+    """``500MB``, ``2GB``, ``1.5G``, ``10GiB`` or plain bytes → bytes (kB/MB/GB are powers of 1000)."""
+    found = _SIZE.match(text)
+    unit = found.group(2).lower().removesuffix("b") if found else ""
+    if not found or unit not in _SIZE_UNITS:
+        raise UsageError(f"{what} {text!r} is not a size", hint=f"Give a size such as 500MB, 2GB or 10GiB (e.g. {what} 2GB).")
+    return int(float(found.group(1)) * _SIZE_UNITS[unit])
+
+
+_AGE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(s|m|h|d|w)\s*$")
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str, what: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``2w`` → seconds."""
+    found = _AGE.match(text)
+    if not found:
+        raise UsageError(f"{what} {text!r} is not a duration", hint=f"Give a duration such as 12h, 30d or 2w (e.g. {what} 30d).")
+    return float(found.group(1)) * _AGE_UNITS[found.group(2)]
+
+
+def _temporary(eid: str) -> bool:
+    """A file or folder being written (a dot name, or under ``tmp/``): never read back by a later run."""
+    return eid.startswith("tmp/") or Path(eid).name.startswith(".") or "/." in eid
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
