@@ -652,8 +652,9 @@ def resume(environment: str) -> None:
     out(f"[green]Resumed[/] {name}: the agent applies it again at its next cycle." if changed else f"{name} is not suspended; nothing changed.")
 
 
-@cli.group()
-def cache() -> None:
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def cache(ctx: click.Context) -> None:
     """This machine's hash cache (VECTOROPS_CACHE_DIR): what it holds, and keeping it to a size.
 
     \b
@@ -661,6 +662,8 @@ def cache() -> None:
     machine. It only grows by itself; prune drops the least recently used versions whole, and
     never a shard a kept version still needs.
     """
+    if ctx.invoked_subcommand is None:  # like `vectorops` alone: a request for help, not an error
+        click.echo(ctx.get_help())
 
 
 @cache.command("info")

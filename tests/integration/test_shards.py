@@ -618,3 +618,5 @@ def test_cache_prune_bad_flags_are_one_clear_message(project: Project) -> None:
     for flags, needle in ((["--max-size", "lots"], "--max-size 'lots' is not a size"), (["--older-than", "soon"], "--older-than 'soon' is not a duration")):
         result = project.run("cache", "prune", *flags)
         assert result.code == 1 and needle in result.output and "Traceback" not in result.output + result.stderr
+    alone = project.run("cache")  # like `vectorops` alone: help, not an error
+    assert alone.code == 0 and "info" in alone.output and "prune" in alone.output
