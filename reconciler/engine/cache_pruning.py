@@ -45,6 +45,11 @@ KINDS = {
 }
 
 
+def version_label(dataset: str, rev: str) -> str:
+    """How `cache info` names a version: ``docs@v2``; a deployed version known by its commit, ``docs@4488bd4275cb``."""
+    return f"{dataset}@{rev[:12] if re.fullmatch(r'[0-9a-f]{40}', rev) else rev}"
+
+
 def record_version_use(version_key: str, label: str, members: Iterable[str]) -> None:
     """Note that a plan uses this version now (``label``: how people name it, e.g. ``docs@v2``) and
     which cache entries hold it (``entry_id`` names). Best effort: a cache that cannot be written

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from reconciler import caches
 from reconciler.dataset import DatasetShard, DatasetSource, DatasetVersion
 from reconciler.engine import index_cache
-from reconciler.engine.cache_pruning import record_version_use
+from reconciler.engine.cache_pruning import record_version_use, version_label
 from reconciler.engine.diff import INDEX_SCHEMA, SAMPLE_SIZE, VersionIndex
 from reconciler.engine.hashing import hash_strings
 from reconciler.engine.partitioned import ROW, KeyIndex
@@ -282,7 +282,7 @@ def sharded_index(
     whole_key = index_cache.version_cache_key(version.digest, signature_key)
     # before reading any of it, so a prune running meanwhile sees it in use (``cache_pruning``)
     record_version_use(
-        whole_key, f"{src.name}@{version.rev}",
+        whole_key, version_label(src.name, version.rev),
         [f"shards/{p.name.split('.', 1)[0]}" for p in paths] + [f"shards/{_listing_path(src, version).stem}", f"index/{whole_key}", f"partitions/{whole_key}"],
     )
     todo: dict[str, DatasetShard] = {}

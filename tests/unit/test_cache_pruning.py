@@ -144,3 +144,10 @@ def test_sizes_and_ages_parse_as_people_write_them() -> None:
             parse_size(bad, "--max-size")
     with pytest.raises(UsageError, match="is not a duration"):
         parse_age("soon", "--older-than")
+
+
+def test_a_version_known_by_its_commit_is_named_by_a_short_sha() -> None:
+    from reconciler.engine.cache_pruning import version_label
+
+    assert version_label("docs", "v2") == "docs@v2"
+    assert version_label("docs", "4488bd4275cb7fb5fcb2d9401c4ebb5e73e020c2") == "docs@4488bd4275cb"
