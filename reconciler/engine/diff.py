@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconciler.engine.hashing import hash_batch, hash_strings
-from reconciler.engine.listed import ListedIds
+from reconciler.engine.listed import ListedIds, whole
 from reconciler.errors import DatasetError
 from reconciler.records import RecordBatch
 
@@ -194,7 +194,7 @@ def compute_diff(
     deployed = deployed.in_memory() if deployed is not None else None
     base = deployed if deployed is not None else VersionIndex.empty()
     # a listing spilled for the on-disk diff, which a key collision sent here, is read back whole
-    listing: pa.Array | None = actual_ids.to_array() if isinstance(actual_ids, ListedIds) else actual_ids
+    listing = whole(actual_ids)
     if actual_hashes is not None:
         listing = actual_hashes.ids.combine_chunks()
     looked = listing is not None

@@ -108,6 +108,12 @@ class ListedIds:
         return self._spill.closed
 
 
+def whole(ids: pa.Array | ListedIds | None) -> pa.Array | None:
+    """A listing as one array, whichever form the refresh gave it (``ListedIds.to_array`` of a
+    spilled one): for the diffs that hold the listing anyway."""
+    return ids.to_array() if isinstance(ids, ListedIds) else ids
+
+
 def _strings(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
     flat = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
     return flat if flat.type == pa.string() else flat.cast(pa.string())

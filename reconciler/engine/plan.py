@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from reconciler.engine import diff as d
 from reconciler.engine import executors, hashing, index_cache
 from reconciler.engine.cache_pruning import record_version_use, version_label
-from reconciler.engine.listed import ListedIds
+from reconciler.engine.listed import ListedIds, whole
 from reconciler.engine.session import DestinationSession, session_for
 from reconciler.engine.state import EnvState, StateStore, iso, now
 from reconciler.engine.values import ChangeCounts, Drift, RefreshLevel, VersionRef
@@ -567,7 +567,7 @@ def refresh_stage(dest: Destination, rec: Recorded, res: Resolved, refresh: str,
         actual_ids = pa.array([], pa.string())
     present = None
     if replace:
-        listed = actual_ids.to_array() if isinstance(actual_ids, ListedIds) else actual_ids
+        listed = whole(actual_ids)
         present = actual_hashes.ids.combine_chunks() if actual_hashes is not None else (listed if listed is not None else dest.all_ids())
     sample = None
     if level == "sample" and info.exists and res.deployed_index is not None and len(res.deployed_index):

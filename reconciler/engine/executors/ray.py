@@ -32,7 +32,7 @@ from reconciler import caches
 from reconciler.engine import diff as d
 from reconciler.engine import shards
 from reconciler.engine.hashing import hash_strings
-from reconciler.engine.listed import ListedIds
+from reconciler.engine.listed import ListedIds, whole
 from reconciler.errors import UsageError
 
 if TYPE_CHECKING:
@@ -278,7 +278,7 @@ class RayExecutor:
         actual_hashes: d.VersionIndex | None, *, prune: bool,
     ) -> d.Diff:
         # the buckets are split from the whole listing, on the driver
-        listing_ids: pa.Array | None = actual_ids.to_array() if isinstance(actual_ids, ListedIds) else actual_ids
+        listing_ids = whole(actual_ids)
         ray = _ray()
         k = self.buckets()
         desired_parts = self._split(desired, k)
