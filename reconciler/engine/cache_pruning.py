@@ -50,10 +50,21 @@ def version_label(dataset: str, rev: str) -> str:
     return f"{dataset}@{rev[:12] if re.fullmatch(r'[0-9a-f]{40}', rev) else rev}"
 
 
+def entry_of(path: Path) -> str:
+    """The cache entry (``entry_id``) of a file or folder under the cache folder."""
+    return entry_id(path.relative_to(caches.cache_dir()))
+
+
+def partitions_entry(cache_key: str) -> str:
+    """The cache entry of a version's partitions: one, whatever their bit count (``partitioned``
+    names the folders ``<cache key>-b<bits>``)."""
+    return f"partitions/{cache_key}"
+
+
 def record_version_use(version_key: str, label: str, members: Iterable[str]) -> None:
     """Note that a plan uses this version now (``label``: how people name it, e.g. ``docs@v2``) and
-    which cache entries hold it (``entry_id`` names). Best effort: a cache that cannot be written
-    costs pruning its precision, never a plan."""
+    which cache entries hold it (``entry_of``, ``partitions_entry``). Best effort: a cache that
+    cannot be written costs pruning its precision, never a plan."""
     path = caches.cache_dir() / USED / f"{version_key}.json"
     body = json.dumps({"label": label, "members": sorted(set(members))}, separators=(",", ":"))
     try:

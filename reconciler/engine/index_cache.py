@@ -31,13 +31,18 @@ def version_cache_key(digest: str, sig_key: str) -> str:
     return f"{digest.replace('.dir', '-dir')}-{sig_key}"
 
 
+def cached_index_path(key: str) -> Path:
+    """Where the version cached as ``key`` keeps its id→hash table."""
+    return cache_dir() / "index" / f"{key}.arrow"
+
+
 def load_cached_index(key: str) -> VersionIndex | None:
-    table = read_table_file(cache_dir() / "index" / f"{key}.arrow")
+    table = read_table_file(cached_index_path(key))
     return VersionIndex(table) if table is not None else None
 
 
 def store_cached_index(key: str, index: VersionIndex) -> None:
-    write_table_file(cache_dir() / "index" / f"{key}.arrow", index.table.select(INDEX_SCHEMA.names))
+    write_table_file(cached_index_path(key), index.table.select(INDEX_SCHEMA.names))
 
 
 def read_table_file(path: Path) -> pa.Table | None:

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from reconciler.engine import diff as d
 from reconciler.engine import executors, hashing, index_cache
-from reconciler.engine.cache_pruning import record_version_use, version_label
+from reconciler.engine.cache_pruning import entry_of, record_version_use, version_label
 from reconciler.engine.listed import ListedIds, whole
 from reconciler.engine.session import DestinationSession, session_for
 from reconciler.engine.state import EnvState, StateStore, iso, now
@@ -318,7 +318,7 @@ def version_index(
             precision=precision,
         )
     key = index_cache.index_cache_key(version.digest, dataset_signature(manifest, dataset, precision))
-    record_version_use(key, version_label(dataset, version.rev), [f"index/{key}"])
+    record_version_use(key, version_label(dataset, version.rev), [entry_of(index_cache.cached_index_path(key))])
     cached = index_cache.load_cached_index(key)
     if cached is not None:
         return cached

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from reconciler import caches
 from reconciler.dataset import DatasetShard, DatasetSource, DatasetVersion
 from reconciler.engine import index_cache
-from reconciler.engine.cache_pruning import record_version_use, version_label
+from reconciler.engine.cache_pruning import entry_of, partitions_entry, record_version_use, version_label
 from reconciler.engine.diff import INDEX_SCHEMA, SAMPLE_SIZE, VersionIndex
 from reconciler.engine.hashing import hash_strings
 from reconciler.engine.partitioned import ROW, KeyIndex
@@ -281,10 +281,8 @@ def sharded_index(
     paths = [shard_cache_path(shard, signature_key) for shard in shards]
     whole_key = index_cache.version_cache_key(version.digest, signature_key)
     # before reading any of it, so a prune running meanwhile sees it in use (``cache_pruning``)
-    record_version_use(
-        whole_key, version_label(src.name, version.rev),
-        [f"shards/{p.name.split('.', 1)[0]}" for p in paths] + [f"shards/{_listing_path(src, version).stem}", f"index/{whole_key}", f"partitions/{whole_key}"],
-    )
+    held_in = [*paths, _listing_path(src, version), index_cache.cached_index_path(whole_key)]
+    record_version_use(whole_key, version_label(src.name, version.rev), [*map(entry_of, held_in), partitions_entry(whole_key)])
     todo: dict[str, DatasetShard] = {}
     for shard, path in zip(shards, paths, strict=True):
         if shard.md5 not in todo and _cached_rows(path) is None:
