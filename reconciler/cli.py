@@ -704,8 +704,7 @@ def cache_prune(max_size: str | None, older_than: str | None, keep_recent: str, 
 
     limit = parse_size(max_size, "--max-size") if max_size is not None else None
     age = parse_age(older_than, "--older-than") if older_than is not None else (None if limit is not None else 30 * 86400.0)
-    grace = 0.0 if keep_recent.strip() in ("0", "0s") else parse_age(keep_recent, "--keep-recent")
-    result = prune(max_size=limit, older_than=age, keep_since=time.time() - grace, dry_run=dry_run)
+    result = prune(max_size=limit, older_than=age, keep_since=time.time() - parse_age(keep_recent, "--keep-recent"), dry_run=dry_run)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:

@@ -319,7 +319,9 @@ _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_age(text: str, what: str) -> float:
-    """``30d``, ``12h``, ``90m``, ``2w`` → seconds."""
+    """``30d``, ``12h``, ``90m``, ``2w`` → seconds; ``0`` needs no unit."""
+    if text.strip() == "0":
+        return 0.0
     found = _AGE.match(text)
     if not found:
         raise UsageError(f"{what} {text!r} is not a duration", hint=f"Give a duration such as 12h, 30d or 2w (e.g. {what} 30d).")

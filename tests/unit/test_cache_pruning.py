@@ -139,6 +139,7 @@ def test_sizes_and_ages_parse_as_people_write_them() -> None:
     assert parse_size("10GiB", "--max-size") == 10 * 2**30
     assert parse_size("4096", "--max-size") == 4096
     assert parse_age("30d", "--older-than") == 30 * 86400 and parse_age("12h", "--older-than") == 12 * 3600
+    assert parse_age("0", "--keep-recent") == parse_age("0s", "--keep-recent") == 0.0
     for bad in ("2 parsecs", "-1GB", ""):
         with pytest.raises(UsageError, match="is not a size"):
             parse_size(bad, "--max-size")
