@@ -42,6 +42,10 @@ __all__ = [
 ]
 
 _SUFFIXES = {"parquet": (".parquet", ".parq", ".pq"), "jsonl": (".jsonl", ".json", ".ndjson")}
+_COMPRESSED = tuple(f"{s}.{c}" for s in _SUFFIXES["jsonl"] for c in ("gz", "bz2", "xz", "zst"))
+#: in a directory of one format, files holding records in a form it is not read in: refused by name
+#: rather than left out (a .json beside Parquet shards is often a description of them, so not that)
+_FOREIGN = {"parquet": (".jsonl", ".ndjson", *_COMPRESSED), "jsonl": (*_SUFFIXES["parquet"], *_COMPRESSED)}
 
 
 def resolve_version(src: DatasetSource, rev: str) -> DatasetVersion:
@@ -352,7 +356,9 @@ def _local_files(src: DatasetSource, version: DatasetVersion) -> tuple[None, lis
     except OSError:
         return None  # unreadable here: DVC will say why
     listing = storage.parse_listing(data, src.path, version.digest, where(src, version), version.pinned_in or "the .dvc file", cached, "cache")
-    files = storage.data_file_names(listing, _SUFFIXES[src.format])
+    files, foreign = storage.data_file_names(listing, _SUFFIXES[src.format], _FOREIGN[src.format])
+    if foreign:
+        raise _foreign_files(src, version, foreign)
     if not files:
         raise _no_data_files(src, version)
     pinned_in = _in_listing(version)
@@ -375,10 +381,33 @@ def _data_files(src: DatasetSource, version: DatasetVersion) -> tuple[Any, list[
         raise DatasetError(f"dataset '{src.name}' ({src.origin}): unknown format '{src.format}'", hint="Use parquet or jsonl.")
     local = git.local_repo(src.repo, _who(src))
     fs = storage.filesystem(src.repo, local, version.commit)
-    files = storage.data_files(fs, src.path, _SUFFIXES[src.format], where(src, version))
+    files, foreign = storage.data_files(fs, src.path, _SUFFIXES[src.format], where(src, version), _FOREIGN[src.format])
+    if foreign:
+        raise _foreign_files(src, version, foreign)
     if not files:
         raise _no_data_files(src, version)
     return fs, files
+
+
+def _foreign_files(src: DatasetSource, version: DatasetVersion, foreign: list[str]) -> DatasetError:
+    """Records vectorops would leave out without a word: shards of the other format, or compressed."""
+    shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    compressed = [f for f in foreign if f.endswith(_COMPRESSED)]
+    if len(compressed) == len(foreign):
+        return DatasetError(
+            f"{where(src, version)}: {shown} {'is' if len(foreign) == 1 else 'are'} compressed, and vectorops reads "
+            f"{src.format} shards uncompressed ({', '.join(_SUFFIXES[src.format])}): {'its' if len(foreign) == 1 else 'their'} "
+            "records would be left out",
+            hint="Decompress them (DVC stores its own copy compactly enough), then `dvc add` the directory and commit again.",
+        )
+    other = "JSONL" if src.format == "parquet" else "Parquet"
+    return DatasetError(
+        f"{where(src, version)}: {shown} {'is' if len(foreign) == 1 else 'are'} not {src.format} "
+        f"(this dataset's `format:`), so {'its' if len(foreign) == 1 else 'their'} records would be left out; "
+        f"only files ending in {', '.join(_SUFFIXES[src.format])} are read",
+        hint=f"Write every shard in one format (convert the {other} files, or all shards and set `format:` to match), "
+        "or move the others out of the tracked directory; then `dvc add` it and commit again.",
+    )
 
 
 def _no_data_files(src: DatasetSource, version: DatasetVersion) -> DatasetError:

@@ -110,6 +110,9 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
     pf = source.file
     layout = layout_for(pf.schema_arrow.names)
     columns = [layout.id_field] if ids_only else layout.columns
+    untyped = any(pa.types.is_null(pf.schema_arrow.field(c).type) for c in (layout.id_field, layout.vector_field))
+    if pf.metadata.num_rows == 0 and untyped:
+        return  # no records, and columns typed null (pandas writes an empty frame so): nothing to check
     if not ids_only:  # column types and fixed dimensions are known from the footer: fail before reading data
         decode.to_records(pf.schema_arrow.empty_table().select(columns), layout, _rows)
     groups = pf.num_row_groups

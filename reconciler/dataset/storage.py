@@ -167,11 +167,12 @@ def _at_commit(fs: Any) -> str:
     return f" at commit {commit}" if commit else ""
 
 
-def data_files(fs: Any, path: str, suffixes: tuple[str, ...], missing: str) -> list[str]:
-    """The file itself, or for a tracked directory its data files in a stable (sorted) order."""
+def data_files(fs: Any, path: str, suffixes: tuple[str, ...], missing: str, foreign: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """The file itself, or for a tracked directory its data files in a stable (sorted) order; with
+    the files it holds in a record format it is not read in (``data_file_names``)."""
     entry = info(fs, path)
     if entry is None or entry.get("type") != "directory":
-        return [path]
+        return [path], []
     try:  # listing needs the directory's .dir object from the cache or the remote
         found = fs.find(path)
     except Exception as exc:  # noqa: BLE001 - DVC raises several types for a missing .dir object
@@ -182,13 +183,17 @@ def data_files(fs: Any, path: str, suffixes: tuple[str, ...], missing: str) -> l
             f"{missing}: the directory listing is in neither {describe_cache(fs)} nor {describe_remote(fs)}",
             hint="Run `dvc push` where this version was `dvc add`-ed, or make the remote that holds it the default.",
         ) from exc
-    return data_file_names((p.lstrip("/") for p in found), suffixes)
+    return data_file_names((p.lstrip("/") for p in found), suffixes, foreign)
 
 
-def data_file_names(paths: Iterable[str], suffixes: tuple[str, ...]) -> list[str]:
+def data_file_names(paths: Iterable[str], suffixes: tuple[str, ...], foreign: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
     """Of a tracked directory's files, the data files, in a stable (sorted) order: those with a
-    data suffix, hidden files left out (whether DVC or the ``.dir`` listing named them)."""
-    return sorted(p for p in paths if p.endswith(suffixes) and not posixpath.basename(p).startswith("."))
+    data suffix, hidden files left out (whether DVC or the ``.dir`` listing named them); and the
+    files ending in a ``foreign`` suffix (records in another format, which would be left out
+    silently). Anything else (a README, Spark's ``_SUCCESS``, ``_metadata``) is not data."""
+    visible = sorted(p for p in paths if not posixpath.basename(p).startswith((".", "_")) or p.endswith(suffixes))
+    data = [p for p in visible if p.endswith(suffixes) and not posixpath.basename(p).startswith(".")]
+    return data, [p for p in visible if foreign and p.endswith(foreign) and not p.endswith(suffixes)]
 
 
 @contextlib.contextmanager

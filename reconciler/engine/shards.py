@@ -129,10 +129,73 @@ def _store_keys(path: Path, keys: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def _cached_rows(path: Path) -> int | None:
-    """How many records a cached shard table holds (a memory-mapped read: metadata only); None if it is unusable."""
+#: in a shard's cached table's schema metadata: the shard's metadata fields and their types, as an
+#: Arrow schema; shards that disagree are refused at plan time (``check_metadata_types``)
+_METADATA_TYPES = b"vectorops.metadata_types"
+
+
+@dataclass(frozen=True)
+class CachedShard:
+    """What a plan reads of a shard's cached table before deciding anything: its size and the types
+    of its records' metadata fields."""
+
+    rows: int
+    metadata: pa.Schema
+
+
+def _cached_shard(path: Path) -> CachedShard | None:
+    """A cached shard table's record count and metadata types (a memory-mapped read); None if it is
+    unusable, or was written before vectorops kept the types (the shard is then hashed again)."""
     table = index_cache.read_table_file(path)
-    return None if table is None else table.num_rows
+    types = None if table is None else metadata_types(table)
+    return None if table is None or types is None else CachedShard(table.num_rows, types)
+
+
+def metadata_types(table: pa.Table) -> pa.Schema | None:
+    """The metadata types ``hash_shard`` kept with a shard's table; None if it kept none."""
+    raw = (table.schema.metadata or {}).get(_METADATA_TYPES)
+    try:
+        return None if raw is None else pa.ipc.read_schema(pa.py_buffer(raw))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _cached_rows(path: Path) -> int | None:
+    """How many records a cached shard table holds; None if it is unusable."""
+    cached = _cached_shard(path)
+    return None if cached is None else cached.rows
+
+
+def check_metadata_types(src: DatasetSource, version: DatasetVersion, shards: list[DatasetShard], types: list[pa.Schema]) -> None:
+    """Refuse a version whose shards give one metadata field two types no destination write can merge
+    (a string in one shard, a number in another): one message naming the field, both shards and both
+    types, at plan time, before anything is written. Types Arrow widens (int32 and int64, a field
+    absent from some shards or null in all of one) are fine."""
+    try:
+        pa.unify_schemas(types, promote_options="permissive")
+        return
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    first: dict[str, tuple[pa.DataType, str]] = {}
+    for shard, schema in zip(shards, types, strict=True):
+        for f in schema:
+            if f.name not in first:
+                first[f.name] = (f.type, shard.path)
+                continue
+            seen, where = first[f.name]
+            try:
+                pa.unify_schemas([pa.schema([pa.field(f.name, seen)]), pa.schema([f])], promote_options="permissive")
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                raise DatasetError(
+                    f"dataset '{src.name}' ({src.origin}) at {version.rev}, directory {src.path}: metadata field "
+                    f"'{f.name}' is {seen} in {where} but {f.type} in {shard.path}",
+                    hint="Give each metadata field one type in every shard (cast it where the shards are written), "
+                    "then `dvc add` the directory and commit again.",
+                ) from None
+    raise DatasetError(  # pragma: no cover - unify_schemas refused, yet no pair of fields conflicts
+        f"dataset '{src.name}' ({src.origin}) at {version.rev}, directory {src.path}: its shards' metadata fields cannot be merged",
+        hint="Give each metadata field one type in every shard, then `dvc add` the directory and commit again.",
+    )
 
 
 #: shard tables read in this process, most recent last, up to ``_RECENT_ROWS`` records in all: a
@@ -228,9 +291,17 @@ def hash_shard(
     writer = None
     if stash is not None:
         writer = StashWriter(shard_stash_path(shard, stash.baseline_digest, signature_key), stash.key_index(), stash.dimension)
+    metadata: list[pa.Schema] = []
+
+    def noted(batches: Iterator[RecordBatch]) -> Iterator[RecordBatch]:
+        for batch in batches:
+            if len(batch):  # an empty shard's column types say nothing about records
+                metadata.append(batch.metadata.schema)
+            yield batch
+
     try:
         index = VersionIndex.build(
-            ds.read_shard(src, version, shard), what=f"dataset '{src.name}' ({src.origin}) at {version.rev}, file {shard.path}",
+            noted(ds.read_shard(src, version, shard)), what=f"dataset '{src.name}' ({src.origin}) at {version.rev}, file {shard.path}",
             on_batch=writer.offer if writer else None, precision=precision, with_keys=True,
         )
     except BaseException:
@@ -244,7 +315,10 @@ def hash_shard(
     keys = keyed.column("key").to_numpy()
     _store_keys(shard_keys_path(path), keys)
     _store_run(shard_run_path(path), keys, keyed.column("vh").to_numpy(), keyed.column("mh").to_numpy())
-    index_cache.write_table_file(path, keyed.drop_columns(["key"]))  # last: a table in the cache means the shard is done
+    table = keyed.drop_columns(["key"])
+    fields = pa.unify_schemas(metadata, promote_options="permissive") if metadata else pa.schema([])
+    table = table.replace_schema_metadata({_METADATA_TYPES: fields.serialize().to_pybytes()})
+    index_cache.write_table_file(path, table)  # last: a table in the cache means the shard is done
     return len(index)
 
 
@@ -297,7 +371,10 @@ def sharded_index(
             workers = (executor or LocalExecutor()).hash_shards(src, version, list(todo.values()), signature_key, stash, report, precision)
         if log is not None:
             log.workers = max(log.workers, workers)
-    counts = [_cached_rows(path) for path in paths]  # again: a table may have gone while the others were hashed
+    cached_shards = [_cached_shard(path) for path in paths]  # again: a table may have gone while the others were hashed
+    counts = [c.rows if c is not None else None for c in cached_shards]
+    if all(c is not None for c in cached_shards):
+        check_metadata_types(src, version, shards, [c.metadata for c in cached_shards if c is not None])
     if all(c is not None for c in counts) and sum(c or 0 for c in counts) >= ON_DISK_MIN_RECORDS:
         return ShardedIndex(src, version, shards, paths, [c or 0 for c in counts], whole_key)
     # a version seen whole before: its combined table, one file (reading and sorting 100 shard
@@ -314,6 +391,8 @@ def sharded_index(
             table = load_shard_index(path)
             assert table is not None
         tables.append(table)
+    if not all(c is not None for c in cached_shards):  # checked above unless a table had to be hashed again here
+        check_metadata_types(src, version, shards, [metadata_types(t) or pa.schema([]) for t in tables])
     index = _combine(src, version, shards, tables)
     index_cache.store_cached_index(whole_key, index)
     index.shard_files = tuple(str(path) for path in paths)

@@ -23,7 +23,7 @@ import pytest
 
 from fixtures.cli import Result, run_vectorops
 from fixtures.manifests import environment, lancedb_destination, write_manifest
-from fixtures.records import make_records
+from fixtures.records import make_records, records_table
 from fixtures.repo import DatasetRepo
 from reconciler.engine.index_cache import read_table_file
 
@@ -620,3 +620,86 @@ def test_cache_prune_bad_flags_are_one_clear_message(project: Project) -> None:
         assert result.code == 1 and needle in result.output and "Traceback" not in result.output + result.stderr
     alone = project.run("cache")  # like `vectorops` alone: help, not an error
     assert alone.code == 0 and "info" in alone.output and "prune" in alone.output
+
+
+# -- shard directories as real pipelines write them ---------------------------------------------------
+
+
+def _directory_project(tmp_path: Path, files: dict[str, pa.Table | bytes], fmt: str = "parquet") -> Project:
+    repo = DatasetRepo.create(tmp_path / "repo", path="data/docs", fmt=fmt)
+    repo.commit_directory(files, tag="v1")
+    (tmp_path / "p").mkdir()
+    project = Project(tmp_path / "p", repo)
+    write_manifest(project.manifest, {"staging": environment("v1", lancedb_destination("docs"))}, repo=repo.root, dimension=DIM,
+                   dataset_keys={"path": "data/docs", "format": fmt})
+    return project
+
+
+def _table(n: int, start: int) -> pa.Table:
+    return records_table(make_records(n, DIM, seed=start, start=start), DIM)
+
+
+def test_a_metadata_field_typed_differently_in_two_shards_is_refused_at_plan_naming_both(tmp_path: Path) -> None:
+    """Each Parquet file has one type per column, but two shards may disagree (a string title in one, a
+    number in the other). No destination write can merge them, so the plan refuses, naming the field,
+    both shards and both types, and nothing is written; also when one of them comes from the cache."""
+    numbered = _table(10, 10)
+    numbered = numbered.set_column(numbered.schema.get_field_index("title"), "title", pa.array(range(10), pa.int64()))
+    project = _directory_project(tmp_path, {"part-0.parquet": _table(10, 0), "part-1.parquet": _table(10, 20)})
+    project.ok("plan")  # both shards hashed, their types cached with them
+    project.repo.commit_directory({"part-0.parquet": _table(10, 0), "part-1.parquet": _table(10, 20), "part-2.parquet": numbered}, tag="v2")
+    project.pin("v2")
+    result = project.run("plan")
+    assert result.code == 1, result.output
+    assert ("metadata field 'title' is string in data/docs/part-0.parquet but int64 in data/docs/part-2.parquet" in result.stderr)
+    assert "one type in every shard" in result.stderr and "Traceback" not in result.output + result.stderr
+    assert project.run("apply", "--auto-approve").code == 1
+    assert not (project.folder / "db").exists()
+
+
+def test_shards_whose_types_arrow_widens_and_empty_shards_plan_and_apply(tmp_path: Path) -> None:
+    """int32 in one shard and int64 in another, a field only some shards have, and a shard with no rows
+    written the way pandas writes an empty frame (every column typed null) are all fine."""
+    narrow = _table(10, 0)
+    narrow = narrow.set_column(narrow.schema.get_field_index("chunk"), "chunk", narrow.column("chunk").cast(pa.int32()))
+    empty = pa.table({name: pa.nulls(0) for name in narrow.column_names})
+    project = _directory_project(tmp_path, {"a.parquet": narrow, "b.parquet": _table(10, 10).drop_columns(["tags"]), "c.parquet": empty})
+    plan = project.ok("plan", "--json").json["environments"][0]
+    assert plan["changes"]["add"] == 20 and plan["shards"]["total"] == 3
+    project.ok("apply", "--auto-approve")
+    content = project.content()
+    assert len(content) == 20 and content["doc-3"][1]["chunk"] == 3 and "tags" not in content["doc-13"][1]
+
+
+def test_records_in_another_format_in_a_shard_directory_are_refused_by_name(tmp_path: Path) -> None:
+    """A .jsonl among Parquet shards, or a compressed .jsonl.gz among JSONL ones, would otherwise be
+    left out without a word; a README, Spark's _SUCCESS and its .crc files are not data and are ignored."""
+    line = json.dumps({"id": "x-1", "vector": [0.5] * DIM}).encode() + b"\n"
+    spark = {"part-00000.snappy.parquet": _table(10, 0), "_SUCCESS": b"", ".part-00000.snappy.parquet.crc": b"crc", "README.md": b"# docs"}
+    mixed = _directory_project(tmp_path / "mixed", {**spark, "extra.jsonl": line})
+    result = mixed.run("validate")
+    assert result.code == 1 and "data/docs/extra.jsonl is not parquet" in result.stderr and "records would be left out" in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+    gz = _directory_project(tmp_path / "gz", {"part-0.jsonl": line, "part-1.jsonl.gz": b"\x1f\x8b..."}, fmt="jsonl")
+    result = gz.run("plan")
+    assert result.code == 1 and "data/docs/part-1.jsonl.gz is compressed" in result.stderr and "Decompress" in result.stderr
+
+    clean = _directory_project(tmp_path / "clean", spark)
+    plan = clean.ok("plan", "--json").json["environments"][0]
+    assert plan["changes"]["add"] == 10 and plan["shards"]["decoded_files"] == ["data/docs/part-00000.snappy.parquet"]
+
+
+def test_a_shard_table_cached_without_its_metadata_types_is_hashed_again(project: Project) -> None:
+    """A shard hashed before vectorops kept each shard's metadata types is decoded once more (so the
+    plan can compare its types with the other shards'), and only that one."""
+    project.ok("plan")
+    cached = sorted((Path(os.environ["VECTOROPS_CACHE_DIR"]) / "shards").glob("*.arrow"))
+    assert len(cached) == SHARDS
+    old = read_table_file(cached[3])
+    assert old is not None
+    from reconciler.engine.index_cache import write_table_file
+
+    write_table_file(cached[3], old.replace_schema_metadata(None))
+    again = project.ok("plan", "--json").json["environments"][0]
+    assert again["shards"]["decoded"] == 1 and again["changes"]["add"] == SHARDS * PER_SHARD
