@@ -40,6 +40,12 @@ READ_THREADS = max(1, int(os.environ.get("VECTOROPS_READ_THREADS", "0")) or min(
 RELEASE_EACH_GROUP = True
 _PAGE = mmap.PAGESIZE
 DECODE_ROWS = 16_384
+#: a row group larger than this (uncompressed) is not decoded whole ahead of the caller but streamed
+#: a slice at a time, its pages read through a small buffer (``ParquetSource.streaming_reader``):
+#: pyarrow writes groups of up to 1Mi rows by default, so ``df.to_parquet()`` of 1M × 768 is ONE
+#: 3 GB group, and decoding a group whole held ~2.2× its size (a 1.2 GB group: 2.7 GB peak; streamed: 0.4 GB)
+STREAM_GROUP_BYTES = 256 * 1024 * 1024
+STREAM_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 class ParquetSource:
@@ -53,6 +59,8 @@ class ParquetSource:
 
     def __init__(self, handle: IO[bytes], local: str | None, where: str) -> None:
         self._map: mmap.mmap | None = None
+        self._handle, self._local = handle, local
+        self._streaming: pq.ParquetFile | None = None
         try:
             if local is not None and hasattr(mmap, "MADV_DONTNEED") and os.path.getsize(local) > 0:
                 with open(local, "rb") as f:
@@ -74,6 +82,16 @@ class ParquetSource:
     def reader(self) -> pq.ParquetFile:
         assert self._map is not None
         return pq.ParquetFile(pa.BufferReader(pa.py_buffer(self._map)))
+
+    def streaming_reader(self) -> pq.ParquetFile:
+        """A reader for row groups too large to hold (``STREAM_GROUP_BYTES``): each column's pages come
+        through a small buffer, not the whole column chunk at once, and a local file is read, not
+        mapped (every mapped page a group touches would count as this process's memory until the
+        group ends)."""
+        if self._streaming is None:
+            source = self._local if self._local is not None else self._handle
+            self._streaming = pq.ParquetFile(source, buffer_size=STREAM_BUFFER_BYTES, pre_buffer=False)
+        return self._streaming
 
     def done_with(self, group: int) -> None:
         """A row group is consumed: hand its memory back now rather than when the file ends.
@@ -138,9 +156,24 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
             readers.put(reader)
         return out
 
+    def stream_group(group: int) -> Iterator[RecordBatch]:
+        """A group too large to decode whole: a slice at a time, in this thread."""
+        offset = int(starts[group])
+        batches = source.streaming_reader().iter_batches(
+            batch_size=min(batch_size, DECODE_ROWS), row_groups=[group], columns=columns, use_threads=True
+        )
+        for batch in batches:
+            yield decode.to_records(batch, layout, functools.partial(_rows, start=offset), ids_only)
+            offset += batch.num_rows
+        source.done_with(group)
+
+    huge = [pf.metadata.row_group(g).total_byte_size > STREAM_GROUP_BYTES for g in range(groups)]
     if workers == 0:  # a remote stream, or a hashing worker: one reader, in this thread
         try:
             for group in range(groups):
+                if huge[group]:
+                    yield from stream_group(group)
+                    continue
                 yield from decode_group(group)
                 source.done_with(group)
         finally:
@@ -150,6 +183,11 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
     ahead: deque[tuple[int, Future[list[RecordBatch]]]] = deque()
     try:
         for group in range(groups):
+            if huge[group]:  # what was read ahead first, then this one streamed
+                while ahead:
+                    yield from _drain(ahead.popleft(), source)
+                yield from stream_group(group)
+                continue
             ahead.append((group, executor.submit(decode_group, group)))
             if len(ahead) >= workers:
                 yield from _drain(ahead.popleft(), source)

@@ -158,6 +158,44 @@ def test_a_bad_row_deep_in_a_later_row_group_is_named_by_its_file_row(make_datas
     assert "row 205 (counting from 0)" in msg
 
 
+def test_a_row_group_too_large_to_hold_is_streamed_with_the_same_records_and_row_numbers(make_dataset_repo, monkeypatch):
+    """``df.to_parquet()`` writes up to 1Mi rows a group, so a million 768-d vectors are one 3 GB group:
+    such a group is read a slice at a time through a small buffer (``readers.STREAM_GROUP_BYTES``,
+    made small here), never decoded whole ahead. Same records in file order, and a bad row in it is
+    named by its row in the file, between groups read ahead as usual."""
+    from reconciler.dataset import readers
+
+    monkeypatch.setattr(readers, "READ_THREADS", 2)
+    monkeypatch.setattr(readers, "STREAM_GROUP_BYTES", 4096)  # between a 50-row group and a 300-row one
+    streamed: list[int] = []
+    opened = readers.ParquetSource.streaming_reader
+
+    def noting(self: readers.ParquetSource) -> Any:
+        streamed.append(1)
+        return opened(self)
+
+    monkeypatch.setattr(readers.ParquetSource, "streaming_reader", noting)
+    repo = make_dataset_repo()
+    records = make_records(400, 4, seed=13)
+    spans = ((0, 50), (50, 300), (350, 50))  # the middle group is streamed
+    repo.commit_row_groups([records_table(records[a:a + n], 4) for a, n in spans], tag="v1")
+    src = repo.source(dimension=4)
+    version = ds.resolve_version(src, "v1")
+    batches = list(ds.read_batches(src, version, batch_size=64))
+    assert streamed, "the 300-row group was decoded whole"
+    assert [i for b in batches for i in b.id_list] == [r["id"] for r in records]
+    assert max(len(b) for b in batches) <= 64
+    assert read_all(src, version) == as_expected(records)
+
+    records[271]["id"] = ""
+    repo.commit_row_groups([records_table(records[a:a + n], 4) for a, n in spans], tag="bad")
+    assert "row 271 (counting from 0)" in error_of(ds.read_batches, src, ds.resolve_version(src, "bad"))
+    streamed.clear()
+    repo.commit_row_groups([records_table(records[:50], 4)], tag="small")
+    list(ds.read_batches(src, ds.resolve_version(src, "small")))
+    assert not streamed
+
+
 def test_ids_only_reads_no_vectors_or_metadata(dataset_repo, known_versions):
     src = dataset_repo.source()
     batches = list(ds.read_batches(src, ds.resolve_version(src, "v1"), ids_only=True))
