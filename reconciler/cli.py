@@ -699,12 +699,16 @@ def cache_prune(max_size: str | None, older_than: str | None, keep_recent: str, 
     """
     import time
 
-    from reconciler.engine.cache_pruning import parse_age, parse_size, prune
+    from reconciler.engine.cache_pruning import prune
     from reconciler.render.cache import render_prune
+    from reconciler.units import parse_duration, parse_size
+
+    def age(text: str, flag: str, example: str) -> float:  # `30` alone could mean days: a unit, except for 0
+        return parse_duration(text, flag, example=example, bare_seconds=False, zero=True)
 
     limit = parse_size(max_size, "--max-size") if max_size is not None else None
-    age = parse_age(older_than, "--older-than") if older_than is not None else (None if limit is not None else 30 * 86400.0)
-    result = prune(max_size=limit, older_than=age, keep_since=time.time() - parse_age(keep_recent, "--keep-recent"), dry_run=dry_run)
+    older = age(older_than, "--older-than", "30d") if older_than is not None else (None if limit is not None else 30 * 86400.0)
+    result = prune(max_size=limit, older_than=older, keep_since=time.time() - age(keep_recent, "--keep-recent", "10m"), dry_run=dry_run)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
@@ -743,8 +747,8 @@ def reconcile(
     says sync: {auto: true} (and repairs drift with self_heal: true), and reports the rest.
     Failures are retried with backoff and never stop it; SIGTERM stops it cleanly.
     """
-    from reconciler.agent import AgentOptions, parse_duration, run
-    from reconciler.engine.cache_pruning import parse_size
+    from reconciler.agent import AgentOptions, run
+    from reconciler.units import parse_duration, parse_size
 
     if listen is not None and metrics_port is not None:
         raise UsageError("--listen and --metrics-port both say where to serve metrics", hint="Give one of them.")

@@ -16,25 +16,12 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.errors import UsageError
 
-__all__ = ["AgentOptions", "parse_duration", "run"]
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(text: str, what: str) -> float:
-    """``500ms``, ``30s``, ``5m``, ``1h`` or plain seconds (``0.5``) -> seconds."""
-    found = _DURATION.match(text)
-    if not found or float(found.group(1)) <= 0:
-        raise UsageError(f"{what} {text!r} is not a duration", hint=f"Give a positive duration such as 30s, 5m or 1h (e.g. {what} 5m).")
-    return float(found.group(1)) * _UNIT_S[found.group(2)]
-
+__all__ = ["AgentOptions", "run"]
 
 @dataclass
 class AgentOptions:

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import caches
-from reconciler.errors import UsageError
 
 USED = "used"
 #: the cache's folders prune reads and removes from, and what they hold; nothing else is touched
@@ -299,33 +298,6 @@ def prune(
         kept_entries=len(kept), kept_bytes=kept_size,
         removed_versions=tuple(dropped_versions), kept_versions=tuple(kept_versions), over_budget=over_budget, failed=tuple(failed),
     )
-
-
-_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
-
-
-def parse_size(text: str, what: str) -> int:
-    """``500MB``, ``2GB``, ``1.5G``, ``10GiB`` or plain bytes → bytes (kB/MB/GB are powers of 1000)."""
-    found = _SIZE.match(text)
-    unit = found.group(2).lower().removesuffix("b") if found else ""
-    if not found or unit not in _SIZE_UNITS:
-        raise UsageError(f"{what} {text!r} is not a size", hint=f"Give a size such as 500MB, 2GB or 10GiB (e.g. {what} 2GB).")
-    return int(float(found.group(1)) * _SIZE_UNITS[unit])
-
-
-_AGE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(s|m|h|d|w)\s*$")
-_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_age(text: str, what: str) -> float:
-    """``30d``, ``12h``, ``90m``, ``2w`` → seconds; ``0`` needs no unit."""
-    if text.strip() == "0":
-        return 0.0
-    found = _AGE.match(text)
-    if not found:
-        raise UsageError(f"{what} {text!r} is not a duration", hint=f"Give a duration such as 12h, 30d or 2w (e.g. {what} 30d).")
-    return float(found.group(1)) * _AGE_UNITS[found.group(2)]
 
 
 def _temporary(eid: str) -> bool:

@@ -79,7 +79,7 @@ def test_kubernetes_example_flags_are_flags_vectorops_reconcile_takes() -> None:
     ("args", "expected"),
     [
         (["--interval", "0s"], "--interval '0s' is not a duration"),
-        (["--interval", "five minutes"], "Give a positive duration such as 30s, 5m or 1h"),
+        (["--interval", "five minutes"], "Give a positive duration such as 30s, 5m, 1h or 30d"),
         (["--listen", "localhost:http"], "expected HOST:PORT, :PORT or PORT"),
         (["--listen", ":9464", "--metrics-port", "9464"], "--listen and --metrics-port both say where to serve metrics"),
     ],
