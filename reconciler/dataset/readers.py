@@ -14,6 +14,7 @@ import json
 import mmap
 import os
 import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,6 +47,8 @@ DECODE_ROWS = 16_384
 #: 3 GB group, and decoding a group whole held ~2.2× its size (a 1.2 GB group: 2.7 GB peak; streamed: 0.4 GB)
 STREAM_GROUP_BYTES = 256 * 1024 * 1024
 STREAM_BUFFER_BYTES = 4 * 1024 * 1024
+#: slices of such a group decoded ahead of the caller, by one thread
+STREAM_AHEAD = 2
 
 
 class ParquetSource:
@@ -157,12 +160,13 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
         return out
 
     def stream_group(group: int) -> Iterator[RecordBatch]:
-        """A group too large to decode whole: a slice at a time, in this thread."""
+        """A group too large to decode whole: a slice at a time, the next ones decoded by a thread while
+        the caller works on this one (``STREAM_AHEAD`` slices at most)."""
         offset = int(starts[group])
         batches = source.streaming_reader().iter_batches(
             batch_size=min(batch_size, DECODE_ROWS), row_groups=[group], columns=columns, use_threads=True
         )
-        for batch in batches:
+        for batch in _ahead(batches, STREAM_AHEAD) if READ_THREADS > 0 else batches:  # not in a hashing worker
             yield decode.to_records(batch, layout, functools.partial(_rows, start=offset), ids_only)
             offset += batch.num_rows
         source.done_with(group)
@@ -198,6 +202,47 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
             future.cancel()
         executor.shutdown(wait=True)
         pa.default_memory_pool().release_unused()  # groups decoded but never consumed
+
+
+def _ahead(items: Iterator[pa.RecordBatch], depth: int) -> Iterator[pa.RecordBatch]:
+    """``items``, produced by a thread at most ``depth`` ahead of the consumer (pyarrow decodes
+    without the GIL, so decoding the next slice overlaps the caller's work on this one)."""
+    done = object()
+    slots: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            slots.put(exc)
+
+    thread = threading.Thread(target=produce, name="vectorops-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:  # the consumer may stop early: the thread stops at its next slice
+        stop.set()
+        while thread.is_alive():
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
 
 
 def _drain(entry: tuple[int, Future[list[RecordBatch]]], source: ParquetSource) -> Iterator[RecordBatch]:

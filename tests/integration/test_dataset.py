@@ -12,6 +12,7 @@ import io
 import math
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,13 @@ def test_a_row_group_too_large_to_hold_is_streamed_with_the_same_records_and_row
     assert [i for b in batches for i in b.id_list] == [r["id"] for r in records]
     assert max(len(b) for b in batches) <= 64
     assert read_all(src, version) == as_expected(records)
+    stream = ds.read_batches(src, version, batch_size=64)
+    for batch in stream:  # stopping inside the streamed group leaves no thread reading ahead
+        if records[120]["id"] in batch.id_list:
+            assert [t for t in threading.enumerate() if t.name == "vectorops-read-ahead"]
+            break
+    stream.close()  # type: ignore[attr-defined]
+    assert not [t for t in threading.enumerate() if t.name == "vectorops-read-ahead"]
 
     records[271]["id"] = ""
     repo.commit_row_groups([records_table(records[a:a + n], 4) for a, n in spans], tag="bad")
