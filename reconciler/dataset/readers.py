@@ -160,15 +160,19 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
         return out
 
     def stream_group(group: int) -> Iterator[RecordBatch]:
-        """A group too large to decode whole: a slice at a time, the next ones decoded by a thread while
-        the caller works on this one (``STREAM_AHEAD`` slices at most)."""
-        offset = int(starts[group])
+        """A group too large to decode whole: a slice at a time, the next ones decoded and checked by a
+        thread while the caller works on this one (``STREAM_AHEAD`` slices at most)."""
         batches = source.streaming_reader().iter_batches(
             batch_size=min(batch_size, DECODE_ROWS), row_groups=[group], columns=columns, use_threads=True
         )
-        for batch in _ahead(batches, STREAM_AHEAD) if READ_THREADS > 0 else batches:  # not in a hashing worker
-            yield decode.to_records(batch, layout, functools.partial(_rows, start=offset), ids_only)
-            offset += batch.num_rows
+
+        def checked() -> Iterator[RecordBatch]:
+            offset = int(starts[group])
+            for batch in batches:
+                yield decode.to_records(batch, layout, functools.partial(_rows, start=offset), ids_only)
+                offset += batch.num_rows
+
+        yield from _ahead(checked(), STREAM_AHEAD) if READ_THREADS > 0 else checked()  # not in a hashing worker
         source.done_with(group)
 
     huge = [pf.metadata.row_group(g).total_byte_size > STREAM_GROUP_BYTES for g in range(groups)]
@@ -204,7 +208,7 @@ def parquet_batches(source: ParquetSource, layout_for: LayoutFor, batch_size: in
         pa.default_memory_pool().release_unused()  # groups decoded but never consumed
 
 
-def _ahead(items: Iterator[pa.RecordBatch], depth: int) -> Iterator[pa.RecordBatch]:
+def _ahead(items: Iterator[RecordBatch], depth: int) -> Iterator[RecordBatch]:
     """``items``, produced by a thread at most ``depth`` ahead of the consumer (pyarrow decodes
     without the GIL, so decoding the next slice overlaps the caller's work on this one)."""
     done = object()
@@ -235,6 +239,7 @@ def _ahead(items: Iterator[pa.RecordBatch], depth: int) -> Iterator[pa.RecordBat
                 return
             if isinstance(item, BaseException):
                 raise item
+            assert isinstance(item, RecordBatch)
             yield item
     finally:  # the consumer may stop early: the thread stops at its next slice
         stop.set()
