@@ -80,7 +80,7 @@ def check_ids(column: pa.Array, layout: Layout, rows: Callable[[np.ndarray], str
             f"{layout.where}: id column '{layout.id_field}' holds {column.type} values{example}; ids must be strings",
             hint="Write the ids as strings (e.g. df['id'] = df['id'].astype(str)), then `dvc add` and commit again.",
         )
-    bad = pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_length(column), 0))
+    bad = pc.or_kleene(pc.is_null(column), pc.equal(pc.binary_length(column), 0))
     bad = pc.fill_null(bad, True)
     if pc.any(bad).as_py():
         positions = np.flatnonzero(bad.to_numpy(zero_copy_only=False))
