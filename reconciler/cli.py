@@ -772,6 +772,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _main(argv)
     finally:
+        pruning = sys.modules.get("reconciler.engine.cache_pruning")
+        if pruning is not None:  # the versions the command's plans held (none when it planned nothing)
+            pruning.release_held_versions()
         if "--no-color" in args or os.environ.get("NO_COLOR"):
             _drop_colorama_reset()
 

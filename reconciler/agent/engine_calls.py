@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.engine.apply import ApplyHooks, EnvironmentResult, apply_plan
-from reconciler.engine.cache_pruning import PruneResult, prune
+from reconciler.engine.cache_pruning import PruneResult, prune, release_held_versions
 from reconciler.engine.plan import EnvironmentPlan, Plan, plan_environment
 from reconciler.engine.session import DestinationSession
 from reconciler.engine.values import Drift
@@ -69,3 +69,10 @@ def drift_records(drift: Drift) -> int:
 def prune_cache(max_size: int | None, *, keep_since: float) -> PruneResult:
     """The hash cache pruned to ``max_size`` bytes, least recently used versions first (``cache_pruning``)."""
     return prune(max_size=max_size, keep_since=keep_since)
+
+
+def release_cache_holds() -> None:
+    """The end of a cycle: the versions its plans held (``cache_pruning.hold_version``) are let go, so
+    a prune (this agent's own, or another process's) may drop them; the agent keeps no file open
+    for every version it ever planned."""
+    release_held_versions()

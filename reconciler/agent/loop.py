@@ -117,6 +117,7 @@ class Agent:
                         self._reconcile(name, schedule, session)
             for warning in session.take_warnings():  # what no apply took: said before closing, or by a plan
                 self._emit("cycle", "warning", level="warning", message=warning.message, details={"destination": warning.destination})
+        engine.release_cache_holds()  # the versions this cycle's plans read: others may prune them now
         if self.settings.cache_max_size is not None:
             self._prune_cache(started)
         self._emit("cycle", "ended", level="debug")

@@ -12,11 +12,16 @@ and an entry goes only when no kept version needs it, so pruning an old version 
 current one a shard. What belongs to no version (stashed records, verified-file markers, Pinecone
 listing resume points, leftovers of killed runs) is an entry of its own, by its own last use.
 
-Everything used since ``keep_since`` is kept whatever the size: a plan may be reading it now.
+Everything used since ``keep_since`` is kept whatever the size: a plan may be reading it now. A
+plan also *holds* each version it reads (a shared lock on ``used/<version key>.lock``, until its
+command or agent cycle ends), and prune never drops a held version, however long ago the plan began
+(a cold plan of 100M records outlasts any ``keep_since`` window); it removes a version holding the
+lock exclusively, so a plan starting meanwhile waits the moment it takes and then hashes it again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,6 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import caches
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks; keep_since alone protects a running plan
+    fcntl = None  # type: ignore[assignment]
 
 USED = "used"
 #: the cache's folders prune reads and removes from, and what they hold; nothing else is touched
@@ -62,10 +72,14 @@ def partitions_entry(cache_key: str) -> str:
 
 def record_version_use(version_key: str, label: str, members: Iterable[str]) -> None:
     """Note that a plan uses this version now (``label``: how people name it, e.g. ``docs@v2``) and
-    which cache entries hold it (``entry_of``, ``partitions_entry``). Best effort: a cache that
-    cannot be written costs pruning its precision, never a plan."""
+    which cache entries hold it (``entry_of``, ``partitions_entry``), and hold it until the command
+    ends (``hold_version``; first, so no prune removes the record once written). Best effort: a
+    cache that cannot be written costs pruning its precision, never a plan."""
     path = caches.cache_dir() / USED / f"{version_key}.json"
     body = json.dumps({"label": label, "members": sorted(set(members))}, separators=(",", ":"))
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    hold_version(version_key)
     try:
         if path.read_text() == body:
             os.utime(path)
@@ -73,12 +87,72 @@ def record_version_use(version_key: str, label: str, members: Iterable[str]) -> 
     except OSError:
         pass
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(body)
         os.replace(tmp, path)
     except OSError:
         pass
+
+
+#: version key -> the open lock file by which this process holds that version (``hold_version``)
+_held: dict[str, int] = {}
+
+
+def _lock_path(version_key: str, folder: Path | None = None) -> Path:
+    return (folder if folder is not None else caches.cache_dir()) / USED / f"{version_key}.lock"
+
+
+def name_is_lock(name: str) -> bool:
+    return name.endswith(".lock") and not name.startswith(".")
+
+
+def hold_version(version_key: str) -> None:
+    """Hold a version this process reads until ``release_held_versions``: a shared lock on its lock
+    file, so no prune, in any process, drops it meanwhile. Waits while a prune is removing it (the
+    plan then hashes it again). Best effort: where locks cannot be taken, ``keep_since`` protects."""
+    if fcntl is None or version_key in _held:
+        return
+    path = _lock_path(version_key)
+    for _ in range(5):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            if os.fstat(fd).st_nlink > 0:  # not a file a prune removed while we waited for it
+                _held[version_key] = fd
+                return
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def release_held_versions() -> None:
+    """Let go of every version this process holds (the end of a command, or of an agent's cycle)."""
+    while _held:
+        _key, fd = _held.popitem()
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _take_for_removal(version_key: str, folder: Path) -> int | None:
+    """An exclusive lock on a version's lock file, or None when a plan holds the version."""
+    if fcntl is None:
+        return -1
+    try:
+        fd = os.open(_lock_path(version_key, folder), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return -1  # cannot tell: decided by its last use, as without locks
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # a plan holds it
+        os.close(fd)
+        return None
+    except OSError:  # a file system without locks (some network mounts): decided by its last use
+        os.close(fd)
+        return -1
+    return fd
 
 
 def entry_id(relative: Path) -> str:
@@ -163,15 +237,16 @@ class PruneResult:
     kept_bytes: int
     removed_versions: tuple[str, ...]  # labels, most recently used first
     kept_versions: tuple[str, ...]
-    over_budget: bool  # what was used since keep_since alone exceeds max_size
+    over_budget: bool  # what was used since keep_since (or is held) alone exceeds max_size
     failed: tuple[str, ...] = ()  # paths that could not be removed, with why
+    in_use: tuple[str, ...] = ()  # labels of versions kept because a running plan holds them
 
     def to_json(self) -> dict[str, Any]:
         return {
             "folder": str(self.folder), "dry_run": self.dry_run,
             "removed": {"entries": self.removed_entries, "bytes": self.removed_bytes, "versions": list(self.removed_versions)},
             "kept": {"entries": self.kept_entries, "bytes": self.kept_bytes, "versions": list(self.kept_versions)},
-            "over_budget": self.over_budget, "failed": list(self.failed),
+            "over_budget": self.over_budget, "failed": list(self.failed), "in_use": list(self.in_use),
         }
 
 
@@ -216,7 +291,8 @@ def _scan(folder: Path, path: Path, entries: dict[str, Entry]) -> None:
     eid = entry_id(relative)
     entry = entries.setdefault(eid, Entry(eid))
     entry.size += st.st_size
-    entry.last_used = max(entry.last_used, st.st_mtime)
+    if not (parts[0] == USED and name_is_lock(parts[-1])):  # a lock file's time says when it was made, not used
+        entry.last_used = max(entry.last_used, st.st_mtime)
     entry.roots.add(folder / parts[0] / parts[1] if whole_folder and len(parts) > 2 else path)
 
 
@@ -251,8 +327,8 @@ def prune(
     # the units of pruning: the versions, most recently used first, then what belongs to no version
     # (stashed records, markers, resume points), by the same rule with what budget is left; what a
     # run was writing when it died is never reused, so it goes once it is not recent
-    units: list[tuple[float, str | None, tuple[str, ...]]] = [
-        (v.last_used, v.label, (*v.entries, f"{USED}/{v.key}")) for v in contents.versions
+    units: list[tuple[float, VersionUse | None, tuple[str, ...]]] = [
+        (v.last_used, v, (*v.entries, f"{USED}/{v.key}")) for v in contents.versions
     ]
     loose = [e for e in entries.values() if e.id not in owned and not _temporary(e.id)]
     units += sorted(((e.last_used, None, (e.id,)) for e in loose), key=lambda u: -u[0])
@@ -261,42 +337,57 @@ def prune(
     kept_size = 0
     kept_versions: list[str] = []
     dropped_versions: list[str] = []
+    in_use: list[str] = []
+    taken: list[int] = []  # exclusive locks on the versions being dropped, held until they are gone
     over_budget = False
-    for used, label, ids in units:
-        new = [i for i in ids if i not in kept]
-        extra = sum(entries[i].size for i in new)
-        recent = used >= keep_since
-        fits = max_size is None or kept_size + extra <= max_size
-        young = cutoff is None or used >= cutoff
-        if recent or (fits and young):
-            kept.update(new)
-            kept_size += extra
-            if label is not None:
-                kept_versions.append(label)
-            if recent and not fits:
-                over_budget = True
-        elif label is not None:
-            dropped_versions.append(label)
-    doomed = [e for e in entries.values() if e.id not in kept]
-    failed: list[str] = []
-    if not dry_run:
-        # records first: a version half removed must not look whole to the next prune
-        for entry in sorted(doomed, key=lambda e: not e.id.startswith(f"{USED}/")):
-            for root in sorted(entry.roots):
-                try:
-                    if root.is_dir() and not root.is_symlink():
-                        shutil.rmtree(root)
-                    else:
-                        root.unlink()
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    failed.append(f"{root}: {exc.strerror or exc}")
+    try:
+        for used, version, ids in units:
+            new = [i for i in ids if i not in kept]
+            extra = sum(entries[i].size for i in new)
+            recent = used >= keep_since
+            fits = max_size is None or kept_size + extra <= max_size
+            young = cutoff is None or used >= cutoff
+            held = False
+            if version is not None and not (recent or (fits and young)):
+                lock = _take_for_removal(version.key, contents.folder)
+                held = lock is None
+                if lock is not None and lock >= 0:
+                    taken.append(lock)
+            if recent or held or (fits and young):
+                kept.update(new)
+                kept_size += extra
+                if version is not None:
+                    kept_versions.append(version.label)
+                    if held:
+                        in_use.append(version.label)
+                if (recent or held) and not fits:
+                    over_budget = True
+            elif version is not None:
+                dropped_versions.append(version.label)
+        doomed = [e for e in entries.values() if e.id not in kept]
+        failed: list[str] = []
+        if not dry_run:
+            # records first: a version half removed must not look whole to the next prune
+            for entry in sorted(doomed, key=lambda e: not e.id.startswith(f"{USED}/")):
+                for root in sorted(entry.roots):
+                    try:
+                        if root.is_dir() and not root.is_symlink():
+                            shutil.rmtree(root)
+                        else:
+                            root.unlink()
+                    except FileNotFoundError:
+                        pass
+                    except OSError as exc:
+                        failed.append(f"{root}: {exc.strerror or exc}")
+    finally:
+        for fd in taken:
+            os.close(fd)
     return PruneResult(
         folder=contents.folder, dry_run=dry_run,
         removed_entries=len(doomed), removed_bytes=sum(e.size for e in doomed),
         kept_entries=len(kept), kept_bytes=kept_size,
         removed_versions=tuple(dropped_versions), kept_versions=tuple(kept_versions), over_budget=over_budget, failed=tuple(failed),
+        in_use=tuple(in_use),
     )
 
 

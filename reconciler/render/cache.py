@@ -50,10 +50,13 @@ def render_prune(result: dict[str, Any]) -> str:
     if kept["versions"]:
         names = ", ".join(escape(v) for v in kept["versions"][:SHOWN]) + (" …" if len(kept["versions"]) > SHOWN else "")
         lines.append(f"  versions kept: {names}")
+    if result.get("in_use"):
+        names = ", ".join(escape(v) for v in result["in_use"][:SHOWN]) + (" …" if len(result["in_use"]) > SHOWN else "")
+        lines.append(f"  kept because a running plan reads them: {names}")
     if result["over_budget"]:
         lines.append(
-            "[yellow]Note:[/] what was used within --keep-recent alone is above --max-size; it was kept "
-            "(a plan may be reading it). Raise --max-size, or prune again once those plans are done."
+            "[yellow]Note:[/] what was used within --keep-recent (or a running plan reads) alone is above --max-size; "
+            "it was kept. Raise --max-size, or prune again once those plans are done."
         )
     lines += [f"[red]Could not remove[/] {escape(failure)}" for failure in result["failed"]]
     return "\n".join(lines)

@@ -281,13 +281,14 @@ def test_cache_max_size_prunes_the_hash_cache_after_a_cycle_but_keeps_what_it_us
     import sys
 
     from fixtures.manifests import manifest_text
-    from reconciler.engine.cache_pruning import record_version_use
+    from reconciler.engine.cache_pruning import record_version_use, release_held_versions
 
     cache = Path(os.environ["VECTOROPS_CACHE_DIR"])
     old = cache / "shards" / "0ld-sig.arrow"
     old.parent.mkdir(parents=True, exist_ok=True)
     old.write_bytes(b"x" * 2_000_000)
     record_version_use("0ld-sig", "docs@v0", ["shards/0ld-sig"])
+    release_held_versions()  # the plan that used it ended a day ago
     a_day_ago = time.time() - 86400
     for path in (old, cache / "used" / "0ld-sig.json"):
         os.utime(path, (a_day_ago, a_day_ago))

@@ -510,7 +510,7 @@ def test_the_hash_cache_is_pruned_to_cache_max_size_after_the_command_but_never_
 ) -> None:
     """actions/cache saves the hash cache after the job; it only grows by itself, and a repository's
     caches share 10 GB. A version no run used for two hours goes; the one this run read stays."""
-    from reconciler.engine.cache_pruning import record_version_use
+    from reconciler.engine.cache_pruning import record_version_use, release_held_versions
 
     repo = _dataset_repo(tmp_path)
     cache = tmp_path / "hash-cache"
@@ -519,6 +519,7 @@ def test_the_hash_cache_is_pruned_to_cache_max_size_after_the_command_but_never_
     old.parent.mkdir(parents=True)
     old.write_bytes(b"x" * 3_000_000)
     record_version_use("0ld-sig", "docs@v0", ["shards/0ld-sig"])
+    release_held_versions()  # the run that used it ended two hours ago
     two_hours_ago = time.time() - 7200
     for path in (old, cache / "used" / "0ld-sig.json"):
         os.utime(path, (two_hours_ago, two_hours_ago))

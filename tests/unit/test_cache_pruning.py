@@ -4,12 +4,14 @@ dropped whole, least recently used first, and a shard a kept version shares is n
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from reconciler.engine.cache_pruning import cache_contents, entry_id, prune, record_version_use
+from reconciler.engine.cache_pruning import cache_contents, entry_id, prune, record_version_use, release_held_versions
 
 HOUR = 3600.0
 
@@ -47,6 +49,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     _file(root, "partitions/v2-sig-b4/00000.rows", 3000, 2 * HOUR)
     _version(root, "v1-sig", "docs@v1", ["a-sig", "b-sig"], age_s=3 * HOUR)
     _version(root, "v2-sig", "docs@v2", ["a-sig", "c-sig"], age_s=1 * HOUR)
+    release_held_versions()  # the plans that used them are over
     return root
 
 
@@ -136,3 +139,35 @@ def test_a_version_known_by_its_commit_is_named_by_a_short_sha() -> None:
 
     assert version_label("docs", "v2") == "docs@v2"
     assert version_label("docs", "4488bd4275cb7fb5fcb2d9401c4ebb5e73e020c2") == "docs@4488bd4275cb"
+
+
+def test_a_version_a_running_plan_holds_is_kept_however_long_ago_it_began(cache: Path) -> None:
+    """A cold plan of 100M records outlasts any --keep-recent window: a version another process's plan
+    holds (``hold_version``, a shared lock) is kept and named as in use; once that process is gone it
+    is dropped by the usual rule. A dry run takes nothing and makes no version look used."""
+    script = (
+        "from reconciler.engine.cache_pruning import hold_version\n"
+        "hold_version('v1-sig')\n"  # what record_version_use does once it has noted the use
+        "print('held', flush=True)\n"
+        "input()\n"
+    )
+    env = {**os.environ, "VECTOROPS_CACHE_DIR": str(cache), "PYTHONPATH": os.pathsep.join(sys.path)}
+    old = time.time() - 3 * HOUR
+    plan = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert plan.stdout is not None and plan.stdout.readline().strip() == "held"
+        os.utime(cache / "used" / "v1-sig.json", (old, old))  # its plan began three hours ago
+        dry = prune(max_size=0, keep_since=time.time(), dry_run=True)
+        assert dry.in_use == ("docs@v1",) and "docs@v1" in dry.kept_versions and dry.removed_versions == ("docs@v2",)
+        result = prune(max_size=0, keep_since=time.time())
+        assert result.in_use == ("docs@v1",) and result.over_budget
+        assert (cache / "shards" / "b-sig.arrow").exists() and (cache / "used" / "v1-sig.json").exists()
+        assert not (cache / "shards" / "c-sig.arrow").exists()  # docs@v2, held by nobody, went
+    finally:
+        assert plan.stdin is not None
+        plan.stdin.close()
+        plan.wait(timeout=30)
+    assert [v.label for v in cache_contents().versions] == ["docs@v1"]  # the lock file did not make it look used
+    result = prune(max_size=0, keep_since=time.time())
+    assert result.removed_versions == ("docs@v1",) and not result.in_use
+    assert not (cache / "shards" / "b-sig.arrow").exists() and not any((cache / "used").iterdir())
