@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import re
+from pathlib import Path
 
 from reconciler.errors import VectorOpsError
 
@@ -18,7 +19,7 @@ class EnvironmentIOError(VectorOpsError):
 
 
 _ACTIONS = {
-    errno.ENOSPC: "the disk is full. Free space on the device that holds it",
+    errno.ENOSPC: "the disk is full. Free space on the device that holds it",  # (the path: in front of it)
     errno.EDQUOT: "the disk quota is exhausted. Free space (or raise the quota)",
     errno.EACCES: "permission denied. Choose a location you may write to, or fix its permissions",
     errno.EPERM: "operation not permitted. Choose a location you may write to, or fix its permissions",
@@ -64,6 +65,11 @@ def as_io_error(exc: BaseException, where: str | None = None, hint: str | None =
     if isinstance(exc, OSError) and exc.errno is not None:
         path = exc.filename if exc.filename is not None else where
         shown = f"{path}: " if path else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and not path:  # a write ran out of room: say whose
+            return EnvironmentIOError(
+                f"{_where_space_ran_out()}: {_ACTIONS[exc.errno]}",
+                hint=hint or "Free space there, or point VECTOROPS_CACHE_DIR (the hash cache) or TMPDIR at a larger disk.",
+            )
         if exc.errno in _ACTIONS:
             return EnvironmentIOError(f"{shown}{_ACTIONS[exc.errno]}", hint=hint)
         if exc.errno in _NETWORK or isinstance(exc, (ConnectionError, TimeoutError)):
@@ -85,3 +91,30 @@ def as_io_error(exc: BaseException, where: str | None = None, hint: str | None =
             return EnvironmentIOError(f"{shown}{lance_reason(exc)}", hint=hint)
     return None
 
+
+
+#: below this much free space, a folder vectorops writes to is named as the one that filled up
+_LOW_SPACE_BYTES = 64 * 1024 * 1024
+
+
+def _where_space_ran_out() -> str:
+    """The folders vectorops writes to without naming them in the error (its hash cache, temporary
+    files) whose disk is (nearly) full now; all of them when none is, as one may have been freed."""
+    import shutil
+    import tempfile
+
+    from reconciler import caches
+
+    folders = {"the hash cache": caches.cache_dir(), "the temporary folder": Path(tempfile.gettempdir())}
+    full = []
+    for label, folder in folders.items():
+        probe = folder
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        try:
+            usage = shutil.disk_usage(probe)
+        except OSError:
+            continue
+        if usage.free < _LOW_SPACE_BYTES or usage.free < usage.total // 100:
+            full.append(f"{label} {folder}")
+    return ", ".join(full) if full else "the hash cache " + str(folders["the hash cache"]) + " or the temporary folder " + str(folders["the temporary folder"])
