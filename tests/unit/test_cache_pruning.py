@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.engine.cache_pruning import cache_contents, entry_id, prune, record_version_use, release_held_versions
+from reconciler.render.cache import render_prune
 
 HOUR = 3600.0
 
@@ -161,6 +162,7 @@ def test_a_version_a_running_plan_holds_is_kept_however_long_ago_it_began(cache:
         assert dry.in_use == ("docs@v1",) and "docs@v1" in dry.kept_versions and dry.removed_versions == ("docs@v2",)
         result = prune(max_size=0, keep_since=time.time())
         assert result.in_use == ("docs@v1",) and result.over_budget
+        assert "kept because a running plan reads them: docs@v1" in render_prune(result.to_json())
         assert (cache / "shards" / "b-sig.arrow").exists() and (cache / "used" / "v1-sig.json").exists()
         assert not (cache / "shards" / "c-sig.arrow").exists()  # docs@v2, held by nobody, went
     finally:
