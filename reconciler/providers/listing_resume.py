@@ -18,22 +18,55 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import xxhash
 
 from reconciler import caches
 
 MAX_AGE_S = 15 * 60
 FORMAT = 1
+#: listed ids kept as one Arrow array per this many (``ListingPart``)
+CHUNK_IDS = 65_536
 
 
 @dataclass
 class ListingPart:
-    """One prefix's listing: the ids so far, the token of the next page, whether it reached the end."""
+    """One prefix's listing: the ids so far, the token of the next page, whether it reached the end.
+
+    The ids are kept as Arrow string arrays of ``CHUNK_IDS`` each (the pages of 100 in between):
+    ~20 bytes an id rather than ~100 as Python strings in a list, the difference between ~2 GB and
+    ~10 GB for a 100M-record namespace."""
 
     prefix: str
-    ids: list[str] = field(default_factory=list)
+    chunks: list[pa.Array] = field(default_factory=list)
     token: str | None = None
     done: bool = False
+    count: int = 0
+    _pending: list[str] = field(default_factory=list)
+
+    def add(self, ids: list[str]) -> None:
+        self._pending.extend(ids)
+        self.count += len(ids)
+        if len(self._pending) >= CHUNK_IDS:
+            self._flush()
+
+    def restart(self) -> None:
+        self.chunks, self._pending, self.token, self.count = [], [], None, 0
+
+    def ids(self) -> pa.Array:
+        self._flush()
+        return pa.concat_arrays(self.chunks) if self.chunks else pa.array([], pa.string())
+
+    def take_chunks(self) -> list[pa.Array]:
+        """The ids as kept (no copy into one array), handed over: the part holds none after."""
+        self._flush()
+        chunks, self.chunks = self.chunks, []
+        return chunks
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.chunks.append(pa.array(self._pending, pa.string()))
+            self._pending = []
 
 
 class ListingCheckpoint:
@@ -51,19 +84,21 @@ class ListingCheckpoint:
             doc = json.loads(self.path.read_text())
             if time.time() - float(doc["saved_at"]) > MAX_AGE_S or doc.get("format") != FORMAT:
                 return fresh, False
-            parts = {
-                p: ListingPart(p, list(doc["parts"][p]["ids"]), doc["parts"][p]["token"], bool(doc["parts"][p]["done"]))
-                for p in self.prefixes
-            }
-        except (OSError, ValueError, KeyError, TypeError):
+            parts = {}
+            for p in self.prefixes:
+                saved = doc["parts"][p]
+                part = ListingPart(p, token=saved["token"], done=bool(saved["done"]))
+                part.add([str(i) for i in saved["ids"]])
+                parts[p] = part
+        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
             return fresh, False
-        return parts, any(part.ids or part.done for part in parts.values())
+        return parts, any(part.count or part.done for part in parts.values())
 
     def save(self, parts: dict[str, ListingPart]) -> None:
         doc = {
             "format": FORMAT,
             "saved_at": time.time(),
-            "parts": {p: {"ids": part.ids, "token": part.token, "done": part.done} for p, part in parts.items()},
+            "parts": {p: {"ids": part.ids().to_pylist(), "token": part.token, "done": part.done} for p, part in parts.items()},
         }
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -393,12 +393,24 @@ class PineconeDestination(Destination):
             yield buffer
 
     def all_ids(self, expected: pa.Array | None = None, progress: Callable[[int], None] | None = None) -> pa.Array:
-        """Every id, listed under several prefixes side by side when ``expected`` shows how to split.
+        """Every id, listed under several prefixes side by side when ``expected`` shows how to split
+        (``_listed_chunks``), as one array."""
+        chunks = self._listed_chunks(expected, progress)
+        return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
 
-        Pages of 100 ids follow one another by token, so one listing of a million ids is 10,000
-        round trips in a row; under disjoint prefixes (``listing.split_by_prefix``) they run
-        ``LIST_IN_FLIGHT`` at once. The parts cover every id only if nobody wrote ids outside the
-        chosen prefixes, so their total is checked against the namespace's count; any difference
+    def id_batches(self, expected: pa.Array | None = None, progress: Callable[[int], None] | None = None) -> Iterator[pa.Array]:
+        """The listing in the chunks it was kept in (``listing_resume.CHUNK_IDS`` ids each), never joined
+        into one array: handed out once every part is listed and their total checked against the
+        namespace's count, so it cannot hand out a part before it has them all."""
+        chunks = self._listed_chunks(expected, progress)
+        while chunks:
+            yield chunks.pop(0)  # let go of each chunk once the caller has it
+
+    def _listed_chunks(self, expected: pa.Array | None, progress: Callable[[int], None] | None) -> list[pa.Array]:
+        """Every id, in chunks. Pages of 100 ids follow one another by token, so one listing of a
+        million ids is 10,000 round trips in a row; under disjoint prefixes (``listing.split_by_prefix``)
+        they run ``LIST_IN_FLIGHT`` at once. The parts cover every id only if nobody wrote ids outside
+        the chosen prefixes, so their total is checked against the namespace's count; any difference
         (such ids, or a count still catching up with recent writes) falls back to the one listing.
         """
         prefixes = None
@@ -411,17 +423,14 @@ class PineconeDestination(Destination):
         found = self._list_parts(prefixes, progress)
         idx = self._index()
         count = self._count(self._reads("reading index stats", lambda: idx.describe_index_stats()))
-        if len(found) == count:
+        listed = sum(len(c) for c in found)
+        if listed == count:
             return found
-        log.debug("%s: %d ids under %d prefixes, %d in the namespace: listing it whole", self.address, len(found), len(prefixes), count)
+        log.debug("%s: %d ids under %d prefixes, %d in the namespace: listing it whole", self.address, listed, len(prefixes), count)
+        del found
         return self._list_parts([""], progress)
 
-    def id_batches(self, expected: pa.Array | None = None, progress: Callable[[int], None] | None = None) -> Iterator[pa.Array]:
-        """``all_ids`` as one array: its listings under several prefixes are checked against the
-        namespace's count together, so it cannot hand out a part before it has them all."""
-        yield self.all_ids(expected, progress)
-
-    def _list_parts(self, prefixes: list[str], progress: Callable[[int], None] | None) -> pa.Array:
+    def _list_parts(self, prefixes: list[str], progress: Callable[[int], None] | None) -> list[pa.Array]:
         """The ids under each prefix ("" for all), ``LIST_IN_FLIGHT`` listings side by side.
 
         A listing cut off when retries run out leaves a checkpoint (``listing_resume``): the
@@ -431,8 +440,8 @@ class PineconeDestination(Destination):
         checkpoint = ListingCheckpoint(f"{self.address}|{self.host or ''}|{self.namespace}", prefixes)
         parts, resumed = checkpoint.load()
         if resumed:
-            log.info("%s: resuming an interrupted id listing (%d ids already listed)", self.address, sum(len(p.ids) for p in parts.values()))
-        listed = [sum(len(p.ids) for p in parts.values())]
+            log.info("%s: resuming an interrupted id listing (%d ids already listed)", self.address, sum(p.count for p in parts.values()))
+        listed = [sum(p.count for p in parts.values())]
 
         def under(prefix: str) -> None:
             part = parts[prefix]
@@ -446,13 +455,13 @@ class PineconeDestination(Destination):
                     raise
                 log.info("%s: a saved page token was refused: listing '%s' from the start", self.address, prefix)
                 with self._lock:
-                    listed[0] -= len(part.ids)
-                    part.ids, part.token = [], None
+                    listed[0] -= part.count
+                    part.restart()
                 pages = self._list_pages_from(self.namespace, prefix or None, None)
                 first = next(pages, None)
             for ids, token in itertools.chain([first] if first is not None else [], pages):
                 with self._lock:
-                    part.ids.extend(ids)
+                    part.add(ids)
                     part.token = token
                     listed[0] += len(ids)
                     if progress is not None and ids:
@@ -466,7 +475,7 @@ class PineconeDestination(Destination):
                 checkpoint.save(parts)
             raise
         checkpoint.clear()
-        return pa.array([i for p in prefixes for i in parts[p].ids], pa.string())
+        return [chunk for p in prefixes for chunk in parts[p].take_chunks()]
 
     def _list_pages(self, namespace: str, prefix: str | None) -> Iterator[list[str]]:
         for ids, _token in self._list_pages_from(namespace, prefix, None):
