@@ -94,3 +94,23 @@ def test_a_refused_saved_token_lists_that_part_again(pinecone_server: PineconeSe
     checkpoint.save(parts)
     again = dest.all_ids(None)
     assert sorted(again.to_pylist()) == ids and len(again) == N
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one listing", "split by prefix"])
+def test_a_listing_is_handed_on_in_its_chunks_each_id_once(pinecone_server: PineconeServer, monkeypatch: pytest.MonkeyPatch, split: bool) -> None:
+    """Held until checked as Arrow chunks (``listing_resume.CHUNK_IDS``, made small here), and handed
+    on as those chunks, never joined into one array: what keeps a 100M-record listing ~2.8 GB."""
+    import reconciler.providers.listing_resume as lr
+    import reconciler.providers.pinecone as pc
+
+    monkeypatch.setattr(lr, "CHUNK_IDS", 250)
+    ids = [f"doc-{i:05d}" for i in range(N)]
+    dest = _dest()
+    _fill(dest, ids)
+    expected = None
+    if split:
+        monkeypatch.setattr(pc, "LIST_SPLIT_MIN", 100)
+        expected = pa.array(sorted(ids))
+    pieces = list(dest.id_batches(expected))
+    assert len(pieces) >= N // 350 and all(0 < len(p) < 250 + 100 for p in pieces)  # a chunk: 250 ids and the rest of a page
+    assert sorted(i for p in pieces for i in p.to_pylist()) == ids  # every id exactly once
