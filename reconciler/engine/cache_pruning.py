@@ -59,6 +59,11 @@ def version_label(dataset: str, rev: str) -> str:
     return f"{dataset}@{rev[:12] if re.fullmatch(r'[0-9a-f]{40}', rev) else rev}"
 
 
+def _by_commit(label: str) -> bool:
+    """Whether ``version_label`` named the version by its commit (12 hex digits), not by a tag or branch."""
+    return re.fullmatch(r"[^@]+@[0-9a-f]{12}", label) is not None
+
+
 def entry_of(path: Path) -> str:
     """The cache entry (``entry_id``) of a file or folder under the cache folder."""
     return entry_id(path.relative_to(caches.cache_dir()))
@@ -76,16 +81,23 @@ def record_version_use(version_key: str, label: str, members: Iterable[str]) -> 
     ends (``hold_version``; first, so no prune removes the record once written). Best effort: a
     cache that cannot be written costs pruning its precision, never a plan."""
     path = caches.cache_dir() / USED / f"{version_key}.json"
-    body = json.dumps({"label": label, "members": sorted(set(members))}, separators=(",", ":"))
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
     hold_version(version_key)
     try:
-        if path.read_text() == body:
-            os.utime(path)
-            return
+        before = path.read_text()
     except OSError:
-        pass
+        before = ""
+    if _by_commit(label):  # a deployed version, known by its commit: keep the name a plan gave it (docs@v2)
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            named = str(json.loads(before)["label"])
+            if named.split("@", 1)[0] == label.split("@", 1)[0] and not _by_commit(named):
+                label = named
+    body = json.dumps({"label": label, "members": sorted(set(members))}, separators=(",", ":"))
+    if before == body:
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        return
     try:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(body)

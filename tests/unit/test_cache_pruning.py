@@ -142,6 +142,18 @@ def test_a_version_known_by_its_commit_is_named_by_a_short_sha() -> None:
     assert version_label("docs", "4488bd4275cb7fb5fcb2d9401c4ebb5e73e020c2") == "docs@4488bd4275cb"
 
 
+def test_a_version_once_named_by_its_tag_keeps_that_name_when_used_by_its_commit(cache: Path) -> None:
+    """A plan names the version it is asked for (docs@v2); status, rollback and saved plans know the
+    deployed one by its commit. `cache info` keeps saying docs@v2, and a new tag still renames it."""
+    record_version_use("k-sig", "docs@v2", ["shards/a-sig"])
+    record_version_use("k-sig", "docs@4488bd4275cb", ["shards/a-sig"])
+    release_held_versions()
+    assert [v.label for v in cache_contents().versions if v.key == "k-sig"] == ["docs@v2"]
+    record_version_use("k-sig", "docs@release-7", ["shards/a-sig"])
+    release_held_versions()
+    assert [v.label for v in cache_contents().versions if v.key == "k-sig"] == ["docs@release-7"]
+
+
 def test_a_version_a_running_plan_holds_is_kept_however_long_ago_it_began(cache: Path) -> None:
     """A cold plan of 100M records outlasts any --keep-recent window: a version another process's plan
     holds (``hold_version``, a shared lock) is kept and named as in use; once that process is gone it
