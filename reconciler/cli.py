@@ -455,16 +455,23 @@ def history(environment: str, limit: int | None, as_json: bool) -> None:
 
 @cli.command()
 @global_options
-@click.argument("dataset")
+@click.argument("dataset", required=False)
 @click.option("--limit", type=click.IntRange(min=1), default=None)
 @click.option("--json", "as_json", is_flag=True)
-def versions(dataset: str, limit: int | None, as_json: bool) -> None:
-    """The dataset's versions, newest first."""
+def versions(dataset: str | None, limit: int | None, as_json: bool) -> None:
+    """The dataset's versions, newest first (DATASET may be left out when the manifest has one)."""
     from reconciler import dataset as ds
     from reconciler.errors import ManifestError
     from reconciler.render.human import versions_table
 
     m = _manifest()
+    if dataset is None:
+        if len(m.model.datasets) != 1:
+            raise UsageError(
+                f"which dataset? {m.path.name} defines {len(m.model.datasets)}: {', '.join(m.model.datasets)}",
+                hint=f"Name one: vectorops versions {next(iter(m.model.datasets), 'DATASET')}.",
+            )
+        dataset = next(iter(m.model.datasets))
     if dataset not in m.model.datasets:
         raise ManifestError(f"unknown dataset '{dataset}' in {m.path.name}", hint=f"Datasets defined: {', '.join(m.model.datasets)}.")
     infos = ds.list_versions(m.dataset_source(dataset), limit)

@@ -353,6 +353,18 @@ def test_versions_newest_first(ws: Workspace, versions_repo: DatasetRepo) -> Non
     assert [r["digest"] for r in tagged] == [v.digest for v in reversed(versions_repo.versions)]
     text = ws.ok("versions", "docs").stdout
     assert text.index("v3") < text.index("v2") < text.index("v1")
+    assert ws.ok("versions", "--json").json["versions"] == rows  # the manifest's one dataset
+
+
+def test_versions_without_a_dataset_asks_which_when_there_are_several(ws: Workspace) -> None:
+    import yaml
+
+    doc = yaml.safe_load(ws.manifest.read_text())
+    doc["datasets"]["faq"] = doc["datasets"]["docs"]
+    ws.manifest.write_text(yaml.safe_dump(doc))
+    result = ws.run("versions")
+    assert result.code == 1 and "which dataset? vectorops.yaml defines 2: docs, faq" in result.stderr
+    assert "vectorops versions docs" in result.stderr and "Traceback" not in result.output
 
 
 def _hold_lock(ws: Workspace, owner: str, monkeypatch: pytest.MonkeyPatch) -> str:

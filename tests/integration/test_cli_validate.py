@@ -143,7 +143,7 @@ def test_the_installed_script_with_options_on_both_sides(dataset_repo: DatasetRe
         (["validate", "--bogus"], "No such option '--bogus'"),
         (["--bogus", "validate"], "No such option '--bogus'"),
         (["validate", "extra-argument"], "Got unexpected extra argument"),
-        (["versions"], "Missing argument 'DATASET'"),
+        (["history"], "Missing argument 'ENVIRONMENT'"),
         (["no-such-command"], "No such command 'no-such-command'"),
         (["validate", "-m"], "Option '-m' requires an argument"),
     ],
