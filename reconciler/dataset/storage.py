@@ -127,12 +127,21 @@ def describe_remote(fs: Any) -> str:
     try:
         config = fs.repo.config
         name = config["core"].get("remote")
-        if not name:
+        if not name or name == "auto-generated-upstream":  # DVC's stand-in, the clone's own cache, when none is set
             return "no DVC remote (none is configured as default)"
         url = str(config["remote"].get(name, {}).get("url", "?"))
     except Exception:  # noqa: BLE001 - a message helper must not mask the real error
         return "the default DVC remote"
     return f"DVC remote '{name}' ({redact(url)})"
+
+
+def nowhere(fs: Any) -> str:
+    """Where DVC looked and did not find something: "in neither <cache> nor <remote>", or, with no
+    default remote, "not in <cache>, and no DVC remote is configured as the default"."""
+    remote = describe_remote(fs)
+    if remote.startswith("no DVC remote"):
+        return f"not in {describe_cache(fs)}, and no DVC remote is configured as the default"
+    return f"in neither {describe_cache(fs)} nor {remote}"
 
 
 def describe_cache(fs: Any) -> str:
@@ -180,7 +189,7 @@ def data_files(fs: Any, path: str, suffixes: tuple[str, ...], missing: str, fore
         if plugin:
             raise plugin from exc
         raise DatasetError(
-            f"{missing}: the directory listing is in neither {describe_cache(fs)} nor {describe_remote(fs)}",
+            f"{missing}: the directory listing is {nowhere(fs)}",
             hint="Run `dvc push` where this version was `dvc add`-ed, or make the remote that holds it the default.",
         ) from exc
     return data_file_names((p.lstrip("/") for p in found), suffixes, foreign)
@@ -203,7 +212,7 @@ def open_binary(fs: Any, path: str, missing: str) -> Iterator[IO[bytes]]:
         handle = fs.open(path, "rb")
     except FileNotFoundError as exc:
         raise DatasetError(
-            f"{missing}: the data is in neither {describe_cache(fs)} nor {describe_remote(fs)}",
+            f"{missing}: the data is {nowhere(fs)}",
             hint="Run `dvc push` where this version was `dvc add`-ed (check out that commit first), "
             "or make the remote that holds it the default.",
         ) from exc

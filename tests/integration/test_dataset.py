@@ -344,6 +344,19 @@ def test_data_in_neither_cache_nor_remote_names_the_remote(dataset_repo_copy, tm
     assert "dvc push" in msg and "at v3" in msg and "data/docs.parquet" in msg
 
 
+def test_data_missing_where_no_remote_is_configured_says_so_plainly(make_dataset_repo, tmp_path):
+    """Not "in neither the local DVC cache nor no DVC remote": the cache it looked in, and that no
+    default remote exists to fetch from."""
+    repo = make_dataset_repo()
+    config = repo.root / ".dvc" / "config"
+    config.write_text("\n".join(line for line in config.read_text().splitlines() if "remote" not in line and "url" not in line) + "\n")
+    repo.commit_version(make_records(10, DIM, seed=9), tag="v1", push=False)
+    src = repo.source(repo=repo.clone(tmp_path / "clone"))
+    msg = error_of(ds.read_batches, src, ds.resolve_version(src, "v1"))
+    assert "not in the local DVC cache (" in msg and "and no DVC remote is configured as the default" in msg
+    assert "nor no" not in msg
+
+
 def test_missing_columns_are_named_with_what_exists(dataset_repo):
     src = dataset_repo.source(vector_field="embedding", metadata_fields=("title", "url"))
     msg = error_of(ds.read_schema, src, ds.resolve_version(src, "v1"))
