@@ -160,12 +160,6 @@ def metadata_types(table: pa.Table) -> pa.Schema | None:
         return None
 
 
-def _cached_rows(path: Path) -> int | None:
-    """How many records a cached shard table holds; None if it is unusable."""
-    cached = _cached_shard(path)
-    return None if cached is None else cached.rows
-
-
 def check_metadata_types(src: DatasetSource, version: DatasetVersion, shards: list[DatasetShard], types: list[pa.Schema]) -> None:
     """Refuse a version whose shards give one metadata field two types no destination write can merge
     (a string in one shard, a number in another): one message naming the field, both shards and both
@@ -357,9 +351,10 @@ def sharded_index(
     # before reading any of it, so a prune running meanwhile sees it in use (``cache_pruning``)
     held_in = [*paths, _listing_path(src, version), index_cache.cached_index_path(whole_key)]
     record_version_use(whole_key, version_label(src.name, version.rev), [*map(entry_of, held_in), partitions_entry(whole_key)])
+    cached_shards = [_cached_shard(path) for path in paths]
     todo: dict[str, DatasetShard] = {}
-    for shard, path in zip(shards, paths, strict=True):
-        if shard.md5 not in todo and _cached_rows(path) is None:
+    for shard, cached_shard in zip(shards, cached_shards, strict=True):
+        if cached_shard is None and shard.md5 not in todo:
             todo[shard.md5] = shard
     if log is not None:
         log.seen.update(s.md5 for s in shards)
@@ -371,7 +366,8 @@ def sharded_index(
             workers = (executor or LocalExecutor()).hash_shards(src, version, list(todo.values()), signature_key, stash, report, precision)
         if log is not None:
             log.workers = max(log.workers, workers)
-    cached_shards = [_cached_shard(path) for path in paths]  # again: a table may have gone while the others were hashed
+    if todo:  # read again: a table may have gone while the others were hashed
+        cached_shards = [_cached_shard(path) for path in paths]
     counts = [c.rows if c is not None else None for c in cached_shards]
     if all(c is not None for c in cached_shards):
         check_metadata_types(src, version, shards, [c.metadata for c in cached_shards if c is not None])
