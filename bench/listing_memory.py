@@ -9,6 +9,9 @@ each in a fresh process (peak RSS over the process's start, ids ``doc-000000042`
 * ``chunks``: ``listing_resume.ListingPart`` — pages gathered into Arrow arrays of 65,536 ids,
   handed on as those chunks (``PineconeDestination.id_batches``), never joined (now).
 
+And what saving a checkpoint of a listing cut off there adds: every id in the JSON document (before)
+or the ids in Arrow IPC beside it (``ListingCheckpoint``, now).
+
     python bench/listing_memory.py --ids 10000000
 """
 
@@ -38,6 +41,26 @@ def hold(way: str, n: int) -> None:
             held.extend(page)
         else:
             part.add(page)
+    if way.startswith("checkpoint"):  # a listing cut off here: what saving its checkpoint adds
+        import json
+        import os
+        import tempfile
+        import time
+
+        from reconciler.providers.listing_resume import ListingCheckpoint
+
+        folder = tempfile.mkdtemp(prefix="vectorops-listing-")
+        os.environ["VECTOROPS_CACHE_DIR"] = folder
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        began = time.perf_counter()
+        if way == "checkpoint-json":  # the earlier format: every id in the JSON document
+            Path(folder, "c.json").write_text(json.dumps({"parts": {"": {"ids": part.ids().to_pylist()}}}))
+        else:
+            ListingCheckpoint("bench", [""]).save({"": part})
+        took = time.perf_counter() - began
+        size = sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+        print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024, took, size)
+        return
     listed = pa.array(held, pa.string()) if way == "python-list" else pa.chunked_array(part.take_chunks(), pa.string())
     assert len(listed) == n
     print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) / 1024)
@@ -46,7 +69,7 @@ def hold(way: str, n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ids", type=int, default=10_000_000)
-    parser.add_argument("--hold", choices=("python-list", "chunks"), help=argparse.SUPPRESS)
+    parser.add_argument("--hold", choices=("python-list", "chunks", "checkpoint-json", "checkpoint-arrow"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hold:
         hold(args.hold, args.ids)
@@ -56,6 +79,11 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--ids", str(args.ids), "--hold", way], capture_output=True, text=True, check=True)
         mb = float(out.stdout.strip())
         print(f"  {way:12s} {mb:8.0f} MB  {mb * 2**20 / args.ids:6.1f} B/id  (projected to 100M ids: {mb * 1e8 / args.ids / 1024:.1f} GB)")
+    print(f"a listing of {args.ids:,} ids cut off: saving its checkpoint (peak RSS it adds, time, file size)")
+    for way in ("checkpoint-json", "checkpoint-arrow"):
+        out = subprocess.run([sys.executable, __file__, "--ids", str(args.ids), "--hold", way], capture_output=True, text=True, check=True)
+        mb, took, size = (float(x) for x in out.stdout.split())
+        print(f"  {way:16s} +{mb:7.0f} MB  {took:6.2f} s  {size / 2**20:7.0f} MB on disk")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import xxhash
 from reconciler import caches
 
 MAX_AGE_S = 15 * 60
-FORMAT = 1
+FORMAT = 2  # 2: the ids in Arrow IPC beside the JSON
 #: listed ids kept as one Arrow array per this many (``ListingPart``)
 CHUNK_IDS = 65_536
 
@@ -57,6 +57,11 @@ class ListingPart:
         self._flush()
         return pa.concat_arrays(self.chunks) if self.chunks else pa.array([], pa.string())
 
+    def kept_chunks(self) -> list[pa.Array]:
+        """The ids as kept so far (the part keeps them)."""
+        self._flush()
+        return list(self.chunks)
+
     def take_chunks(self) -> list[pa.Array]:
         """The ids as kept (no copy into one array), handed over: the part holds none after."""
         self._flush()
@@ -70,11 +75,14 @@ class ListingPart:
 
 
 class ListingCheckpoint:
-    """Where one namespace's interrupted listing is kept (ids and page tokens, no secrets)."""
+    """Where one namespace's interrupted listing is kept: page tokens and counts as JSON, the ids
+    listed so far as Arrow IPC beside it (written chunk by chunk: a listing cut off at 50M ids is
+    saved without turning them into 50M Python strings first). No secrets."""
 
     def __init__(self, scope: str, prefixes: list[str]) -> None:
         key = xxhash.xxh3_64_hexdigest(json.dumps([FORMAT, scope, prefixes]).encode())
         self.path: Path = caches.cache_dir() / "listing" / f"{key}.json"
+        self.ids_path: Path = self.path.with_suffix(".arrow")
         self.prefixes = prefixes
 
     def load(self) -> tuple[dict[str, ListingPart], bool]:
@@ -84,11 +92,17 @@ class ListingCheckpoint:
             doc = json.loads(self.path.read_text())
             if time.time() - float(doc["saved_at"]) > MAX_AGE_S or doc.get("format") != FORMAT:
                 return fresh, False
-            parts = {}
-            for p in self.prefixes:
+            with pa.memory_map(str(self.ids_path)) as source:
+                ids = pa.ipc.open_file(source).read_all().column("id")
+            counts = [int(doc["parts"][p]["count"]) for p in self.prefixes]
+            if sum(counts) != len(ids):
+                return fresh, False  # torn: listed again
+            parts, offset = {}, 0
+            for p, count in zip(self.prefixes, counts, strict=True):
                 saved = doc["parts"][p]
                 part = ListingPart(p, token=saved["token"], done=bool(saved["done"]))
-                part.add([str(i) for i in saved["ids"]])
+                part.chunks, part.count = list(ids.slice(offset, count).chunks), count
+                offset += count
                 parts[p] = part
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
             return fresh, False
@@ -98,18 +112,26 @@ class ListingCheckpoint:
         doc = {
             "format": FORMAT,
             "saved_at": time.time(),
-            "parts": {p: {"ids": part.ids().to_pylist(), "token": part.token, "done": part.done} for p, part in parts.items()},
+            "parts": {p: {"count": part.count, "token": part.token, "done": part.done} for p, part in parts.items()},
         }
+        schema = pa.schema([("id", pa.string())])
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp_ids = self.ids_path.with_name(f".{self.ids_path.name}.{os.getpid()}.tmp")
+            with pa.OSFile(str(tmp_ids), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+                for p in self.prefixes:
+                    for chunk in parts[p].kept_chunks():
+                        writer.write_batch(pa.record_batch([chunk], schema=schema))
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(doc))
+            os.replace(tmp_ids, self.ids_path)
             os.replace(tmp, self.path)
-        except OSError:
+        except (OSError, pa.ArrowException):
             pass  # an optimisation: a listing that cannot be saved is simply listed again
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.ids_path.unlink(missing_ok=True)
 
 
 class Pacer:
