@@ -102,15 +102,20 @@ def read_shard(
 ) -> Iterator[RecordBatch]:
     """Every record of one shard, verified against its pinned md5 in the same pass; read straight
     from the repo's DVC cache when the shard is there (``storage.local_object``), else through DVC."""
-    expected = integrity.Expected(shard.md5, shard.size, _in_listing(version))
-    local = git.local_repo(src.repo, _who(src))
-    cached = storage.local_object(local, shard.md5)
+    expected, local, cached = _shard_object(src, version, shard)
     if cached is not None:
         with open(cached, "rb") as handle:
             yield from _verified_batches(src, version, None, shard.path, handle, expected, _layout_for(src, version, shard.path), batch_size, ids_only)
         return
     fs = storage.filesystem(src.repo, local, version.commit)
     yield from _read_file(src, version, fs, shard.path, batch_size, ids_only, expected=expected)
+
+
+def _shard_object(src: DatasetSource, version: DatasetVersion, shard: DatasetShard) -> tuple[integrity.Expected, Path, str | None]:
+    """What one shard must hash to, the dataset repo, and the shard's object in that repo's DVC cache
+    (None when it is not there: it is then read through DVC)."""
+    local = git.local_repo(src.repo, _who(src))
+    return integrity.Expected(shard.md5, shard.size, _in_listing(version)), local, storage.local_object(local, shard.md5)
 
 
 def read_shard_records(src: DatasetSource, version: DatasetVersion, shard: DatasetShard, ids: Any) -> Iterator[RecordBatch]:
@@ -122,9 +127,7 @@ def read_shard_records(src: DatasetSource, version: DatasetVersion, shard: Datas
 
 
 def _shard_verified_first(src: DatasetSource, version: DatasetVersion, shard: DatasetShard, batch_size: int = 65_536) -> Iterator[RecordBatch]:
-    expected = integrity.Expected(shard.md5, shard.size, _in_listing(version))
-    local = git.local_repo(src.repo, _who(src))
-    cached = storage.local_object(local, shard.md5)
+    expected, local, cached = _shard_object(src, version, shard)
     if cached is not None:
         with open(cached, "rb") as handle:
             _verify_whole(src, version, None, shard.path, handle, expected)  # a local file: verified, or refused
@@ -138,9 +141,7 @@ def _shard_verified_first(src: DatasetSource, version: DatasetVersion, shard: Da
 
 def verify_shard(src: DatasetSource, version: DatasetVersion, shard: DatasetShard) -> None:
     """Check one shard against its pinned md5 now (remembered once verified)."""
-    expected = integrity.Expected(shard.md5, shard.size, _in_listing(version))
-    local = git.local_repo(src.repo, _who(src))
-    cached = storage.local_object(local, shard.md5)
+    expected, local, cached = _shard_object(src, version, shard)
     if cached is not None:
         with open(cached, "rb") as handle:
             _verify_whole(src, version, None, shard.path, handle, expected)
