@@ -19,7 +19,7 @@ class EnvironmentIOError(VectorOpsError):
 
 
 _ACTIONS = {
-    errno.ENOSPC: "the disk is full. Free space on the device that holds it",  # (the path: in front of it)
+    errno.ENOSPC: "the disk is full. Free space on the device that holds it",
     errno.EDQUOT: "the disk quota is exhausted. Free space (or raise the quota)",
     errno.EACCES: "permission denied. Choose a location you may write to, or fix its permissions",
     errno.EPERM: "operation not permitted. Choose a location you may write to, or fix its permissions",
@@ -92,7 +92,6 @@ def as_io_error(exc: BaseException, where: str | None = None, hint: str | None =
     return None
 
 
-
 #: below this much free space, a folder vectorops writes to is named as the one that filled up
 _LOW_SPACE_BYTES = 64 * 1024 * 1024
 
@@ -117,4 +116,4 @@ def _where_space_ran_out() -> str:
             continue
         if usage.free < _LOW_SPACE_BYTES or usage.free < usage.total // 100:
             full.append(f"{label} {folder}")
-    return ", ".join(full) if full else "the hash cache " + str(folders["the hash cache"]) + " or the temporary folder " + str(folders["the temporary folder"])
+    return ", ".join(full) if full else " or ".join(f"{label} {folder}" for label, folder in folders.items())

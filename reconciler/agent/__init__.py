@@ -23,6 +23,7 @@ from reconciler.errors import UsageError
 
 __all__ = ["AgentOptions", "run"]
 
+
 @dataclass
 class AgentOptions:
     repo: str  # "." (the current checkout, as it is) or a git URL/path to clone and follow

@@ -200,9 +200,10 @@ def data_file_names(paths: Iterable[str], suffixes: tuple[str, ...], foreign: tu
     data suffix, hidden files left out (whether DVC or the ``.dir`` listing named them); and the
     files ending in a ``foreign`` suffix (records in another format, which would be left out
     silently). Anything else (a README, Spark's ``_SUCCESS``, ``_metadata``) is not data."""
-    visible = sorted(p for p in paths if not posixpath.basename(p).startswith((".", "_")) or p.endswith(suffixes))
-    data = [p for p in visible if p.endswith(suffixes) and not posixpath.basename(p).startswith(".")]
-    return data, [p for p in visible if foreign and p.endswith(foreign) and not p.endswith(suffixes)]
+    names = sorted(paths)
+    data = [p for p in names if p.endswith(suffixes) and not posixpath.basename(p).startswith(".")]
+    others = [p for p in names if foreign and p.endswith(foreign) and not p.endswith(suffixes)]
+    return data, [p for p in others if not posixpath.basename(p).startswith((".", "_"))]
 
 
 @contextlib.contextmanager
