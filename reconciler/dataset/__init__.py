@@ -14,8 +14,8 @@ from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from reconciler.dataset import decode, git, integrity, pins, readers, storage
-from reconciler.dataset.model import DatasetShard, DatasetSource, DatasetVersion, VersionInfo, where
+from reconciler.dataset import decode, folders, git, integrity, pins, readers, storage
+from reconciler.dataset.model import DatasetShard, DatasetSource, DatasetVersion, FolderField, VersionInfo, where
 from reconciler.errors import DatasetError
 from reconciler.records import RecordBatch
 from reconciler.redact import printable
@@ -39,6 +39,7 @@ __all__ = [
     "unreadable",
     "verify_shard",
     "verify_version",
+    "with_folder_fields",
 ]
 
 _SUFFIXES = {"parquet": (".parquet", ".parq", ".pq"), "jsonl": (".jsonl", ".json", ".ndjson")}
@@ -77,8 +78,9 @@ def read_batches(
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     fs, files, expected = _files(src, version)
+    folder = _folder_fields(src, version, files)
     for file in files:
-        yield from _read_file(src, version, fs, file, batch_size, ids_only, expected=expected[file])
+        yield from _read_file(src, version, fs, file, batch_size, ids_only, expected=expected[file], folder=folder.get(file, ()))
 
 
 def is_sharded(version: DatasetVersion) -> bool:
@@ -94,7 +96,14 @@ def list_shards(src: DatasetSource, version: DatasetVersion) -> list[DatasetShar
     """
     found = _local_files(src, version)
     _fs, files, expected = found if found is not None else _files(src, version)
-    return [DatasetShard(file, expected[file].md5, expected[file].size) for file in files]
+    return with_folder_fields(src, version, [DatasetShard(file, expected[file].md5, expected[file].size) for file in files])
+
+
+def with_folder_fields(src: DatasetSource, version: DatasetVersion, shards: list[DatasetShard]) -> list[DatasetShard]:
+    """The shards, each with the fields of the Hive-style folders above it (``folders``): they follow
+    from the shards' paths alone, so a listing kept without them gets them back here."""
+    found = _folder_fields(src, version, [shard.path for shard in shards])
+    return [DatasetShard(s.path, s.md5, s.size, found.get(s.path, ())) for s in shards]
 
 
 def read_shard(
@@ -105,10 +114,11 @@ def read_shard(
     expected, local, cached = _shard_object(src, version, shard)
     if cached is not None:
         with open(cached, "rb") as handle:
-            yield from _verified_batches(src, version, None, shard.path, handle, expected, _layout_for(src, version, shard.path), batch_size, ids_only)
+            layout_for = _layout_for(src, version, shard.path, shard.folder)
+            yield from _verified_batches(src, version, None, shard.path, handle, expected, layout_for, batch_size, ids_only)
         return
     fs = storage.filesystem(src.repo, local, version.commit)
-    yield from _read_file(src, version, fs, shard.path, batch_size, ids_only, expected=expected)
+    yield from _read_file(src, version, fs, shard.path, batch_size, ids_only, expected=expected, folder=shard.folder)
 
 
 def _shard_object(src: DatasetSource, version: DatasetVersion, shard: DatasetShard) -> tuple[integrity.Expected, Path, str | None]:
@@ -131,12 +141,13 @@ def _shard_verified_first(src: DatasetSource, version: DatasetVersion, shard: Da
     if cached is not None:
         with open(cached, "rb") as handle:
             _verify_whole(src, version, None, shard.path, handle, expected)  # a local file: verified, or refused
-            yield from _decoded(src, handle, where(src, version, shard.path), _layout_for(src, version, shard.path), batch_size, False)
+            layout_for = _layout_for(src, version, shard.path, shard.folder)
+            yield from _decoded(src, handle, where(src, version, shard.path), layout_for, batch_size, False)
         return
     fs = storage.filesystem(src.repo, local, version.commit)
     with storage.open_binary(fs, shard.path, where(src, version, shard.path)) as handle:
         verified = _verify_whole(src, version, fs, shard.path, handle, expected)
-    yield from _read_file(src, version, fs, shard.path, batch_size, False, expected=None if verified else expected)
+    yield from _read_file(src, version, fs, shard.path, batch_size, False, expected=None if verified else expected, folder=shard.folder)
 
 
 def verify_shard(src: DatasetSource, version: DatasetVersion, shard: DatasetShard) -> None:
@@ -195,10 +206,11 @@ def _read_verified_first(src: DatasetSource, version: DatasetVersion, batch_size
     since, is not hashed again (``integrity.already_verified``).
     """
     fs, files, expected = _files(src, version)
+    folder = _folder_fields(src, version, files)
     for file in files:
         with storage.open_binary(fs, file, where(src, version, file)) as handle:
             verified = _verify_whole(src, version, fs, file, handle, expected[file])
-        yield from _read_file(src, version, fs, file, batch_size, False, expected=None if verified else expected[file])
+        yield from _read_file(src, version, fs, file, batch_size, False, expected=None if verified else expected[file], folder=folder.get(file, ()))
 
 
 def verify_version(src: DatasetSource, version: DatasetVersion) -> None:
@@ -216,7 +228,8 @@ def verify_version(src: DatasetSource, version: DatasetVersion) -> None:
 def read_schema(src: DatasetSource, version: DatasetVersion) -> None:
     """Cheap check that the version has the declared columns and dimension (footer + first batch)."""
     fs, files, expected = _files(src, version)
-    batches = _read_file(src, version, fs, files[0], 1024, False, first_only=True)
+    folder = _folder_fields(src, version, files)
+    batches = _read_file(src, version, fs, files[0], 1024, False, first_only=True, folder=folder.get(files[0], ()))
     try:
         next(batches, None)
     except DatasetError:
@@ -443,10 +456,12 @@ def _read_file(
     ids_only: bool,
     first_only: bool = False,
     expected: integrity.Expected | None = None,
+    folder: tuple[FolderField, ...] = (),
 ) -> Generator[RecordBatch, None, None]:
-    """One file's records. With ``expected`` the file is verified in the same pass (see integrity)."""
+    """One file's records, with the fields of the folders above it (``folder``). With ``expected``
+    the file is verified in the same pass (see integrity)."""
     at = where(src, version, file)
-    layout_for = _layout_for(src, version, file)
+    layout_for = _layout_for(src, version, file, folder)
     with storage.open_binary(fs, file, at) as handle:
         if first_only or expected is None:  # a schema check, or a file verified before: read as it is
             yield from _decoded(src, handle, at, layout_for, batch_size, ids_only, first_only)
@@ -468,13 +483,20 @@ def _decoded(
             return
 
 
-def _layout_for(src: DatasetSource, version: DatasetVersion, file: str) -> readers.LayoutFor:
+def _layout_for(src: DatasetSource, version: DatasetVersion, file: str, folder: tuple[FolderField, ...] = ()) -> readers.LayoutFor:
     at = where(src, version, file)
 
     def layout_for(available: Sequence[str]) -> decode.Layout:
-        return decode.layout_for(at, src.id_field, src.vector_field, src.metadata_fields, src.dimension, available)
+        return decode.layout_for(at, src.id_field, src.vector_field, src.metadata_fields, src.dimension, available, folder)
 
     return layout_for
+
+
+def _folder_fields(src: DatasetSource, version: DatasetVersion, files: Sequence[str]) -> dict[str, tuple[FolderField, ...]]:
+    """The Hive-style folder fields of a directory version's files (``folders``); none for a single file."""
+    if not is_sharded(version):
+        return {}
+    return folders.folder_fields(where(src, version), src.path, files)
 
 
 def _verified_batches(

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from reconciler.dataset.model import FolderField
 from reconciler.errors import DatasetError
 from reconciler.records import RecordBatch
 from reconciler.redact import printable
@@ -29,8 +30,9 @@ class Layout:
     where: str  # "dataset 'docs' (vectorops.yaml:5:5) at v2 (abc123def456), file data/docs.parquet"
     id_field: str
     vector_field: str
-    metadata: tuple[str, ...]
+    metadata: tuple[str, ...]  # read from the file
     dimension: int
+    folder: tuple[FolderField, ...] = ()  # metadata from the Hive-style folders above the file (``folders``)
 
     @property
     def columns(self) -> list[str]:
@@ -38,18 +40,46 @@ class Layout:
 
 
 def layout_for(
-    where: str, id_field: str, vector_field: str, metadata_fields: Sequence[str] | None, dimension: int, available: Sequence[str]
+    where: str, id_field: str, vector_field: str, metadata_fields: Sequence[str] | None, dimension: int, available: Sequence[str],
+    folder: Sequence[FolderField] = (),
 ) -> Layout:
-    """Check the declared columns exist; ``metadata_fields=None`` means every other column."""
+    """Check the declared columns exist; ``metadata_fields=None`` means every other column, and
+    every field of the folders above the file (``folder``)."""
+    _refuse_folder_clash(where, id_field, vector_field, available, folder)
+    named = {f.name for f in folder}
     wanted = [id_field, vector_field, *(metadata_fields or [])]
-    missing = [c for c in wanted if c not in available]
+    missing = [c for c in wanted if c not in available and c not in named]
     if missing:
         raise DatasetError(
-            f"{where}: missing column(s) {_names(missing)}; the file has: {_names(available)}",
+            f"{where}: missing column(s) {_names(missing)}; the file has: {_names(available)}"
+            + (f", and the folders above it give {_names(sorted(named))}" if named else ""),
             hint="Set id_field, vector_field and metadata_fields in the manifest to columns the file has.",
         )
-    metadata = tuple(c for c in available if c not in (id_field, vector_field)) if metadata_fields is None else tuple(metadata_fields)
-    return Layout(where, id_field, vector_field, metadata, dimension)
+    if metadata_fields is None:
+        metadata = tuple(c for c in available if c not in (id_field, vector_field))
+        return Layout(where, id_field, vector_field, metadata, dimension, tuple(folder))
+    chosen = set(metadata_fields)
+    metadata = tuple(c for c in metadata_fields if c not in named)
+    return Layout(where, id_field, vector_field, metadata, dimension, tuple(f for f in folder if f.name in chosen))
+
+
+def _refuse_folder_clash(where: str, id_field: str, vector_field: str, available: Sequence[str], folder: Sequence[FolderField]) -> None:
+    """A folder field that would give a record a second value of a field it has (``folders``)."""
+    for field in folder:
+        if field.name in (id_field, vector_field):
+            role = "id" if field.name == id_field else "vector"
+            raise DatasetError(
+                f"{where}: a folder above this file is named '{printable(field.name)}=…', which would set the {role} field "
+                f"'{printable(field.name)}' of every record in it",
+                hint="Rename the folder (Hive-style `key=value` folders become metadata fields), then `dvc add` the directory and commit again.",
+            )
+        if field.name in available:
+            raise DatasetError(
+                f"{where}: '{printable(field.name)}' is both a column of this file and the name of a folder above it "
+                f"('{printable(field.name)}=…'), so each record would have two values of it",
+                hint=f"Drop the column '{printable(field.name)}' from the files (Spark's partitionBy leaves it out), or rename "
+                "the folder; then `dvc add` the directory and commit again.",
+            )
 
 
 def to_records(
@@ -65,6 +95,10 @@ def to_records(
     check_finite(vectors, ids, layout)
     metadata = pa.table({name: _column(data, name) for name in layout.metadata}) if layout.metadata else _no_columns(n)
     check_metadata_finite(metadata, ids, layout)
+    for field in layout.folder:  # the same value for every record below the folder
+        kind = pa.int64() if field.type == "int64" else pa.string()
+        value = pa.nulls(n, kind) if field.value is None else pa.repeat(pa.scalar(field.value, kind), n)
+        metadata = metadata.append_column(field.name, value)
     return RecordBatch(ids=ids, vectors=vectors, metadata=metadata)
 
 

@@ -33,16 +33,44 @@ class DatasetVersion:
 
 
 @dataclass(frozen=True)
+class FolderField:
+    """A metadata field a record gets from a Hive-style folder above its file (``lang=en/``).
+
+    ``type`` is one for the whole version (``dataset.folders``): ``int64`` when every value of the
+    field in the version is a plain integer, else ``string``; ``value`` None is Hive's null folder.
+    """
+
+    name: str
+    value: str | int | None
+    type: str  # "int64" | "string"
+
+
+@dataclass(frozen=True)
 class DatasetShard:
     """One data file of a version stored as a DVC-tracked directory, with the md5 DVC pinned for it.
 
     The md5 names the shard's content wherever it appears (any version, any dataset), which is
-    what lets a shard's hashes be computed once per machine.
+    what lets a shard's hashes be computed once per machine. Its records are the file's plus the
+    fields of the Hive-style folders above it (``folder``), so those are part of what its cached
+    hashes are keyed by (``content_key``): a file moved from ``lang=en/`` to ``lang=fr/`` keeps its
+    md5 but not its records.
     """
 
     path: str  # posix path in the repo, e.g. data/docs/part-007.parquet
     md5: str
     size: int | None
+    folder: tuple[FolderField, ...] = ()
+
+    @property
+    def content_key(self) -> str:
+        """What names the shard's records: its md5, plus its folder fields when it has any."""
+        if not self.folder:
+            return self.md5
+        import hashlib
+        import json
+
+        fields = json.dumps([[f.name, f.value, f.type] for f in self.folder])
+        return f"{self.md5}-f{hashlib.sha256(fields.encode()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Sharded dataset versions: per-shard hash tables, cached by the shard's md5, hashed in parallel.
 
 A version stored as a DVC-tracked directory of Parquet (or JSONL) files is read shard by shard.
-Each shard's id→hash table is cached under the shard's md5 (plus how it is read), so a shard is
+Each shard's id→hash table is cached under the shard's md5 (plus the fields of the Hive-style
+folders above it, ``DatasetShard.content_key``, and how it is read), so a shard is
 decoded once per machine whatever version or dataset it appears in: a new version that changes
 one shard of a hundred costs one shard. Shards never seen are hashed by ``--jobs`` worker
 processes, each decoding one row group at a time, so memory is about jobs × one row group.
@@ -83,7 +84,7 @@ class ShardLog:
     """
 
     seen: set[str] = field(default_factory=set)
-    decoded: dict[str, str] = field(default_factory=dict)  # md5 -> path
+    decoded: dict[str, str] = field(default_factory=dict)  # content key (``DatasetShard.content_key``) -> path
     workers: int = 0  # processes that hashed them (1: this one)
 
     @property
@@ -99,7 +100,7 @@ class ShardLog:
 
 
 def shard_cache_path(shard: DatasetShard, signature_key: str) -> Path:
-    return caches.cache_dir() / "shards" / f"{shard.md5}-{signature_key}.arrow"
+    return caches.cache_dir() / "shards" / f"{shard.content_key}-{signature_key}.arrow"
 
 
 def shard_keys_path(table_path: Path) -> Path:
@@ -229,7 +230,8 @@ def list_shards(src: DatasetSource, version: DatasetVersion) -> list[DatasetShar
 
     path = _listing_path(src, version)
     try:
-        return [DatasetShard(e["path"], e["md5"], e["size"]) for e in json.loads(path.read_text())]
+        listed = [DatasetShard(e["path"], e["md5"], e["size"]) for e in json.loads(path.read_text())]
+        return ds.with_folder_fields(src, version, listed)
     except (OSError, ValueError, KeyError, TypeError):
         pass  # not listed on this machine yet (or a torn file): ask DVC
     shards = ds.list_shards(src, version)
@@ -248,7 +250,7 @@ def _listing_path(src: DatasetSource, version: DatasetVersion) -> Path:
 
 
 def shard_stash_path(shard: DatasetShard, baseline_digest: str, signature_key: str) -> Path:
-    name = f"shard-{shard.md5}-from-{baseline_digest}-{signature_key}".replace(".dir", "-dir")
+    name = f"shard-{shard.content_key}-from-{baseline_digest}-{signature_key}".replace(".dir", "-dir")
     return caches.cache_dir() / "stash" / f"{name}.arrow"
 
 
@@ -354,11 +356,11 @@ def sharded_index(
     cached_shards = [_cached_shard(path) for path in paths]
     todo: dict[str, DatasetShard] = {}
     for shard, cached_shard in zip(shards, cached_shards, strict=True):
-        if cached_shard is None and shard.md5 not in todo:
-            todo[shard.md5] = shard
+        if cached_shard is None and shard.content_key not in todo:
+            todo[shard.content_key] = shard
     if log is not None:
-        log.seen.update(s.md5 for s in shards)
-        log.decoded.update((s.md5, s.path) for s in todo.values())
+        log.seen.update(s.content_key for s in shards)
+        log.decoded.update((s.content_key, s.path) for s in todo.values())
     if todo:
         label = f"hashing {src.name}@{version.rev} ({len(todo)} of {len(shards)} shards)"
         report = (lambda n: progress(label, n, len(todo))) if progress is not None else (lambda n: None)

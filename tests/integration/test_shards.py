@@ -727,3 +727,57 @@ def test_an_apply_reads_each_shard_it_needs_alone_never_the_version_s_listing(
     monkeypatch.setattr(ds, "_files", listed)
     project.ok("apply", "--auto-approve")
     assert project.content() == _expected(sharded_repo.versions[0].records or [])
+
+
+def test_hive_style_folders_become_metadata_fields_as_pyarrow_reads_them(tmp_path: Path) -> None:
+    """A directory written partitioned (Spark's partitionBy, pandas' partition_cols) keeps the key only
+    in folder names. Its records get those fields, as pyarrow, pandas, Spark and DuckDB read them: a
+    file moved to another folder (same md5) is hashed again and its records updated, never served
+    from the hash table cached for its old folder."""
+    import pyarrow.parquet as pq
+
+    files = {
+        "lang=en/year=2024/part-0.parquet": _table(10, 0),
+        "lang=fr/year=2023/part-0.parquet": _table(10, 10),
+        "lang=__HIVE_DEFAULT_PARTITION__/year=2024/part-0.parquet": _table(10, 20),
+        "_SUCCESS": b"",
+    }
+    project = _directory_project(tmp_path, files)
+    project.ok("apply", "--auto-approve")
+    content = project.content()
+    assert len(content) == 30
+    read = pq.read_table(project.repo.file, partitioning="hive").to_pylist()
+    by_id = {r["id"]: r for r in read}
+    assert {i: (m.get("lang"), m.get("year")) for i, (_, m) in content.items()} == {i: (r["lang"], r["year"]) for i, r in by_id.items()}
+    assert content["doc-3"][1]["lang"] == "en" and content["doc-3"][1]["year"] == 2024 and content["doc-13"][1]["lang"] == "fr"
+    assert content["doc-23"][1].get("lang") is None and content["doc-23"][1]["title"] == "Document 23"
+
+    moved = {**files, "lang=de/year=2023/part-0.parquet": files["lang=fr/year=2023/part-0.parquet"]}
+    del moved["lang=fr/year=2023/part-0.parquet"]
+    project.repo.commit_directory(moved, tag="v2")
+    project.pin("v2")
+    plan = project.ok("plan", "--json").json["environments"][0]
+    assert plan["changes"] == {**plan["changes"], "add": 0, "update": 10, "delete": 0}
+    assert plan["shards"]["decoded_files"] == ["data/docs/lang=de/year=2023/part-0.parquet"]
+    project.ok("apply", "--auto-approve")
+    after = project.content()
+    assert after["doc-13"][1]["lang"] == "de" and after["doc-13"][1]["year"] == 2023 and after["doc-3"] == content["doc-3"]
+    assert project.ok("plan", "--json").json["environments"][0]["changes"]["update"] == 0
+
+
+def test_a_folder_named_for_a_column_of_the_files_below_it_is_refused_naming_the_file(tmp_path: Path) -> None:
+    project = _directory_project(tmp_path, {"title=old/part-0.parquet": _table(10, 0)})
+    for command in (("validate",), ("plan",), ("apply", "--auto-approve")):
+        result = project.run(*command)
+        assert result.code == 1, result.output
+        assert "file data/docs/title=old/part-0.parquet: 'title' is both a column of this file and the name of a folder above it" in result.stderr
+        assert "Drop the column 'title'" in result.stderr and "Traceback" not in result.output + result.stderr
+    assert not (project.folder / "db").exists()
+
+
+def test_jsonl_shards_in_hive_style_folders_get_their_fields_too(tmp_path: Path) -> None:
+    lines = b"".join(json.dumps({"id": f"j-{i}", "vector": [0.25 * i] * DIM, "title": f"t{i}"}).encode() + b"\n" for i in range(4))
+    project = _directory_project(tmp_path, {"lang=en/part-0.jsonl": lines, "lang=pt%2DBR/part-0.jsonl": lines.replace(b"j-", b"k-")}, fmt="jsonl")
+    project.ok("apply", "--auto-approve")
+    content = project.content()
+    assert content["j-1"][1] == {"title": "t1", "lang": "en"} and content["k-1"][1] == {"title": "t1", "lang": "pt-BR"}
