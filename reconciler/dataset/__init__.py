@@ -386,11 +386,7 @@ def _local_files(src: DatasetSource, version: DatasetVersion) -> tuple[None, lis
     except OSError:
         return None  # unreadable here: DVC will say why
     listing = storage.parse_listing(data, src.path, version.digest, where(src, version), version.pinned_in or "the .dvc file", cached, "cache")
-    files, foreign = storage.data_file_names(listing, _SUFFIXES[src.format], _FOREIGN[src.format])
-    if foreign:
-        raise _foreign_files(src, version, foreign)
-    if not files:
-        raise _no_data_files(src, version)
+    files = _checked(src, version, storage.data_file_names(listing, _SUFFIXES[src.format], _FOREIGN[src.format], root=src.path))
     pinned_in = _in_listing(version)
     return None, files, {file: integrity.Expected(listing[file][0], listing[file][1], pinned_in) for file in files}
 
@@ -411,12 +407,23 @@ def _data_files(src: DatasetSource, version: DatasetVersion) -> tuple[Any, list[
         raise DatasetError(f"dataset '{src.name}' ({src.origin}): unknown format '{src.format}'", hint="Use parquet or jsonl.")
     local = git.local_repo(src.repo, _who(src))
     fs = storage.filesystem(src.repo, local, version.commit)
-    files, foreign = storage.data_files(fs, src.path, _SUFFIXES[src.format], where(src, version), _FOREIGN[src.format])
-    if foreign:
-        raise _foreign_files(src, version, foreign)
-    if not files:
+    return fs, _checked(src, version, storage.data_files(fs, src.path, _SUFFIXES[src.format], where(src, version), _FOREIGN[src.format]))
+
+
+def _checked(src: DatasetSource, version: DatasetVersion, found: storage.DirectoryFiles) -> list[str]:
+    """The data files of a directory, or why it cannot be read as a dataset."""
+    if found.table_format is not None:
+        raise DatasetError(
+            f"{where(src, version)}: this directory is a {found.table_format} table, whose folder keeps the files of rows it "
+            "deleted or rewrote until they are vacuumed: reading its Parquet files would deploy those rows too",
+            hint="Write the table's current snapshot out as plain Parquet (e.g. Spark: "
+            "`spark.read.format('delta').load(...).write.parquet('data/docs')`), `dvc add` that directory, and point `path` at it.",
+        )
+    if found.foreign:
+        raise _foreign_files(src, version, found.foreign)
+    if not found.data:
         raise _no_data_files(src, version)
-    return fs, files
+    return found.data
 
 
 def _foreign_files(src: DatasetSource, version: DatasetVersion, foreign: list[str]) -> DatasetError:

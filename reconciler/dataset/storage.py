@@ -15,6 +15,7 @@ import re
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -176,12 +177,20 @@ def _at_commit(fs: Any) -> str:
     return f" at commit {commit}" if commit else ""
 
 
-def data_files(fs: Any, path: str, suffixes: tuple[str, ...], missing: str, foreign: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
-    """The file itself, or for a tracked directory its data files in a stable (sorted) order; with
-    the files it holds in a record format it is not read in (``data_file_names``)."""
+@dataclass(frozen=True)
+class DirectoryFiles:
+    """What a tracked directory holds, as vectorops reads it (``data_file_names``)."""
+
+    data: list[str]  # the data files, sorted
+    foreign: list[str]  # files of records in a form this dataset is not read in (left out silently otherwise)
+    table_format: str | None = None  # a table format whose folder keeps files of rows it deleted (Delta Lake…)
+
+
+def data_files(fs: Any, path: str, suffixes: tuple[str, ...], missing: str, foreign: tuple[str, ...] = ()) -> DirectoryFiles:
+    """The file itself, or for a tracked directory what it holds (``data_file_names``)."""
     entry = info(fs, path)
     if entry is None or entry.get("type") != "directory":
-        return [path], []
+        return DirectoryFiles([path], [])
     try:  # listing needs the directory's .dir object from the cache or the remote
         found = fs.find(path)
     except Exception as exc:  # noqa: BLE001 - DVC raises several types for a missing .dir object
@@ -192,18 +201,36 @@ def data_files(fs: Any, path: str, suffixes: tuple[str, ...], missing: str, fore
             f"{missing}: the directory listing is {nowhere(fs)}",
             hint="Run `dvc push` where this version was `dvc add`-ed, or make the remote that holds it the default.",
         ) from exc
-    return data_file_names((p.lstrip("/") for p in found), suffixes, foreign)
+    return data_file_names((p.lstrip("/") for p in found), suffixes, foreign, root=path)
 
 
-def data_file_names(paths: Iterable[str], suffixes: tuple[str, ...], foreign: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
-    """Of a tracked directory's files, the data files, in a stable (sorted) order: those with a
-    data suffix, hidden files left out (whether DVC or the ``.dir`` listing named them); and the
-    files ending in a ``foreign`` suffix (records in another format, which would be left out
-    silently). Anything else (a README, Spark's ``_SUCCESS``, ``_metadata``) is not data."""
+#: folders that make a directory a table of a format that keeps the files of rows it deleted or
+#: rewrote until they are vacuumed: reading every Parquet file would deploy those rows too
+_TABLE_FORMATS = (("_delta_log", "Delta Lake"), (".hoodie", "Apache Hudi"))
+
+
+def data_file_names(paths: Iterable[str], suffixes: tuple[str, ...], foreign: tuple[str, ...] = (), root: str = "") -> DirectoryFiles:
+    """Of a tracked directory's files (under ``root``), the data files in a stable (sorted) order:
+    those with a data suffix, and none below a hidden folder or named like one (``.`` or ``_``
+    first, as pyarrow, Spark and pandas skip them: ``_temporary/`` a failed Spark job left,
+    ``.ipynb_checkpoints/``); and the files ending in a ``foreign`` suffix (records in another
+    format, which would be left out silently). Anything else (a README, Spark's ``_SUCCESS``,
+    ``_metadata``) is not data."""
     names = sorted(paths)
-    data = [p for p in names if p.endswith(suffixes) and not posixpath.basename(p).startswith(".")]
-    others = [p for p in names if foreign and p.endswith(foreign) and not p.endswith(suffixes)]
-    return data, [p for p in others if not posixpath.basename(p).startswith((".", "_"))]
+    parts = {p: (posixpath.relpath(p, root) if root else p).split("/") for p in names}
+    shown = [p for p in names if not any(part.startswith((".", "_")) for part in parts[p])]
+    data = [p for p in shown if p.endswith(suffixes)]
+    others = [p for p in shown if foreign and p.endswith(foreign) and not p.endswith(suffixes)]
+    return DirectoryFiles(data, others, _table_format([parts[p] for p in names]))
+
+
+def _table_format(relative: list[list[str]]) -> str | None:
+    for folder, name in _TABLE_FORMATS:
+        if any(len(p) > 1 and p[0] == folder for p in relative):
+            return name
+    if any(len(p) == 2 and p[0] == "metadata" and p[1].endswith(".metadata.json") for p in relative):
+        return "Apache Iceberg"
+    return None
 
 
 @contextlib.contextmanager

@@ -781,3 +781,24 @@ def test_jsonl_shards_in_hive_style_folders_get_their_fields_too(tmp_path: Path)
     project.ok("apply", "--auto-approve")
     content = project.content()
     assert content["j-1"][1] == {"title": "t1", "lang": "en"} and content["k-1"][1] == {"title": "t1", "lang": "pt-BR"}
+
+
+def test_folders_readers_skip_are_skipped_and_a_delta_lake_table_is_refused(tmp_path: Path) -> None:
+    """A failed Spark job's ``_temporary/`` and a notebook's ``.ipynb_checkpoints/`` hold copies of shards
+    that pyarrow, Spark and pandas skip: so does vectorops (their ids would otherwise be "in two shards").
+    A Delta Lake table's folder keeps the files of rows it deleted until VACUUM, so reading its Parquet
+    files would deploy those rows: refused, saying what to do, nothing written."""
+    part = _table(10, 0)
+    leftovers = {"part-0.parquet": part, "_temporary/0/_temporary/attempt_0/part-0.parquet": part,
+                 ".ipynb_checkpoints/part-0-checkpoint.parquet": part, "_SUCCESS": b""}
+    project = _directory_project(tmp_path / "spark", leftovers)
+    plan = project.ok("plan", "--json").json["environments"][0]
+    assert plan["changes"]["add"] == 10 and plan["shards"]["decoded_files"] == ["data/docs/part-0.parquet"]
+
+    delta = _directory_project(tmp_path / "delta", {"part-0.parquet": part, "part-1.parquet": _table(10, 10),
+                                                    "_delta_log/00000000000000000000.json": b"{}\n"})
+    for command in (("validate",), ("plan",), ("apply", "--auto-approve")):
+        result = delta.run(*command)
+        assert result.code == 1 and "this directory is a Delta Lake table" in result.stderr, result.output
+        assert "current snapshot out as plain Parquet" in result.stderr and "Traceback" not in result.output + result.stderr
+    assert not (delta.folder / "db").exists()

@@ -84,3 +84,30 @@ def test_a_folder_field_that_would_give_a_record_a_second_value_is_refused(avail
                                                                            message: str) -> None:
     with pytest.raises(DatasetError, match=message):
         decode.layout_for("dataset 'docs' at v1, file data/docs/lang=en/a.parquet", "id", "vector", None, 2, available, folder)
+
+
+# -- which files of a tracked directory are data (``storage.data_file_names``) ------------------------
+
+
+def test_files_below_or_named_like_hidden_folders_are_not_data_but_the_dataset_s_own_path_may_be() -> None:
+    from reconciler.dataset.storage import data_file_names
+
+    root = "_data/.docs"  # only what lies below the dataset's path counts
+    files = [f"{root}/{name}" for name in ("b.parquet", "lang=en/a.parquet", "_temporary/0/a.parquet", ".ipynb_checkpoints/a.parquet",
+                                            "_a.parquet", ".a.parquet", "x.jsonl", "_tmp/x.jsonl", "README.md")]
+    found = data_file_names(files, (".parquet",), (".jsonl",), root=root)
+    assert found.data == [f"{root}/b.parquet", f"{root}/lang=en/a.parquet"]
+    assert found.foreign == [f"{root}/x.jsonl"] and found.table_format is None
+
+
+@pytest.mark.parametrize(("name", "table_format"), [
+    ("_delta_log/00000000000000000000.json", "Delta Lake"),
+    (".hoodie/hoodie.properties", "Apache Hudi"),
+    ("metadata/v1.metadata.json", "Apache Iceberg"),
+    ("metadata/notes.json", None),
+    ("lang=en/_delta_log", None),
+])
+def test_table_formats_that_keep_files_of_deleted_rows_are_recognised(name: str, table_format: str | None) -> None:
+    from reconciler.dataset.storage import data_file_names
+
+    assert data_file_names([f"{ROOT}/part-0.parquet", f"{ROOT}/{name}"], (".parquet",), root=ROOT).table_format == table_format
