@@ -93,7 +93,7 @@ def to_records(
         return RecordBatch(ids=ids, vectors=np.empty((n, 0), np.float32), metadata=_no_columns(n))
     vectors = decode_vectors(_column(data, layout.vector_field), layout, ids)
     check_finite(vectors, ids, layout)
-    metadata = pa.table({name: _column(data, name) for name in layout.metadata}) if layout.metadata else _no_columns(n)
+    metadata = pa.table({name: _metadata_column(data, name, layout) for name in layout.metadata}) if layout.metadata else _no_columns(n)
     check_metadata_finite(metadata, ids, layout)
     for field in layout.folder:  # the same value for every record below the folder
         kind = pa.int64() if field.type == "int64" else pa.string()
@@ -232,6 +232,24 @@ def _is(t: pa.DataType, predicate: str) -> bool:
     """Type predicates newer pyarrow versions add (view types); False where they do not exist."""
     check = getattr(pa.types, predicate, None)
     return bool(check and check(t))
+
+
+def _metadata_column(data: pa.RecordBatch | pa.Table, name: str, layout: Layout) -> pa.Array:
+    """A metadata column as the value it holds for JSON: a dictionary-encoded column (pandas'
+    ``category``) as its values, so a shard written with one and a shard without agree on the type;
+    a decimal as a number (float64), as JSON and every destination's filters hold numbers. A
+    duration or interval has no JSON form: refused, naming the field."""
+    col = _column(data, name)
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    if pa.types.is_decimal(col.type):  # through its text: Arrow's direct cast makes 19.90 into 19.900000000000002
+        return col.cast(pa.string()).cast(pa.float64())
+    if pa.types.is_duration(col.type) or pa.types.is_interval(col.type):
+        raise DatasetError(
+            f"{layout.where}: metadata field '{printable(name)}' is {col.type}, which has no JSON form",
+            hint=f"Store it as a number (e.g. seconds: df['{printable(name)}'].dt.total_seconds()), then `dvc add` and commit again.",
+        )
+    return col
 
 
 def _column(data: pa.RecordBatch | pa.Table, name: str) -> pa.Array:

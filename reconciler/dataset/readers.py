@@ -302,10 +302,13 @@ def _jsonl_block(
     block: list[bytes], numbers: np.ndarray, where: str, layout_for: LayoutFor, ids_only: bool
 ) -> RecordBatch:
     data = b"".join(block)
+    read_options = pajson.ReadOptions(use_threads=True, block_size=max(1 << 20, len(data) + 1))
     try:
-        table = pajson.read_json(
-            io.BytesIO(data), read_options=pajson.ReadOptions(use_threads=True, block_size=max(1 << 20, len(data) + 1))
-        )
+        table = pajson.read_json(io.BytesIO(data), read_options=read_options)
+        as_text = _timestamps_as_text(table.schema)
+        if as_text is not None:  # read again, those fields as the strings they are
+            options = pajson.ParseOptions(explicit_schema=as_text, unexpected_field_behavior="infer")
+            table = pajson.read_json(io.BytesIO(data), read_options=read_options, parse_options=options)
     except pa.ArrowInvalid as exc:
         raise _explain_jsonl(block, numbers, where, exc) from None
     layout = layout_for(table.column_names)
@@ -314,6 +317,28 @@ def _jsonl_block(
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows))
     return decode.to_records(table, layout, _lines(numbers), ids_only)
+
+
+def _timestamps_as_text(schema: pa.Schema) -> pa.Schema | None:
+    """The fields pyarrow parsed as timestamps, typed as strings; None when there are none.
+
+    JSON has no timestamp type: pyarrow infers one for strings that look like dates, and the text
+    the dataset holds ("2024-01-05", "…T10:00:00Z") would reach the index rewritten
+    ("2024-01-05T00:00:00", the zone dropped). Nested fields keep their shape, strings in place of
+    timestamps."""
+
+    def text(kind: pa.DataType) -> pa.DataType:
+        if pa.types.is_timestamp(kind):
+            return pa.string()
+        if pa.types.is_struct(kind):
+            return pa.struct([pa.field(f.name, text(f.type)) for f in kind])
+        if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            return pa.list_(text(kind.value_type))
+        return kind
+
+    fields = [pa.field(f.name, text(f.type)) for f in schema]
+    changed = [f for f, original in zip(fields, schema, strict=True) if f.type != original.type]
+    return pa.schema(changed) if changed else None
 
 
 def _explain_jsonl(block: list[bytes], numbers: np.ndarray, where: str, exc: Exception) -> DatasetError:

@@ -802,3 +802,18 @@ def test_folders_readers_skip_are_skipped_and_a_delta_lake_table_is_refused(tmp_
         assert result.code == 1 and "this directory is a Delta Lake table" in result.stderr, result.output
         assert "current snapshot out as plain Parquet" in result.stderr and "Traceback" not in result.output + result.stderr
     assert not (delta.folder / "db").exists()
+
+
+def test_a_category_column_in_one_shard_and_a_decimal_in_another_plan_and_apply_as_values(tmp_path: Path) -> None:
+    """pandas writes a ``category`` column dictionary-encoded: beside a shard where the same field is a
+    plain string it is the same field, not two types. A decimal (Spark and SQL exports) is a number."""
+    import decimal
+
+    categorical = _table(10, 0)
+    categorical = categorical.set_column(categorical.schema.get_field_index("title"), "title", categorical.column("title").dictionary_encode())
+    priced = _table(10, 10).append_column("price", pa.array([decimal.Decimal("19.90")] * 10, pa.decimal128(8, 2)))
+    project = _directory_project(tmp_path, {"part-0.parquet": categorical, "part-1.parquet": priced})
+    project.ok("apply", "--auto-approve")
+    content = project.content()
+    assert content["doc-3"][1]["title"] == "Document 3" and content["doc-13"][1]["price"] == 19.9
+    assert project.ok("plan", "--json").json["environments"][0]["changes"]["update"] == 0

@@ -1,0 +1,60 @@
+"""Metadata reaches the index as the dataset holds it: JSONL strings stay the text written, a pandas
+``category`` column is its values, a decimal a number; what has no JSON form is refused by name."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import io
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from reconciler.canonical import canonical_json, canonical_metadata_array
+from reconciler.dataset import decode, readers
+from reconciler.errors import DatasetError
+
+WHERE = "dataset 'docs' at v1, file data/docs.jsonl"
+
+
+def _layout(available: list[str]) -> decode.Layout:
+    return decode.layout_for(WHERE, "id", "vector", None, 2, available)
+
+
+def test_jsonl_strings_that_look_like_dates_stay_the_text_written() -> None:
+    rows = [
+        {"id": "a", "vector": [1.0, 2.0], "published": "2024-01-05", "at": "2024-01-05T10:00:00Z",
+         "seen": ["2024-01-05", "2024-02-01"], "source": {"fetched": "2023-12-31T23:59:59+01:00", "site": "x"}},
+        {"id": "b", "vector": [3.0, 4.0], "published": "2024-01-06", "at": "2024-01-06T10:00:00Z", "seen": [], "source": None},
+    ]
+    lines = io.BytesIO(b"".join(json.dumps(r).encode() + b"\n" for r in rows))
+    (batch,) = readers.jsonl_batches(lines, WHERE, _layout, 100, False)
+    for row, metadata in zip(rows, batch.metadata_rows(), strict=True):
+        expected = {k: v for k, v in row.items() if k not in ("id", "vector") and v is not None}
+        assert metadata == expected
+        assert canonical_json(metadata) == canonical_json(expected)
+    assert canonical_metadata_array(batch).to_pylist() == [canonical_json(m).decode() for m in batch.metadata_rows()]
+
+
+def _data(**metadata: pa.Array) -> pa.Table:
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(np.arange(4, dtype=np.float32)), 2)
+    return pa.table({"id": ["a", "b"], "vector": vectors, **metadata})
+
+
+def test_a_category_column_is_its_values_and_a_decimal_a_number() -> None:
+    data = _data(lang=pa.array(["en", "fr"]).dictionary_encode(), price=pa.array([decimal.Decimal("19.90"), decimal.Decimal(20)], pa.decimal128(6, 2)),
+                 day=pa.array([dt.date(2024, 1, 5), None], pa.date32()))
+    batch = decode.to_records(data, _layout(data.column_names), str)
+    assert batch.metadata.schema.field("lang").type == pa.string() and batch.metadata.schema.field("price").type == pa.float64()
+    assert canonical_metadata_array(batch).to_pylist() == ['{"day":"2024-01-05","lang":"en","price":19.9}', '{"lang":"fr","price":20}']
+
+
+@pytest.mark.parametrize("kind", [pa.duration("s"), pa.month_day_nano_interval()])
+def test_metadata_with_no_json_form_is_refused_naming_the_field(kind: pa.DataType) -> None:
+    value = dt.timedelta(seconds=5) if pa.types.is_duration(kind) else pa.scalar((1, 2, 3), kind).as_py()
+    data = _data(took=pa.array([value, value], kind))
+    with pytest.raises(DatasetError, match=rf"{WHERE}: metadata field 'took' is .*, which has no JSON form") as err:
+        decode.to_records(data, _layout(data.column_names), str)
+    assert "total_seconds" in (err.value.hint or "")
