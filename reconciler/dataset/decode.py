@@ -237,13 +237,18 @@ def _is(t: pa.DataType, predicate: str) -> bool:
 def _metadata_column(data: pa.RecordBatch | pa.Table, name: str, layout: Layout) -> pa.Array:
     """A metadata column as the value it holds for JSON: a dictionary-encoded column (pandas'
     ``category``) as its values, so a shard written with one and a shard without agree on the type;
-    a decimal as a number (float64), as JSON and every destination's filters hold numbers. A
-    duration or interval has no JSON form: refused, naming the field."""
+    a decimal as a number (float64), as JSON and every destination's filters hold numbers; a
+    timestamp, date or time as ISO 8601 text. A duration or interval has no JSON form: refused,
+    naming the field."""
     col = _column(data, name)
     if pa.types.is_dictionary(col.type):
         col = col.dictionary_decode()
     if pa.types.is_decimal(col.type):  # through its text: Arrow's direct cast makes 19.90 into 19.900000000000002
         return col.cast(pa.string()).cast(pa.float64())
+    if pa.types.is_temporal(col.type) and not (pa.types.is_duration(col.type) or pa.types.is_interval(col.type)):
+        # ISO 8601 text, the same the hash always took (``canonical``), so every destination is sent
+        # text, not a datetime object a client library may refuse
+        return pa.array([None if v is None else v.isoformat() for v in col.to_pylist()], pa.string())
     if pa.types.is_duration(col.type) or pa.types.is_interval(col.type):
         raise DatasetError(
             f"{layout.where}: metadata field '{printable(name)}' is {col.type}, which has no JSON form",

@@ -304,6 +304,29 @@ def test_reserved_payload_field_in_metadata_stops_the_plan(ws: Workspace, make_d
         assert not client.collection_exists(COLLECTION)
 
 
+def test_timestamps_and_dates_in_parquet_reach_the_payload_as_iso_text(ws: Workspace, make_dataset_repo: Any) -> None:
+    """A Parquet timestamp or date column was handed to qdrant-client as Python datetimes, and the plan
+    refused the whole version ("records that qdrant would refuse"); it is ISO 8601 text, the same text
+    the hash covers, so a full refresh finds the collection exactly as planned."""
+    import datetime as dt
+
+    from fixtures.records import make_records
+
+    records = make_records(20, 16, seed=4)
+    for i, r in enumerate(records):
+        r["published"] = dt.datetime(2024, 1, 5, 10, i, tzinfo=dt.timezone.utc)
+        r["day"] = dt.date(2024, 2, 1 + i)
+    repo = make_dataset_repo()
+    repo.commit_version(records, tag="dated")
+    ws.repo = repo
+    ws.pin("dated")
+    ws.ok("apply", "--auto-approve")
+    stored = ws.stored()
+    assert stored[records[3]["id"]][1]["published"] == "2024-01-05T10:03:00+00:00" and stored[records[3]["id"]][1]["day"] == "2024-02-04"
+    drift = ws.ok("drift", "--refresh", "full", "--json").json["environments"][0]["drift"]
+    assert (drift["missing"], drift["unexpected"], drift["modified"]) == (0, 0, 0)
+
+
 # -- kill -9 mid-apply, finished by the next apply -------------------------------------------------
 
 

@@ -58,3 +58,20 @@ def test_metadata_with_no_json_form_is_refused_naming_the_field(kind: pa.DataTyp
     with pytest.raises(DatasetError, match=rf"{WHERE}: metadata field 'took' is .*, which has no JSON form") as err:
         decode.to_records(data, _layout(data.column_names), str)
     assert "total_seconds" in (err.value.hint or "")
+
+
+def test_timestamps_dates_and_times_are_iso_8601_text_the_same_the_hash_always_took() -> None:
+    utc = dt.datetime(2024, 1, 5, 10, 0, tzinfo=dt.timezone.utc)
+    columns = {
+        "at": pa.array([utc, None], pa.timestamp("us", tz="UTC")),
+        "local": pa.array([dt.datetime(2024, 1, 5, 10, 0, 0, 250), dt.datetime(2024, 1, 6)], pa.timestamp("ms")),
+        "day": pa.array([dt.date(2024, 1, 5), dt.date(1999, 12, 31)], pa.date32()),
+        "time": pa.array([dt.time(9, 30), dt.time(23, 59, 59)], pa.time64("us")),
+    }
+    data = _data(**columns)
+    batch = decode.to_records(data, _layout(data.column_names), str)
+    assert all(batch.metadata.schema.field(name).type == pa.string() for name in columns)
+    assert batch.metadata_rows()[0] == {"at": "2024-01-05T10:00:00+00:00", "local": "2024-01-05T10:00:00", "day": "2024-01-05", "time": "09:30:00"}
+    # the text each destination is sent is the text the hash covers, as when the hash read the datetimes
+    as_objects = [{k: v for k, v in row.items() if v is not None} for row in pa.table(columns).to_pylist()]
+    assert canonical_metadata_array(batch).to_pylist() == [canonical_json(row).decode() for row in as_objects]
