@@ -75,3 +75,18 @@ def test_timestamps_dates_and_times_are_iso_8601_text_the_same_the_hash_always_t
     # the text each destination is sent is the text the hash covers, as when the hash read the datetimes
     as_objects = [{k: v for k, v in row.items() if v is not None} for row in pa.table(columns).to_pylist()]
     assert canonical_metadata_array(batch).to_pylist() == [canonical_json(row).decode() for row in as_objects]
+
+
+@pytest.mark.parametrize("tz", [None, "UTC", "Europe/Paris"])
+def test_nanosecond_timestamps_are_the_text_pandas_writes_with_or_without_pandas(tz: str | None) -> None:
+    """pandas' unit is the nanosecond. Without pandas installed pyarrow cannot make 10:00:00.123456789 a
+    datetime (the plan failed); with it the text has nine digits. Either way it is pandas' text."""
+    pytest.importorskip("pandas")  # the oracle: with pandas, pyarrow gives pandas Timestamps
+    nanos = [1704448800123456789, 1704448800000000001, 1704448800000000000, -1, -1001, None, 1704448800123456000]
+    stamps = pa.array(nanos, pa.timestamp("ns", tz))
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(2 * len(nanos), np.float32)), 2)
+    data = pa.table({"id": [f"r{i}" for i in range(len(nanos))], "vector": vectors, "at": stamps})
+    batch = decode.to_records(data, _layout(data.column_names), str)
+    assert batch.metadata.column("at").to_pylist() == [None if v is None else v.isoformat() for v in stamps.to_pylist()]
+    assert batch.metadata.column("at")[0].as_py() == ("2024-01-05T10:00:00.123456789" + ("+00:00" if tz == "UTC" else "")
+                                                       if tz != "Europe/Paris" else "2024-01-05T11:00:00.123456789+01:00")
