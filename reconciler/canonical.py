@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconciler.errors import DatasetError
-from reconciler.records import RecordBatch
+from reconciler.records import RecordBatch, json_ready
 
 
 def _canonical_value(value: Any) -> Any:
@@ -54,7 +54,7 @@ def canonical_metadata_array(batch: RecordBatch) -> pa.StringArray:
     (a few short fields) costs no Python work per record. Other columns fall back to ``json``.
     Null cells mean "field absent", as in ``RecordBatch.metadata_rows``.
     """
-    table = batch.metadata
+    table = json_ready(batch.metadata)  # timestamps as ISO text: the fast string path, nanoseconds too
     n = len(batch)
     names = sorted(table.column_names)
     if not names:

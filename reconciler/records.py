@@ -6,11 +6,15 @@ Arrow table) so hot paths stay vectorised and memory stays bounded by the batch 
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+
+_ONE_MICROSECOND = datetime.timedelta(microseconds=1)
 
 
 @dataclass
@@ -37,10 +41,11 @@ class RecordBatch:
         return self.ids.to_pylist()
 
     def metadata_rows(self) -> list[dict[str, Any]]:
-        """Metadata as one dict per record; nulls are dropped (a missing key and null are one)."""
+        """Metadata as one dict per record, JSON values (``json_ready``); nulls are dropped (a missing
+        key and null are one)."""
         if self.metadata.num_columns == 0:
             return [{} for _ in range(len(self))]
-        return [{k: v for k, v in row.items() if v is not None} for row in self.metadata.to_pylist()]
+        return [{k: v for k, v in row.items() if v is not None} for row in json_ready(self.metadata).to_pylist()]
 
     def take(self, indices: np.ndarray | pa.Array) -> RecordBatch:
         idx = pa.array(indices) if not isinstance(indices, pa.Array) else indices
@@ -62,3 +67,38 @@ class RecordBatch:
 
 def _empty_meta(n: int) -> pa.Table:
     return pa.table({"__dummy": pa.nulls(n)}).drop(["__dummy"])
+
+
+def json_ready(metadata: pa.Table) -> pa.Table:
+    """Metadata with each timestamp, date or time column as the ISO 8601 text JSON holds it as
+    (``iso_text``): what is hashed and what every destination that takes JSON is sent (a client
+    library may refuse a Python datetime; Qdrant's did). Other columns as they are."""
+    for i, field in enumerate(metadata.schema):
+        kind = field.type
+        if pa.types.is_temporal(kind) and not (pa.types.is_duration(kind) or pa.types.is_interval(kind)):
+            metadata = metadata.set_column(i, field.name, iso_text(metadata.column(i).combine_chunks()))
+    return metadata
+
+
+def iso_text(values: pa.Array) -> pa.Array:
+    """Each value's ``isoformat()``. Nanoseconds (pandas' unit) are written as pandas writes them
+    (``.123456789``) whether pandas is installed or not: without it pyarrow cannot make such a
+    value a ``datetime`` at all, and with it the text would differ from a machine without it."""
+    if not (pa.types.is_timestamp(values.type) and values.type.unit == "ns"):
+        return pa.array([None if v is None else v.isoformat() for v in values.to_pylist()], pa.string())
+    nanos = values.cast(pa.int64())
+    extra = pc.subtract(nanos, pc.multiply(pc.divide(nanos, 1000), 1000)).to_pylist()  # divide truncates, as the cast below
+    micros = values.cast(pa.timestamp("us", values.type.tz), safe=False).to_pylist()
+    out: list[str | None] = []
+    for value, rest in zip(micros, extra, strict=True):
+        if value is None:
+            out.append(None)
+            continue
+        if rest < 0:  # -5 ns: the microsecond below, plus 995 ns
+            value, rest = value - _ONE_MICROSECOND, rest + 1000
+        text = value.isoformat()
+        if rest:
+            naive = value.replace(tzinfo=None).isoformat()
+            text = (naive if value.microsecond else naive + ".000000") + f"{rest:03d}" + text[len(naive):]
+        out.append(text)
+    return pa.array(out, pa.string())

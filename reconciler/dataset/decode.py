@@ -8,7 +8,6 @@ the person reading it has to find them in a file of millions of rows.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +21,6 @@ from reconciler.records import RecordBatch
 from reconciler.redact import printable
 
 SHOWN = 10  # how many ids or rows a message lists
-_ONE_MICROSECOND = datetime.timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -239,48 +237,20 @@ def _is(t: pa.DataType, predicate: str) -> bool:
 def _metadata_column(data: pa.RecordBatch | pa.Table, name: str, layout: Layout) -> pa.Array:
     """A metadata column as the value it holds for JSON: a dictionary-encoded column (pandas'
     ``category``) as its values, so a shard written with one and a shard without agree on the type;
-    a decimal as a number (float64), as JSON and every destination's filters hold numbers; a
-    timestamp, date or time as ISO 8601 text. A duration or interval has no JSON form: refused,
-    naming the field."""
+    a decimal as a number (float64), as JSON and every destination's filters hold numbers. A
+    duration or interval has no JSON form: refused, naming the field. (Timestamps, dates and times
+    stay typed, for a table with such columns; as JSON they are ISO 8601 text: ``records.json_ready``.)"""
     col = _column(data, name)
     if pa.types.is_dictionary(col.type):
         col = col.dictionary_decode()
     if pa.types.is_decimal(col.type):  # through its text: Arrow's direct cast makes 19.90 into 19.900000000000002
         return col.cast(pa.string()).cast(pa.float64())
-    if pa.types.is_temporal(col.type) and not (pa.types.is_duration(col.type) or pa.types.is_interval(col.type)):
-        # ISO 8601 text, the same the hash always took (``canonical``), so every destination is sent
-        # text, not a datetime object a client library may refuse
-        return _iso_text(col)
     if pa.types.is_duration(col.type) or pa.types.is_interval(col.type):
         raise DatasetError(
             f"{layout.where}: metadata field '{printable(name)}' is {col.type}, which has no JSON form",
             hint=f"Store it as a number (e.g. seconds: df['{printable(name)}'].dt.total_seconds()), then `dvc add` and commit again.",
         )
     return col
-
-
-def _iso_text(col: pa.Array) -> pa.Array:
-    """Each value's ``isoformat()``. Nanoseconds (pandas' unit) are written as pandas writes them
-    (``.123456789``) whether pandas is installed or not: without it pyarrow cannot make such a
-    value a ``datetime``, and with it the text would differ from a machine without it."""
-    if not (pa.types.is_timestamp(col.type) and col.type.unit == "ns"):
-        return pa.array([None if v is None else v.isoformat() for v in col.to_pylist()], pa.string())
-    extra = pc.subtract(col.cast(pa.int64()), pc.multiply(pc.divide(col.cast(pa.int64()), 1000), 1000)).to_pylist()
-    micros = col.cast(pa.timestamp("us", col.type.tz), safe=False).to_pylist()
-    out: list[str | None] = []
-    for value, rest in zip(micros, extra, strict=True):
-        if value is None:
-            out.append(None)
-            continue
-        text = value.isoformat()
-        if rest:  # -5 ns: the microsecond below, plus 995 ns (pyarrow's truncation rounds towards zero)
-            if rest < 0:
-                value, rest = value - _ONE_MICROSECOND, rest + 1000
-                text = value.isoformat()
-            naive = value.replace(tzinfo=None).isoformat()
-            text = (naive if value.microsecond else naive + ".000000") + f"{rest:03d}" + text[len(naive):]
-        out.append(text)
-    return pa.array(out, pa.string())
 
 
 def _column(data: pa.RecordBatch | pa.Table, name: str) -> pa.Array:

@@ -325,3 +325,41 @@ def test_pinecone_index_of_another_dimension_or_metric_is_refused_before_writing
     assert result.code == 1, result.output
     assert "its metric is euclidean, the manifest declares cosine" in result.stderr and "nothing was written" in result.stderr
     assert "__vectorops__" not in pinecone_server.index("adopt-metric").namespaces
+
+
+def test_a_table_with_a_timestamp_column_keeps_it_typed_and_plans_no_drift(make_dataset_repo) -> None:
+    """A dataset's timestamps go into an adopted table's timestamp column as timestamps (not text
+    the column would refuse), hash as the ISO text they always did, and a full refresh of the table
+    finds it exactly as the dataset says; a changed timestamp is one metadata update."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from fixtures.records import make_records
+
+    records = make_records(30, 16, seed=5)
+    for i, r in enumerate(records):
+        r["published"] = dt.datetime(2024, 1, 5, 10, i, tzinfo=dt.timezone.utc)
+    repo = make_dataset_repo()
+    repo.commit_version(records, tag="v1")
+    _adopt_manifest(repo, "v1")
+    table = pa.table({"id": [r["id"] for r in records], "vector": _vectors(records), "title": [r["title"] for r in records],
+                      "published": pa.array([r["published"] for r in records], pa.timestamp("us", tz="UTC"))})
+    _db(repo).create_table("docs_staging", data=table)
+    result = run(repo, "import", "staging", "--version", "v1", "--refresh", "full", "--auto-approve")
+    assert result.code == 0, result.output
+    plan = json.loads(run(repo, "plan", "staging", "--refresh", "full", "--json").stdout)["environments"][0]
+    # the dataset's other fields (chunk, score, …) are new columns for the table: every record gains them
+    assert plan["changes"]["update"] == 30 and plan["drift"]["modified"] == 30
+    assert run(repo, "apply", "staging", "--refresh", "full", "--auto-approve").code == 0
+
+    records[7]["published"] = dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)
+    repo.commit_version(records, tag="v2")
+    _adopt_manifest(repo, "v2")
+    plan = json.loads(run(repo, "plan", "staging", "--refresh", "full", "--json").stdout)["environments"][0]
+    assert plan["changes"] == {"add": 0, "update": 1, "delete": 0} and plan["drift"]["modified"] == 0
+    assert run(repo, "apply", "staging", "--auto-approve").code == 0
+    stored = _db(repo).open_table("docs_staging").to_arrow()
+    assert stored.schema.field("published").type == pa.timestamp("us", tz="UTC")
+    by_id = dict(zip(stored.column("id").to_pylist(), stored.column("published").to_pylist(), strict=True))
+    assert by_id[records[7]["id"]] == dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)
