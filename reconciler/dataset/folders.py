@@ -26,6 +26,7 @@ from urllib.parse import unquote
 
 from reconciler.dataset.model import FolderField
 from reconciler.errors import DatasetError
+from reconciler.redact import printable
 
 NULL_FOLDER = "__HIVE_DEFAULT_PARTITION__"
 _PLAIN_INT = re.compile(r"-?(0|[1-9][0-9]{0,18})")
@@ -47,7 +48,8 @@ def folder_fields(where: str, root: str, files: Sequence[str]) -> dict[str, tupl
             name, written = unquote(key), unquote(value)
             if any(name == seen for seen, _ in pairs):
                 raise DatasetError(
-                    f"{where}: {file} lies below two folders named for the field '{name}', so its records would hold two values of it",
+                    f"{where}: {printable(file)} lies below two folders named for the field '{printable(name)}', so its records would hold "
+                    "two values of it",
                     hint="Partition by each field once (one `key=value` folder level per key), then `dvc add` the directory and commit again.",
                 )
             pairs.append((name, None if written == NULL_FOLDER else written))
