@@ -71,12 +71,16 @@ def _empty_meta(n: int) -> pa.Table:
 
 def json_ready(metadata: pa.Table) -> pa.Table:
     """Metadata with each timestamp, date or time column as the ISO 8601 text JSON holds it as
-    (``iso_text``): what is hashed and what every destination that takes JSON is sent (a client
-    library may refuse a Python datetime; Qdrant's did). Other columns as they are."""
+    (``iso_text``), and each binary column as hex text: what is hashed (``canonical``) and what
+    every destination that takes JSON is sent, so one dataset gives every destination the same
+    values (Qdrant's client refused Python datetimes and bytes). Other columns as they are."""
     for i, field in enumerate(metadata.schema):
         kind = field.type
         if pa.types.is_temporal(kind) and not (pa.types.is_duration(kind) or pa.types.is_interval(kind)):
             metadata = metadata.set_column(i, field.name, iso_text(metadata.column(i).combine_chunks()))
+        elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+            hexed = [None if v is None else v.hex() for v in metadata.column(i).to_pylist()]
+            metadata = metadata.set_column(i, field.name, pa.array(hexed, pa.string()))
     return metadata
 
 

@@ -94,3 +94,11 @@ def test_nanosecond_timestamps_are_the_text_pandas_writes_with_or_without_pandas
                        if tz != "Europe/Paris" else "2024-01-05T11:00:00.123456789+01:00")
     hashed = canonical_metadata_array(batch).to_pylist()
     assert hashed == [canonical_json({"at": t} if t is not None else {}).decode() for t in sent]
+
+
+def test_binary_metadata_is_sent_as_the_hex_text_the_hash_covers() -> None:
+    data = _data(digest=pa.array([b"\x00\x01ab", None], pa.binary()), key=pa.array([b"\xff" * 4, b"\x10" * 4], pa.binary(4)))
+    batch = decode.to_records(data, _layout(data.column_names), str)
+    assert batch.metadata_rows() == [{"digest": "00016162", "key": "ffffffff"}, {"key": "10101010"}]
+    as_objects = [{k: v for k, v in row.items() if v is not None} for row in data.select(["digest", "key"]).to_pylist()]
+    assert canonical_metadata_array(batch).to_pylist() == [canonical_json(row).decode() for row in as_objects]
