@@ -160,7 +160,10 @@ def _encoded_by_kernels(values: pa.Array) -> tuple[str, pa.Array, str] | None:
 
 def _python_fragments(prefix: str, name: str, column: pa.Array, batch: RecordBatch) -> list[str | None]:
     kind = column.type
-    values = column.to_pylist()
+    try:
+        values = column.to_pylist(maps_as_pydicts="strict")  # a map is a JSON object, as Spark and DuckDB write it
+    except KeyError as exc:
+        raise DatasetError(f"metadata field '{name}' holds a map with a key twice in one record ({exc.args[0]})") from None
     if pa.types.is_string(kind):
         encode = _STRING_ENCODER.encode  # one encoder: json.dumps(..., ensure_ascii=False) builds one per call
         return [None if v is None else prefix + encode(v) for v in values]

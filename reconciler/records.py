@@ -45,7 +45,8 @@ class RecordBatch:
         key and null are one)."""
         if self.metadata.num_columns == 0:
             return [{} for _ in range(len(self))]
-        return [{k: v for k, v in row.items() if v is not None} for row in json_ready(self.metadata).to_pylist()]
+        rows = json_ready(self.metadata).to_pylist(maps_as_pydicts="strict")
+        return [{k: v for k, v in row.items() if v is not None} for row in rows]
 
     def take(self, indices: np.ndarray | pa.Array) -> RecordBatch:
         idx = pa.array(indices) if not isinstance(indices, pa.Array) else indices
@@ -71,12 +72,16 @@ def _empty_meta(n: int) -> pa.Table:
 
 def json_ready(metadata: pa.Table) -> pa.Table:
     """Metadata with each timestamp, date or time column as the ISO 8601 text JSON holds it as
-    (``iso_text``), and each binary column as hex text: what is hashed (``canonical``) and what
-    every destination that takes JSON is sent, so one dataset gives every destination the same
-    values (Qdrant's client refused Python datetimes and bytes). Other columns as they are."""
+    (``iso_text``), each binary column as hex text, and float32 values as the numbers they are
+    written as (``exact_floats``): what is hashed (``canonical``) and what every destination that
+    takes JSON is sent, so one dataset gives every destination the same values (Qdrant's client
+    refused Python datetimes and bytes). Maps become JSON objects where the rows are made
+    (``to_pylist(maps_as_pydicts=...)``). Other columns as they are."""
     for i, field in enumerate(metadata.schema):
         kind = field.type
-        if pa.types.is_temporal(kind) and not (pa.types.is_duration(kind) or pa.types.is_interval(kind)):
+        if _with_floats(kind, pa.float64()) != kind:
+            metadata = metadata.set_column(i, field.name, exact_floats(metadata.column(i).combine_chunks()))
+        elif pa.types.is_temporal(kind) and not (pa.types.is_duration(kind) or pa.types.is_interval(kind)):
             metadata = metadata.set_column(i, field.name, iso_text(metadata.column(i).combine_chunks()))
         elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
             hexed = [None if v is None else v.hex() for v in metadata.column(i).to_pylist()]
@@ -106,3 +111,29 @@ def iso_text(values: pa.Array) -> pa.Array:
             text = (naive if value.microsecond else naive + ".000000") + f"{rest:03d}" + text[len(naive):]
         out.append(text)
     return pa.array(out, pa.string())
+
+
+def exact_floats(values: pa.Array) -> pa.Array:
+    """float32 (and float16) values, also inside lists and structs, as the float64 of their shortest
+    text: a float32 0.1 is 0.1, not 0.10000000149011612, which is what ``float()`` of it gives and
+    what a range filter ``score <= 0.1`` in the index would then miss. Arrow writes a float32 as
+    its shortest round-trip text, and reads that text back as the nearest float64."""
+    wide = _with_floats(values.type, pa.float64())
+    if wide == values.type:
+        return values
+    return values.cast(_with_floats(values.type, pa.string())).cast(wide)
+
+
+def _with_floats(kind: pa.DataType, to: pa.DataType) -> pa.DataType:
+    """``kind`` with every float16/float32 in it (at any depth of lists and structs) made ``to``."""
+    if pa.types.is_float16(kind) or pa.types.is_float32(kind):
+        return to
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        inner = _with_floats(kind.value_type, to)
+        if inner == kind.value_type:
+            return kind
+        return pa.list_(inner) if pa.types.is_list(kind) else pa.large_list(inner)
+    if pa.types.is_struct(kind):
+        fields = [pa.field(f.name, _with_floats(f.type, to), f.nullable) for f in kind]
+        return kind if all(f.type == o.type for f, o in zip(fields, kind, strict=True)) else pa.struct(fields)
+    return kind

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from reconciler.dataset.model import FolderField
 from reconciler.errors import DatasetError
-from reconciler.records import RecordBatch
+from reconciler.records import RecordBatch, exact_floats
 from reconciler.redact import printable
 
 SHOWN = 10  # how many ids or rows a message lists
@@ -237,7 +237,8 @@ def _is(t: pa.DataType, predicate: str) -> bool:
 def _metadata_column(data: pa.RecordBatch | pa.Table, name: str, layout: Layout) -> pa.Array:
     """A metadata column as the value it holds for JSON: a dictionary-encoded column (pandas'
     ``category``) as its values, so a shard written with one and a shard without agree on the type;
-    a decimal as a number (float64), as JSON and every destination's filters hold numbers. A
+    a decimal as a number (float64), as JSON and every destination's filters hold numbers; a
+    float32 as the float64 of its shortest text (``records.exact_floats``). A
     duration or interval has no JSON form: refused, naming the field. (Timestamps, dates and times
     stay typed, for a table with such columns; as JSON they are ISO 8601 text: ``records.json_ready``.)"""
     col = _column(data, name)
@@ -245,6 +246,7 @@ def _metadata_column(data: pa.RecordBatch | pa.Table, name: str, layout: Layout)
         col = col.dictionary_decode()
     if pa.types.is_decimal(col.type):  # through its text: Arrow's direct cast makes 19.90 into 19.900000000000002
         return col.cast(pa.string()).cast(pa.float64())
+    col = exact_floats(col)  # a float32 0.1 is 0.1 (not 0.10000000149011612), in every destination
     if pa.types.is_duration(col.type) or pa.types.is_interval(col.type):
         raise DatasetError(
             f"{layout.where}: metadata field '{printable(name)}' is {col.type}, which has no JSON form",

@@ -14,7 +14,9 @@ import xxhash
 from reconciler.canonical import canonical_metadata_array
 from reconciler.records import RecordBatch
 
-HASH_VERSION = "1"  # part of every cache key: bump it when a hash would change
+#: part of every cache key: bump it when a hash would change. 2: float32 metadata hashed as the
+#: number it is written as (0.1, not 0.10000000149011612), and a map as a JSON object (not pairs)
+HASH_VERSION = "2"
 
 _EMPTY_META_HASH = xxhash.xxh3_64_intdigest(b"{}")
 #: rows this wide or narrower are copied into ``bytes`` to be hashed (``hash_rows``)

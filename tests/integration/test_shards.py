@@ -817,3 +817,18 @@ def test_a_category_column_in_one_shard_and_a_decimal_in_another_plan_and_apply_
     content = project.content()
     assert content["doc-3"][1]["title"] == "Document 3" and content["doc-13"][1]["price"] == 19.9
     assert project.ok("plan", "--json").json["environments"][0]["changes"]["update"] == 0
+
+
+def test_float32_scores_and_map_columns_reach_the_index_as_written(tmp_path: Path) -> None:
+    """numpy's float32 scores were deployed as 0.10000000149011612 (what a filter `score <= 0.1` misses)
+    and a Spark MapType column as a list of pairs; they are 0.1 and a JSON object, and a full refresh
+    finds the table exactly as planned."""
+    scored = _table(10, 0).append_column("confidence", pa.array([0.1 * (i + 1) for i in range(10)], pa.float32()))
+    scored = scored.append_column("attrs", pa.array([[("color", "red")]] * 10, pa.map_(pa.string(), pa.string())))
+    project = _directory_project(tmp_path, {"part-0.parquet": scored})
+    project.ok("apply", "--auto-approve")
+    content = project.content()
+    assert content["doc-0"][1]["confidence"] == 0.1 and content["doc-2"][1]["confidence"] == 0.3
+    assert content["doc-0"][1]["attrs"] == {"color": "red"}
+    drift = project.ok("drift", "--refresh", "full", "--json").json["environments"][0]["drift"]
+    assert (drift["missing"], drift["unexpected"], drift["modified"]) == (0, 0, 0)

@@ -15,6 +15,7 @@ import pytest
 from reconciler.canonical import canonical_json, canonical_metadata_array
 from reconciler.dataset import decode, readers
 from reconciler.errors import DatasetError
+from reconciler.records import RecordBatch
 
 WHERE = "dataset 'docs' at v1, file data/docs.jsonl"
 
@@ -102,3 +103,26 @@ def test_binary_metadata_is_sent_as_the_hex_text_the_hash_covers() -> None:
     assert batch.metadata_rows() == [{"digest": "00016162", "key": "ffffffff"}, {"key": "10101010"}]
     as_objects = [{k: v for k, v in row.items() if v is not None} for row in data.select(["digest", "key"]).to_pylist()]
     assert canonical_metadata_array(batch).to_pylist() == [canonical_json(row).decode() for row in as_objects]
+
+
+def test_float32_metadata_is_the_number_written_and_a_map_a_json_object() -> None:
+    """A float32 0.1 as float() gives 0.10000000149011612, which an index's range filter `score <= 0.1`
+    misses; a map as pyarrow gives it is a list of pairs. Both reach JSON as they are written."""
+    point = pa.struct([("x", pa.float32()), ("label", pa.string())])
+    data = _data(score=pa.array([0.1, 123456.79], pa.float32()), box=pa.array([[0.1, 0.7], None], pa.list_(pa.float32())),
+                 at=pa.array([{"x": 0.3, "label": "a"}, None], point),
+                 attrs=pa.array([[("color", "red"), ("size", "L")], []], pa.map_(pa.string(), pa.string())))
+    batch = decode.to_records(data, _layout(data.column_names), str)
+    assert batch.metadata_rows() == [{"score": 0.1, "box": [0.1, 0.7], "at": {"x": 0.3, "label": "a"}, "attrs": {"color": "red", "size": "L"}},
+                                     {"score": 123456.79, "attrs": {}}]
+    assert canonical_metadata_array(batch).to_pylist() == [canonical_json(row).decode() for row in batch.metadata_rows()]
+    # a destination that keeps float32 columns gives them back as float32: they hash the same
+    back = RecordBatch(ids=batch.ids, vectors=batch.vectors, metadata=data.select(["score", "box", "at", "attrs"]))
+    assert canonical_metadata_array(back).to_pylist() == canonical_metadata_array(batch).to_pylist()
+
+
+def test_a_map_with_a_key_twice_in_one_record_is_refused_naming_the_field() -> None:
+    data = _data(attrs=pa.array([[("k", "a"), ("k", "b")], []], pa.map_(pa.string(), pa.string())))
+    batch = decode.to_records(data, _layout(data.column_names), str)
+    with pytest.raises(DatasetError, match=r"metadata field 'attrs' holds a map with a key twice in one record"):
+        canonical_metadata_array(batch)
