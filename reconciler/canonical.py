@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconciler.errors import DatasetError
-from reconciler.records import RecordBatch, json_ready
+from reconciler.records import RecordBatch, json_ready, python_values
 
 
 def _canonical_value(value: Any) -> Any:
@@ -161,9 +161,9 @@ def _encoded_by_kernels(values: pa.Array) -> tuple[str, pa.Array, str] | None:
 def _python_fragments(prefix: str, name: str, column: pa.Array, batch: RecordBatch) -> list[str | None]:
     kind = column.type
     try:
-        values = column.to_pylist(maps_as_pydicts="strict")  # a map is a JSON object, as Spark and DuckDB write it
+        values = python_values(column)  # a map is a JSON object, as Spark and DuckDB write it
     except KeyError as exc:
-        raise DatasetError(f"metadata field '{name}' holds a map with a key twice in one record ({exc.args[0]})") from None
+        raise DatasetError(f"metadata field '{name}' holds a map with the key {exc.args[0]!r} twice in one record") from None
     if pa.types.is_string(kind):
         encode = _STRING_ENCODER.encode  # one encoder: json.dumps(..., ensure_ascii=False) builds one per call
         return [None if v is None else prefix + encode(v) for v in values]

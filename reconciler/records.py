@@ -45,7 +45,12 @@ class RecordBatch:
         key and null are one)."""
         if self.metadata.num_columns == 0:
             return [{} for _ in range(len(self))]
-        rows = json_ready(self.metadata).to_pylist(maps_as_pydicts="strict")
+        table = json_ready(self.metadata)
+        rows = table.to_pylist()
+        for field in table.schema:
+            if _has_map(field.type):
+                for row in rows:
+                    row[field.name] = map_values(row[field.name], field.type)
         return [{k: v for k, v in row.items() if v is not None} for row in rows]
 
     def take(self, indices: np.ndarray | pa.Array) -> RecordBatch:
@@ -76,7 +81,7 @@ def json_ready(metadata: pa.Table) -> pa.Table:
     written as (``exact_floats``): what is hashed (``canonical``) and what every destination that
     takes JSON is sent, so one dataset gives every destination the same values (Qdrant's client
     refused Python datetimes and bytes). Maps become JSON objects where the rows are made
-    (``to_pylist(maps_as_pydicts=...)``). Other columns as they are."""
+    (``map_values``). Other columns as they are."""
     for i, field in enumerate(metadata.schema):
         kind = field.type
         if _with_floats(kind, pa.float64()) != kind:
@@ -114,7 +119,7 @@ def iso_text(values: pa.Array) -> pa.Array:
 
 
 def exact_floats(values: pa.Array) -> pa.Array:
-    """float32 (and float16) values, also inside lists and structs, as the float64 of their shortest
+    """float32 (and float16) values, also inside lists, structs and maps, as the float64 of their shortest
     text: a float32 0.1 is 0.1, not 0.10000000149011612, which is what ``float()`` of it gives and
     what a range filter ``score <= 0.1`` in the index would then miss. Arrow writes a float32 as
     its shortest round-trip text, and reads that text back as the nearest float64."""
@@ -125,7 +130,7 @@ def exact_floats(values: pa.Array) -> pa.Array:
 
 
 def _with_floats(kind: pa.DataType, to: pa.DataType) -> pa.DataType:
-    """``kind`` with every float16/float32 in it (at any depth of lists and structs) made ``to``."""
+    """``kind`` with every float16/float32 in it (at any depth of lists, structs and maps' values) made ``to``."""
     if pa.types.is_float16(kind) or pa.types.is_float32(kind):
         return to
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
@@ -136,4 +141,44 @@ def _with_floats(kind: pa.DataType, to: pa.DataType) -> pa.DataType:
     if pa.types.is_struct(kind):
         fields = [pa.field(f.name, _with_floats(f.type, to), f.nullable) for f in kind]
         return kind if all(f.type == o.type for f, o in zip(fields, kind, strict=True)) else pa.struct(fields)
+    if pa.types.is_map(kind):
+        item = _with_floats(kind.item_type, to)
+        return kind if item == kind.item_type else pa.map_(kind.key_type, item)
     return kind
+
+
+def map_values(value: Any, kind: pa.DataType) -> Any:
+    """A Python value of Arrow type ``kind`` with every map in it (pyarrow gives a list of key/value
+    pairs) as a dict: a JSON object, as Spark and DuckDB write a map. A key twice in one map is a
+    ``KeyError`` (which of its values would the record hold?). pyarrow's own ``maps_as_pydicts``
+    needs a newer pyarrow than vectorops requires."""
+    if value is None:
+        return None
+    if pa.types.is_map(kind):
+        out: dict[Any, Any] = {}
+        for key, item in value:
+            if key in out:
+                raise KeyError(key)
+            out[key] = map_values(item, kind.item_type)
+        return out
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return [map_values(item, kind.value_type) for item in value]
+    if pa.types.is_struct(kind):
+        return {f.name: map_values(value.get(f.name), f.type) for f in kind}
+    return value
+
+
+def _has_map(kind: pa.DataType) -> bool:
+    if pa.types.is_map(kind):
+        return True
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return _has_map(kind.value_type)
+    if pa.types.is_struct(kind):
+        return any(_has_map(f.type) for f in kind)
+    return False
+
+
+def python_values(values: pa.Array) -> list[Any]:
+    """``values.to_pylist()``, maps as dicts (``map_values``)."""
+    rows = values.to_pylist()
+    return [map_values(v, values.type) for v in rows] if _has_map(values.type) else rows

@@ -111,18 +111,21 @@ def test_float32_metadata_is_the_number_written_and_a_map_a_json_object() -> Non
     point = pa.struct([("x", pa.float32()), ("label", pa.string())])
     data = _data(score=pa.array([0.1, 123456.79], pa.float32()), box=pa.array([[0.1, 0.7], None], pa.list_(pa.float32())),
                  at=pa.array([{"x": 0.3, "label": "a"}, None], point),
-                 attrs=pa.array([[("color", "red"), ("size", "L")], []], pa.map_(pa.string(), pa.string())))
+                 attrs=pa.array([[("color", "red"), ("size", "L")], []], pa.map_(pa.string(), pa.string())),
+                 weights=pa.array([[("a", 0.1)], [("b", 0.7)]], pa.map_(pa.string(), pa.float32())))
     batch = decode.to_records(data, _layout(data.column_names), str)
-    assert batch.metadata_rows() == [{"score": 0.1, "box": [0.1, 0.7], "at": {"x": 0.3, "label": "a"}, "attrs": {"color": "red", "size": "L"}},
-                                     {"score": 123456.79, "attrs": {}}]
+    assert batch.metadata_rows() == [
+        {"score": 0.1, "box": [0.1, 0.7], "at": {"x": 0.3, "label": "a"}, "attrs": {"color": "red", "size": "L"}, "weights": {"a": 0.1}},
+        {"score": 123456.79, "attrs": {}, "weights": {"b": 0.7}},
+    ]
     assert canonical_metadata_array(batch).to_pylist() == [canonical_json(row).decode() for row in batch.metadata_rows()]
     # a destination that keeps float32 columns gives them back as float32: they hash the same
-    back = RecordBatch(ids=batch.ids, vectors=batch.vectors, metadata=data.select(["score", "box", "at", "attrs"]))
+    back = RecordBatch(ids=batch.ids, vectors=batch.vectors, metadata=data.select(["score", "box", "at", "attrs", "weights"]))
     assert canonical_metadata_array(back).to_pylist() == canonical_metadata_array(batch).to_pylist()
 
 
 def test_a_map_with_a_key_twice_in_one_record_is_refused_naming_the_field() -> None:
     data = _data(attrs=pa.array([[("k", "a"), ("k", "b")], []], pa.map_(pa.string(), pa.string())))
     batch = decode.to_records(data, _layout(data.column_names), str)
-    with pytest.raises(DatasetError, match=r"metadata field 'attrs' holds a map with a key twice in one record"):
+    with pytest.raises(DatasetError, match=r"metadata field 'attrs' holds a map with the key 'k' twice in one record"):
         canonical_metadata_array(batch)
