@@ -129,3 +129,11 @@ def test_a_map_with_a_key_twice_in_one_record_is_refused_naming_the_field() -> N
     batch = decode.to_records(data, _layout(data.column_names), str)
     with pytest.raises(DatasetError, match=r"metadata field 'attrs' holds a map with the key 'k' twice in one record"):
         canonical_metadata_array(batch)
+
+
+def test_jsonl_ids_that_look_like_dates_are_the_strings_written() -> None:
+    """Ids such as "2024-01-05" were parsed as timestamps and refused as "not strings"."""
+    rows = [{"id": "2024-01-05", "vector": [1.0, 2.0]}, {"id": "2024-01-06T10:00:00Z", "vector": [3.0, 4.0]}]
+    lines = io.BytesIO(b"".join(json.dumps(r).encode() + b"\n" for r in rows))
+    (batch,) = readers.jsonl_batches(lines, WHERE, _layout, 100, False)
+    assert batch.id_list == ["2024-01-05", "2024-01-06T10:00:00Z"]
