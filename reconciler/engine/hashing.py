@@ -15,7 +15,8 @@ from reconciler.canonical import canonical_metadata_array
 from reconciler.records import RecordBatch
 
 #: part of every cache key: bump it when a hash would change. 2: float32 metadata hashed as the
-#: number it is written as (0.1, not 0.10000000149011612), and a map as a JSON object (not pairs)
+#: number it is written as (0.1, not 0.10000000149011612), a map as a JSON object (not pairs), and
+#: JSONL strings that look like dates as the text written (not a reformatted timestamp)
 HASH_VERSION = "2"
 
 _EMPTY_META_HASH = xxhash.xxh3_64_intdigest(b"{}")

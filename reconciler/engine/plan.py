@@ -278,9 +278,7 @@ def dataset_signature(manifest: LoadedManifest, dataset: str, precision: str = "
     the destination stores vectors at (``Capabilities.vector_precision``; float32 adds nothing, so
     the caches of every float32 destination stay what they were)."""
     src = manifest.dataset_source(dataset)
-    read: list[Any] = [src.format, src.id_field, src.vector_field, list(src.metadata_fields or []), src.metadata_fields is None, src.dimension]
-    if src.format == "jsonl":  # strings that look like dates are now kept as written: hashed again once
-        read.append("text-as-written")
+    read = [src.format, src.id_field, src.vector_field, list(src.metadata_fields or []), src.metadata_fields is None, src.dimension]
     return json.dumps(read if precision == "float32" else [*read, precision])
 
 
