@@ -48,9 +48,9 @@ class RecordBatch:
         table = json_ready(self.metadata)
         rows = table.to_pylist()
         for field in table.schema:
-            if _has_map(field.type):
+            if _walked(field.type):
                 for row in rows:
-                    row[field.name] = map_values(row[field.name], field.type)
+                    row[field.name] = json_value(row[field.name], field.type)
         return [{k: v for k, v in row.items() if v is not None} for row in rows]
 
     def take(self, indices: np.ndarray | pa.Array) -> RecordBatch:
@@ -80,15 +80,15 @@ def json_ready(metadata: pa.Table) -> pa.Table:
     (``iso_text``), each binary column as hex text, and float32 values as the numbers they are
     written as (``exact_floats``): what is hashed (``canonical``) and what every destination that
     takes JSON is sent, so one dataset gives every destination the same values (Qdrant's client
-    refused Python datetimes and bytes). Maps become JSON objects where the rows are made
-    (``map_values``). Other columns as they are."""
+    refused Python datetimes and bytes). Maps, and times or bytes inside lists and structs, become
+    JSON where the rows are made (``json_value``). Other columns as they are."""
     for i, field in enumerate(metadata.schema):
         kind = field.type
         if _with_floats(kind, pa.float64()) != kind:
             metadata = metadata.set_column(i, field.name, exact_floats(metadata.column(i).combine_chunks()))
-        elif pa.types.is_temporal(kind) and not (pa.types.is_duration(kind) or pa.types.is_interval(kind)):
+        elif pa.types.is_temporal(kind) and _plain_text(kind):
             metadata = metadata.set_column(i, field.name, iso_text(metadata.column(i).combine_chunks()))
-        elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        elif _plain_text(kind):
             hexed = [None if v is None else v.hex() for v in metadata.column(i).to_pylist()]
             metadata = metadata.set_column(i, field.name, pa.array(hexed, pa.string()))
     return metadata
@@ -147,11 +147,12 @@ def _with_floats(kind: pa.DataType, to: pa.DataType) -> pa.DataType:
     return kind
 
 
-def map_values(value: Any, kind: pa.DataType) -> Any:
-    """A Python value of Arrow type ``kind`` with every map in it (pyarrow gives a list of key/value
-    pairs) as a dict: a JSON object, as Spark and DuckDB write a map. A key twice in one map is a
-    ``KeyError`` (which of its values would the record hold?). pyarrow's own ``maps_as_pydicts``
-    needs a newer pyarrow than vectorops requires."""
+def json_value(value: Any, kind: pa.DataType) -> Any:
+    """A Python value of Arrow type ``kind`` as JSON holds it, at any depth of lists and structs: a
+    map (pyarrow gives a list of key/value pairs) as a dict, a JSON object as Spark and DuckDB write
+    it; a datetime, date or time as its ISO 8601 text and bytes as hex, the text the hash takes
+    (``canonical``). A key twice in one map is a ``KeyError`` (which of its values would the
+    record hold?). pyarrow's own ``maps_as_pydicts`` needs a newer pyarrow than vectorops requires."""
     if value is None:
         return None
     if pa.types.is_map(kind):
@@ -159,26 +160,37 @@ def map_values(value: Any, kind: pa.DataType) -> Any:
         for key, item in value:
             if key in out:
                 raise KeyError(key)
-            out[key] = map_values(item, kind.item_type)
+            out[key] = json_value(item, kind.item_type)
         return out
     if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
-        return [map_values(item, kind.value_type) for item in value]
+        return [json_value(item, kind.value_type) for item in value]
     if pa.types.is_struct(kind):
-        return {f.name: map_values(value.get(f.name), f.type) for f in kind}
+        return {f.name: json_value(value.get(f.name), f.type) for f in kind}
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
     return value
 
 
-def _has_map(kind: pa.DataType) -> bool:
+def _walked(kind: pa.DataType) -> bool:
+    """Whether values of ``kind`` need ``json_value``: a map, or a time or bytes inside a list or struct."""
     if pa.types.is_map(kind):
         return True
     if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
-        return _has_map(kind.value_type)
+        return _walked(kind.value_type) or _plain_text(kind.value_type)
     if pa.types.is_struct(kind):
-        return any(_has_map(f.type) for f in kind)
+        return any(_walked(f.type) or _plain_text(f.type) for f in kind)
     return False
 
 
+def _plain_text(kind: pa.DataType) -> bool:
+    """A time (timestamp, date, time of day) or bytes: JSON holds it as text."""
+    temporal = pa.types.is_temporal(kind) and not (pa.types.is_duration(kind) or pa.types.is_interval(kind))
+    return temporal or pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+
+
 def python_values(values: pa.Array) -> list[Any]:
-    """``values.to_pylist()``, maps as dicts (``map_values``)."""
+    """``values.to_pylist()``, as JSON holds them (``json_value``)."""
     rows = values.to_pylist()
-    return [map_values(v, values.type) for v in rows] if _has_map(values.type) else rows
+    return [json_value(v, values.type) for v in rows] if _walked(values.type) else rows

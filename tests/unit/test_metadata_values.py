@@ -137,3 +137,14 @@ def test_jsonl_ids_that_look_like_dates_are_the_strings_written() -> None:
     lines = io.BytesIO(b"".join(json.dumps(r).encode() + b"\n" for r in rows))
     (batch,) = readers.jsonl_batches(lines, WHERE, _layout, 100, False)
     assert batch.id_list == ["2024-01-05", "2024-01-06T10:00:00Z"]
+
+
+def test_times_and_bytes_inside_lists_and_structs_are_sent_as_the_text_the_hash_takes() -> None:
+    seen = pa.array([[dt.date(2024, 1, 5), dt.date(2024, 2, 1)], None], pa.list_(pa.date32()))
+    source = pa.array([{"fetched": dt.datetime(2024, 1, 5, 10, tzinfo=dt.timezone.utc), "digest": b"\x01\xff"}, None],
+                      pa.struct([("fetched", pa.timestamp("us", tz="UTC")), ("digest", pa.binary())]))
+    data = _data(seen=seen, source=source)
+    batch = decode.to_records(data, _layout(data.column_names), str)
+    assert batch.metadata_rows() == [{"seen": ["2024-01-05", "2024-02-01"], "source": {"fetched": "2024-01-05T10:00:00+00:00", "digest": "01ff"}}, {}]
+    as_objects = [{k: v for k, v in row.items() if v is not None} for row in data.select(["seen", "source"]).to_pylist()]
+    assert canonical_metadata_array(batch).to_pylist() == [canonical_json(row).decode() for row in as_objects]
