@@ -7,6 +7,7 @@ Arrow table) so hot paths stay vectorised and memory stays bounded by the batch 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,19 +131,25 @@ def exact_floats(values: pa.Array) -> pa.Array:
 
 
 def _with_floats(kind: pa.DataType, to: pa.DataType) -> pa.DataType:
-    """``kind`` with every float16/float32 in it (at any depth of lists, structs and maps' values) made ``to``."""
-    if pa.types.is_float16(kind) or pa.types.is_float32(kind):
+    """``kind`` with every float16/float32 in it made ``to`` (``with_types_replaced``)."""
+    return with_types_replaced(kind, lambda t: pa.types.is_float16(t) or pa.types.is_float32(t), to)
+
+
+def with_types_replaced(kind: pa.DataType, pick: Callable[[pa.DataType], bool], to: pa.DataType) -> pa.DataType:
+    """``kind`` with every type ``pick`` selects in it, at any depth of lists, structs and maps'
+    values, made ``to``; ``kind`` itself when there is none."""
+    if pick(kind):
         return to
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        inner = _with_floats(kind.value_type, to)
+        inner = with_types_replaced(kind.value_type, pick, to)
         if inner == kind.value_type:
             return kind
         return pa.list_(inner) if pa.types.is_list(kind) else pa.large_list(inner)
     if pa.types.is_struct(kind):
-        fields = [pa.field(f.name, _with_floats(f.type, to), f.nullable) for f in kind]
+        fields = [pa.field(f.name, with_types_replaced(f.type, pick, to), f.nullable) for f in kind]
         return kind if all(f.type == o.type for f, o in zip(fields, kind, strict=True)) else pa.struct(fields)
     if pa.types.is_map(kind):
-        item = _with_floats(kind.item_type, to)
+        item = with_types_replaced(kind.item_type, pick, to)
         return kind if item == kind.item_type else pa.map_(kind.key_type, item)
     return kind
 

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from reconciler.dataset import decode
 from reconciler.errors import DatasetError
-from reconciler.records import RecordBatch
+from reconciler.records import RecordBatch, with_types_replaced
 
 LayoutFor = Callable[[Sequence[str]], decode.Layout]
 
@@ -326,17 +326,7 @@ def _timestamps_as_text(schema: pa.Schema) -> pa.Schema | None:
     the dataset holds ("2024-01-05", "…T10:00:00Z") would reach the index rewritten
     ("2024-01-05T00:00:00", the zone dropped). Nested fields keep their shape, strings in place of
     timestamps."""
-
-    def text(kind: pa.DataType) -> pa.DataType:
-        if pa.types.is_timestamp(kind):
-            return pa.string()
-        if pa.types.is_struct(kind):
-            return pa.struct([pa.field(f.name, text(f.type)) for f in kind])
-        if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-            return pa.list_(text(kind.value_type))
-        return kind
-
-    fields = [pa.field(f.name, text(f.type)) for f in schema]
+    fields = [pa.field(f.name, with_types_replaced(f.type, pa.types.is_timestamp, pa.string())) for f in schema]
     changed = [f for f, original in zip(fields, schema, strict=True) if f.type != original.type]
     return pa.schema(changed) if changed else None
 
