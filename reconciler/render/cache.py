@@ -45,14 +45,11 @@ def render_prune(result: dict[str, Any]) -> str:
         f"{escape(result['folder'])}; kept {plural(kept['entries'], 'entry', 'entries')} ({size_text(kept['bytes'])})."
     )]
     if removed["versions"]:
-        names = ", ".join(escape(v) for v in removed["versions"][:SHOWN]) + (" …" if len(removed["versions"]) > SHOWN else "")
-        lines.append(f"  versions {'to drop' if result['dry_run'] else 'dropped'}: {names} (a plan of them hashes their shards again)")
+        lines.append(f"  versions {'to drop' if result['dry_run'] else 'dropped'}: {_labels(removed['versions'])} (a plan of them hashes their shards again)")
     if kept["versions"]:
-        names = ", ".join(escape(v) for v in kept["versions"][:SHOWN]) + (" …" if len(kept["versions"]) > SHOWN else "")
-        lines.append(f"  versions kept: {names}")
+        lines.append(f"  versions kept: {_labels(kept['versions'])}")
     if result.get("in_use"):
-        names = ", ".join(escape(v) for v in result["in_use"][:SHOWN]) + (" …" if len(result["in_use"]) > SHOWN else "")
-        lines.append(f"  kept because a running plan reads them: {names}")
+        lines.append(f"  kept because a running plan reads them: {_labels(result['in_use'])}")
     if result["over_budget"]:
         lines.append(
             "[yellow]Note:[/] what was used within --keep-recent (or a running plan reads) alone is above --max-size; "
@@ -60,3 +57,8 @@ def render_prune(result: dict[str, Any]) -> str:
         )
     lines += [f"[red]Could not remove[/] {escape(failure)}" for failure in result["failed"]]
     return "\n".join(lines)
+
+
+def _labels(versions: list[str]) -> str:
+    """Version labels for one line: the first ``SHOWN``, then an ellipsis."""
+    return ", ".join(escape(v) for v in versions[:SHOWN]) + (" …" if len(versions) > SHOWN else "")
